@@ -1,0 +1,158 @@
+// Allocator: a two-level segregated-fit (TLSF) allocator over the segment's object heap.
+//
+// Invariants (all hold whenever the store lock is free):
+//  - Blocks tile [heap_begin, top) exactly: each starts with a 64-byte BlockHeader whose
+//    `size` (header included, a multiple of 64) leads to the next block; `prev_phys` names
+//    the previous one. [top, heap_end) is the wilderness: never handed out, never touched
+//    by the allocator (its pages may not exist yet).
+//  - Payloads start 64 bytes after their block, so they are 64-byte aligned.
+//  - No two free blocks are physically adjacent (free() coalesces both ways).
+//  - A free block is in exactly one free list: the one of its size class; bit (fl, sl) of
+//    the bitmaps is set iff that list is non-empty.
+//  - Warm first: a request is served from free blocks (memory already touched) before the
+//    wilderness; the wilderness is cut only when no free block fits.
+//  - Crash tolerance: every split and merge writes so that walking blocks by `size` from
+//    heap_begin always reaches `top` (a new block header is written before the size that
+//    exposes it). rebuild() recomputes everything else (prev links, free lists, bitmaps,
+//    counters) from that walk, which is how the store recovers from a process that died
+//    while holding the lock.
+//  - All state lives in AllocatorState inside the segment; Allocator is a per-process view.
+//    The caller holds the store lock around every call.
+//
+// Costs: allocate and free are O(1) (two bitmap scans and list splices).
+#pragma once
+
+#include <cstdint>
+
+#include "status.h"
+
+namespace ember {
+
+inline constexpr uint64_t kAlign = 64;          ///< payload alignment and size granularity
+inline constexpr uint32_t kSlLog2 = 4;          ///< 16 second-level classes per power of two
+inline constexpr uint32_t kSlCount = 1u << kSlLog2;
+inline constexpr uint32_t kFlCount = 48;        ///< covers blocks up to 2^52 bytes
+inline constexpr uint64_t kMinBlock = 2 * kAlign;  ///< header + the smallest payload
+
+/// The header at the start of every block (64 bytes: one cache line).
+struct BlockHeader {
+  uint64_t size;       ///< whole block, header included; multiple of 64
+  uint64_t prev_phys;  ///< offset of the physically previous block; 0 for the first
+  uint64_t next_free;  ///< free-list links (offsets; 0 = none), valid while free
+  uint64_t prev_free;
+  uint64_t tag_hi;     ///< owner tag while used (the object id), so rebuild() can
+  uint64_t tag_lo;     ///< find blocks that no object claims
+  uint32_t free;       ///< 1 while free
+  uint32_t magic;      ///< kBlockMagic: catches corrupt offsets in checks
+  uint64_t reserved;
+};
+static_assert(sizeof(BlockHeader) == kAlign);
+inline constexpr uint32_t kBlockMagic = 0xB10C'E3BE;
+
+/// The allocator's shared state (in the segment).
+struct AllocatorState {
+  uint64_t heap_begin;  ///< offset of the first block (64-aligned)
+  uint64_t heap_end;    ///< end of the heap
+  uint64_t top;         ///< end of the last block: the high-water mark
+  uint64_t last_block;  ///< offset of the physically last block; 0 when there is none
+  uint64_t used_bytes;  ///< sum of sizes of used blocks (headers included)
+  uint64_t used_blocks;
+  uint64_t fl_bitmap;
+  uint32_t sl_bitmap[kFlCount];
+  uint64_t heads[kFlCount][kSlCount];
+};
+
+/// Counters for messages, tests and benchmarks.
+struct AllocatorStats {
+  uint64_t capacity;       ///< heap bytes
+  uint64_t used_bytes;     ///< bytes in used blocks, headers included
+  uint64_t used_blocks;
+  uint64_t high_water;     ///< bytes ever touched (top - heap_begin)
+  uint64_t largest_free;   ///< the largest payload a single allocation could get now
+};
+
+class Allocator {
+ public:
+  Allocator(uint8_t* base, AllocatorState* st) : base_(base), st_(st) {}
+
+  /// Initialises the shared state for the heap [begin, end) (creator only).
+  static void init(AllocatorState* st, uint64_t begin, uint64_t end);
+
+  /// Returns the offset of a 64-aligned payload of at least `size` bytes, tagged with
+  /// (tag_hi, tag_lo); kStoreFull when no free block nor the wilderness can hold it.
+  Result<uint64_t> allocate(uint64_t size, uint64_t tag_hi, uint64_t tag_lo);
+  /// Frees the payload at `payload` (an offset returned by allocate).
+  void free(uint64_t payload);
+  /// Usable bytes of the payload at `payload` (>= the size asked for).
+  uint64_t usable_size(uint64_t payload) const;
+
+  AllocatorStats stats() const;
+  /// The largest payload one allocation could get right now.
+  uint64_t largest_free() const;
+
+  /// Recomputes links, free lists, bitmaps and counters from a walk of the blocks, after a
+  /// process died holding the lock. `keep(tag_hi, tag_lo, payload)` says whether a used block
+  /// is still claimed; unclaimed ones are freed. Returns the number of blocks freed.
+  template <typename Keep>
+  uint64_t rebuild(Keep keep);
+
+  /// Verifies every invariant above; returns a description of the first violation.
+  Status check() const;
+
+ private:
+  BlockHeader* block(uint64_t off) const { return reinterpret_cast<BlockHeader*>(base_ + off); }
+  void insert_free(uint64_t off);
+  void remove_free(uint64_t off);
+  uint64_t find_fit(uint64_t size) const;
+  /// Splits block `off` (used, size >= want) so that it is `want` bytes, freeing the rest.
+  void trim(uint64_t off, uint64_t want);
+  void reset_lists();
+
+  uint8_t* base_;
+  AllocatorState* st_;
+};
+
+template <typename Keep>
+uint64_t Allocator::rebuild(Keep keep) {
+  reset_lists();
+  uint64_t freed = 0;
+  uint64_t prev = 0;
+  uint64_t off = st_->heap_begin;
+  // The walk stops at top; a torn tail (size that overruns top) is cut at the last good block.
+  while (off < st_->top) {
+    BlockHeader* b = block(off);
+    if (b->magic != kBlockMagic || b->size < kMinBlock || b->size % kAlign != 0 ||
+        off + b->size > st_->top) {
+      st_->top = off;  // give the torn tail back to the wilderness
+      break;
+    }
+    b->prev_phys = prev;
+    if (!b->free && !keep(b->tag_hi, b->tag_lo, off + kAlign)) {
+      b->free = 1;
+      ++freed;
+    }
+    if (b->free && prev != 0 && block(prev)->free) {
+      block(prev)->size += b->size;  // coalesce into the previous free block
+    } else {
+      prev = off;
+    }
+    off += b->size;
+  }
+  st_->last_block = prev;
+  // Second pass: counters and free lists (prev links of blocks after a merge are fixed here).
+  prev = 0;
+  for (off = st_->heap_begin; off < st_->top; off += block(off)->size) {
+    BlockHeader* b = block(off);
+    b->prev_phys = prev;
+    if (b->free) {
+      insert_free(off);
+    } else {
+      st_->used_bytes += b->size;
+      ++st_->used_blocks;
+    }
+    prev = off;
+  }
+  return freed;
+}
+
+}  // namespace ember

@@ -1,0 +1,315 @@
+// bindings: the thin pybind11 layer that exposes the store and ObjectRef as ember._core.
+//
+// The one place where Status becomes a Python exception (raise_status). The GIL is released
+// around every copy that can be large; store calls that only take the segment lock keep it
+// (they are short and never wait for Python).
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store.h"
+
+namespace py = pybind11;
+using namespace ember;  // NOLINT: the binding file names every ember type
+
+namespace {
+
+// --- errors ---------------------------------------------------------------------------
+
+/// Python classes for StatusCodes, set by ember.exceptions at import (set_error_classes).
+py::dict& error_classes() {
+  static auto* d = new py::dict();  // leaked on purpose: outlives interpreter teardown order
+  return *d;
+}
+
+[[noreturn]] void raise_status(const Status& st) {
+  const char* key = "EmberError";
+  switch (st.code()) {
+    case StatusCode::kStoreFull:
+    case StatusCode::kTableFull: key = "ObjectStoreFullError"; break;
+    case StatusCode::kNotFound: key = "ObjectLostError"; break;
+    case StatusCode::kClosed: key = "NotInitializedError"; break;
+    case StatusCode::kInvalid: key = "ValueError"; break;
+    case StatusCode::kIOError: key = "OSError"; break;
+    default: break;
+  }
+  py::object cls;
+  if (error_classes().contains(key)) {
+    cls = error_classes()[key];
+  } else {
+    cls = py::reinterpret_borrow<py::object>(PyExc_RuntimeError);
+  }
+  PyErr_SetString(cls.ptr(), st.message().c_str());
+  throw py::error_already_set();
+}
+
+template <typename T>
+T unwrap(Result<T> r) {
+  if (!r.ok()) raise_status(r.status());
+  return std::move(r.value());
+}
+
+void check(const Status& st) {
+  if (!st.ok()) raise_status(st);
+}
+
+// --- object layout --------------------------------------------------------------------
+//
+// A stored object's payload: a Preamble, `nbuf` BufferSpans, the pickle stream, then each
+// out-of-band buffer at a 64-byte aligned offset (so numpy views are aligned).
+
+constexpr uint32_t kObjectMagic = 0x454d424f;  // "OBME"
+
+struct Preamble {
+  uint32_t magic;
+  uint32_t nbuf;
+  uint64_t header_len;
+};
+struct BufferSpan {
+  uint64_t offset;  ///< from the payload start
+  uint64_t len;
+};
+
+uint64_t align64(uint64_t x) { return (x + 63) & ~uint64_t{63}; }
+
+// --- ObjectRef ------------------------------------------------------------------------
+
+/// A reference to an object in the store. Holds one count on the object while it lives in a
+/// process whose store is open; after shutdown it holds nothing (weak store pointer).
+class ObjectRef {
+ public:
+  ObjectRef(ObjectID id, const std::shared_ptr<Store>& store, bool counted)
+      : id_(id), store_(store), counted_(counted) {}
+  ~ObjectRef() {
+    if (!counted_) return;
+    if (auto s = store_.lock()) s->release_ref(id_);
+  }
+  ObjectRef(const ObjectRef&) = delete;
+  ObjectRef& operator=(const ObjectRef&) = delete;
+
+  const ObjectID& id() const { return id_; }
+  std::shared_ptr<Store> store() const { return store_.lock(); }
+
+  std::string hex() const {
+    char buf[33];
+    std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(id_.hi),
+                  static_cast<unsigned long long>(id_.lo));
+    return buf;
+  }
+  py::bytes binary() const {
+    char buf[16];
+    std::memcpy(buf, &id_.hi, 8);
+    std::memcpy(buf + 8, &id_.lo, 8);
+    return py::bytes(buf, 16);
+  }
+
+ private:
+  ObjectID id_;
+  std::weak_ptr<Store> store_;
+  bool counted_;
+};
+
+ObjectID id_from_binary(const py::bytes& b) {
+  std::string s = b;
+  if (s.size() != 16) throw py::value_error("an ObjectRef id is 16 bytes");
+  ObjectID id;
+  std::memcpy(&id.hi, s.data(), 8);
+  std::memcpy(&id.lo, s.data() + 8, 8);
+  return id;
+}
+
+/// The store that `ref` lives in, or a clear error if that store was shut down.
+std::shared_ptr<Store> store_of(const ObjectRef& ref, const std::shared_ptr<Store>& current) {
+  if (!current || current->closed() || ref.id().hi != current->node_tag()) {
+    raise_status(Status(StatusCode::kClosed,
+                        "ObjectRef(" + ref.hex() +
+                            ") belongs to an ember node that was shut down; objects do not "
+                            "outlive ember.shutdown()"));
+  }
+  return current;
+}
+
+// --- Pin: a view's hold on a sealed object --------------------------------------------
+
+/// Exports a pinned object's bytes through the buffer protocol (read-only). memoryviews and
+/// numpy arrays built on it keep it alive; the object is unpinned when it dies.
+class Pin {
+ public:
+  Pin(std::shared_ptr<Store> store, ObjectID id, ObjectView view)
+      : store_(std::move(store)), id_(id), view_(view) {}
+  ~Pin() { store_->unpin(id_); }
+  Pin(const Pin&) = delete;
+  Pin& operator=(const Pin&) = delete;
+  const ObjectView& view() const { return view_; }
+
+ private:
+  std::shared_ptr<Store> store_;  // keeps the mapping alive while a view exists
+  ObjectID id_;
+  ObjectView view_;
+};
+
+// --- put / get ------------------------------------------------------------------------
+
+/// Writes a pickle stream and its out-of-band buffers as one object; returns its ObjectRef.
+std::unique_ptr<ObjectRef> put_serialized(const std::shared_ptr<Store>& store,
+                                          const py::bytes& header, const py::list& buffers) {
+  char* hdr_ptr = nullptr;
+  Py_ssize_t hdr_len = 0;
+  PyBytes_AsStringAndSize(header.ptr(), &hdr_ptr, &hdr_len);
+
+  std::vector<py::buffer_info> infos;
+  infos.reserve(buffers.size());
+  for (const auto& b : buffers) {
+    infos.push_back(py::reinterpret_borrow<py::buffer>(b).request());
+  }
+  const uint32_t nbuf = static_cast<uint32_t>(infos.size());
+  std::vector<BufferSpan> spans(nbuf);
+  uint64_t at = sizeof(Preamble) + nbuf * sizeof(BufferSpan) + static_cast<uint64_t>(hdr_len);
+  for (uint32_t i = 0; i < nbuf; ++i) {
+    at = align64(at);
+    spans[i] = BufferSpan{at, static_cast<uint64_t>(infos[i].size * infos[i].itemsize)};
+    at += spans[i].len;
+  }
+  const uint64_t total = at;
+
+  ObjectID id = store->new_id();
+  uint8_t* dst = unwrap(store->create_object(id, total));
+  Preamble pre{kObjectMagic, nbuf, static_cast<uint64_t>(hdr_len)};
+  std::memcpy(dst, &pre, sizeof pre);
+  std::memcpy(dst + sizeof pre, spans.data(), nbuf * sizeof(BufferSpan));
+  std::memcpy(dst + sizeof pre + nbuf * sizeof(BufferSpan), hdr_ptr, hdr_len);
+  {
+    py::gil_scoped_release nogil;  // buffers stay alive: `buffers` holds them
+    for (uint32_t i = 0; i < nbuf; ++i) {
+      store->copy_in(dst + spans[i].offset, static_cast<const uint8_t*>(infos[i].ptr),
+                     spans[i].len);
+    }
+  }
+  Status st = store->seal(id);
+  if (!st.ok()) {
+    store->abort(id);
+    raise_status(st);
+  }
+  return std::make_unique<ObjectRef>(id, store, true);
+}
+
+/// Reads an object: (pickle stream, [out-of-band buffers]). Objects without buffers come
+/// back as bytes and are unpinned at once; otherwise the buffers are read-only memoryviews
+/// on the segment that pin the object while they (or arrays built on them) live.
+py::tuple get_serialized(const std::shared_ptr<Store>& current, const ObjectRef& ref) {
+  std::shared_ptr<Store> store = store_of(ref, current);
+  ObjectView v = unwrap(store->pin(ref.id()));
+  Preamble pre;
+  std::memcpy(&pre, v.data, sizeof pre);
+  const uint8_t* hdr = v.data + sizeof pre + pre.nbuf * sizeof(BufferSpan);
+  if (pre.nbuf == 0) {
+    py::bytes out(reinterpret_cast<const char*>(hdr), pre.header_len);
+    store->unpin(ref.id());
+    return py::make_tuple(out, py::none());
+  }
+  auto pin = py::cast(std::make_unique<Pin>(store, ref.id(), v));
+  py::memoryview whole = py::memoryview(pin);
+  py::list bufs;
+  for (uint32_t i = 0; i < pre.nbuf; ++i) {
+    BufferSpan s;
+    std::memcpy(&s, v.data + sizeof pre + i * sizeof(BufferSpan), sizeof s);
+    bufs.append(whole[py::slice(static_cast<Py_ssize_t>(s.offset),
+                                static_cast<Py_ssize_t>(s.offset + s.len), 1)]);
+  }
+  auto h0 = static_cast<Py_ssize_t>(hdr - v.data);
+  return py::make_tuple(whole[py::slice(h0, h0 + static_cast<Py_ssize_t>(pre.header_len), 1)],
+                        bufs);
+}
+
+py::dict stats_dict(Store& s) {
+  StoreStats st = s.stats();
+  py::dict d;
+  d["capacity"] = st.capacity;
+  d["used_bytes"] = st.used_bytes;
+  d["num_objects"] = st.num_objects;
+  d["high_water"] = st.high_water;
+  d["largest_free"] = st.largest_free;
+  d["table_capacity"] = st.table_capacity;
+  d["recoveries"] = st.recoveries;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "ember's C++ core (private): the shared-memory object store.";
+  m.attr("__version__") = EMBER_VERSION;
+
+  m.def("set_error_classes", [](py::dict d) { error_classes() = d; },
+        "Maps error names to the Python classes raised for them (called by ember.exceptions).");
+
+  py::class_<Store, std::shared_ptr<Store>>(m, "Store")
+      .def_static(
+          "create",
+          [](uint64_t capacity, uint64_t table_capacity, bool prefault, unsigned copy_threads) {
+            StoreOptions o;
+            o.capacity = capacity;
+            o.table_capacity = table_capacity;
+            o.prefault = prefault;
+            o.copy_threads = copy_threads;
+            return unwrap(Store::create(o));
+          },
+          py::arg("capacity"), py::arg("table_capacity") = 0, py::arg("prefault") = true,
+          py::arg("copy_threads") = 0, "Creates a node's store in a new memfd.")
+      .def_static(
+          "attach", [](int fd) { return unwrap(Store::attach(fd)); }, py::arg("fd"),
+          "Attaches to the store of the segment fd inherited from the driver.")
+      .def_property_readonly("fd", &Store::fd)
+      .def_property_readonly("closed", &Store::closed)
+      .def_property_readonly("node_tag", &Store::node_tag)
+      .def_property_readonly("segment_range",
+                             [](const Store& s) {
+                               auto b = reinterpret_cast<uintptr_t>(s.segment().base());
+                               return py::make_tuple(b, b + s.segment().size());
+                             })
+      .def("stats", &stats_dict)
+      .def("check", [](Store& s) { check(s.check()); })
+      .def("close", &Store::close)
+      .def("put", &put_serialized, py::arg("header"), py::arg("buffers"))
+      .def("get", &get_serialized, py::arg("ref"))
+      .def("ref_from_binary",
+           [](const std::shared_ptr<Store>& s, const py::bytes& b) {
+             ObjectID id = id_from_binary(b);
+             bool counted = id.hi == s->node_tag() && s->add_ref(id).ok();
+             return std::make_unique<ObjectRef>(id, s, counted);
+           })
+      .def("contains", [](Store& s, const ObjectRef& r) { return s.is_sealed(r.id()); })
+      .def("debug_die_holding_lock",
+           [](Store& s) {
+             py::gil_scoped_release nogil;
+             s.debug_die_holding_lock();
+           });
+
+  py::class_<Pin>(m, "_Pin", py::buffer_protocol()).def_buffer([](Pin& p) {
+    return py::buffer_info(const_cast<uint8_t*>(p.view().data), 1,
+                           py::format_descriptor<uint8_t>::format(), 1,
+                           {static_cast<py::ssize_t>(p.view().size)}, {1}, /*readonly=*/true);
+  });
+
+  py::class_<ObjectRef>(m, "ObjectRef")
+      .def("hex", &ObjectRef::hex, "The id as 32 hex digits.")
+      .def("binary", &ObjectRef::binary, "The id as 16 bytes.")
+      .def("__repr__", [](const ObjectRef& r) { return "ObjectRef(" + r.hex() + ")"; })
+      .def("__hash__",
+           [](const ObjectRef& r) {
+             return static_cast<py::ssize_t>((r.id().lo * 0x9E3779B97F4A7C15ULL) ^ r.id().hi);
+           })
+      .def("__eq__",
+           [](const ObjectRef& a, py::object b) {
+             if (!py::isinstance<ObjectRef>(b)) return false;
+             return a.id() == b.cast<const ObjectRef&>().id();
+           })
+      .def("__ne__", [](const ObjectRef& a, py::object b) {
+        if (!py::isinstance<ObjectRef>(b)) return true;
+        return a.id() != b.cast<const ObjectRef&>().id();
+      });
+}

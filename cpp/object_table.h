@@ -1,0 +1,82 @@
+// ObjectTable: the node's index of objects (id -> state, location, reference counts, pins).
+//
+// Invariants (all hold whenever the store lock is free; every call is made under it):
+//  - Open addressing with linear probing over a power-of-two array in the segment. An id's
+//    home slot is its sequence number modulo the capacity, so ids issued in order fill the
+//    table in order (cache- and page-friendly) and collide only after a full wrap.
+//  - A slot is EMPTY, TOMBSTONE (erased; probing continues past it) or LIVE (CREATED or
+//    SEALED). erase() turns trailing tombstones back into EMPTY so probes stay short.
+//  - A slot's `state` is written last on insert and first on erase, so a process that dies
+//    mid-call leaves either the old or the new entry visible, never a torn one.
+//  - An object is immutable once SEALED: its payload bytes are never written again.
+//  - `refs` counts ObjectRefs (node-wide); `pins` counts readers and the writer of a
+//    CREATED object. The store frees an object when both reach zero.
+#pragma once
+
+#include <cstdint>
+
+#include "status.h"
+
+namespace ember {
+
+/// A node-unique object id: the node's random tag and a sequence number.
+struct ObjectID {
+  uint64_t hi = 0;  ///< the node tag
+  uint64_t lo = 0;  ///< sequence number, unique within the node
+  bool operator==(const ObjectID& o) const { return hi == o.hi && lo == o.lo; }
+  bool operator!=(const ObjectID& o) const { return !(*this == o); }
+};
+
+enum class SlotState : uint32_t { kEmpty = 0, kCreated = 1, kSealed = 2, kTombstone = 3 };
+
+/// One object's record (one cache line).
+struct ObjectEntry {
+  ObjectID id;
+  SlotState state;
+  int32_t owner_pid;  ///< the process that created it
+  uint64_t payload;   ///< offset of the payload in the segment
+  uint64_t size;      ///< bytes written by the creator
+  int32_t refs;       ///< ObjectRefs alive in any process
+  int32_t pins;       ///< views alive in any process, +1 for the writer until sealed
+  uint64_t reserved[2];
+};
+static_assert(sizeof(ObjectEntry) == 64);
+
+/// The table's shared counters (in the segment).
+struct TableState {
+  uint64_t capacity;  ///< a power of two
+  uint64_t live;      ///< CREATED + SEALED slots
+};
+
+class ObjectTable {
+ public:
+  ObjectTable(TableState* st, ObjectEntry* slots) : st_(st), slots_(slots) {}
+
+  /// Initialises an empty table of `capacity` slots (a power of two) (creator only).
+  static void init(TableState* st, ObjectEntry* slots, uint64_t capacity);
+
+  /// The slot holding `id`, or -1.
+  int64_t find(const ObjectID& id) const;
+  /// Adds `id` in state CREATED and returns its slot; kAlreadyExists or kTableFull.
+  Result<int64_t> insert(const ObjectID& id, int32_t owner_pid, uint64_t payload, uint64_t size);
+  /// Removes the entry in `slot`.
+  void erase(int64_t slot);
+
+  ObjectEntry& at(int64_t slot) { return slots_[slot]; }
+  uint64_t live() const { return st_->live; }
+  uint64_t capacity() const { return st_->capacity; }
+  /// The most entries the table accepts (7/8 of its capacity, to keep probes short).
+  uint64_t limit() const { return st_->capacity - st_->capacity / 8; }
+
+  /// Recounts `live` after a process died holding the lock.
+  void recount();
+  /// Verifies the invariants; returns the first violation.
+  Status check() const;
+
+ private:
+  uint64_t mask() const { return st_->capacity - 1; }
+  TableState* st_;
+  ObjectEntry* slots_;
+};
+
+}  // namespace ember

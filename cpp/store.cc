@@ -1,0 +1,364 @@
+// Store: object life cycle, lock recovery, and the prefaulter.
+#include "store.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "parallel_copy.h"
+
+namespace ember {
+
+namespace {
+
+constexpr uint64_t kChunk = uint64_t{2} << 20;           // populated-map granularity
+constexpr uint64_t kMinWindow = uint64_t{16} << 20;      // prefault at least this far ahead
+constexpr uint64_t kMaxWindow = uint64_t{256} << 20;     // and never further than this
+
+uint64_t round_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+uint64_t pow2_at_least(uint64_t x) {
+  uint64_t p = 1;
+  while (p < x) p <<= 1;
+  return p;
+}
+
+uint64_t random_tag() {
+  std::random_device rd;
+  uint64_t t = (uint64_t{rd()} << 32) ^ rd() ^ static_cast<uint64_t>(getpid());
+  return t == 0 ? 1 : t;
+}
+
+Status closed_error() { return Status(StatusCode::kClosed, "the object store was shut down"); }
+
+}  // namespace
+
+/// Holds the segment lock for a scope; the first locker after a dead holder repairs.
+class Store::Locked {
+ public:
+  explicit Locked(Store& s) : s_(s) {
+    if (s_.ctl_->lock.lock()) {
+      s_.recover();
+      s_.ctl_->lock.make_consistent();
+    }
+  }
+  ~Locked() { s_.ctl_->lock.unlock(); }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+
+ private:
+  Store& s_;
+};
+
+Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
+  if (options.capacity < (uint64_t{1} << 20)) {
+    return Status(StatusCode::kInvalid, "object_store_memory must be at least 1 MiB");
+  }
+  uint64_t heap = round_up(options.capacity, kPageSize);
+  // One slot per 16 KiB of store, within [64 Ki, 1 Mi] slots (4 MiB to 64 MiB of table,
+  // touched only as it is used).
+  uint64_t slots = options.table_capacity != 0
+                       ? pow2_at_least(options.table_capacity)
+                       : pow2_at_least(std::clamp<uint64_t>(heap / (16 << 10), 1 << 16, 1 << 20));
+  uint64_t store_off = kPageSize;
+  uint64_t table_off = round_up(store_off + sizeof(StoreControl), kPageSize);
+  uint64_t heap_off = round_up(table_off + slots * sizeof(ObjectEntry), kPageSize);
+  auto seg = Segment::create(heap_off + heap);
+  if (!seg.ok()) return seg.status();
+
+  Segment& s = **seg;
+  SegmentHeader* h = s.header();
+  h->version = kSegmentVersion;
+  h->creator_pid = getpid();
+  h->total_size = s.size();
+  h->node_tag = random_tag();
+  h->store_offset = store_off;
+  h->table_offset = table_off;
+  h->table_capacity = slots;
+  h->heap_offset = heap_off;
+  h->heap_size = heap;
+  auto* ctl = new (s.base() + store_off) StoreControl();
+  ctl->lock.init();
+  ctl->next_seq.store(1, std::memory_order_relaxed);
+  Allocator::init(&ctl->alloc, heap_off, heap_off + heap);
+  ObjectTable::init(&ctl->table, s.at<ObjectEntry>(table_off), slots);
+  // release: an attaching process that reads the magic sees everything written above.
+  h->magic.store(kSegmentMagic, std::memory_order_release);
+
+  std::shared_ptr<Store> store(new Store(std::move(*seg), true, options.copy_threads));
+  if (options.prefault) store->start_prefaulter();
+  return store;
+}
+
+Result<std::shared_ptr<Store>> Store::attach(int fd) {
+  auto seg = Segment::attach(fd);
+  if (!seg.ok()) return seg.status();
+  return std::shared_ptr<Store>(new Store(std::move(*seg), false, 0));
+}
+
+Store::Store(std::unique_ptr<Segment> seg, bool creator, unsigned copy_threads)
+    : seg_(std::move(seg)),
+      ctl_(seg_->at<StoreControl>(seg_->header()->store_offset)),
+      alloc_(seg_->base(), &ctl_->alloc),
+      table_(&ctl_->table, seg_->at<ObjectEntry>(seg_->header()->table_offset)),
+      pid_(static_cast<int32_t>(getpid())),
+      copy_threads_(copy_threads != 0 ? copy_threads
+                                      : std::max(1u, std::thread::hardware_concurrency())) {
+  (void)creator;
+  n_chunks_ = (seg_->header()->heap_size + kChunk - 1) / kChunk;
+  populated_.reset(new std::atomic<uint64_t>[(n_chunks_ + 63) / 64]());
+}
+
+Store::~Store() { close(); }
+
+void Store::close() {
+  if (closed_.exchange(true, std::memory_order_acq_rel)) return;
+  {
+    std::lock_guard<std::mutex> g(pf_mu_);
+    pf_stop_ = true;
+  }
+  pf_cv_.notify_all();
+  if (prefaulter_.joinable()) prefaulter_.join();
+  seg_->close_fd();
+}
+
+ObjectID Store::new_id() {
+  // relaxed: uniqueness needs only atomicity; ordering comes from the lock when the id is
+  // entered in the table.
+  return ObjectID{node_tag(), ctl_->next_seq.fetch_add(1, std::memory_order_relaxed)};
+}
+
+Status Store::full_error(uint64_t size, const Status& why) {
+  AllocatorStats a = alloc_.stats();
+  std::string msg = "cannot store an object of " + format_bytes(size) + ": the object store (" +
+                    format_bytes(a.capacity) + ") has " + format_bytes(a.used_bytes) +
+                    " in use by " + std::to_string(table_.live()) +
+                    " objects and its largest free space is " + format_bytes(a.largest_free) +
+                    " (" + why.message() +
+                    "). Drop ObjectRefs you no longer need, or pass a larger "
+                    "object_store_memory to ember.init().";
+  return Status(StatusCode::kStoreFull, msg);
+}
+
+Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size) {
+  if (closed()) return closed_error();
+  uint64_t payload;
+  uint64_t top_before, top_after;
+  {
+    Locked lock(*this);
+    top_before = ctl_->alloc.top;
+    auto off = alloc_.allocate(size, id.hi, id.lo);
+    if (!off.ok()) return full_error(size, off.status());
+    payload = *off;
+    auto slot = table_.insert(id, pid_, payload, size);
+    if (!slot.ok()) {
+      alloc_.free(payload);
+      if (slot.status().code() == StatusCode::kTableFull) return full_error(size, slot.status());
+      return slot.status();
+    }
+    ObjectEntry& e = table_.at(*slot);
+    e.refs = 1;
+    e.pins = 1;
+    top_after = ctl_->alloc.top;
+  }
+  if (top_after != top_before) hint_prefault(size);
+  return seg_->base() + payload;
+}
+
+Status Store::seal(const ObjectID& id) {
+  if (closed()) return closed_error();
+  Locked lock(*this);
+  int64_t slot = table_.find(id);
+  if (slot < 0 || table_.at(slot).state != SlotState::kCreated) {
+    return Status(StatusCode::kInvalid, "seal of an object that is not being created");
+  }
+  ObjectEntry& e = table_.at(slot);
+  e.state = SlotState::kSealed;
+  if (--e.pins == 0 && e.refs == 0) free_slot(slot);
+  return Status::OK();
+}
+
+void Store::abort(const ObjectID& id) {
+  if (closed()) return;
+  Locked lock(*this);
+  int64_t slot = table_.find(id);
+  if (slot >= 0 && table_.at(slot).state == SlotState::kCreated) free_slot(slot);
+}
+
+void Store::free_slot(int64_t slot) {
+  uint64_t payload = table_.at(slot).payload;
+  table_.erase(slot);    // entry first, block second: see the invariants
+  alloc_.free(payload);
+}
+
+Result<ObjectView> Store::pin(const ObjectID& id) {
+  if (closed()) return closed_error();
+  Locked lock(*this);
+  int64_t slot = table_.find(id);
+  if (slot < 0 || table_.at(slot).state != SlotState::kSealed) {
+    return Status(StatusCode::kNotFound, "object not found in the store");
+  }
+  ObjectEntry& e = table_.at(slot);
+  ++e.pins;
+  return ObjectView{seg_->base() + e.payload, e.size};
+}
+
+void Store::unpin(const ObjectID& id) {
+  if (closed()) return;
+  Locked lock(*this);
+  int64_t slot = table_.find(id);
+  if (slot < 0) return;
+  ObjectEntry& e = table_.at(slot);
+  if (e.pins > 0 && --e.pins == 0 && e.refs == 0 && e.state == SlotState::kSealed) {
+    free_slot(slot);
+  }
+}
+
+Status Store::add_ref(const ObjectID& id) {
+  if (closed()) return closed_error();
+  Locked lock(*this);
+  int64_t slot = table_.find(id);
+  if (slot < 0) return Status(StatusCode::kNotFound, "object not found in the store");
+  ++table_.at(slot).refs;
+  return Status::OK();
+}
+
+void Store::release_ref(const ObjectID& id) {
+  if (closed()) return;
+  Locked lock(*this);
+  int64_t slot = table_.find(id);
+  if (slot < 0) return;
+  ObjectEntry& e = table_.at(slot);
+  if (e.refs > 0 && --e.refs == 0 && e.pins == 0 && e.state == SlotState::kSealed) {
+    free_slot(slot);
+  }
+}
+
+bool Store::is_sealed(const ObjectID& id) {
+  if (closed()) return false;
+  Locked lock(*this);
+  int64_t slot = table_.find(id);
+  return slot >= 0 && table_.at(slot).state == SlotState::kSealed;
+}
+
+void Store::recover() {
+  ++ctl_->recoveries;
+  alloc_.rebuild([this](uint64_t hi, uint64_t lo, uint64_t payload) {
+    int64_t slot = table_.find(ObjectID{hi, lo});
+    return slot >= 0 && table_.at(slot).payload == payload;
+  });
+  table_.recount();
+}
+
+StoreStats Store::stats() {
+  if (closed()) return StoreStats{};
+  Locked lock(*this);
+  AllocatorStats a = alloc_.stats();
+  return StoreStats{a.capacity,           a.used_bytes,        table_.live(), a.high_water,
+                    a.largest_free,       table_.capacity(),   ctl_->recoveries};
+}
+
+Status Store::check() {
+  if (closed()) return closed_error();
+  Locked lock(*this);
+  Status st = alloc_.check();
+  if (!st.ok()) return st;
+  return table_.check();
+}
+
+void Store::debug_die_holding_lock() {
+  (void)ctl_->lock.lock();
+  // A block taken from the heap whose table entry was never written: what a process killed
+  // between the two steps of create_object leaves behind.
+  (void)alloc_.allocate(size_t{1} << 20, node_tag(), ~uint64_t{0});
+  for (;;) pause();
+}
+
+// --- large copies and page population -------------------------------------------------
+
+void Store::copy_in(uint8_t* dst, const uint8_t* src, size_t len) {
+  parallel_copy(dst, src, len, copy_threads_, &Store::prepare_thunk, this);
+}
+
+void Store::prepare_thunk(void* self, uint8_t* p, size_t len) {
+  static_cast<Store*>(self)->prepare_range(p, len);
+}
+
+void Store::prepare_range(uint8_t* p, size_t len) {
+  uint8_t* heap = seg_->base() + seg_->header()->heap_offset;
+  if (len == 0 || p < heap) return;
+  const uint64_t heap_size = seg_->header()->heap_size;
+  uint64_t first = static_cast<uint64_t>(p - heap) / kChunk;
+  uint64_t last = std::min(n_chunks_ - 1, static_cast<uint64_t>(p + len - 1 - heap) / kChunk);
+  // relaxed: the map is a hint; populating a chunk twice is harmless.
+  auto is_marked = [&](uint64_t c) {
+    return (populated_[c / 64].load(std::memory_order_relaxed) >> (c % 64)) & 1u;
+  };
+  // Populate each run of unmarked chunks with one call: the kernel maps a long range much
+  // faster than many short ones.
+  for (uint64_t c = first; c <= last;) {
+    if (is_marked(c)) {
+      ++c;
+      continue;
+    }
+    uint64_t run_end = c;
+    while (run_end <= last && !is_marked(run_end)) ++run_end;
+    uint64_t end = std::min(heap_size, run_end * kChunk);
+    populate_write(heap + c * kChunk, end - c * kChunk);
+    for (; c < run_end; ++c) {
+      populated_[c / 64].fetch_or(uint64_t{1} << (c % 64), std::memory_order_relaxed);
+    }
+  }
+}
+
+void Store::start_prefaulter() {
+  prefaulter_ = std::thread([this] { prefault_loop(); });
+}
+
+void Store::hint_prefault(uint64_t alloc_size) {
+  if (!prefaulter_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> g(pf_mu_);
+    uint64_t cap = std::min(kMaxWindow, seg_->header()->heap_size / 8);
+    pf_window_ = std::max(pf_window_, std::min(cap, std::max(kMinWindow, 2 * alloc_size)));
+    ++pf_requests_;
+  }
+  pf_cv_.notify_one();
+}
+
+void Store::prefault_loop() {
+  // SCHED_IDLE: the prefaulter only uses a core nobody else wants, so it never slows the
+  // copy it is trying to speed up.
+  sched_param sp{};
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+  uint64_t seen = 0;
+  uint8_t* heap = seg_->base() + seg_->header()->heap_offset;
+  const uint64_t heap_size = seg_->header()->heap_size;
+  for (;;) {
+    uint64_t window;
+    {
+      std::unique_lock<std::mutex> g(pf_mu_);
+      pf_cv_.wait(g, [&] { return pf_stop_ || pf_requests_ != seen; });
+      if (pf_stop_) return;
+      seen = pf_requests_;
+      window = pf_window_;
+    }
+    // A racy read of top is fine: it only steers which pages to warm.
+    uint64_t top = __atomic_load_n(&ctl_->alloc.top, __ATOMIC_RELAXED) -
+                   seg_->header()->heap_offset;
+    uint64_t end = std::min(heap_size, top + window);
+    for (uint64_t at = top; at < end; at += kChunk) {
+      {
+        std::lock_guard<std::mutex> g(pf_mu_);
+        if (pf_stop_) return;
+      }
+      prepare_range(heap + at, std::min(kChunk, end - at));
+    }
+  }
+}
+
+}  // namespace ember

@@ -1,0 +1,150 @@
+// Store: the node's shared-memory object store (segment + robust lock + allocator + table).
+//
+// Invariants:
+//  - One node, one store: the driver creates it (create), every other process of the node
+//    attaches to the inherited fd (attach). All shared state is in the segment; a Store
+//    object is one process's view of it plus per-process helpers (the populated-chunk map
+//    and, in the creator, the prefaulter thread).
+//  - Every read or write of the allocator or the table happens under the segment's robust
+//    lock. When a process dies holding it, the next locker rebuilds the allocator from its
+//    block walk, frees blocks no table entry claims, recounts the table, and goes on.
+//  - Life of an object: create() -> CREATED (refs 1, pins 1: the writer) -> seal() ->
+//    SEALED (pins 0) -> freed when refs and pins both reach 0. abort() frees a CREATED one.
+//    Payload bytes are written only between create() and seal().
+//  - Blocks are claimed in a fixed order so a crash between two steps leaks nothing:
+//    allocate (block tagged with the id) then insert the entry; on free, erase the entry
+//    then free the block. rebuild() frees any block whose tag has no entry.
+//  - After close() every call fails with kClosed (or does nothing, for releases), so
+//    ObjectRefs and views that outlive ember.shutdown() are harmless; the mapping goes away
+//    when the last holder of the Store (views keep it) is destroyed.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "allocator.h"
+#include "object_table.h"
+#include "robust_mutex.h"
+#include "segment.h"
+#include "status.h"
+
+namespace ember {
+
+/// How to size a new store.
+struct StoreOptions {
+  uint64_t capacity = uint64_t{1} << 30;  ///< heap bytes (object_store_memory)
+  uint64_t table_capacity = 0;            ///< object table slots; 0 = derived from capacity
+  bool prefault = true;                   ///< run the prefaulter thread (creator only)
+  unsigned copy_threads = 0;              ///< threads for large copies; 0 = hardware threads
+};
+
+/// Counters of the whole store, read under the lock.
+struct StoreStats {
+  uint64_t capacity;       ///< heap bytes
+  uint64_t used_bytes;     ///< bytes held by objects (block headers included)
+  uint64_t num_objects;    ///< CREATED + SEALED
+  uint64_t high_water;     ///< heap bytes ever handed out
+  uint64_t largest_free;   ///< the largest object that fits now
+  uint64_t table_capacity;
+  uint64_t recoveries;     ///< times a dead lock holder was recovered from
+};
+
+/// The shared control block of the store (in the segment, after the header page).
+struct StoreControl {
+  RobustMutex lock;                ///< guards alloc and table
+  std::atomic<uint64_t> next_seq;  ///< the next ObjectID sequence number
+  uint64_t recoveries;             ///< guarded by lock
+  AllocatorState alloc;            ///< guarded by lock
+  TableState table;                ///< guarded by lock
+};
+
+/// A pinned, sealed object: its payload bytes.
+struct ObjectView {
+  const uint8_t* data;
+  uint64_t size;
+};
+
+class Store : public std::enable_shared_from_this<Store> {
+ public:
+  static Result<std::shared_ptr<Store>> create(const StoreOptions& options);
+  static Result<std::shared_ptr<Store>> attach(int fd);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  /// A fresh node-unique id (lock-free).
+  ObjectID new_id();
+
+  /// Allocates `size` bytes for `id` (CREATED, one ref, the writer's pin); returns the
+  /// payload to fill in. kStoreFull / kTableFull with the sizes in the message.
+  Result<uint8_t*> create_object(const ObjectID& id, uint64_t size);
+  /// Publishes a CREATED object: it becomes SEALED and immutable; drops the writer's pin.
+  Status seal(const ObjectID& id);
+  /// Frees a CREATED object whose writing failed.
+  void abort(const ObjectID& id);
+
+  /// Pins a SEALED object and returns its bytes; kNotFound when absent or not sealed.
+  Result<ObjectView> pin(const ObjectID& id);
+  void unpin(const ObjectID& id);
+  Status add_ref(const ObjectID& id);
+  void release_ref(const ObjectID& id);
+  /// True if the object exists and is sealed.
+  bool is_sealed(const ObjectID& id);
+
+  /// Copies `len` bytes into a payload of this store, with threads and bulk page population
+  /// for large copies. The caller does not hold the lock (and should not hold the GIL).
+  void copy_in(uint8_t* dst, const uint8_t* src, size_t len);
+
+  StoreStats stats();
+  /// Verifies the allocator's and the table's invariants (tests).
+  Status check();
+  /// Stops the prefaulter and closes the fd; later calls fail with kClosed.
+  void close();
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+
+  const Segment& segment() const { return *seg_; }
+  int fd() const { return seg_->fd(); }
+  uint64_t node_tag() const { return seg_->header()->node_tag; }
+
+  /// Test hook: takes the lock, leaves the allocator mid-update (a block taken but never
+  /// entered in the table) and blocks forever, for a test to kill this process.
+  [[noreturn]] void debug_die_holding_lock();
+
+ private:
+  Store(std::unique_ptr<Segment> seg, bool creator, unsigned copy_threads);
+  class Locked;  // RAII holder of the segment lock that recovers from dead holders
+  void recover();
+  void free_slot(int64_t slot);
+  Status full_error(uint64_t size, const Status& why);
+  /// Marks 2 MiB chunks of the heap populated in this process; populates the unmarked ones.
+  void prepare_range(uint8_t* p, size_t len);
+  static void prepare_thunk(void* self, uint8_t* p, size_t len);
+  void start_prefaulter();
+  void prefault_loop();
+  void hint_prefault(uint64_t alloc_size);
+
+  std::unique_ptr<Segment> seg_;
+  StoreControl* ctl_;
+  Allocator alloc_;
+  ObjectTable table_;
+  int32_t pid_;
+  unsigned copy_threads_;
+  std::atomic<bool> closed_{false};
+  std::unique_ptr<std::atomic<uint64_t>[]> populated_;  ///< 1 bit per 2 MiB heap chunk
+  uint64_t n_chunks_;
+
+  // The prefaulter (creator only): keeps pages ahead of the high-water mark populated.
+  std::thread prefaulter_;
+  std::mutex pf_mu_;
+  std::condition_variable pf_cv_;
+  bool pf_stop_ = false;          ///< guarded by pf_mu_
+  uint64_t pf_window_ = 0;        ///< guarded by pf_mu_: bytes to keep populated past top
+  uint64_t pf_requests_ = 0;      ///< guarded by pf_mu_: bumped on each hint
+};
+
+}  // namespace ember

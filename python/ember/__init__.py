@@ -1,0 +1,28 @@
+"""ember: a fast single-machine parallel runtime for Python with the Ray Core API.
+
+``import ember as ray`` runs Ray Core programs on one machine: tasks, actors and a
+shared-memory object store with zero-copy numpy arrays.
+"""
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
+from ember import exceptions
+from ember.api import get, init, is_initialized, put, shutdown
+from ember.object_ref import ObjectRef
+
+try:
+    __version__ = _version("ember")
+except PackageNotFoundError:  # running from a source tree without installing
+    from ember._core import __version__
+
+__all__ = [
+    "ObjectRef",
+    "__version__",
+    "exceptions",
+    "get",
+    "init",
+    "is_initialized",
+    "put",
+    "shutdown",
+]
