@@ -96,9 +96,19 @@ uint64_t Allocator::find_fit(uint64_t size) const {
   uint32_t sl_map = st_->sl_bitmap[fl] & (~0u << sl);
   if (sl_map == 0) {
     uint64_t fl_map = (fl + 1 < 64) ? st_->fl_bitmap & (~uint64_t{0} << (fl + 1)) : 0;
-    if (fl_map == 0) return 0;
-    fl = lsb(fl_map);
-    sl_map = st_->sl_bitmap[fl];
+    if (fl_map != 0) {
+      fl = lsb(fl_map);
+      return st_->heads[fl][lsb(st_->sl_bitmap[fl])];
+    }
+    // Nothing in a larger class. Before touching the wilderness (or failing), look for a
+    // big-enough block in `size`'s own class, which good fit skips: a block freed by an object
+    // of the same size is warm and fits exactly. This walk is the one O(n) step, and only
+    // over one class's list when nothing larger is free.
+    class_of(size, fl, sl);
+    for (uint64_t off = st_->heads[fl][sl]; off != 0; off = block(off)->next_free) {
+      if (block(off)->size >= size) return off;
+    }
+    return 0;
   }
   return st_->heads[fl][lsb(sl_map)];
 }

@@ -19,7 +19,8 @@
 //  - All state lives in AllocatorState inside the segment; Allocator is a per-process view.
 //    The caller holds the store lock around every call.
 //
-// Costs: allocate and free are O(1) (two bitmap scans and list splices).
+// Costs: free is O(1); allocate is O(1) (two bitmap scans and list splices) except when no
+// larger class has a block, when it walks the request's own class list before growing.
 #pragma once
 
 #include <cstdint>

@@ -100,10 +100,13 @@ class ObjectRef {
                   static_cast<unsigned long long>(id_.lo));
     return buf;
   }
+  /// Big-endian hi then lo, so that bytes.fromhex(ref.hex()) == ref.binary().
   py::bytes binary() const {
     char buf[16];
-    std::memcpy(buf, &id_.hi, 8);
-    std::memcpy(buf + 8, &id_.lo, 8);
+    for (int i = 0; i < 8; ++i) {
+      buf[i] = static_cast<char>(id_.hi >> (56 - 8 * i));
+      buf[8 + i] = static_cast<char>(id_.lo >> (56 - 8 * i));
+    }
     return py::bytes(buf, 16);
   }
 
@@ -117,8 +120,10 @@ ObjectID id_from_binary(const py::bytes& b) {
   std::string s = b;
   if (s.size() != 16) throw py::value_error("an ObjectRef id is 16 bytes");
   ObjectID id;
-  std::memcpy(&id.hi, s.data(), 8);
-  std::memcpy(&id.lo, s.data() + 8, 8);
+  for (int i = 0; i < 8; ++i) {
+    id.hi = (id.hi << 8) | static_cast<uint8_t>(s[i]);
+    id.lo = (id.lo << 8) | static_cast<uint8_t>(s[8 + i]);
+  }
   return id;
 }
 

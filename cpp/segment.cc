@@ -38,12 +38,17 @@ Result<std::unique_ptr<Segment>> Segment::create(uint64_t size) {
 }
 
 Result<std::unique_ptr<Segment>> Segment::attach(int fd) {
+  // Owns fd from here on: every failure closes it.
+  auto fail = [fd](Status st) {
+    close(fd);
+    return st;
+  };
   struct stat st {};
-  if (fstat(fd, &st) != 0) return os_error("fstat of the segment fd");
+  if (fstat(fd, &st) != 0) return fail(os_error("fstat of the segment fd"));
   auto size = static_cast<uint64_t>(st.st_size);
-  if (size < kPageSize) return Status(StatusCode::kInvalid, "fd is not an ember segment");
+  if (size < kPageSize) return fail(Status(StatusCode::kInvalid, "fd is not an ember segment"));
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) return os_error("mmap of the segment");
+  if (p == MAP_FAILED) return fail(os_error("mmap of the segment"));
   auto seg = std::unique_ptr<Segment>(new Segment(fd, static_cast<uint8_t*>(p), size));
   SegmentHeader* h = seg->header();
   // acquire: pairs with the creator's release store of the magic (see the invariants).

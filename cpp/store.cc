@@ -213,9 +213,9 @@ void Store::unpin(const ObjectID& id) {
   int64_t slot = table_.find(id);
   if (slot < 0) return;
   ObjectEntry& e = table_.at(slot);
-  if (e.pins > 0 && --e.pins == 0 && e.refs == 0 && e.state == SlotState::kSealed) {
-    free_slot(slot);
-  }
+  // Only readers unpin, and readers only pin sealed objects: the writer's pin is seal()'s.
+  if (e.state != SlotState::kSealed || e.pins == 0) return;
+  if (--e.pins == 0 && e.refs == 0) free_slot(slot);
 }
 
 Status Store::add_ref(const ObjectID& id) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -224,18 +225,27 @@ constexpr uint32_t kFuzzItems = 1'000'000;
 void run_fuzz(bool blocking) {
   using R = Ring<Item, 64>;  // small, so producers often find it full
   constexpr uint32_t kProducers = 3;
+  constexpr int kStallMs = 5'000;  // a side that makes no progress this long reports a stall
   SharedRegion region(sizeof(R));
   R* ring = make_ring<R>(region);
   std::atomic<bool> go{false};
+  std::atomic<bool> stalled{false};  // set by a stalled side; makes every other side give up
 
   auto produce = [&](uint32_t id, uint32_t count) {
     while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-    for (uint32_t s = 0; s < count; ++s) {
+    for (uint32_t s = 0; s < count && !stalled.load(std::memory_order_relaxed); ++s) {
       const Item it = make_item(id, s);
       if (blocking) {
-        ASSERT_TRUE(ring->push_wait(it, 10'000));
-      } else {
-        while (!ring->try_push(it)) std::this_thread::yield();
+        if (!ring->push_wait(it, kStallMs)) stalled.store(true);
+        continue;
+      }
+      const auto since = Clock::now();
+      for (uint32_t spins = 1; !ring->try_push(it); ++spins) {
+        if (spins % 1024 == 0 && (stalled.load() || ms_since(since) > kStallMs)) {
+          stalled.store(true);
+          return;
+        }
+        std::this_thread::yield();
       }
     }
   };
@@ -247,15 +257,24 @@ void run_fuzz(bool blocking) {
   }
 
   std::vector<uint32_t> next_seq(kProducers, 0);
-  uint64_t sum = 0, expected_sum = 0, torn = 0, out_of_order = 0;
-  std::thread consumer([&] {
+  uint64_t received = 0, sum = 0, expected_sum = 0, torn = 0, out_of_order = 0;
+  threads.emplace_back([&] {  // the consumer
     while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-    for (uint32_t n = 0; n < kFuzzItems; ++n) {
+    for (; received < kFuzzItems; ++received) {
       Item it{};
       if (blocking) {
-        ASSERT_TRUE(ring->pop_wait(it, 10'000)) << "after " << n << " items";
+        if (!ring->pop_wait(it, kStallMs)) break;
       } else {
-        while (!ring->try_pop(it)) std::this_thread::yield();
+        const auto since = Clock::now();
+        bool got = true;
+        for (uint32_t spins = 1; !ring->try_pop(it); ++spins) {
+          if (spins % 1024 == 0 && ms_since(since) > kStallMs) {
+            got = false;
+            break;
+          }
+          std::this_thread::yield();
+        }
+        if (!got) break;
       }
       if (!intact(it) || it.producer >= kProducers) {
         ++torn;
@@ -265,12 +284,13 @@ void run_fuzz(bool blocking) {
       next_seq[it.producer] = it.seq + 1;
       sum += it.payload[0] + it.seq;
     }
+    if (received < kFuzzItems) stalled.store(true);
   });
 
   go.store(true, std::memory_order_release);
   for (auto& t : threads) t.join();
-  consumer.join();
 
+  ASSERT_FALSE(stalled.load()) << "stalled after " << received << " of " << kFuzzItems;
   for (uint32_t id = 0; id < kProducers; ++id) {
     EXPECT_EQ(next_seq[id], counts[id]) << "producer " << id;
     for (uint32_t s = 0; s < counts[id]; ++s) {
@@ -292,7 +312,13 @@ TEST(RingContention, ThreeProducersOneConsumerBlocking) { run_fuzz(/*blocking=*/
 // ---------------------------------------------------------------------------------------------
 // Blocking: timeouts and wakes (threads of one process).
 
-TEST(RingBlocking, PopWaitTimesOut) {
+int64_t thread_cpu_ms() {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t{ts.tv_sec} * 1'000 + ts.tv_nsec / 1'000'000;
+}
+
+TEST(RingBlocking, PopWaitTimesOutAsleep) {
   using R = Ring<uint64_t, 8>;
   SharedRegion region(sizeof(R));
   R* ring = make_ring<R>(region);
@@ -300,11 +326,56 @@ TEST(RingBlocking, PopWaitTimesOut) {
   auto start = Clock::now();
   EXPECT_FALSE(ring->pop_wait(out, 0));
   EXPECT_LT(ms_since(start), 20);
+  ring->wake_all();  // moves the futex word off 0, so a wait on a stale value would spin
+  EXPECT_FALSE(ring->pop_wait(out, 1'000));
   start = Clock::now();
+  const int64_t cpu_before = thread_cpu_ms();
   EXPECT_FALSE(ring->pop_wait(out, 100));
   const int64_t waited = ms_since(start);
   EXPECT_GE(waited, 100);
   EXPECT_LT(waited, 400);
+  EXPECT_LT(thread_cpu_ms() - cpu_before, 20) << "the wait must sleep, not spin";
+}
+
+// Request/reply between two threads with a jittered pause before each request, so requests
+// land at every phase of the echo thread's spin-then-sleep transition (its spin is 5 us). A lost wakeup shows as
+// a pop_wait that runs into its (generous) timeout.
+TEST(RingBlocking, PingPongNeverLosesAWakeup) {
+  using R = Ring<uint64_t, 8>;
+  constexpr uint64_t kRounds = 20'000;
+  constexpr uint64_t kStop = ~uint64_t{0};
+  SharedRegion requests_region(sizeof(R)), replies_region(sizeof(R));
+  R* requests = make_ring<R>(requests_region);
+  R* replies = make_ring<R>(replies_region);
+  std::atomic<uint64_t> echoed{0};
+  std::thread echo([&] {
+    for (;;) {
+      uint64_t v = 0;
+      if (!requests->pop_wait(v, 2'000) || v == kStop) return;
+      if (!replies->push_wait(v, 2'000)) return;
+      echoed.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  std::mt19937 rng(7);
+  uint64_t round = 0;
+  for (; round < kRounds; ++round) {
+    const auto pause = std::chrono::nanoseconds(rng() % 12'000);  // around the 5 us spin
+    const auto until = Clock::now() + pause;
+    while (Clock::now() < until) {
+    }
+    if (!requests->push_wait(round, 2'000)) break;
+    uint64_t v = 0;  // spin for the reply, so the next request's phase is just the pause
+    const auto since = Clock::now();
+    while (!replies->try_pop(v) && ms_since(since) < 2'000) {
+    }
+    if (v != round) break;
+  }
+  EXPECT_TRUE(requests->push_wait(kStop, 2'000));
+  echo.join();
+  EXPECT_EQ(round, kRounds) << "a wakeup was lost (or a reply was wrong) at round " << round;
+  EXPECT_EQ(echoed.load(), round);
+  std::printf("[          ] %llu round trips, %u futex wakes\n",
+              static_cast<unsigned long long>(round), requests->wake_count());
 }
 
 TEST(RingBlocking, PopWaitIsWokenByPush) {

@@ -51,17 +51,19 @@ def memory_limit() -> int:
 
 
 class Node:
-    """The runtime of one machine, held by the driver between init() and shutdown()."""
+    """The runtime of one machine as seen from this process: in the driver, the node it
+    started; in another process of the node, the node it attached to."""
 
-    def __init__(self, num_cpus: int, object_store_memory: int):
+    def __init__(self, store: _core.Store, num_cpus: int, is_driver: bool):
+        self.store = store  # the node's shared segment
         self.num_cpus = num_cpus  # logical CPUs the scheduler hands out
-        self.store = _core.Store.create(object_store_memory)  # the node's shared segment
+        self.is_driver = is_driver  # True in the process that created the node
         self.started_at = time.time()
         stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(self.started_at))
         self.info = NodeInfo(
-            node_id=f"{self.store.node_tag:016x}",
+            node_id=f"{store.node_tag:016x}",
             num_cpus=num_cpus,
-            object_store_memory=self.store.stats()["capacity"],
+            object_store_memory=store.stats()["capacity"],
             session_dir=f"/tmp/ember/session_{stamp}_{os.getpid()}",
         )
 
@@ -88,6 +90,7 @@ def is_running() -> bool:
 
 
 def start(num_cpus: int, object_store_memory: int) -> Node:
+    """Creates the node (driver only)."""
     global _current
     with _lock:
         if _current is not None:
@@ -96,7 +99,17 @@ def start(num_cpus: int, object_store_memory: int) -> Node:
                 "by passing in 'ignore_reinit_error=True' or by calling 'ember.shutdown()' "
                 "prior to 'ember.init()'."
             )
-        _current = Node(num_cpus, object_store_memory)
+        _current = Node(_core.Store.create(object_store_memory), num_cpus, is_driver=True)
+        return _current
+
+
+def connect(segment_fd: int, num_cpus: int = 0) -> Node:
+    """Attaches this process to the node whose segment fd it inherited (workers, tests)."""
+    global _current
+    with _lock:
+        if _current is not None:
+            raise RuntimeError("this process is already part of an ember node")
+        _current = Node(_core.Store.attach(segment_fd), num_cpus, is_driver=False)
         return _current
 
 

@@ -1,0 +1,562 @@
+"""Object store benchmark: put throughput, get latency and small-object rates, ember vs Ray.
+
+Run from the repository root::
+
+    python bench/put_get.py                                   # ember only
+    python bench/put_get.py --compare-ray /opt/rayenv/bin/python --json put_get.json
+    python bench/put_get.py --quick                           # smoke run, a few seconds
+
+One run measures, for each size of float64 array:
+
+    memcpy warm    np.copyto into a preallocated, already written buffer (1 thread): the
+                   machine's copy bandwidth, the reference for a warm put
+    memcpy fresh   np.copyto into a fresh shared mapping (1 thread, faulting page by page):
+                   the reference for a cold put
+    put warm       put of an array into a store that already held (and freed) an object of
+                   that size: ``ref = put(a); del ref`` repeated, so the memory is reused
+    put cold       put into memory the store never touched. ember: a fresh ``init()`` per
+                   sample and size (a new memfd: every page must be allocated, zeroed and
+                   mapped by the kernel during the put; nothing was prefaulted). Ray: a fresh
+                   ``ray.init()`` per sample (Ray's start-up is seconds), then one put per
+                   size with every ref kept, so each put lands in never-used plasma memory
+                   (Ray prefaults nothing by default).
+    get            latency of ``get`` of one existing object (median of many; each result is
+                   dropped before the next get)
+    small          10,000 ``put`` of a small int, then 10,000 ``get`` (one call per ref):
+                   puts/s and gets/s
+
+Before each cold sample the benchmark writes and frees a scratch mapping of the same size.
+On a VM, guest memory that the hypervisor has not backed yet (or took back through free-page
+reporting) costs a second, much slower fault on first touch, and which pages a new mapping
+gets is luck; the scratch touch makes the pages a fresh mapping receives hypervisor-backed, so
+"cold" means cold for the kernel and the process, the same for ember and for Ray.
+
+With ``--compare-ray PYTHON`` the script runs itself under that interpreter with
+``--backend ray`` (the same code measures both) and prints ember/ray ratios. All times are
+``time.perf_counter``; every figure is a median. matplotlib is not needed here: see
+``bench/plot.py`` for the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import mmap
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+MiB = 1 << 20
+GiB = 1 << 30
+DEFAULT_SIZES = "1MiB,16MiB,256MiB,1GiB"
+QUICK_SIZES = "1MiB,16MiB"
+MADV_POPULATE_WRITE = 23  # Linux 5.14+
+
+#: Targets for ember, checked in the summary (docs/performance.md states them).
+GET_TARGET_US = 30.0
+SMALL_TARGET_PER_S = 100_000
+
+
+# --- sizes and formatting -----------------------------------------------------------------
+
+
+def parse_size(text: str) -> int:
+    units = {"gib": GiB, "mib": MiB, "kib": 1 << 10, "gb": 10**9, "mb": 10**6, "kb": 10**3,
+             "b": 1}
+    t = text.strip().lower()
+    for suffix, mult in units.items():
+        if t.endswith(suffix):
+            return int(float(t[: -len(suffix)]) * mult)
+    return int(t)
+
+
+def fmt_size(n: int) -> str:
+    for unit, mult in (("GiB", GiB), ("MiB", MiB), ("KiB", 1 << 10)):
+        if n >= mult and n % mult == 0:
+            return f"{n // mult} {unit}"
+    return f"{n} B"
+
+
+def gbps(nbytes: int, seconds: float) -> float:
+    return nbytes / seconds / 1e9
+
+
+# --- backends: the same measurements drive ember and Ray ------------------------------------
+
+
+class Ember:
+    name = "ember"
+
+    def __init__(self):
+        import ember
+
+        self.mod = ember
+        self.version = ember.__version__
+
+    def init(self, store_bytes: int) -> None:
+        self.mod.init(num_cpus=2, object_store_memory=store_bytes)
+
+    def shutdown(self) -> None:
+        self.mod.shutdown()
+
+    def put(self, value):
+        return self.mod.put(value)
+
+    def get(self, ref):
+        return self.mod.get(ref)
+
+
+class Ray:
+    name = "ray"
+
+    def __init__(self):
+        import ray
+
+        self.mod = ray
+        self.version = ray.__version__
+
+    def init(self, store_bytes: int) -> None:
+        self.mod.init(num_cpus=2, object_store_memory=store_bytes, include_dashboard=False,
+                      logging_level="ERROR")
+
+    def shutdown(self) -> None:
+        self.mod.shutdown()
+
+    def put(self, value):
+        return self.mod.put(value)
+
+    def get(self, ref):
+        return self.mod.get(ref)
+
+
+BACKENDS = {"ember": Ember, "ray": Ray}
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def no_gc():
+    """Keeps the cyclic GC out of timed loops."""
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def sample(fn, min_n: int, max_n: int, budget_s: float) -> list[float]:
+    """Times fn() at least min_n times, and on up to max_n while within budget_s."""
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_n or (len(times) < max_n and time.perf_counter() - start < budget_s):
+        times.append(fn())
+    return times
+
+
+def source_array(nbytes: int) -> np.ndarray:
+    """A written (not lazily zero-mapped) float64 array of nbytes."""
+    return np.arange(nbytes // 8, dtype=np.float64)
+
+
+def touch_and_free(nbytes: int) -> None:
+    """Writes and frees a shared mapping of nbytes (see the module docstring: hypervisor)."""
+    m = mmap.mmap(-1, nbytes)
+    try:
+        m.madvise(MADV_POPULATE_WRITE, 0, nbytes)
+    except (OSError, AttributeError):
+        np.frombuffer(m, dtype=np.uint8)[::4096] = 1
+    m.close()
+
+
+def descendants_cpu_s() -> float | None:
+    """CPU seconds used so far by this process's descendants (Ray's GCS, raylet, workers);
+    None when it has none."""
+    procs = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        procs[int(pid)] = (int(rest[1]), int(rest[11]) + int(rest[12]))  # ppid, utime+stime
+    mine, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {p for p, (pp, _) in procs.items() if pp in frontier and p not in mine}
+        mine |= frontier
+    if not mine:
+        return None
+    return sum(procs[p][1] for p in mine) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_settled(timeout_s: float = 20.0, window_s: float = 0.25, max_busy: float = 0.05) -> float:
+    """Waits until this process's children (Ray starts its GCS, raylet and worker processes
+    in the background of init) use under max_busy of a core for two windows in a row;
+    returns the seconds waited. Other tenants of the machine are not waited for."""
+    start = time.perf_counter()
+    calm = 0
+    try:
+        before = descendants_cpu_s()
+        if before is None:  # ember: no background processes yet
+            return 0.0
+        while calm < 2 and time.perf_counter() - start < timeout_s:
+            time.sleep(window_s)
+            now = descendants_cpu_s() or 0.0
+            calm = calm + 1 if now - before < max_busy * window_s else 0
+            before = now
+    except OSError:  # no /proc: settle for a fixed pause
+        time.sleep(2.0)
+    return time.perf_counter() - start
+
+
+def start(b, store_bytes: int) -> float:
+    """Starts backend b and lets its background start-up finish; returns init()'s seconds."""
+    t = time.perf_counter()
+    b.init(store_bytes)
+    dt = time.perf_counter() - t
+    wait_settled()
+    return dt
+
+
+def progress(msg: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --- measurements ------------------------------------------------------------------------
+
+
+def measure_memcpy(sizes, srcs, args) -> dict:
+    warm, fresh = {}, {}
+    for size in sizes:
+        src = srcs[size]
+        dst = np.empty_like(src)
+        np.copyto(dst, src)  # warm-up: dst is now written memory
+
+        def once():
+            t = time.perf_counter()
+            np.copyto(dst, src)
+            return time.perf_counter() - t
+
+        with no_gc():
+            ts = sample(once, args.repeat, 50, 0.5)
+        warm[size] = gbps(size, statistics.median(ts))
+        del dst
+
+        fts = []
+        for _ in range(args.cold_repeat):
+            touch_and_free(size)
+            m = mmap.mmap(-1, size)
+            view = np.frombuffer(m, dtype=np.float64)
+            t = time.perf_counter()
+            np.copyto(view, src)
+            fts.append(time.perf_counter() - t)
+            del view
+            m.close()
+        fresh[size] = gbps(size, statistics.median(fts))
+        progress(f"memcpy {fmt_size(size)}: warm {warm[size]:.2f} GB/s, "
+                 f"fresh {fresh[size]:.2f} GB/s")
+    return {"memcpy_warm_gbps": warm, "memcpy_fresh_gbps": fresh}
+
+
+def measure_warm_and_get(b, sizes, srcs, args) -> dict:
+    put_warm, get_us = {}, {}
+    for size in sizes:
+        a = srcs[size]
+        for _ in range(3):  # warm-up: the store touches (Ray: alternates between) its blocks
+            ref = b.put(a)
+            del ref
+
+        def once():
+            t = time.perf_counter()
+            ref = b.put(a)
+            dt = time.perf_counter() - t
+            del ref
+            return dt
+
+        with no_gc():
+            ts = sample(once, args.repeat, 50, 1.0)
+        put_warm[size] = gbps(size, statistics.median(ts))
+
+        ref = b.put(a)
+        for _ in range(50):
+            x = b.get(ref)
+            del x
+        gts = []
+        with no_gc():
+            for _ in range(args.gets):
+                t = time.perf_counter()
+                x = b.get(ref)
+                gts.append(time.perf_counter() - t)
+                del x
+        assert b.get(ref)[-1] == a[-1]
+        del ref
+        get_us[size] = statistics.median(gts) * 1e6
+        progress(f"{b.name} {fmt_size(size)}: put warm {put_warm[size]:.2f} GB/s "
+                 f"({len(ts)} samples), get {get_us[size]:.1f} us")
+    return {"put_warm_gbps": put_warm, "get_us": get_us}
+
+
+def measure_small(b, args) -> dict:
+    n = args.small
+    puts, gets = [], []
+    for _ in range(3):
+        with no_gc():
+            t0 = time.perf_counter()
+            refs = [b.put(i) for i in range(n)]
+            t1 = time.perf_counter()
+            vals = [b.get(r) for r in refs]
+            t2 = time.perf_counter()
+        assert vals[-1] == n - 1
+        del refs, vals
+        puts.append(n / (t1 - t0))
+        gets.append(n / (t2 - t1))
+    out = {"small_put_per_s": statistics.median(puts), "small_get_per_s": statistics.median(gets)}
+    progress(f"{b.name} small int x{n}: {out['small_put_per_s']:,.0f} puts/s, "
+             f"{out['small_get_per_s']:,.0f} gets/s")
+    return out
+
+
+def measure_cold(b, sizes, srcs, args, samples: int) -> dict:
+    per_size: dict[int, list[float]] = {s: [] for s in sizes}
+    if b.name == "ray":
+        # Ray's init takes seconds: one fresh ray.init per sample, one put per size, refs kept
+        # so no put reuses memory another one touched.
+        for _ in range(samples):
+            start(b, args.store_bytes)
+            keep = []
+            for size in sorted(sizes, reverse=True):
+                touch_and_free(size)
+                t = time.perf_counter()
+                keep.append(b.put(srcs[size]))
+                per_size[size].append(time.perf_counter() - t)
+            del keep
+            b.shutdown()
+    else:
+        # ember's init takes milliseconds: a fresh store (a new memfd) per sample and size.
+        for _ in range(samples):
+            for size in sizes:
+                touch_and_free(size)
+                start(b, args.store_bytes)
+                t = time.perf_counter()
+                ref = b.put(srcs[size])
+                per_size[size].append(time.perf_counter() - t)
+                del ref
+                b.shutdown()
+    out = {s: gbps(s, statistics.median(ts)) for s, ts in per_size.items()}
+    for s in sizes:
+        progress(f"{b.name} {fmt_size(s)}: put cold {out[s]:.2f} GB/s "
+                 f"(samples: {', '.join(f'{gbps(s, t):.2f}' for t in per_size[s])})")
+    return {"put_cold_gbps": out, "put_cold_samples_s": per_size}
+
+
+def run_backend(name: str, args) -> dict:
+    """All measurements for one backend in this process."""
+    sizes = args.size_list
+    b = BACKENDS[name]()
+    srcs = {s: source_array(s) for s in sizes}
+    res: dict = {"backend": name, "version": b.version, "python": sys.executable,
+                 "numpy": np.__version__}
+    res.update(measure_memcpy(sizes, srcs, args))
+    res["init_s"] = start(b, args.store_bytes)
+    res.update(measure_warm_and_get(b, sizes, srcs, args))
+    res.update(measure_small(b, args))
+    b.shutdown()
+    cold_samples = args.ray_cold_repeat if name == "ray" else args.cold_repeat
+    res.update(measure_cold(b, sizes, srcs, args, cold_samples))
+    return res
+
+
+def run_ray_subprocess(python: str, args) -> dict:
+    """Runs this script under `python` with --backend ray and returns its results."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "ray.json")
+        cmd = [python, os.path.abspath(__file__), "--backend", "ray",
+               "--sizes", ",".join(str(s) for s in args.size_list),
+               "--repeat", str(args.repeat), "--cold-repeat", str(args.cold_repeat),
+               "--ray-cold-repeat", str(args.ray_cold_repeat), "--gets", str(args.gets),
+               "--small", str(args.small), "--store-bytes", str(args.store_bytes),
+               "--json", out]
+        # Progress lines (stdout) pass through; Ray's own logging (stderr) is shown only if
+        # the run fails.
+        proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stderr)
+            raise SystemExit(f"the Ray run failed (exit {proc.returncode}): {' '.join(cmd)}")
+        with open(out) as f:
+            return json.load(f)["results"]["ray"]
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def int_keys(d: dict) -> dict:
+    """JSON turns int keys (sizes) into strings; this turns them back."""
+    return {(int(k) if isinstance(k, str) and k.isdigit() else k):
+            (int_keys(v) if isinstance(v, dict) else v) for k, v in d.items()}
+
+
+def ratio(a, b) -> str:
+    if a is None or b is None or b == 0:
+        return "-"
+    return f"{a / b:.2f}"
+
+
+def num(x, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def print_report(results: dict, sizes: list[int]) -> None:
+    e = results["ember"]
+    r = results.get("ray", {})
+    rg = lambda key, s: r.get(key, {}).get(s)  # noqa: E731
+
+    print()
+    print("put throughput, GB/s (1 GB = 1e9 bytes; medians; ember/ray > 1: ember faster)")
+    head = (f"{'size':>8} | {'memcpy':>7} {'ember':>7} {'ray':>7} {'e/r':>5} | "
+            f"{'memcpy':>7} {'ember':>7} {'ray':>7} {'e/r':>5}")
+    print(f"{'':>8} | {'--- warm store ----------------':<30} | {'--- cold store ----------------':<30}")
+    print(head)
+    print("-" * len(head))
+    for s in sizes:
+        print(f"{fmt_size(s):>8} | {e['memcpy_warm_gbps'][s]:7.2f} {e['put_warm_gbps'][s]:7.2f} "
+              f"{num(rg('put_warm_gbps', s), '7.2f'):>7} "
+              f"{ratio(e['put_warm_gbps'][s], rg('put_warm_gbps', s)):>5} | "
+              f"{e['memcpy_fresh_gbps'][s]:7.2f} {e['put_cold_gbps'][s]:7.2f} "
+              f"{num(rg('put_cold_gbps', s), '7.2f'):>7} "
+              f"{ratio(e['put_cold_gbps'][s], rg('put_cold_gbps', s)):>5}")
+    print("memcpy = np.copyto, 1 thread: into a written buffer (warm), into a fresh mapping (cold)")
+
+    print()
+    print("get latency of an existing object, us (median; ember/ray < 1: ember faster)")
+    head = f"{'size':>8} | {'ember':>8} {'ray':>8} {'e/r':>6}"
+    print(head)
+    print("-" * len(head))
+    for s in sizes:
+        print(f"{fmt_size(s):>8} | {e['get_us'][s]:8.1f} {num(rg('get_us', s), '8.1f'):>8} "
+              f"{ratio(e['get_us'][s], rg('get_us', s)):>6}")
+
+    print()
+    print("small int objects, per second (median of 3 runs; ember/ray > 1: ember faster)")
+    head = f"{'':>8} | {'ember':>10} {'ray':>10} {'e/r':>6}"
+    print(head)
+    print("-" * len(head))
+    for key, label in (("small_put_per_s", "put"), ("small_get_per_s", "get")):
+        print(f"{label:>8} | {e[key]:10,.0f} {num(r.get(key), '10,.0f'):>10} "
+              f"{ratio(e[key], r.get(key)):>6}")
+
+    print()
+    print("targets (ember):")
+    big = max(sizes)
+    for kind in ("warm", "cold"):
+        key = f"put_{kind}_gbps"
+        ev, rv = e[key][big], rg(key, big)
+        verdict = "n/a (no Ray run)" if rv is None else ("met" if ev >= rv else "MISSED")
+        print(f"  put {fmt_size(big)} {kind} >= Ray: {verdict} ({ev:.2f} vs {num(rv, '.2f')} GB/s)")
+    worst = max(e["get_us"].values())
+    print(f"  get <= {GET_TARGET_US:.0f} us at every size: {'met' if worst <= GET_TARGET_US else 'MISSED'}"
+          f" (worst {worst:.1f} us)")
+    for key, label in (("small_put_per_s", "puts"), ("small_get_per_s", "gets")):
+        ok = e[key] >= SMALL_TARGET_PER_S
+        print(f"  >= {SMALL_TARGET_PER_S:,} small {label}/s: {'met' if ok else 'MISSED'} "
+              f"({e[key]:,.0f}/s)")
+
+
+def machine_info() -> dict:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"cpu": cpu, "cpus": os.cpu_count(), "memory_bytes": mem,
+            "kernel": platform.release(), "python": platform.python_version()}
+
+
+# --- main --------------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default=None,
+                   help=f"comma-separated array sizes (default {DEFAULT_SIZES})")
+    p.add_argument("--repeat", type=int, default=None,
+                   help="minimum samples per warm measurement (default 5; 3 with --quick)")
+    p.add_argument("--cold-repeat", type=int, default=None,
+                   help="cold-store samples per size for ember and memcpy (default: --repeat)")
+    p.add_argument("--ray-cold-repeat", type=int, default=None,
+                   help="fresh ray.init() samples for Ray's cold puts (default 3; 1 with --quick)")
+    p.add_argument("--gets", type=int, default=None,
+                   help="timed gets per size (default 2000; 200 with --quick)")
+    p.add_argument("--small", type=int, default=None,
+                   help="small-int puts and gets per run (default 10000; 2000 with --quick)")
+    p.add_argument("--store-bytes", type=int, default=None,
+                   help="object_store_memory (default: max(3 GiB, 3 x the largest size))")
+    p.add_argument("--quick", action="store_true", help=f"fast smoke run ({QUICK_SIZES})")
+    p.add_argument("--compare-ray", metavar="PYTHON",
+                   help="a python with Ray installed (e.g. /opt/rayenv/bin/python)")
+    p.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
+    p.add_argument("--backend", choices=sorted(BACKENDS), default="ember",
+                   help=argparse.SUPPRESS)  # internal: the Ray run is this script under Ray
+    args = p.parse_args(argv)
+
+    q = args.quick
+    args.size_list = [parse_size(s) for s in (args.sizes or (QUICK_SIZES if q else DEFAULT_SIZES)).split(",")]
+    args.repeat = args.repeat or (3 if q else 5)
+    args.cold_repeat = args.cold_repeat or args.repeat
+    args.ray_cold_repeat = args.ray_cold_repeat or (1 if q else 3)
+    args.gets = args.gets or (200 if q else 2000)
+    args.small = args.small or (2000 if q else 10_000)
+    args.store_bytes = args.store_bytes or max(3 * GiB, 3 * max(args.size_list))
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    command = " ".join([sys.executable, sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))
+    results = {}
+    if args.backend == "ray":  # the child run under --compare-ray's interpreter
+        results["ray"] = run_backend("ray", args)
+    else:
+        print(f"ember: sizes {', '.join(fmt_size(s) for s in args.size_list)}; "
+              f"store {fmt_size(args.store_bytes)}", flush=True)
+        results["ember"] = run_backend("ember", args)
+        if args.compare_ray:
+            print(f"ray: running this script under {args.compare_ray}", flush=True)
+            results["ray"] = int_keys(run_ray_subprocess(args.compare_ray, args))
+        print_report(results, args.size_list)
+    if args.json:
+        doc = {"benchmark": "put_get", "command": command, "machine": machine_info(),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+               "seconds": round(time.time() - started, 1),
+               "sizes": args.size_list, "store_bytes": args.store_bytes,
+               "repeat": args.repeat, "results": results}
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1)
+        if args.backend != "ray":
+            print(f"\nwrote {args.json}")
+    if args.backend != "ray":
+        print(f"total {time.time() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

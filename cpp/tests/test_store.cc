@@ -1,0 +1,665 @@
+// Tests for ember::Store: the object life cycle, errors and their messages, stats, a second
+// attached store, close(), large copies, the prefaulter, and recovery of the lock from a
+// process killed while holding it.
+#include "store.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ember {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+::testing::AssertionResult CheckOk(Store& s) {
+  Status st = s.check();
+  if (st.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "check(): " << st.message();
+}
+
+std::shared_ptr<Store> make_store(uint64_t capacity = 8 * kMiB, bool prefault = false,
+                                  uint64_t table_capacity = 0) {
+  StoreOptions o;
+  o.capacity = capacity;
+  o.table_capacity = table_capacity;
+  o.prefault = prefault;
+  o.copy_threads = 2;
+  auto r = Store::create(o);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r.ok() ? *r : nullptr;
+}
+
+uint64_t mix(uint64_t x) {  // splitmix64 finaliser
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+/// Creates, fills with a pattern derived from `seed`, and seals an object; returns its payload.
+uint8_t* put(Store& s, const ObjectID& id, uint64_t size, uint8_t seed) {
+  auto r = s.create_object(id, size);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  if (!r.ok()) return nullptr;
+  for (uint64_t i = 0; i < size; ++i) (*r)[i] = static_cast<uint8_t>(seed + i * 7);
+  EXPECT_TRUE(s.seal(id).ok());
+  return *r;
+}
+
+bool has_pattern(const uint8_t* p, uint64_t size, uint8_t seed) {
+  for (uint64_t i = 0; i < size; ++i) {
+    if (p[i] != static_cast<uint8_t>(seed + i * 7)) return false;
+  }
+  return true;
+}
+
+// --- creation -----------------------------------------------------------------------------------
+
+TEST(StoreTest, CreateValidatesAndSizesTheStore) {
+  StoreOptions o;
+  o.prefault = false;
+  o.capacity = kMiB - 1;
+  auto small = Store::create(o);
+  ASSERT_FALSE(small.ok());
+  EXPECT_EQ(small.status().code(), StatusCode::kInvalid);
+
+  auto s = make_store(kMiB + 1, false, 100);
+  ASSERT_NE(s, nullptr);
+  StoreStats st = s->stats();
+  EXPECT_EQ(st.capacity, kMiB + 4096) << "rounded up to whole pages";
+  EXPECT_EQ(st.table_capacity, 128u) << "rounded up to a power of two";
+  EXPECT_EQ(st.used_bytes, 0u);
+  EXPECT_EQ(st.num_objects, 0u);
+  EXPECT_EQ(st.high_water, 0u);
+  EXPECT_EQ(st.largest_free, st.capacity - 64);
+  EXPECT_EQ(st.recoveries, 0u);
+  EXPECT_EQ(make_store()->stats().table_capacity, uint64_t{1} << 16) << "derived minimum";
+  EXPECT_TRUE(CheckOk(*s));
+}
+
+TEST(StoreTest, NewIdsAreUniqueAndCarryTheNodeTag) {
+  auto s = make_store();
+  ASSERT_NE(s, nullptr);
+  EXPECT_NE(s->node_tag(), 0u);
+  std::set<uint64_t> seen;
+  uint64_t prev = 0;
+  for (int i = 0; i < 1000; ++i) {
+    ObjectID id = s->new_id();
+    EXPECT_EQ(id.hi, s->node_tag());
+    EXPECT_GT(id.lo, prev);
+    prev = id.lo;
+    seen.insert(id.lo);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+// --- life cycle ---------------------------------------------------------------------------------
+
+TEST(StoreTest, CreateSealPinUnpinReleaseFreesAndReuses) {
+  auto s = make_store();
+  ASSERT_NE(s, nullptr);
+  ObjectID id = s->new_id();
+  auto w = s->create_object(id, 1000);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  uint8_t* p = *w;
+  EXPECT_TRUE(s->segment().contains(p, 1000));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u);
+  EXPECT_FALSE(s->is_sealed(id));
+  EXPECT_EQ(s->pin(id).status().code(), StatusCode::kNotFound) << "not sealed yet";
+  for (int i = 0; i < 1000; ++i) p[i] = static_cast<uint8_t>(i);
+  EXPECT_EQ(s->stats().num_objects, 1u);
+
+  ASSERT_TRUE(s->seal(id).ok());
+  EXPECT_TRUE(s->is_sealed(id));
+  auto v = s->pin(id);
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  EXPECT_EQ(v->data, p);
+  EXPECT_EQ(v->size, 1000u);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(v->data[i], static_cast<uint8_t>(i));
+  s->unpin(id);
+  EXPECT_TRUE(s->is_sealed(id)) << "the ref keeps it";
+  EXPECT_TRUE(CheckOk(*s));
+
+  const uint64_t hw = s->stats().high_water;
+  s->release_ref(id);
+  EXPECT_FALSE(s->is_sealed(id));
+  EXPECT_EQ(s->pin(id).status().code(), StatusCode::kNotFound);
+  StoreStats st = s->stats();
+  EXPECT_EQ(st.used_bytes, 0u);
+  EXPECT_EQ(st.num_objects, 0u);
+  EXPECT_TRUE(CheckOk(*s));
+
+  // The memory is reused: same place, no growth.
+  ObjectID id2 = s->new_id();
+  auto w2 = s->create_object(id2, 1000);
+  ASSERT_TRUE(w2.ok());
+  EXPECT_EQ(*w2, p);
+  EXPECT_EQ(s->stats().high_water, hw);
+  EXPECT_TRUE(CheckOk(*s));
+}
+
+TEST(StoreTest, AnObjectLivesWhileRefsOrPinsRemain) {
+  auto s = make_store();
+  ASSERT_NE(s, nullptr);
+
+  // Released before sealing: freed by seal, when the writer's pin goes.
+  ObjectID a = s->new_id();
+  ASSERT_TRUE(s->create_object(a, 100).ok());
+  s->release_ref(a);
+  EXPECT_EQ(s->stats().num_objects, 1u) << "still being written";
+  ASSERT_TRUE(s->seal(a).ok());
+  EXPECT_EQ(s->stats().num_objects, 0u);
+  EXPECT_EQ(s->stats().used_bytes, 0u);
+
+  // Pinned past its last ref: freed by the last unpin.
+  ObjectID b = s->new_id();
+  put(*s, b, 100, 1);
+  ASSERT_TRUE(s->pin(b).ok());
+  ASSERT_TRUE(s->pin(b).ok());
+  s->release_ref(b);
+  EXPECT_TRUE(s->is_sealed(b));
+  auto v = s->pin(b);
+  ASSERT_TRUE(v.ok()) << "a pinned object can still be pinned";
+  EXPECT_TRUE(has_pattern(v->data, 100, 1));
+  s->unpin(b);
+  s->unpin(b);
+  EXPECT_TRUE(s->is_sealed(b));
+  s->unpin(b);
+  EXPECT_FALSE(s->is_sealed(b));
+  s->unpin(b);  // extra unpins and releases of a freed object do nothing
+  s->release_ref(b);
+
+  // Extra refs.
+  ObjectID c = s->new_id();
+  put(*s, c, 100, 2);
+  ASSERT_TRUE(s->add_ref(c).ok());
+  s->release_ref(c);
+  EXPECT_TRUE(s->is_sealed(c));
+  s->release_ref(c);
+  EXPECT_FALSE(s->is_sealed(c));
+
+  // An unpin without a pin does not underflow.
+  ObjectID d = s->new_id();
+  put(*s, d, 100, 3);
+  s->unpin(d);
+  s->unpin(d);
+  EXPECT_TRUE(s->is_sealed(d));
+  EXPECT_TRUE(CheckOk(*s));
+  s->release_ref(d);
+  EXPECT_EQ(s->stats().used_bytes, 0u);
+  EXPECT_TRUE(CheckOk(*s));
+}
+
+TEST(StoreTest, AbortFreesOnlyAnObjectBeingCreated) {
+  auto s = make_store();
+  ASSERT_NE(s, nullptr);
+  ObjectID a = s->new_id();
+  ASSERT_TRUE(s->create_object(a, 5000).ok());
+  EXPECT_GT(s->stats().used_bytes, 0u);
+  s->abort(a);
+  EXPECT_EQ(s->stats().used_bytes, 0u);
+  EXPECT_EQ(s->stats().num_objects, 0u);
+  EXPECT_EQ(s->seal(a).code(), StatusCode::kInvalid) << "nothing left to seal";
+
+  ObjectID b = s->new_id();
+  put(*s, b, 100, 4);
+  s->abort(b);  // sealed: abort does nothing
+  EXPECT_TRUE(s->is_sealed(b));
+  s->abort(s->new_id());  // unknown: nothing
+  EXPECT_EQ(s->stats().num_objects, 1u);
+  EXPECT_TRUE(CheckOk(*s));
+}
+
+TEST(StoreTest, MisuseIsReported) {
+  auto s = make_store();
+  ASSERT_NE(s, nullptr);
+  ObjectID unknown = s->new_id();
+  EXPECT_EQ(s->pin(unknown).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(s->add_ref(unknown).code(), StatusCode::kNotFound);
+  EXPECT_EQ(s->seal(unknown).code(), StatusCode::kInvalid);
+  EXPECT_FALSE(s->is_sealed(unknown));
+  s->unpin(unknown);
+  s->release_ref(unknown);
+
+  ObjectID id = s->new_id();
+  ASSERT_TRUE(s->create_object(id, 64).ok());
+  const uint64_t used = s->stats().used_bytes;
+  auto dup = s->create_object(id, 64);
+  EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(s->stats().used_bytes, used) << "the block taken for the duplicate is given back";
+  ASSERT_TRUE(s->seal(id).ok());
+  EXPECT_EQ(s->seal(id).code(), StatusCode::kInvalid) << "sealed twice";
+  EXPECT_EQ(s->create_object(id, 64).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(CheckOk(*s));
+}
+
+TEST(StoreTest, ZeroByteObjects) {
+  auto s = make_store();
+  ASSERT_NE(s, nullptr);
+  ObjectID id = s->new_id();
+  ASSERT_TRUE(s->create_object(id, 0).ok());
+  ASSERT_TRUE(s->seal(id).ok());
+  auto v = s->pin(id);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->size, 0u);
+  s->unpin(id);
+  s->release_ref(id);
+  EXPECT_EQ(s->stats().used_bytes, 0u);
+}
+
+// --- full ---------------------------------------------------------------------------------------
+
+TEST(StoreTest, StoreFullMessageGivesTheSizes) {
+  auto s = make_store(kMiB);
+  ASSERT_NE(s, nullptr);
+  auto r = s->create_object(s->new_id(), 2 * kMiB);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kStoreFull);
+  const std::string& m = r.status().message();
+  EXPECT_NE(m.find("2.0 MiB"), std::string::npos) << m;  // the object
+  EXPECT_NE(m.find("1.0 MiB"), std::string::npos) << m;  // the store
+  EXPECT_NE(m.find("object_store_memory"), std::string::npos) << m;
+
+  ObjectID a = s->new_id();
+  put(*s, a, 600 << 10, 5);
+  auto r2 = s->create_object(s->new_id(), 600 << 10);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.status().code(), StatusCode::kStoreFull);
+  StoreStats st = s->stats();
+  const std::string& m2 = r2.status().message();
+  EXPECT_NE(m2.find("600.0 KiB"), std::string::npos) << m2;
+  EXPECT_NE(m2.find(format_bytes(st.used_bytes)), std::string::npos) << m2;
+  EXPECT_NE(m2.find(format_bytes(st.largest_free)), std::string::npos) << m2;
+  EXPECT_NE(m2.find("by 1 objects"), std::string::npos) << m2;
+  EXPECT_EQ(st.num_objects, 1u) << "the failed create left nothing behind";
+  EXPECT_TRUE(CheckOk(*s));
+
+  // After the first object goes, the second fits.
+  s->release_ref(a);
+  ObjectID b = s->new_id();
+  EXPECT_TRUE(s->create_object(b, 600 << 10).ok());
+  EXPECT_TRUE(CheckOk(*s));
+}
+
+TEST(StoreTest, TableFullIsAStoreFullError) {
+  auto s = make_store(8 * kMiB, false, 8);  // 8 slots, 7 usable
+  ASSERT_NE(s, nullptr);
+  std::vector<ObjectID> ids;
+  for (int i = 0; i < 7; ++i) {
+    ids.push_back(s->new_id());
+    put(*s, ids.back(), 64, static_cast<uint8_t>(i));
+  }
+  const uint64_t used = s->stats().used_bytes;
+  auto r = s->create_object(s->new_id(), 64);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().code() == StatusCode::kStoreFull ||
+              r.status().code() == StatusCode::kTableFull);
+  EXPECT_NE(r.status().message().find("table is full"), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("64 B"), std::string::npos) << r.status().message();
+  EXPECT_EQ(s->stats().used_bytes, used) << "the block is given back";
+  EXPECT_TRUE(CheckOk(*s));
+  s->release_ref(ids[3]);
+  EXPECT_TRUE(s->create_object(s->new_id(), 64).ok());
+  EXPECT_TRUE(CheckOk(*s));
+}
+
+TEST(StoreTest, StatsFollowTheObjects) {
+  auto s = make_store();
+  ASSERT_NE(s, nullptr);
+  std::vector<ObjectID> ids;
+  for (int i = 0; i < 10; ++i) {
+    ids.push_back(s->new_id());
+    put(*s, ids.back(), 1000, 0);
+  }
+  StoreStats st = s->stats();
+  EXPECT_EQ(st.num_objects, 10u);
+  EXPECT_EQ(st.used_bytes, 10u * 1088);  // 1000 rounded to 1024, plus a 64-byte header
+  EXPECT_EQ(st.high_water, 10u * 1088);
+  EXPECT_EQ(st.largest_free, st.capacity - st.high_water - 64);
+  for (const ObjectID& id : ids) s->release_ref(id);
+  st = s->stats();
+  EXPECT_EQ(st.num_objects, 0u);
+  EXPECT_EQ(st.used_bytes, 0u);
+  EXPECT_EQ(st.high_water, 10u * 1088) << "the high-water mark stays";
+  EXPECT_EQ(st.largest_free, st.capacity - 64);
+}
+
+// --- a second process's view --------------------------------------------------------------------
+
+TEST(StoreTest, ASecondStoreOnTheSameFdSharesTheObjects) {
+  auto a = make_store();
+  ASSERT_NE(a, nullptr);
+  ObjectID x = a->new_id();
+  uint8_t* px = put(*a, x, 5000, 9);
+
+  auto r = Store::attach(dup(a->fd()));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  auto b = *r;
+  EXPECT_EQ(b->node_tag(), a->node_tag());
+  EXPECT_NE(b->segment().base(), a->segment().base());
+  EXPECT_TRUE(b->is_sealed(x));
+  auto v = b->pin(x);
+  ASSERT_TRUE(v.ok());
+  EXPECT_NE(v->data, px) << "another mapping";
+  EXPECT_EQ(v->data - b->segment().base(), px - a->segment().base()) << "same offset";
+  EXPECT_TRUE(has_pattern(v->data, 5000, 9));
+  b->unpin(x);
+
+  // Ids stay unique across the two views; objects made in b are seen by a.
+  ObjectID y = b->new_id();
+  EXPECT_GT(y.lo, x.lo);
+  put(*b, y, 3000, 10);
+  auto va = a->pin(y);
+  ASSERT_TRUE(va.ok());
+  EXPECT_TRUE(has_pattern(va->data, 3000, 10));
+  a->unpin(y);
+  EXPECT_EQ(a->stats().num_objects, 2u);
+  EXPECT_EQ(b->stats().used_bytes, a->stats().used_bytes);
+
+  // Counts are node-wide: a ref dropped in b frees what a created.
+  b->release_ref(x);
+  EXPECT_FALSE(a->is_sealed(x));
+  EXPECT_TRUE(CheckOk(*a));
+  EXPECT_TRUE(CheckOk(*b));
+
+  // Closing one view leaves the other working.
+  a->close();
+  EXPECT_TRUE(b->is_sealed(y));
+  put(*b, b->new_id(), 100, 11);
+  EXPECT_TRUE(CheckOk(*b));
+}
+
+TEST(StoreTest, AttachRejectsAnFdThatIsNotAStore) {
+  auto r = Store::attach(-1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kIOError);
+}
+
+// --- close --------------------------------------------------------------------------------------
+
+TEST(StoreTest, AClosedStoreRefusesEverything) {
+  auto s = make_store();
+  ASSERT_NE(s, nullptr);
+  ObjectID sealed = s->new_id();
+  put(*s, sealed, 100, 1);
+  ObjectID open = s->new_id();
+  ASSERT_TRUE(s->create_object(open, 100).ok());
+  EXPECT_FALSE(s->closed());
+  s->close();
+  EXPECT_TRUE(s->closed());
+  EXPECT_EQ(s->fd(), -1);
+  EXPECT_EQ(s->create_object(s->new_id(), 10).status().code(), StatusCode::kClosed);
+  EXPECT_EQ(s->seal(open).code(), StatusCode::kClosed);
+  EXPECT_EQ(s->pin(sealed).status().code(), StatusCode::kClosed);
+  EXPECT_EQ(s->add_ref(sealed).code(), StatusCode::kClosed);
+  EXPECT_EQ(s->check().code(), StatusCode::kClosed);
+  EXPECT_FALSE(s->is_sealed(sealed));
+  StoreStats st = s->stats();
+  EXPECT_EQ(st.capacity, 0u);
+  EXPECT_EQ(st.num_objects, 0u);
+  // Releases after shutdown are harmless no-ops.
+  s->unpin(sealed);
+  s->release_ref(sealed);
+  s->abort(open);
+  s->close();
+  EXPECT_TRUE(s->closed());
+}
+
+// --- large copies and the prefaulter -------------------------------------------------------------
+
+TEST(StoreTest, CopyInOfALargeBufferIsExact) {
+  const uint64_t n = 64 * kMiB;
+  auto s = make_store(80 * kMiB);
+  ASSERT_NE(s, nullptr);
+  std::vector<uint64_t> src(n / 8);
+  for (uint64_t i = 0; i < src.size(); ++i) src[i] = mix(i);
+  const auto* bytes = reinterpret_cast<const uint8_t*>(src.data());
+
+  ObjectID id = s->new_id();
+  auto w = s->create_object(id, n);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  s->copy_in(*w, bytes, n);
+  ASSERT_TRUE(s->seal(id).ok());
+  auto v = s->pin(id);
+  ASSERT_TRUE(v.ok());
+  ASSERT_EQ(v->size, n);
+  EXPECT_EQ(std::memcmp(v->data, bytes, n), 0);
+  s->unpin(id);
+  s->release_ref(id);
+
+  // Again into the same (now populated) memory, at an odd offset and length.
+  ObjectID id2 = s->new_id();
+  auto w2 = s->create_object(id2, n);
+  ASSERT_TRUE(w2.ok());
+  EXPECT_EQ(*w2, *w);
+  std::memset(*w2, 0, n);
+  s->copy_in(*w2 + 3, bytes + 5, n - 1000);
+  EXPECT_EQ((*w2)[0], 0);
+  EXPECT_EQ(std::memcmp(*w2 + 3, bytes + 5, n - 1000), 0);
+  EXPECT_EQ((*w2)[3 + n - 1000], 0) << "nothing written past the end";
+  // Small copies take the single-thread path.
+  s->copy_in(*w2, bytes, 77);
+  EXPECT_EQ(std::memcmp(*w2, bytes, 77), 0);
+  s->copy_in(*w2, bytes, 0);
+  EXPECT_TRUE(CheckOk(*s));
+}
+
+TEST(StoreTest, ThePrefaulterStopsWithTheStore) {
+  const auto t0 = Clock::now();
+  {
+    auto s = make_store(64 * kMiB, /*prefault=*/true);
+    ASSERT_NE(s, nullptr);
+    std::vector<ObjectID> ids;
+    for (int i = 0; i < 5; ++i) {
+      ids.push_back(s->new_id());
+      put(*s, ids.back(), (i + 1) * kMiB, static_cast<uint8_t>(i));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let it wake up
+    }
+    for (int i = 0; i < 5; ++i) {
+      auto v = s->pin(ids[i]);
+      ASSERT_TRUE(v.ok());
+      EXPECT_TRUE(has_pattern(v->data, v->size, static_cast<uint8_t>(i)));
+      s->unpin(ids[i]);
+    }
+    EXPECT_TRUE(CheckOk(*s));
+  }  // destroying the store joins the prefaulter thread
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
+
+  // Close right after creation, and with a hint outstanding.
+  auto s2 = make_store(64 * kMiB, true);
+  ASSERT_NE(s2, nullptr);
+  ASSERT_TRUE(s2->create_object(s2->new_id(), 32 * kMiB).ok());
+  s2->close();
+  EXPECT_TRUE(s2->closed());
+  s2.reset();
+  make_store(8 * kMiB, true).reset();
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
+}
+
+// --- recovery from a process that died holding the lock ------------------------------------------
+
+/// The allocator's used-byte counter, read without the lock (a racy peek for tests).
+uint64_t peek_used_bytes(const Store& s) {
+  const Segment& seg = s.segment();
+  const auto* ctl = seg.at<StoreControl>(seg.header()->store_offset);
+  return __atomic_load_n(&ctl->alloc.used_bytes, __ATOMIC_ACQUIRE);
+}
+
+/// Waits (up to 10 s) until a child's debug_die_holding_lock() has taken its block: it then
+/// holds the lock and is parked in pause() forever.
+bool wait_until_used_bytes_change(const Store& s, uint64_t from) {
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (peek_used_bytes(s) == from) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // The allocation's last store is the counter; give the child a moment to reach pause().
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return true;
+}
+
+void kill_and_reap(pid_t pid) {
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+}
+
+/// What the parent holds when the child dies: a sealed object with a view pinned, one still
+/// being written, and memory freed earlier (so the heap has holes).
+struct Scene {
+  ObjectID sealed, open;
+  uint8_t* open_payload;
+  StoreStats before;
+};
+
+Scene build_scene(Store& s) {
+  Scene sc{};
+  std::vector<ObjectID> tmp;
+  for (int i = 0; i < 6; ++i) {
+    tmp.push_back(s.new_id());
+    put(s, tmp.back(), 20000 + i * 1000, static_cast<uint8_t>(i));
+  }
+  sc.sealed = s.new_id();
+  put(s, sc.sealed, 300000, 42);
+  EXPECT_TRUE(s.pin(sc.sealed).ok());
+  sc.open = s.new_id();
+  auto w = s.create_object(sc.open, 50000);
+  EXPECT_TRUE(w.ok());
+  sc.open_payload = w.ok() ? *w : nullptr;
+  for (int i = 0; i < 6; i += 2) s.release_ref(tmp[i]);
+  EXPECT_TRUE(CheckOk(s));
+  sc.before = s.stats();
+  return sc;
+}
+
+void expect_recovered(Store& s, const Scene& sc) {
+  StoreStats st = s.stats();  // the first locker after the death repairs
+  EXPECT_EQ(st.recoveries, 1u);
+  EXPECT_EQ(st.used_bytes, sc.before.used_bytes) << "the child's 1 MiB block was freed";
+  EXPECT_EQ(st.num_objects, sc.before.num_objects);
+  EXPECT_TRUE(CheckOk(s));
+
+  // Everything the table claims survived, bytes included.
+  EXPECT_TRUE(s.is_sealed(sc.sealed));
+  auto v = s.pin(sc.sealed);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(has_pattern(v->data, 300000, 42));
+  s.unpin(sc.sealed);
+  s.unpin(sc.sealed);
+  std::memset(sc.open_payload, 1, 50000);
+  ASSERT_TRUE(s.seal(sc.open).ok());
+
+  // And the store works: the freed 1 MiB is reused without growing the heap.
+  const uint64_t hw = s.stats().high_water;
+  ObjectID id = s.new_id();
+  put(s, id, kMiB, 7);
+  EXPECT_EQ(s.stats().high_water, hw);
+  auto v2 = s.pin(id);
+  ASSERT_TRUE(v2.ok());
+  EXPECT_TRUE(has_pattern(v2->data, kMiB, 7));
+  s.unpin(id);
+  s.release_ref(id);
+  s.release_ref(sc.sealed);
+  s.release_ref(sc.open);
+  EXPECT_TRUE(CheckOk(s));
+  EXPECT_EQ(s.stats().recoveries, 1u) << "recovery happens once";
+}
+
+TEST(StoreLockRecoveryTest, AForkedChildKilledHoldingTheLock) {
+  auto s = make_store(16 * kMiB);
+  ASSERT_NE(s, nullptr);
+  Scene sc = build_scene(*s);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) s->debug_die_holding_lock();  // the inherited mapping; never returns
+  ASSERT_TRUE(wait_until_used_bytes_change(*s, sc.before.used_bytes))
+      << "the child never took the lock";
+  EXPECT_EQ(peek_used_bytes(*s), sc.before.used_bytes + kMiB + 64);
+  kill_and_reap(pid);
+  expect_recovered(*s, sc);
+}
+
+TEST(StoreLockRecoveryTest, AChildThatAttachedItsOwnMappingKilledHoldingTheLock) {
+  auto s = make_store(16 * kMiB);
+  ASSERT_NE(s, nullptr);
+  Scene sc = build_scene(*s);
+  // The parent's second view recovers: the first locker after the death, whichever it is.
+  auto other = Store::attach(dup(s->fd()));
+  ASSERT_TRUE(other.ok());
+  const int fd = s->fd();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto mine = Store::attach(dup(fd));
+    if (!mine.ok()) _exit(3);
+    (*mine)->debug_die_holding_lock();
+  }
+  ASSERT_TRUE(wait_until_used_bytes_change(*s, sc.before.used_bytes));
+  kill_and_reap(pid);
+  EXPECT_EQ((*other)->stats().recoveries, 1u);
+  expect_recovered(*s, sc);
+}
+
+TEST(StoreLockRecoveryTest, AWaiterBlockedOnTheLockIsWokenAndRepairs) {
+  auto s = make_store(16 * kMiB);
+  ASSERT_NE(s, nullptr);
+  Scene sc = build_scene(*s);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) s->debug_die_holding_lock();
+  ASSERT_TRUE(wait_until_used_bytes_change(*s, sc.before.used_bytes));
+  // A thread of the parent blocks in lock() behind the child...
+  std::atomic<bool> done{false};
+  StoreStats seen{};
+  std::thread waiter([&] {
+    seen = s->stats();
+    done.store(true, std::memory_order_release);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(done.load(std::memory_order_acquire)) << "the lock is held by the child";
+  // ...and the kernel wakes it, owner-died, when the child is killed.
+  kill_and_reap(pid);
+  waiter.join();
+  EXPECT_TRUE(done.load());
+  EXPECT_EQ(seen.recoveries, 1u);
+  EXPECT_EQ(seen.used_bytes, sc.before.used_bytes);
+  expect_recovered(*s, sc);
+}
+
+TEST(StoreLockRecoveryTest, RepeatedDeathsAreEachRecovered) {
+  auto s = make_store(16 * kMiB);
+  ASSERT_NE(s, nullptr);
+  const uint64_t used = s->stats().used_bytes;
+  for (uint64_t round = 1; round <= 3; ++round) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) s->debug_die_holding_lock();
+    ASSERT_TRUE(wait_until_used_bytes_change(*s, used));
+    kill_and_reap(pid);
+    StoreStats st = s->stats();
+    EXPECT_EQ(st.recoveries, round);
+    EXPECT_EQ(st.used_bytes, used);
+    EXPECT_EQ(st.high_water, kMiB + 64) << "each child's block is reused by the next";
+    EXPECT_TRUE(CheckOk(*s));
+  }
+}
+
+}  // namespace
+}  // namespace ember

@@ -1,0 +1,106 @@
+"""Bad input gets a clear, typed error at the call that caused it, and nothing is lost."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import ember
+from ember.exceptions import EmberError, NotInitializedError, ObjectStoreFullError
+
+from .conftest import STORE_BYTES
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("no pickling for you")
+
+
+@pytest.mark.parametrize(
+    "value", [threading.Lock(), Unpicklable(), [1, threading.Lock()]], ids=["lock", "reduce", "nested"]
+)
+def test_put_of_an_unpicklable_value(node, value):
+    before = node.store.stats()
+    with pytest.raises(TypeError, match=type(value).__name__):
+        ember.put(value)
+    assert node.store.stats() == before  # nothing stored
+
+
+def test_put_of_an_object_ref(node):
+    with pytest.raises(TypeError, match="ObjectRef"):
+        ember.put(ember.put(1))
+
+
+@pytest.mark.parametrize("bad", [1, "ref", None, (1,), {"a": 1}], ids=repr)
+def test_get_of_a_non_ref(node, bad):
+    with pytest.raises(TypeError, match="ObjectRef"):
+        ember.get(bad)
+
+
+def test_get_of_a_list_with_a_non_ref(node):
+    with pytest.raises(TypeError, match="item 1"):
+        ember.get([ember.put(1), 2])
+
+
+def test_calls_before_init_and_after_shutdown():
+    assert not ember.is_initialized()
+    with pytest.raises(NotInitializedError, match=r"ember.init\(\)"):
+        ember.put(1)
+    ember.init(num_cpus=1, object_store_memory=STORE_BYTES)
+    ref = ember.put(1)
+    assert ember.is_initialized()
+    ember.shutdown()
+    assert not ember.is_initialized()
+    with pytest.raises(NotInitializedError):
+        ember.get(ref)
+    with pytest.raises(NotInitializedError):
+        ember.put(1)
+    ember.shutdown()  # twice is fine
+    del ref  # a ref that outlives its node releases nothing and does not crash
+
+
+def test_a_ref_from_a_previous_node(node):
+    ref = ember.put(1)
+    ember.shutdown()
+    ember.init(num_cpus=1, object_store_memory=STORE_BYTES)
+    with pytest.raises(NotInitializedError, match="shut down"):
+        ember.get(ref)
+
+
+def test_init_twice(node):
+    with pytest.raises(RuntimeError, match="ignore_reinit_error"):
+        ember.init()
+    assert ember.init(ignore_reinit_error=True).node_id == node.info.node_id
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"num_cpus": -1}, {"num_cpus": 1.5}, {"object_store_memory": 10}], ids=str
+)
+def test_init_with_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        ember.init(**kwargs)
+    assert not ember.is_initialized()
+
+
+def test_object_larger_than_the_store(node):
+    big = np.zeros(STORE_BYTES // 8 + 1024)
+    with pytest.raises(ObjectStoreFullError) as info:
+        ember.put(big)
+    assert isinstance(info.value, MemoryError) and isinstance(info.value, EmberError)
+    message = str(info.value)
+    assert "256.0 MiB" in message  # the store's size
+    assert "object_store_memory" in message  # what to do about it
+    # The node keeps working.
+    assert ember.get(ember.put(np.arange(10))).sum() == 45
+    node.store.check()
+
+
+def test_store_full_of_live_objects_then_freed(node):
+    chunk = np.zeros(STORE_BYTES // 4, dtype=np.uint8)
+    refs = [ember.put(chunk) for _ in range(3)]
+    with pytest.raises(ObjectStoreFullError):
+        ember.put(chunk)
+    refs.pop()
+    ember.put(chunk)  # fits again once a ref is dropped
