@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "object_format.h"
 #include "store.h"
 
 namespace py = pybind11;
@@ -56,25 +57,6 @@ T unwrap(Result<T> r) {
 void check(const Status& st) {
   if (!st.ok()) raise_status(st);
 }
-
-// --- object layout --------------------------------------------------------------------
-//
-// A stored object's payload: a Preamble, `nbuf` BufferSpans, the pickle stream, then each
-// out-of-band buffer at a 64-byte aligned offset (so numpy views are aligned).
-
-constexpr uint32_t kObjectMagic = 0x454d424f;  // "OBME"
-
-struct Preamble {
-  uint32_t magic;
-  uint32_t nbuf;
-  uint64_t header_len;
-};
-struct BufferSpan {
-  uint64_t offset;  ///< from the payload start
-  uint64_t len;
-};
-
-uint64_t align64(uint64_t x) { return (x + 63) & ~uint64_t{63}; }
 
 // --- ObjectRef ------------------------------------------------------------------------
 
@@ -159,75 +141,115 @@ class Pin {
 
 // --- put / get ------------------------------------------------------------------------
 
-/// Writes a pickle stream and its out-of-band buffers as one object; returns its ObjectRef.
-std::unique_ptr<ObjectRef> put_serialized(const std::shared_ptr<Store>& store,
-                                          const py::bytes& header, const py::list& buffers) {
-  char* hdr_ptr = nullptr;
-  Py_ssize_t hdr_len = 0;
-  PyBytes_AsStringAndSize(header.ptr(), &hdr_ptr, &hdr_len);
+/// Writes one object in the layout of object_format.h: a pickle stream, its out-of-band
+/// buffers and the ids of the ObjectRefs pickled inside it (which the object then holds).
+/// Writes into `id` (a fresh id when null, or a PENDING task return).
+void write_object(Store& store, const ObjectID& id, const py::bytes& stream,
+                  const py::list& buffers, const std::vector<ObjectID>& nested, uint16_t flags) {
+  char* stream_ptr = nullptr;
+  Py_ssize_t stream_len = 0;
+  PyBytes_AsStringAndSize(stream.ptr(), &stream_ptr, &stream_len);
 
   std::vector<py::buffer_info> infos;
   infos.reserve(buffers.size());
   for (const auto& b : buffers) {
     infos.push_back(py::reinterpret_borrow<py::buffer>(b).request());
   }
-  const uint32_t nbuf = static_cast<uint32_t>(infos.size());
+  const auto nbuf = static_cast<uint32_t>(infos.size());
+  const auto nrefs = static_cast<uint32_t>(nested.size());
+  ObjectLayout layout(nrefs, nbuf, static_cast<uint64_t>(stream_len));
   std::vector<BufferSpan> spans(nbuf);
-  uint64_t at = sizeof(Preamble) + nbuf * sizeof(BufferSpan) + static_cast<uint64_t>(hdr_len);
+  uint64_t at = layout.end_of_stream;
   for (uint32_t i = 0; i < nbuf; ++i) {
     at = align64(at);
     spans[i] = BufferSpan{at, static_cast<uint64_t>(infos[i].size * infos[i].itemsize)};
     at += spans[i].len;
   }
-  const uint64_t total = at;
 
-  ObjectID id = store->new_id();
-  uint8_t* dst = unwrap(store->create_object(id, total));
-  Preamble pre{kObjectMagic, nbuf, static_cast<uint64_t>(hdr_len)};
-  std::memcpy(dst, &pre, sizeof pre);
-  std::memcpy(dst + sizeof pre, spans.data(), nbuf * sizeof(BufferSpan));
-  std::memcpy(dst + sizeof pre + nbuf * sizeof(BufferSpan), hdr_ptr, hdr_len);
+  uint8_t* dst = unwrap(store.create_object(id, at, nrefs > 0));
+  ObjectHeader h{kObjectMagic, flags, 0, nrefs, nbuf, static_cast<uint64_t>(stream_len)};
+  std::memcpy(dst, &h, sizeof h);
+  if (nrefs > 0) std::memcpy(dst + layout.refs_at, nested.data(), nrefs * sizeof(ObjectID));
+  if (nbuf > 0) std::memcpy(dst + layout.spans_at, spans.data(), nbuf * sizeof(BufferSpan));
+  std::memcpy(dst + layout.stream_at, stream_ptr, static_cast<size_t>(stream_len));
   {
-    py::gil_scoped_release nogil;  // buffers stay alive: `buffers` holds them
+    py::gil_scoped_release nogil;  // the buffers stay alive: `buffers` holds them
     for (uint32_t i = 0; i < nbuf; ++i) {
-      store->copy_in(dst + spans[i].offset, static_cast<const uint8_t*>(infos[i].ptr),
-                     spans[i].len);
+      store.copy_in(dst + spans[i].offset, static_cast<const uint8_t*>(infos[i].ptr),
+                    spans[i].len);
     }
   }
-  Status st = store->seal(id);
+  // The object's hold on each nested ref, taken before it becomes visible. A ref whose object
+  // is already gone is listed but holds nothing (its release finds no entry).
+  for (const ObjectID& n : nested) (void)store.add_ref(n);
+  Status st = store.seal(id);
   if (!st.ok()) {
-    store->abort(id);
+    store.abort(id);
     raise_status(st);
   }
+}
+
+std::vector<ObjectID> ids_of(const py::list& refs) {
+  std::vector<ObjectID> ids;
+  ids.reserve(refs.size());
+  for (const auto& r : refs) ids.push_back(r.cast<const ObjectRef&>().id());
+  return ids;
+}
+
+/// put(): stores a new object and returns the ObjectRef that owns it.
+std::unique_ptr<ObjectRef> put_object(const std::shared_ptr<Store>& store, const py::bytes& stream,
+                                      const py::list& buffers, const py::list& nested) {
+  ObjectID id = store->new_id();
+  write_object(*store, id, stream, buffers, ids_of(nested), 0);
   return std::make_unique<ObjectRef>(id, store, true);
 }
 
-/// Reads an object: (pickle stream, [out-of-band buffers]). Objects without buffers come
-/// back as bytes and are unpinned at once; otherwise the buffers are read-only memoryviews
-/// on the segment that pin the object while they (or arrays built on them) live.
-py::tuple get_serialized(const std::shared_ptr<Store>& current, const ObjectRef& ref) {
+/// Reads an object: (pickle stream, [out-of-band buffers] or None, flags, error kind).
+/// Objects without buffers come back as bytes and are unpinned at once; otherwise the buffers
+/// are read-only memoryviews on the segment that pin the object while they (or arrays built
+/// on them) live.
+py::tuple get_object(const std::shared_ptr<Store>& current, const ObjectRef& ref) {
   std::shared_ptr<Store> store = store_of(ref, current);
   ObjectView v = unwrap(store->pin(ref.id()));
-  Preamble pre;
-  std::memcpy(&pre, v.data, sizeof pre);
-  const uint8_t* hdr = v.data + sizeof pre + pre.nbuf * sizeof(BufferSpan);
-  if (pre.nbuf == 0) {
-    py::bytes out(reinterpret_cast<const char*>(hdr), pre.header_len);
+  ObjectHeader h = read_header(v.data);
+  if (h.magic != kObjectMagic) {
     store->unpin(ref.id());
-    return py::make_tuple(out, py::none());
+    raise_status(Status(StatusCode::kInvalid, "corrupt object " + ref.hex()));
+  }
+  ObjectLayout layout(h.nrefs, h.nbuf, h.stream_len);
+  const uint8_t* stream = v.data + layout.stream_at;
+  if (h.nbuf == 0) {
+    py::bytes out(reinterpret_cast<const char*>(stream), h.stream_len);
+    store->unpin(ref.id());
+    return py::make_tuple(out, py::none(), h.flags, h.error_kind);
   }
   auto pin = py::cast(std::make_unique<Pin>(store, ref.id(), v));
   py::memoryview whole = py::memoryview(pin);
   py::list bufs;
-  for (uint32_t i = 0; i < pre.nbuf; ++i) {
-    BufferSpan s;
-    std::memcpy(&s, v.data + sizeof pre + i * sizeof(BufferSpan), sizeof s);
-    bufs.append(whole[py::slice(static_cast<Py_ssize_t>(s.offset),
-                                static_cast<Py_ssize_t>(s.offset + s.len), 1)]);
+  for (uint32_t i = 0; i < h.nbuf; ++i) {
+    BufferSpan sp;
+    std::memcpy(&sp, v.data + layout.spans_at + i * sizeof(BufferSpan), sizeof sp);
+    bufs.append(whole[py::slice(static_cast<Py_ssize_t>(sp.offset),
+                                static_cast<Py_ssize_t>(sp.offset + sp.len), 1)]);
   }
-  auto h0 = static_cast<Py_ssize_t>(hdr - v.data);
-  return py::make_tuple(whole[py::slice(h0, h0 + static_cast<Py_ssize_t>(pre.header_len), 1)],
-                        bufs);
+  auto s0 = static_cast<Py_ssize_t>(layout.stream_at);
+  return py::make_tuple(whole[py::slice(s0, s0 + static_cast<Py_ssize_t>(h.stream_len), 1)], bufs,
+                        h.flags, h.error_kind);
+}
+
+/// Waits (without the GIL) until `num_ready` of `refs` are sealed or `timeout` seconds pass
+/// (None: forever); returns a list of booleans, one per ref.
+py::list wait_objects(Store& store, const py::list& refs, size_t num_ready, py::object timeout) {
+  std::vector<ObjectID> ids = ids_of(refs);
+  int64_t timeout_ns = timeout.is_none() ? -1 : static_cast<int64_t>(timeout.cast<double>() * 1e9);
+  std::unique_ptr<bool[]> ready(new bool[ids.size()]());
+  {
+    py::gil_scoped_release nogil;
+    store.wait(ids.data(), ids.size(), num_ready, timeout_ns, ready.get());
+  }
+  py::list out;
+  for (size_t i = 0; i < ids.size(); ++i) out.append(ready[i]);
+  return out;
 }
 
 py::dict stats_dict(Store& s) {
@@ -279,8 +301,9 @@ PYBIND11_MODULE(_core, m) {
       .def("stats", &stats_dict)
       .def("check", [](Store& s) { check(s.check()); })
       .def("close", &Store::close)
-      .def("put", &put_serialized, py::arg("header"), py::arg("buffers"))
-      .def("get", &get_serialized, py::arg("ref"))
+      .def("put", &put_object, py::arg("stream"), py::arg("buffers"), py::arg("nested"))
+      .def("get", &get_object, py::arg("ref"))
+      .def("wait", &wait_objects, py::arg("refs"), py::arg("num_ready"), py::arg("timeout"))
       .def("ref_from_binary",
            [](const std::shared_ptr<Store>& s, const py::bytes& b) {
              ObjectID id = id_from_binary(b);

@@ -25,7 +25,7 @@ int64_t ObjectTable::find(const ObjectID& id) const {
 }
 
 Result<int64_t> ObjectTable::insert(const ObjectID& id, int32_t owner_pid, uint64_t payload,
-                                    uint64_t size) {
+                                    uint64_t size, SlotState state) {
   if (st_->live >= limit()) {
     return Status(StatusCode::kTableFull,
                   "the object table is full (" + std::to_string(st_->live) + " objects)");
@@ -49,7 +49,9 @@ Result<int64_t> ObjectTable::insert(const ObjectID& id, int32_t owner_pid, uint6
   e.size = size;
   e.refs = 0;
   e.pins = 0;
-  e.state = SlotState::kCreated;  // last: the entry becomes visible complete
+  e.waiters = 0;
+  e.flags = 0;
+  e.state = state;  // last: the entry becomes visible complete
   ++st_->live;
   return slot;
 }
@@ -70,7 +72,7 @@ void ObjectTable::recount() {
   uint64_t live = 0;
   for (uint64_t i = 0; i < st_->capacity; ++i) {
     SlotState s = slots_[i].state;
-    live += (s == SlotState::kCreated || s == SlotState::kSealed) ? 1 : 0;
+    live += (s == SlotState::kCreated || s == SlotState::kSealed || s == SlotState::kPending);
   }
   st_->live = live;
 }
@@ -79,7 +81,7 @@ Status ObjectTable::check() const {
   uint64_t live = 0;
   for (uint64_t i = 0; i < st_->capacity; ++i) {
     const ObjectEntry& e = slots_[i];
-    if (e.state != SlotState::kCreated && e.state != SlotState::kSealed) continue;
+    if (e.state == SlotState::kEmpty || e.state == SlotState::kTombstone) continue;
     ++live;
     if (find(e.id) != static_cast<int64_t>(i)) {
       return Status(StatusCode::kInvalid, "entry unreachable by probing at slot " +

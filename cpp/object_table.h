@@ -4,8 +4,8 @@
 //  - Open addressing with linear probing over a power-of-two array in the segment. An id's
 //    home slot is its sequence number modulo the capacity, so ids issued in order fill the
 //    table in order (cache- and page-friendly) and collide only after a full wrap.
-//  - A slot is EMPTY, TOMBSTONE (erased; probing continues past it) or LIVE (CREATED or
-//    SEALED). erase() turns trailing tombstones back into EMPTY so probes stay short.
+//  - A slot is EMPTY, TOMBSTONE (erased; probing continues past it) or LIVE (PENDING,
+//    CREATED or SEALED). erase() turns trailing tombstones back into EMPTY so probes stay short.
 //  - A slot's `state` is written last on insert and first on erase, so a process that dies
 //    mid-call leaves either the old or the new entry visible, never a torn one.
 //  - An object is immutable once SEALED: its payload bytes are never written again.
@@ -27,7 +27,18 @@ struct ObjectID {
   bool operator!=(const ObjectID& o) const { return !(*this == o); }
 };
 
-enum class SlotState : uint32_t { kEmpty = 0, kCreated = 1, kSealed = 2, kTombstone = 3 };
+enum class SlotState : uint32_t {
+  kEmpty = 0,
+  kCreated = 1,    ///< payload allocated, being written
+  kSealed = 2,     ///< immutable, readable
+  kTombstone = 3,  ///< erased
+  kPending = 4,    ///< promised (a task's return): no payload yet
+};
+
+/// Entry flags.
+enum EntryFlags : uint32_t {
+  kEntryHasRefs = 1,  ///< the payload lists nested ObjectRefs the object holds (object_format.h)
+};
 
 /// One object's record (one cache line).
 struct ObjectEntry {
@@ -38,14 +49,16 @@ struct ObjectEntry {
   uint64_t size;      ///< bytes written by the creator
   int32_t refs;       ///< ObjectRefs alive in any process
   int32_t pins;       ///< views alive in any process, +1 for the writer until sealed
-  uint64_t reserved[2];
+  uint32_t waiters;   ///< 1 once someone sleeps until this object is sealed
+  uint32_t flags;     ///< EntryFlags
+  uint64_t reserved;
 };
 static_assert(sizeof(ObjectEntry) == 64);
 
 /// The table's shared counters (in the segment).
 struct TableState {
   uint64_t capacity;  ///< a power of two
-  uint64_t live;      ///< CREATED + SEALED slots
+  uint64_t live;      ///< PENDING + CREATED + SEALED slots
 };
 
 class ObjectTable {
@@ -57,8 +70,10 @@ class ObjectTable {
 
   /// The slot holding `id`, or -1.
   int64_t find(const ObjectID& id) const;
-  /// Adds `id` in state CREATED and returns its slot; kAlreadyExists or kTableFull.
-  Result<int64_t> insert(const ObjectID& id, int32_t owner_pid, uint64_t payload, uint64_t size);
+  /// Adds `id` in `state` (CREATED or PENDING) and returns its slot; kAlreadyExists or
+  /// kTableFull.
+  Result<int64_t> insert(const ObjectID& id, int32_t owner_pid, uint64_t payload, uint64_t size,
+                         SlotState state = SlotState::kCreated);
   /// Removes the entry in `slot`.
   void erase(int64_t slot);
 

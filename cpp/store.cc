@@ -5,10 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <climits>
 #include <cstring>
 #include <random>
 #include <string>
 
+#include "futex.h"
+#include "object_format.h"
 #include "parallel_copy.h"
 
 namespace ember {
@@ -126,10 +130,26 @@ void Store::close() {
   seg_->close_fd();
 }
 
-ObjectID Store::new_id() {
+ObjectID Store::new_id(uint32_t count) {
   // relaxed: uniqueness needs only atomicity; ordering comes from the lock when the id is
   // entered in the table.
-  return ObjectID{node_tag(), ctl_->next_seq.fetch_add(1, std::memory_order_relaxed)};
+  return ObjectID{node_tag(), ctl_->next_seq.fetch_add(count, std::memory_order_relaxed)};
+}
+
+Status Store::create_pending(const ObjectID& first, uint32_t count) {
+  if (closed()) return closed_error();
+  Locked lock(*this);
+  for (uint32_t i = 0; i < count; ++i) {
+    auto slot = table_.insert(ObjectID{first.hi, first.lo + i}, pid_, 0, 0, SlotState::kPending);
+    if (!slot.ok()) {
+      std::vector<ObjectID> none;
+      for (uint32_t j = 0; j < i; ++j) free_slot(table_.find({first.hi, first.lo + j}), none);
+      return slot.status().code() == StatusCode::kTableFull ? full_error(0, slot.status())
+                                                             : slot.status();
+    }
+    table_.at(*slot).refs = 1;
+  }
+  return Status::OK();
 }
 
 Status Store::full_error(uint64_t size, const Status& why) {
@@ -144,25 +164,38 @@ Status Store::full_error(uint64_t size, const Status& why) {
   return Status(StatusCode::kStoreFull, msg);
 }
 
-Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size) {
+Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool has_refs) {
   if (closed()) return closed_error();
   uint64_t payload;
   uint64_t top_before, top_after;
   {
     Locked lock(*this);
+    int64_t pending = table_.find(id);
+    if (pending >= 0 && table_.at(pending).state != SlotState::kPending) {
+      return Status(StatusCode::kAlreadyExists, "object already exists");
+    }
     top_before = ctl_->alloc.top;
     auto off = alloc_.allocate(size, id.hi, id.lo);
     if (!off.ok()) return full_error(size, off.status());
     payload = *off;
-    auto slot = table_.insert(id, pid_, payload, size);
-    if (!slot.ok()) {
-      alloc_.free(payload);
-      if (slot.status().code() == StatusCode::kTableFull) return full_error(size, slot.status());
-      return slot.status();
+    ObjectEntry* e;
+    if (pending >= 0) {
+      e = &table_.at(pending);
+      e->payload = payload;  // the block's tag now has an entry claiming it
+      e->size = size;
+      e->state = SlotState::kCreated;
+    } else {
+      auto slot = table_.insert(id, pid_, payload, size);
+      if (!slot.ok()) {
+        alloc_.free(payload);
+        if (slot.status().code() == StatusCode::kTableFull) return full_error(size, slot.status());
+        return slot.status();
+      }
+      e = &table_.at(*slot);
+      e->refs = 1;
     }
-    ObjectEntry& e = table_.at(*slot);
-    e.refs = 1;
-    e.pins = 1;
+    e->pins = 1;
+    e->flags = has_refs ? uint32_t{kEntryHasRefs} : 0u;
     top_after = ctl_->alloc.top;
   }
   if (top_after != top_before) hint_prefault(size);
@@ -171,28 +204,109 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size) {
 
 Status Store::seal(const ObjectID& id) {
   if (closed()) return closed_error();
-  Locked lock(*this);
-  int64_t slot = table_.find(id);
-  if (slot < 0 || table_.at(slot).state != SlotState::kCreated) {
-    return Status(StatusCode::kInvalid, "seal of an object that is not being created");
+  bool wake = false;
+  {
+    Locked lock(*this);
+    int64_t slot = table_.find(id);
+    if (slot < 0 || table_.at(slot).state != SlotState::kCreated) {
+      return Status(StatusCode::kInvalid, "seal of an object that is not being created");
+    }
+    ObjectEntry& e = table_.at(slot);
+    e.state = SlotState::kSealed;
+    wake = e.waiters != 0;
+    e.waiters = 0;
+    if (--e.pins == 0 && e.refs == 0) {
+      std::vector<ObjectID> released;
+      free_slot(slot, released);
+      release_all(released);
+    }
   }
-  ObjectEntry& e = table_.at(slot);
-  e.state = SlotState::kSealed;
-  if (--e.pins == 0 && e.refs == 0) free_slot(slot);
+  if (wake) wake_waiters();
   return Status::OK();
+}
+
+void Store::wake_waiters() {
+  // release: a woken waiter re-reads the table under the lock anyway; the bump only has to
+  // change the futex word after the seal is visible.
+  ctl_->seal_seq.fetch_add(1, std::memory_order_release);
+  futex_wake(&ctl_->seal_seq, INT32_MAX);
+}
+
+size_t Store::wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t timeout_ns,
+                   bool* ready) {
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    size_t count = 0;
+    uint32_t seq;
+    {
+      Locked lock(*this);
+      // relaxed: read under the lock, after which any seal we must see bumps it again.
+      seq = ctl_->seal_seq.load(std::memory_order_relaxed);
+      for (size_t i = 0; i < n; ++i) {
+        if (ready[i]) {
+          ++count;
+          continue;
+        }
+        int64_t slot = table_.find(ids[i]);
+        if (slot < 0 || table_.at(slot).state == SlotState::kSealed) {
+          ready[i] = true;
+          ++count;
+        }
+      }
+      if (count < num_ready) {
+        for (size_t i = 0; i < n; ++i) {
+          if (!ready[i]) table_.at(table_.find(ids[i])).waiters = 1;
+        }
+      }
+    }
+    if (count >= num_ready || closed()) return count;
+    int64_t left = -1;
+    if (timeout_ns >= 0) {
+      left = timeout_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::steady_clock::now() - start)
+                              .count();
+      if (left <= 0) return count;
+    }
+    // Sleep at most 100 ms at a time so a closed store or a dead peer is noticed.
+    futex_wait(&ctl_->seal_seq, seq, left < 0 ? 100'000'000 : std::min<int64_t>(left, 100'000'000));
+  }
 }
 
 void Store::abort(const ObjectID& id) {
   if (closed()) return;
   Locked lock(*this);
   int64_t slot = table_.find(id);
-  if (slot >= 0 && table_.at(slot).state == SlotState::kCreated) free_slot(slot);
+  if (slot >= 0 && table_.at(slot).state == SlotState::kCreated) {
+    table_.at(slot).flags = 0;  // its nested refs were never taken
+    std::vector<ObjectID> none;
+    free_slot(slot, none);
+  }
 }
 
-void Store::free_slot(int64_t slot) {
-  uint64_t payload = table_.at(slot).payload;
-  table_.erase(slot);    // entry first, block second: see the invariants
-  alloc_.free(payload);
+void Store::free_slot(int64_t slot, std::vector<ObjectID>& released) {
+  ObjectEntry& e = table_.at(slot);
+  uint64_t payload = e.payload;
+  if ((e.flags & kEntryHasRefs) != 0 && e.state == SlotState::kSealed) {
+    const uint8_t* p = seg_->base() + payload;
+    ObjectHeader h = read_header(p);
+    for (uint32_t i = 0; i < h.nrefs; ++i) released.push_back(nested_ref(p, i));
+  }
+  table_.erase(slot);  // entry first, block second: see the invariants
+  if (payload != 0) alloc_.free(payload);
+}
+
+void Store::release_all(std::vector<ObjectID>& ids) {
+  // A worklist rather than recursion: freeing a container can free what it holds, and so on.
+  while (!ids.empty()) {
+    ObjectID id = ids.back();
+    ids.pop_back();
+    int64_t slot = table_.find(id);
+    if (slot < 0) continue;
+    ObjectEntry& e = table_.at(slot);
+    if (e.refs > 0 && --e.refs == 0 && e.pins == 0 && e.state == SlotState::kSealed) {
+      free_slot(slot, ids);
+    }
+  }
 }
 
 Result<ObjectView> Store::pin(const ObjectID& id) {
@@ -215,7 +329,11 @@ void Store::unpin(const ObjectID& id) {
   ObjectEntry& e = table_.at(slot);
   // Only readers unpin, and readers only pin sealed objects: the writer's pin is seal()'s.
   if (e.state != SlotState::kSealed || e.pins == 0) return;
-  if (--e.pins == 0 && e.refs == 0) free_slot(slot);
+  if (--e.pins == 0 && e.refs == 0) {
+    std::vector<ObjectID> released;
+    free_slot(slot, released);
+    release_all(released);
+  }
 }
 
 Status Store::add_ref(const ObjectID& id) {
@@ -230,12 +348,8 @@ Status Store::add_ref(const ObjectID& id) {
 void Store::release_ref(const ObjectID& id) {
   if (closed()) return;
   Locked lock(*this);
-  int64_t slot = table_.find(id);
-  if (slot < 0) return;
-  ObjectEntry& e = table_.at(slot);
-  if (e.refs > 0 && --e.refs == 0 && e.pins == 0 && e.state == SlotState::kSealed) {
-    free_slot(slot);
-  }
+  std::vector<ObjectID> ids{id};
+  release_all(ids);
 }
 
 bool Store::is_sealed(const ObjectID& id) {
@@ -249,7 +363,8 @@ void Store::recover() {
   ++ctl_->recoveries;
   alloc_.rebuild([this](uint64_t hi, uint64_t lo, uint64_t payload) {
     int64_t slot = table_.find(ObjectID{hi, lo});
-    return slot >= 0 && table_.at(slot).payload == payload;
+    return slot >= 0 && table_.at(slot).state != SlotState::kPending &&
+           table_.at(slot).payload == payload;
   });
   table_.recount();
 }

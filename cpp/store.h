@@ -8,9 +8,16 @@
 //  - Every read or write of the allocator or the table happens under the segment's robust
 //    lock. When a process dies holding it, the next locker rebuilds the allocator from its
 //    block walk, frees blocks no table entry claims, recounts the table, and goes on.
-//  - Life of an object: create() -> CREATED (refs 1, pins 1: the writer) -> seal() ->
-//    SEALED (pins 0) -> freed when refs and pins both reach 0. abort() frees a CREATED one.
-//    Payload bytes are written only between create() and seal().
+//  - Life of an object: [create_pending() -> PENDING (refs 1, no payload: a task's promised
+//    return)] -> create_object() -> CREATED (pins +1: the writer) -> seal() -> SEALED ->
+//    freed when refs and pins both reach 0. abort() frees a CREATED one. Payload bytes are
+//    written only between create_object() and seal().
+//  - Waiting: a process that sleeps until an object is sealed sets the entry's `waiters` flag
+//    under the lock, then futex-waits on `seal_seq` with the value read under the lock. seal()
+//    bumps `seal_seq` and wakes sleepers only when the flag is set, so seals nobody waits for
+//    cost no syscall, and no wake-up can be lost (the bump happens after the flag is seen).
+//  - An object whose entry has kEntryHasRefs holds one count on each ObjectRef nested in it
+//    (listed in its payload, see object_format.h); freeing it releases them.
 //  - Blocks are claimed in a fixed order so a crash between two steps leaks nothing:
 //    allocate (block tagged with the id) then insert the entry; on free, erase the entry
 //    then free the block. rebuild() frees any block whose tag has no entry.
@@ -58,6 +65,7 @@ struct StoreStats {
 struct StoreControl {
   RobustMutex lock;                ///< guards alloc and table
   std::atomic<uint64_t> next_seq;  ///< the next ObjectID sequence number
+  std::atomic<uint32_t> seal_seq;  ///< bumped by seals someone waits for (a futex word)
   uint64_t recoveries;             ///< guarded by lock
   AllocatorState alloc;            ///< guarded by lock
   TableState table;                ///< guarded by lock
@@ -77,12 +85,15 @@ class Store : public std::enable_shared_from_this<Store> {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  /// A fresh node-unique id (lock-free).
-  ObjectID new_id();
+  /// A fresh node-unique id (lock-free); `count` > 1 reserves that many consecutive ids.
+  ObjectID new_id(uint32_t count = 1);
 
-  /// Allocates `size` bytes for `id` (CREATED, one ref, the writer's pin); returns the
-  /// payload to fill in. kStoreFull / kTableFull with the sizes in the message.
-  Result<uint8_t*> create_object(const ObjectID& id, uint64_t size);
+  /// Promises `count` objects with consecutive ids from `first` (PENDING, one ref each).
+  Status create_pending(const ObjectID& first, uint32_t count);
+  /// Allocates `size` bytes for `id` and returns the payload to fill in. A PENDING `id` is
+  /// fulfilled (its refs kept); otherwise a new entry with one ref is made. `has_refs` says
+  /// the payload lists nested refs (object_format.h). kStoreFull / kTableFull with the sizes.
+  Result<uint8_t*> create_object(const ObjectID& id, uint64_t size, bool has_refs = false);
   /// Publishes a CREATED object: it becomes SEALED and immutable; drops the writer's pin.
   Status seal(const ObjectID& id);
   /// Frees a CREATED object whose writing failed.
@@ -95,6 +106,10 @@ class Store : public std::enable_shared_from_this<Store> {
   void release_ref(const ObjectID& id);
   /// True if the object exists and is sealed.
   bool is_sealed(const ObjectID& id);
+  /// Waits until at least `num_ready` of `ids` are sealed (or gone: a missing object counts
+  /// as ready, its reader gets kNotFound) or `timeout_ns` passes (< 0: forever). Sets
+  /// ready[i] for each ready id and returns how many are. Call without the GIL.
+  size_t wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t timeout_ns, bool* ready);
 
   /// Copies `len` bytes into a payload of this store, with threads and bulk page population
   /// for large copies. The caller does not hold the lock (and should not hold the GIL).
@@ -119,7 +134,12 @@ class Store : public std::enable_shared_from_this<Store> {
   Store(std::unique_ptr<Segment> seg, bool creator, unsigned copy_threads);
   class Locked;  // RAII holder of the segment lock that recovers from dead holders
   void recover();
-  void free_slot(int64_t slot);
+  /// Frees the object in `slot`; appends the nested refs it held to `released`.
+  void free_slot(int64_t slot, std::vector<ObjectID>& released);
+  /// Releases one ref of each id in `ids` (and of whatever their freeing releases). Locked.
+  void release_all(std::vector<ObjectID>& ids);
+  /// Wakes sleepers of wait() after a seal they asked for. Unlocked.
+  void wake_waiters();
   Status full_error(uint64_t size, const Status& why);
   /// Marks 2 MiB chunks of the heap populated in this process; populates the unmarked ones.
   void prepare_range(uint8_t* p, size_t len);

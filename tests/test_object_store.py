@@ -160,3 +160,15 @@ def test_many_small_objects_are_freed(node):
         del refs
         assert store.stats()["num_objects"] == 0
     store.check()
+
+
+def test_an_object_holds_the_refs_nested_in_it(node):
+    store = node.store
+    outer = ember.put({"inner": ember.put(np.arange(1000))})  # the inner ref dies at once
+    assert store.stats()["num_objects"] == 2
+    inner = ember.get(outer)["inner"]
+    assert ember.get(inner).sum() == 499500
+    del inner
+    assert store.stats()["num_objects"] == 2  # still held by `outer`
+    del outer
+    assert store.stats()["num_objects"] == 0  # freeing the container released what it held

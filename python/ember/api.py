@@ -67,8 +67,7 @@ def put(value: Any) -> ObjectRef:
             "Calling 'put' on an ObjectRef is not allowed. If you really want to do this, you "
             "can wrap the ObjectRef in a list and call 'put' on it."
         )
-    header, buffers = serialize(value)
-    return store.put(header, buffers)
+    return store.put(*serialize(value))
 
 
 def get(object_refs: ObjectRef | list[ObjectRef], *, timeout: float | None = None) -> Any:

@@ -10,12 +10,21 @@ from __future__ import annotations
 from ember import _core
 
 __all__ = [
+    "ActorDiedError",
+    "ActorError",
     "EmberError",
+    "GetTimeoutError",
     "NotInitializedError",
     "ObjectLostError",
     "ObjectStoreFullError",
+    "OutOfMemoryError",
+    "RayActorError",
     "RayError",
     "RaySystemError",
+    "RayTaskError",
+    "TaskCancelledError",
+    "TaskError",
+    "WorkerCrashedError",
 ]
 
 
@@ -41,9 +50,120 @@ class _BadArgument(EmberError, TypeError, ValueError):
     that for the same mistakes."""
 
 
+class GetTimeoutError(EmberError, TimeoutError):
+    """``get`` (or ``wait``) ran out of time before the object was ready."""
+
+
+class TaskCancelledError(EmberError):
+    """The task was cancelled with ``ember.cancel`` before it finished."""
+
+
+class WorkerCrashedError(EmberError):
+    """The worker running the task died (exit, signal, segfault) and retries ran out. The
+    message names the exit code or signal and shows the last lines the worker wrote."""
+
+
+class OutOfMemoryError(EmberError, MemoryError):
+    """The memory monitor killed the task's worker because the machine was nearly out of
+    memory."""
+
+
+class ActorError(EmberError):
+    """An actor could not run a method."""
+
+
+class ActorDiedError(ActorError):
+    """The actor's process died, was killed, or its ``__init__`` raised."""
+
+
+class TaskError(EmberError):
+    """An exception raised by a task, carried to the caller with the remote traceback.
+
+    ``get`` raises it as an instance of both TaskError and the task's own exception class (see
+    :meth:`as_instanceof_cause`), so ``except ValueError`` and ``except RayTaskError`` both
+    catch a task's ValueError.
+    """
+
+    def __init__(self, function_name: str, traceback_str: str, cause: BaseException | None,
+                 pid: int = 0):
+        self.function_name = function_name
+        self.traceback_str = traceback_str
+        self.cause = cause
+        self.pid = pid
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        name = type(self.cause).__name__ if self.cause is not None else "Exception"
+        return (f"{name} in task {self.function_name}() (pid={self.pid}):\n"
+                f"{self.traceback_str.rstrip()}")
+
+    def __reduce__(self):
+        return TaskError, (self.function_name, self.traceback_str, self.cause, self.pid)
+
+    def __str__(self) -> str:
+        return self._message()
+
+    def as_instanceof_cause(self) -> BaseException:
+        """This error as an instance of a class deriving from both TaskError and the cause's
+        class (cached per class); itself if that class cannot be derived from."""
+        cause_cls = type(self.cause) if self.cause is not None else None
+        if cause_cls is None or issubclass(cause_cls, TaskError):
+            return self
+        cls = _dual_classes.get(cause_cls)
+        if cls is None:
+            try:
+                cls = type(f"TaskError({cause_cls.__name__})", (TaskError, cause_cls), {
+                    "__init__": _dual_init,
+                    "__reduce__": TaskError.__reduce__,
+                    "__str__": TaskError.__str__,
+                    "__module__": "ember.exceptions",
+                })
+            except TypeError:  # e.g. a class with an incompatible C layout
+                return self
+            _dual_classes[cause_cls] = cls
+        err = cls.__new__(cls)
+        _dual_init(err, self.function_name, self.traceback_str, self.cause, self.pid)
+        err.__cause__ = self.cause
+        return err
+
+
+def _dual_init(self, function_name, traceback_str, cause, pid=0):
+    self.function_name = function_name
+    self.traceback_str = traceback_str
+    self.cause = cause
+    self.pid = pid
+    self.args = (self._message(),)
+
+
+_dual_classes: dict[type, type] = {}
+
+#: The classes a failure written by the C++ core (which cannot pickle) becomes, by kind.
+_RAW_ERROR_KINDS = {
+    1: WorkerCrashedError,
+    2: TaskCancelledError,
+    3: ObjectLostError,
+    4: OutOfMemoryError,
+    5: ActorDiedError,
+}
+
+
+def raise_stored_error(stream, buffers, flags: int, error_kind: int):
+    """Raises the failure stored in an object (flag kFlagError of object_format.h)."""
+    if flags & 2:  # kFlagRawMessage: a UTF-8 message from the core
+        raise _RAW_ERROR_KINDS.get(error_kind, EmberError)(bytes(stream).decode("utf-8", "replace"))
+    import pickle  # noqa: PLC0415
+
+    err = pickle.loads(stream, buffers=buffers or ())
+    if isinstance(err, TaskError):
+        raise err.as_instanceof_cause()
+    raise err
+
+
 # Ray's names for the same classes.
 RayError = EmberError
 RaySystemError = EmberError
+RayTaskError = TaskError
+RayActorError = ActorDiedError
 
 _core.set_error_classes(
     {

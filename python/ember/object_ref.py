@@ -8,9 +8,14 @@ takes a new count in the unpickling process.
 
 from __future__ import annotations
 
+import threading
+
 from ember import _core, _node
 
 ObjectRef = _core.ObjectRef
+
+#: While ember serializes a value on this thread: the list of ObjectRefs pickled inside it.
+_nested = threading.local()
 
 
 def _rebuild(binary: bytes) -> ObjectRef:
@@ -18,6 +23,9 @@ def _rebuild(binary: bytes) -> ObjectRef:
 
 
 def _reduce(ref: ObjectRef):
+    found = getattr(_nested, "refs", None)
+    if found is not None:
+        found.append(ref)
     return _rebuild, (ref.binary(),)
 
 

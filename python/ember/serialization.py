@@ -16,11 +16,14 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
+from ember import object_ref
+
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
 
 
-def serialize(value: Any) -> tuple[bytes, list[memoryview]]:
-    """Returns the pickle stream of `value` and its out-of-band buffers (raw memoryviews).
+def serialize(value: Any) -> tuple[bytes, list[memoryview], list]:
+    """Returns the pickle stream of `value`, its out-of-band buffers (raw memoryviews) and the
+    ObjectRefs pickled inside it (the stored object will hold them).
 
     Raises TypeError naming the type when `value` cannot be pickled.
     """
@@ -28,16 +31,26 @@ def serialize(value: Any) -> tuple[bytes, list[memoryview]]:
     kind = type(value)
     try:
         if kind in _PLAIN or (kind is np.ndarray and not value.dtype.hasobject):
-            header = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-        else:
-            header = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+            return pickle.dumps(value, protocol=5, buffer_callback=buffers.append), [
+                b.raw() for b in buffers
+            ], []
+        object_ref._nested.refs = nested = []
+        try:
+            stream = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        finally:
+            object_ref._nested.refs = None
     except Exception as e:
         raise TypeError(
             f"cannot serialize a value of type {kind.__module__}.{kind.__qualname__}: {e}"
         ) from e
-    return header, [b.raw() for b in buffers]
+    return stream, [b.raw() for b in buffers], nested
 
 
-def deserialize(header: bytes | memoryview, buffers: list[memoryview] | None) -> Any:
-    """Rebuilds a value; arrays in it are views on `buffers`."""
-    return pickle.loads(header, buffers=buffers or ())
+def deserialize(stream: bytes | memoryview, buffers: list[memoryview] | None, flags: int = 0,
+                error_kind: int = 0) -> Any:
+    """Rebuilds a value; arrays in it are views on `buffers`. A stored failure is raised."""
+    if flags:
+        from ember.exceptions import raise_stored_error  # noqa: PLC0415 (rare path)
+
+        raise_stored_error(stream, buffers, flags, error_kind)
+    return pickle.loads(stream, buffers=buffers or ())
