@@ -50,6 +50,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -180,9 +181,8 @@ def touch_and_free(nbytes: int) -> None:
     m.close()
 
 
-def descendants_cpu_s() -> float | None:
-    """CPU seconds used so far by this process's descendants (Ray's GCS, raylet, workers);
-    None when it has none."""
+def proc_table() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, CPU jiffies used) for every process."""
     procs = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -193,13 +193,84 @@ def descendants_cpu_s() -> float | None:
         except (OSError, IndexError):
             continue
         procs[int(pid)] = (int(rest[1]), int(rest[11]) + int(rest[12]))  # ppid, utime+stime
-    mine, frontier = set(), {os.getpid()}
+    return procs
+
+
+def descendants(procs: dict, root: int) -> set[int]:
+    mine, frontier = set(), {root}
     while frontier:
         frontier = {p for p, (pp, _) in procs.items() if pp in frontier and p not in mine}
         mine |= frontier
+    return mine
+
+
+def descendants_cpu_s() -> float | None:
+    """CPU seconds used so far by this process's descendants (Ray's GCS, raylet, workers);
+    None when it has none."""
+    procs = proc_table()
+    mine = descendants(procs, os.getpid())
     if not mine:
         return None
     return sum(procs[p][1] for p in mine) / os.sysconf("SC_CLK_TCK")
+
+
+class LoadMonitor:
+    """Samples, once a second, how many cores processes outside this benchmark's process tree
+    keep busy (the machine may be shared), so a result can be read against it."""
+
+    def __init__(self, period_s: float = 1.0):
+        self.period_s = period_s
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _mine_and_busy(self) -> tuple[int, int]:
+        procs = proc_table()
+        me = os.getpid()
+        mine = sum(procs[p][1] for p in descendants(procs, me) | {me} if p in procs)
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        busy = v[0] + v[1] + v[2] + v[5] + v[6]  # user nice system irq softirq
+        return mine, busy
+
+    def _run(self) -> None:
+        hz = os.sysconf("SC_CLK_TCK")
+        try:
+            mine0, busy0 = self._mine_and_busy()
+            t0 = time.perf_counter()
+            while not self._stop.wait(self.period_s):
+                mine1, busy1 = self._mine_and_busy()
+                t1 = time.perf_counter()
+                self.samples.append(max(0.0, (busy1 - busy0) - (mine1 - mine0)) / hz / (t1 - t0))
+                mine0, busy0, t0 = mine1, busy1, t1
+        except (OSError, ValueError, IndexError):  # no /proc: no numbers
+            pass
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict:
+        s = self.samples
+        return {"other_cores_mean": round(statistics.fmean(s), 2) if s else None,
+                "other_cores_max": round(max(s), 2) if s else None}
+
+
+def wait_quiet(timeout_s: float, max_cores: float = 0.1) -> None:
+    """Waits up to timeout_s for other processes to keep under max_cores busy for 3 s."""
+    if timeout_s <= 0:
+        return
+    start = time.perf_counter()
+    with LoadMonitor(period_s=0.5) as mon:
+        while time.perf_counter() - start < timeout_s:
+            time.sleep(0.5)
+            if len(mon.samples) >= 6 and max(mon.samples[-6:]) < max_cores:
+                return
+    progress(f"the machine did not get quiet within {timeout_s:.0f} s; measuring anyway")
 
 
 def wait_settled(timeout_s: float = 20.0, window_s: float = 0.25, max_busy: float = 0.05) -> float:
@@ -375,13 +446,18 @@ def run_backend(name: str, args) -> dict:
     srcs = {s: source_array(s) for s in sizes}
     res: dict = {"backend": name, "version": b.version, "python": sys.executable,
                  "numpy": np.__version__}
-    res.update(measure_memcpy(sizes, srcs, args))
-    res["init_s"] = start(b, args.store_bytes)
-    res.update(measure_warm_and_get(b, sizes, srcs, args))
-    res.update(measure_small(b, args))
-    b.shutdown()
-    cold_samples = args.ray_cold_repeat if name == "ray" else args.cold_repeat
-    res.update(measure_cold(b, sizes, srcs, args, cold_samples))
+    wait_quiet(args.wait_quiet)
+    with LoadMonitor() as mon:
+        res.update(measure_memcpy(sizes, srcs, args))
+        res["init_s"] = start(b, args.store_bytes)
+        res.update(measure_warm_and_get(b, sizes, srcs, args))
+        res.update(measure_small(b, args))
+        b.shutdown()
+        cold_samples = args.ray_cold_repeat if name == "ray" else args.cold_repeat
+        res.update(measure_cold(b, sizes, srcs, args, cold_samples))
+    res["load"] = mon.summary()
+    progress(f"{name}: other processes kept {res['load']['other_cores_mean']} cores busy on "
+             f"average (max {res['load']['other_cores_max']})")
     return res
 
 
@@ -394,6 +470,7 @@ def run_ray_subprocess(python: str, args) -> dict:
                "--repeat", str(args.repeat), "--cold-repeat", str(args.cold_repeat),
                "--ray-cold-repeat", str(args.ray_cold_repeat), "--gets", str(args.gets),
                "--small", str(args.small), "--store-bytes", str(args.store_bytes),
+               "--wait-quiet", str(args.wait_quiet),
                "--json", out]
         # Progress lines (stdout) pass through; Ray's own logging (stderr) is shown only if
         # the run fails.
@@ -464,6 +541,11 @@ def print_report(results: dict, sizes: list[int]) -> None:
               f"{ratio(e[key], r.get(key)):>6}")
 
     print()
+    loads = [f"{k} run {v['load']['other_cores_mean']} (max {v['load']['other_cores_max']})"
+             for k, v in results.items() if v.get("load")]
+    print("cores kept busy by other processes meanwhile: " + "; ".join(loads))
+
+    print()
     print("targets (ember):")
     big = max(sizes)
     for kind in ("warm", "cold"):
@@ -515,6 +597,9 @@ def parse_args(argv=None):
                    help="small-int puts and gets per run (default 10000; 2000 with --quick)")
     p.add_argument("--store-bytes", type=int, default=None,
                    help="object_store_memory (default: max(3 GiB, 3 x the largest size))")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                   help="before each backend's run, wait up to S seconds for the machine's "
+                        "other processes to go quiet (default 0: do not wait)")
     p.add_argument("--quick", action="store_true", help=f"fast smoke run ({QUICK_SIZES})")
     p.add_argument("--compare-ray", metavar="PYTHON",
                    help="a python with Ray installed (e.g. /opt/rayenv/bin/python)")

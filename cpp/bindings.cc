@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "object_format.h"
+#include "scheduler.h"
 #include "store.h"
+#include "worker.h"
 
 namespace py = pybind11;
 using namespace ember;  // NOLINT: the binding file names every ember type
@@ -252,6 +254,105 @@ py::list wait_objects(Store& store, const py::list& refs, size_t num_ready, py::
   return out;
 }
 
+// --- tasks ----------------------------------------------------------------------------
+
+/// The part of a submission that is the same from the driver and from a worker.
+struct Submission {
+  TaskSpec spec{};
+  std::vector<ObjectID> deps;
+};
+
+/// Builds a TaskSpec; checks feasibility before anything is created in the store, then
+/// writes the arguments (inline when small and plain, else as an object the task holds).
+Submission prepare(Store& store, const RuntimeControl& rc, const ObjectRef& function,
+                   const std::string& name, uint32_t num_returns, const std::vector<int64_t>& resources,
+                   int32_t max_retries, uint32_t flags, const py::object& args_stream,
+                   const py::list& args_buffers, const py::list& args_nested, const py::list& deps) {
+  Submission sub;
+  TaskSpec& spec = sub.spec;
+  spec.function = function.id();
+  spec.num_returns = num_returns;
+  spec.max_retries = max_retries;
+  spec.flags = flags;
+  for (size_t i = 0; i < resources.size() && i < kMaxResources; ++i) spec.resources[i] = resources[i];
+  std::strncpy(spec.name, name.c_str(), sizeof(spec.name) - 1);
+  check(check_feasible(rc, spec));
+  sub.deps = ids_of(deps);
+  spec.num_deps = static_cast<uint32_t>(std::min<size_t>(sub.deps.size(), kMaxDeps));
+  std::copy(sub.deps.begin(), sub.deps.begin() + spec.num_deps, spec.deps);
+
+  if (args_stream.is_none()) {
+    spec.flags |= kSpecNoArgs;
+  } else {
+    auto stream = py::reinterpret_borrow<py::bytes>(args_stream);
+    std::string_view view = stream;
+    if (args_buffers.empty() && args_nested.empty() && view.size() <= kInlineArgs) {
+      spec.flags |= kSpecArgsInline;
+      spec.args_inline_len = static_cast<uint32_t>(view.size());
+      std::memcpy(spec.args_inline, view.data(), view.size());
+    } else {
+      spec.args = store.new_id();
+      write_object(store, spec.args, stream, args_buffers, ids_of(args_nested), 0);
+    }
+  }
+  // Reserve the returns last: nothing above can fail after they exist.
+  spec.returns = store.new_id(num_returns);
+  Status st = store.create_pending(spec.returns, num_returns);
+  if (!st.ok()) {
+    if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) store.release_ref(spec.args);
+    raise_status(st);
+  }
+  return sub;
+}
+
+py::list return_refs(const std::shared_ptr<Store>& store, const TaskSpec& spec) {
+  py::list refs;
+  for (uint32_t i = 0; i < spec.num_returns; ++i) {
+    refs.append(std::make_unique<ObjectRef>(ObjectID{spec.returns.hi, spec.returns.lo + i}, store,
+                                            true));
+  }
+  return refs;
+}
+
+/// The driver's handle on the runtime: the scheduler plus the store it dispatches from.
+struct DriverRuntime {
+  std::shared_ptr<Store> store;
+  std::unique_ptr<Scheduler> scheduler;
+};
+
+/// A worker's handle on the runtime.
+struct WorkerRuntime {
+  std::shared_ptr<Store> store;
+  std::unique_ptr<Worker> worker;
+};
+
+/// What a worker needs to run a task: a tuple, so Python reads it in one call.
+py::tuple task_info(const TaskRecord& r) {
+  const TaskSpec& s = r.spec;
+  py::object args = py::none();
+  if ((s.flags & kSpecArgsInline) != 0) {
+    args = py::bytes(reinterpret_cast<const char*>(s.args_inline), s.args_inline_len);
+  } else if ((s.flags & kSpecNoArgs) == 0) {
+    char buf[16];
+    for (int i = 0; i < 8; ++i) {
+      buf[i] = static_cast<char>(s.args.hi >> (56 - 8 * i));
+      buf[8 + i] = static_cast<char>(s.args.lo >> (56 - 8 * i));
+    }
+    args = py::bytes(buf, 16);
+  }
+  auto id_bytes = [](const ObjectID& id) {
+    char buf[16];
+    for (int i = 0; i < 8; ++i) {
+      buf[i] = static_cast<char>(id.hi >> (56 - 8 * i));
+      buf[8 + i] = static_cast<char>(id.lo >> (56 - 8 * i));
+    }
+    return py::bytes(buf, 16);
+  };
+  return py::make_tuple(id_bytes(s.function), std::string(s.name), s.num_returns, args,
+                        (s.flags & kSpecArgsInline) != 0, s.attempt, s.max_retries,
+                        (s.flags & kSpecRetryExceptions) != 0, r.gpu_mask);
+}
+
 py::dict stats_dict(Store& s) {
   StoreStats st = s.stats();
   py::dict d;
@@ -277,8 +378,10 @@ PYBIND11_MODULE(_core, m) {
   py::class_<Store, std::shared_ptr<Store>>(m, "Store")
       .def_static(
           "create",
-          [](uint64_t capacity, uint64_t table_capacity, bool prefault, unsigned copy_threads) {
+          [](uint64_t capacity, uint64_t table_capacity, bool prefault, unsigned copy_threads,
+             uint64_t runtime_bytes) {
             StoreOptions o;
+            o.runtime_bytes = runtime_bytes;
             o.capacity = capacity;
             o.table_capacity = table_capacity;
             o.prefault = prefault;
@@ -286,7 +389,8 @@ PYBIND11_MODULE(_core, m) {
             return unwrap(Store::create(o));
           },
           py::arg("capacity"), py::arg("table_capacity") = 0, py::arg("prefault") = true,
-          py::arg("copy_threads") = 0, "Creates a node's store in a new memfd.")
+          py::arg("copy_threads") = 0, py::arg("runtime_bytes") = 0,
+          "Creates a node's store in a new memfd.")
       .def_static(
           "attach", [](int fd) { return unwrap(Store::attach(fd)); }, py::arg("fd"),
           "Attaches to the store of the segment fd inherited from the driver.")
@@ -304,6 +408,8 @@ PYBIND11_MODULE(_core, m) {
       .def("put", &put_object, py::arg("stream"), py::arg("buffers"), py::arg("nested"))
       .def("get", &get_object, py::arg("ref"))
       .def("wait", &wait_objects, py::arg("refs"), py::arg("num_ready"), py::arg("timeout"))
+      .def("release_binary",
+           [](Store& s, const py::bytes& b) { s.release_ref(id_from_binary(b)); })
       .def("ref_from_binary",
            [](const std::shared_ptr<Store>& s, const py::bytes& b) {
              ObjectID id = id_from_binary(b);
@@ -316,6 +422,152 @@ PYBIND11_MODULE(_core, m) {
              py::gil_scoped_release nogil;
              s.debug_die_holding_lock();
            });
+
+  m.def("runtime_bytes", [](uint32_t max_workers, uint32_t task_capacity) {
+    return RuntimeLayout(max_workers, task_capacity).size;
+  });
+  m.attr("MAX_RESOURCES") = kMaxResources;
+  m.attr("RESOURCE_UNIT") = kResourceUnit;
+  m.attr("SPEC_RETRY_EXCEPTIONS") = static_cast<uint32_t>(kSpecRetryExceptions);
+
+  py::class_<DriverRuntime>(m, "Scheduler")
+      .def(py::init([](std::shared_ptr<Store> store, std::vector<int64_t> totals,
+                       std::vector<std::string> names, uint32_t num_cpus, uint32_t max_workers,
+                       uint32_t task_capacity, std::string log_dir) {
+             SchedulerConfig cfg;
+             for (size_t i = 0; i < totals.size() && i < kMaxResources; ++i) cfg.totals[i] = totals[i];
+             cfg.names = std::move(names);
+             cfg.num_cpus = num_cpus;
+             cfg.max_workers = max_workers;
+             cfg.task_capacity = task_capacity;
+             cfg.log_dir = std::move(log_dir);
+             auto rt = std::make_unique<DriverRuntime>();
+             rt->store = store;
+             rt->scheduler = std::make_unique<Scheduler>(store, std::move(cfg));
+             return rt;
+           }),
+           py::arg("store"), py::arg("totals"), py::arg("names"), py::arg("num_cpus"),
+           py::arg("max_workers"), py::arg("task_capacity"), py::arg("log_dir"))
+      .def("start", [](DriverRuntime& rt) { rt.scheduler->start(); })
+      .def("stop",
+           [](DriverRuntime& rt) {
+             py::gil_scoped_release nogil;
+             rt.scheduler->stop();
+           })
+      .def("submit",
+           [](DriverRuntime& rt, const ObjectRef& function, const std::string& name,
+              uint32_t num_returns, const std::vector<int64_t>& resources, int32_t max_retries,
+              uint32_t flags, const py::object& args_stream, const py::list& args_buffers,
+              const py::list& args_nested, const py::list& deps) {
+             Submission sub = prepare(*rt.store, *rt.scheduler->control(), function, name,
+                                      num_returns, resources, max_retries, flags, args_stream,
+                                      args_buffers, args_nested, deps);
+             py::list refs = return_refs(rt.store, sub.spec);
+             check(rt.scheduler->submit(sub.spec, std::move(sub.deps)));
+             return refs;
+           })
+      .def("stats",
+           [](DriverRuntime& rt) {
+             SchedulerStats st = rt.scheduler->stats();
+             py::dict d;
+             d["queued"] = st.queued;
+             d["dispatched"] = st.dispatched;
+             d["direct"] = st.direct;
+             d["stolen"] = st.stolen;
+             d["retried"] = st.retried;
+             d["failed"] = st.failed;
+             d["workers_alive"] = st.workers_alive;
+             d["workers_started"] = st.workers_started;
+             d["available"] = std::vector<int64_t>(st.available, st.available + kMaxResources);
+             return d;
+           })
+      .def("worker_pids", [](DriverRuntime& rt) { return rt.scheduler->worker_pids(); });
+
+  py::class_<WorkerRuntime>(m, "Worker")
+      .def(py::init([](std::shared_ptr<Store> store, uint32_t index) {
+        auto rt = std::make_unique<WorkerRuntime>();
+        rt->store = store;
+        rt->worker = std::make_unique<Worker>(store, index);
+        return rt;
+      }))
+      .def("announce", [](WorkerRuntime& rt, int32_t pid) { rt.worker->announce(pid); })
+      .def("next_task",
+           [](WorkerRuntime& rt, int timeout_ms) {
+             py::gil_scoped_release nogil;
+             return rt.worker->next_task(timeout_ms);
+           })
+      .def("task_info", [](WorkerRuntime& rt, uint32_t index) {
+        return task_info(rt.worker->record(index));
+      })
+      .def("put_return",
+           [](WorkerRuntime& rt, uint32_t index, uint32_t i, const py::bytes& stream,
+              const py::list& buffers, const py::list& nested, bool is_error) {
+             const TaskSpec& s = rt.worker->record(index).spec;
+             ObjectID id{s.returns.hi, s.returns.lo + i};
+             write_object(*rt.store, id, stream, buffers, ids_of(nested),
+                          is_error ? uint16_t{kFlagError} : uint16_t{0});
+           })
+      .def("finish",
+           [](WorkerRuntime& rt, uint32_t index) {
+             const TaskSpec& s = rt.worker->record(index).spec;
+             if ((s.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) rt.store->release_ref(s.args);
+             rt.worker->finish(index);
+           })
+      .def("submit",
+           [](WorkerRuntime& rt, const ObjectRef& function, const std::string& name,
+              uint32_t num_returns, const std::vector<int64_t>& resources, int32_t max_retries,
+              uint32_t flags, const py::object& args_stream, const py::list& args_buffers,
+              const py::list& args_nested, const py::list& deps) {
+             Submission sub = prepare(*rt.store, *rt.worker->control(), function, name,
+                                      num_returns, resources, max_retries, flags, args_stream,
+                                      args_buffers, args_nested, deps);
+             py::list refs = return_refs(rt.store, sub.spec);
+             Status st;
+             {
+               py::gil_scoped_release nogil;
+               st = rt.worker->submit(sub.spec);
+             }
+             check(st);
+             return refs;
+           })
+      .def("set_blocked", [](WorkerRuntime& rt, bool b) { rt.worker->set_blocked(b); });
+
+  // The forkserver's view: spawn requests in, worker exits out.
+  m.def("pop_spawn", [](const std::shared_ptr<Store>& store, int timeout_ms) -> py::object {
+    auto* rc = reinterpret_cast<RuntimeControl*>(store->runtime_region());
+    SpawnRequest req{};
+    bool got;
+    {
+      py::gil_scoped_release nogil;
+      got = rc->spawn.pop_wait(req, timeout_ms);
+    }
+    if (!got) return py::none();
+    return py::make_tuple(req.slot, req.generation);
+  });
+  m.def("report_exit", [](const std::shared_ptr<Store>& store, uint32_t index, int32_t pid,
+                          int32_t status) {
+    auto* rc = reinterpret_cast<RuntimeControl*>(store->runtime_region());
+    RuntimeLayout layout(rc->max_workers, rc->task_capacity);
+    auto* slot = reinterpret_cast<WorkerSlot*>(reinterpret_cast<uint8_t*>(rc) + layout.slots_at) + index;
+    slot->pid.store(pid, std::memory_order_relaxed);
+    slot->exit_status.store(status, std::memory_order_relaxed);
+    slot->state.store(static_cast<uint32_t>(WorkerState::kExited), std::memory_order_release);
+    ring_doorbell(rc);
+  });
+  m.def("runtime_resources", [](const std::shared_ptr<Store>& store) {
+    auto* rc = reinterpret_cast<RuntimeControl*>(store->runtime_region());
+    py::dict d;
+    if (rc == nullptr) return d;
+    for (uint32_t i = 0; i < kMaxResources; ++i) {
+      if (rc->resource_names[i][0] == 0) continue;
+      d[py::str(rc->resource_names[i])] = static_cast<double>(rc->totals[i]) / kResourceUnit;
+    }
+    return d;
+  });
+  m.def("shutting_down", [](const std::shared_ptr<Store>& store) {
+    auto* rc = reinterpret_cast<RuntimeControl*>(store->runtime_region());
+    return rc->shutting_down.load(std::memory_order_acquire) != 0;
+  });
 
   py::class_<Pin>(m, "_Pin", py::buffer_protocol()).def_buffer([](Pin& p) {
     return py::buffer_info(const_cast<uint8_t*>(p.view().data), 1,

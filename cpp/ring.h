@@ -1,5 +1,6 @@
 // Ring: a bounded lock-free multi-producer / single-consumer ring that lives in shared memory,
-// with a futex so that an idle consumer sleeps. It is each worker's inbound task ring.
+// with a futex so that an idle consumer sleeps. It is each worker's inbound task ring (and,
+// with a single producer, serves as its outbound ring too).
 //
 // Protocol (Vyukov's bounded queue, specialised to one consumer)
 // ---------------------------------------------------------------
@@ -63,7 +64,6 @@
 
 #include <atomic>
 #include <cassert>
-#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstddef>
@@ -95,7 +95,8 @@ inline void cpu_relax() noexcept {
 
 /// Sleeps while `*word == expected`, at most `timeout_ns` (< 0: no limit). Returns on a wake,
 /// a changed value (EAGAIN), a signal (EINTR), a timeout or spuriously: callers re-check.
-inline void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, int64_t timeout_ns) noexcept {
+inline void futex_wait(std::atomic<uint32_t>* word, uint32_t expected,
+                       int64_t timeout_ns) noexcept {
   struct timespec ts;
   struct timespec* tsp = nullptr;
   if (timeout_ns >= 0) {
@@ -146,8 +147,8 @@ inline constexpr uint32_t kRingMagic = 0x676e6952;  // "Ring"
 }  // namespace detail
 
 /// A bounded MPSC ring of trivially copyable T, placed in (shared) memory with create_at().
-/// try_push may be called from any number of threads of one process; try_pop / pop_wait from
-/// one thread (of any process) at a time.
+/// try_push / push_wait may be called from any number of threads of one process; try_pop /
+/// pop_wait from one thread (of any process) at a time; the rest from anywhere.
 template <typename T, uint32_t Capacity>
 class Ring {
   static_assert(std::is_trivially_copyable_v<T>, "ring slots are copied bytewise across processes");
@@ -186,7 +187,8 @@ class Ring {
   Ring(const Ring&) = delete;
   Ring& operator=(const Ring&) = delete;
 
-  /// Appends `value` unless the ring is full; wakes the consumer if it sleeps. Any thread.
+  /// Appends `value` unless the ring is (or just was) full; wakes the consumer if it sleeps.
+  /// Any thread of the producing process.
   [[nodiscard]] bool try_push(const T& value) noexcept {
     // relaxed: only a guess of the position to claim; the CAS below validates it.
     uint32_t pos = ctl_.tail.load(std::memory_order_relaxed);
@@ -234,7 +236,6 @@ class Ring {
     if (try_push(value)) return true;
     const Clock::time_point start = Clock::now();
     for (;;) {
-      if (try_push(value)) return true;
       const int64_t waited = nanos_since(start);
       if (timeout_ms >= 0 && waited >= int64_t{timeout_ms} * 1'000'000) return false;
       if (waited < kSpinNanos) {
@@ -243,6 +244,7 @@ class Ring {
         struct timespec nap = {0, static_cast<long>(kPushNapNanos)};
         nanosleep(&nap, nullptr);
       }
+      if (try_push(value)) return true;
     }
   }
 

@@ -37,6 +37,8 @@ struct SegmentHeader {
   uint64_t table_capacity;       ///< number of entries (a power of two)
   uint64_t heap_offset;          ///< first byte of the object heap (page aligned)
   uint64_t heap_size;            ///< bytes of heap
+  uint64_t runtime_offset;       ///< the task runtime's region (task.h); 0 when none
+  uint64_t runtime_size;
 };
 static_assert(sizeof(SegmentHeader) <= kPageSize);
 

@@ -69,7 +69,9 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
                        ? pow2_at_least(options.table_capacity)
                        : pow2_at_least(std::clamp<uint64_t>(heap / (16 << 10), 1 << 16, 1 << 20));
   uint64_t store_off = kPageSize;
-  uint64_t table_off = round_up(store_off + sizeof(StoreControl), kPageSize);
+  uint64_t runtime_off = round_up(store_off + sizeof(StoreControl), kPageSize);
+  uint64_t runtime_size = round_up(options.runtime_bytes, kPageSize);
+  uint64_t table_off = round_up(runtime_off + runtime_size, kPageSize);
   uint64_t heap_off = round_up(table_off + slots * sizeof(ObjectEntry), kPageSize);
   auto seg = Segment::create(heap_off + heap);
   if (!seg.ok()) return seg.status();
@@ -85,6 +87,8 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
   h->table_capacity = slots;
   h->heap_offset = heap_off;
   h->heap_size = heap;
+  h->runtime_offset = runtime_size == 0 ? 0 : runtime_off;
+  h->runtime_size = runtime_size;
   auto* ctl = new (s.base() + store_off) StoreControl();
   ctl->lock.init();
   ctl->next_seq.store(1, std::memory_order_relaxed);

@@ -48,6 +48,7 @@ struct StoreOptions {
   uint64_t table_capacity = 0;            ///< object table slots; 0 = derived from capacity
   bool prefault = true;                   ///< run the prefaulter thread (creator only)
   unsigned copy_threads = 0;              ///< threads for large copies; 0 = hardware threads
+  uint64_t runtime_bytes = 0;             ///< a zeroed region reserved for the task runtime
 };
 
 /// Counters of the whole store, read under the lock.
@@ -125,6 +126,11 @@ class Store : public std::enable_shared_from_this<Store> {
   const Segment& segment() const { return *seg_; }
   int fd() const { return seg_->fd(); }
   uint64_t node_tag() const { return seg_->header()->node_tag; }
+  /// The runtime region reserved by StoreOptions::runtime_bytes (nullptr when none).
+  uint8_t* runtime_region() const {
+    const SegmentHeader* h = seg_->header();
+    return h->runtime_size == 0 ? nullptr : seg_->base() + h->runtime_offset;
+  }
 
   /// Test hook: takes the lock, leaves the allocator mid-update (a block taken but never
   /// entered in the table) and blocks forever, for a test to kill this process.

@@ -8,7 +8,17 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ember import exceptions
-from ember.api import get, init, is_initialized, put, shutdown
+from ember.api import (
+    available_resources,
+    cluster_resources,
+    get,
+    init,
+    is_initialized,
+    put,
+    remote,
+    shutdown,
+    wait,
+)
 from ember.object_ref import ObjectRef
 
 try:
@@ -19,10 +29,14 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = [
     "ObjectRef",
     "__version__",
+    "available_resources",
+    "cluster_resources",
     "exceptions",
     "get",
     "init",
     "is_initialized",
     "put",
+    "remote",
     "shutdown",
+    "wait",
 ]

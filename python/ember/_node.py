@@ -8,6 +8,8 @@ runtime reaches it through :func:`current`, never through module globals of its 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,12 +29,19 @@ class NodeInfo:
 
     node_id: str
     num_cpus: int
+    num_gpus: int
+    resources: dict
     object_store_memory: int
     session_dir: str
     pid: int = field(default_factory=os.getpid)
+    dashboard_url: str | None = None
 
     def __getitem__(self, key: str):  # Ray's init() result is also read like a dict
         return getattr(self, key)
+
+    @property
+    def address_info(self) -> dict:
+        return {"node_id": self.node_id, "session_dir": self.session_dir}
 
 
 def memory_limit() -> int:
@@ -50,26 +59,106 @@ def memory_limit() -> int:
     return available
 
 
+#: Resource names in the order of the C++ core's resource slots (CPU, GPU, then custom).
+BUILTIN_RESOURCES = ("CPU", "GPU")
+
+
 class Node:
     """The runtime of one machine as seen from this process: in the driver, the node it
-    started; in another process of the node, the node it attached to."""
+    started (store, scheduler, forkserver, log printer); in a worker, the node it attached to.
+    """
 
-    def __init__(self, store: _core.Store, num_cpus: int, is_driver: bool):
+    def __init__(self, store: _core.Store, resources: dict[str, float], is_driver: bool):
         self.store = store  # the node's shared segment
-        self.num_cpus = num_cpus  # logical CPUs the scheduler hands out
+        self.resources = resources  # name -> total, in the C++ core's slot order
         self.is_driver = is_driver  # True in the process that created the node
-        self.started_at = time.time()
-        stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(self.started_at))
+        self.scheduler: _core.Scheduler | None = None  # driver only
+        self.worker: _core.Worker | None = None  # worker only
+        self.forkserver: subprocess.Popen | None = None  # driver only
+        self._forkserver_pipe: int | None = None  # write end; closing it stops the forkserver
+        self.log_printer = None  # driver only, with log_to_driver
+        self.session_dir = ""
+        self.log_dir = ""
+        self.info: NodeInfo | None = None
+
+    @property
+    def num_cpus(self) -> int:
+        return int(self.resources.get("CPU", 0))
+
+    def resource_vector(self, request: dict[str, float]) -> list[int]:
+        """A resource request as the core's fixed-point vector; unknown names raise."""
+        names = list(self.resources)
+        vec = [0] * _core.MAX_RESOURCES
+        for name, amount in request.items():
+            if amount is None or amount == 0:
+                continue
+            if name not in self.resources:
+                raise ValueError(
+                    f"task needs {amount} of resource {name!r}, which this node does not have "
+                    f"(it has {', '.join(names)}); declare it with ember.init(resources=...)")
+            vec[names.index(name)] = round(amount * _core.RESOURCE_UNIT)
+        return vec
+
+    # --- driver ---------------------------------------------------------------------
+
+    def start_runtime(self, max_workers: int, task_capacity: int, log_to_driver: bool) -> None:
+        started = time.time()
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(started))
+        self.session_dir = f"/tmp/ember/session_{stamp}_{os.getpid()}"
+        self.log_dir = os.path.join(self.session_dir, "logs")
+        os.makedirs(self.log_dir, exist_ok=True)
+        totals = [round(v * _core.RESOURCE_UNIT) for v in self.resources.values()]
+        self.scheduler = _core.Scheduler(
+            self.store, totals, list(self.resources), self.num_cpus, max_workers, task_capacity,
+            self.log_dir)
+        self.scheduler.start()
+        self._start_forkserver()
+        if log_to_driver:
+            from ember._logs import LogPrinter  # noqa: PLC0415
+
+            self.log_printer = LogPrinter(self.log_dir)
         self.info = NodeInfo(
-            node_id=f"{store.node_tag:016x}",
-            num_cpus=num_cpus,
-            object_store_memory=store.stats()["capacity"],
-            session_dir=f"/tmp/ember/session_{stamp}_{os.getpid()}",
+            node_id=f"{self.store.node_tag:016x}",
+            num_cpus=self.num_cpus,
+            num_gpus=int(self.resources.get("GPU", 0)),
+            resources=dict(self.resources),
+            object_store_memory=self.store.stats()["capacity"],
+            session_dir=self.session_dir,
         )
 
+    def _start_forkserver(self) -> None:
+        read_end, write_end = os.pipe()
+        env = dict(os.environ)
+        env["EMBER_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
+        self.forkserver = subprocess.Popen(
+            [sys.executable, "-m", "ember._forkserver", str(self.store.fd), str(read_end),
+             self.log_dir],
+            pass_fds=(self.store.fd, read_end),
+            env=env,
+            start_new_session=True,  # Ctrl-C in the terminal reaches the driver only
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(read_end)
+        os.set_inheritable(write_end, False)
+        self._forkserver_pipe = write_end
+
     def shutdown(self) -> None:
-        """Stops the node's threads and closes the segment's fd. Views still alive keep the
-        mapping until they die; ObjectRefs still alive hold nothing."""
+        """Stops the node: the scheduler, every worker, the forkserver, the log printer, then
+        the store. Views still alive keep the mapping until they die; ObjectRefs hold nothing.
+        """
+        if self.scheduler is not None:
+            self.scheduler.stop()  # workers see shutting_down and leave their loops
+        if self.forkserver is not None:
+            os.close(self._forkserver_pipe)  # EOF: the forkserver kills what is left and exits
+            try:
+                self.forkserver.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.forkserver.kill()
+                self.forkserver.wait()
+            self.forkserver = None
+        if self.log_printer is not None:
+            self.log_printer.stop()
+            self.log_printer = None
         self.store.close()
 
 
@@ -89,7 +178,8 @@ def is_running() -> bool:
     return _current is not None
 
 
-def start(num_cpus: int, object_store_memory: int) -> Node:
+def start(resources: dict[str, float], object_store_memory: int, *, max_workers: int = 256,
+          task_capacity: int = 8192, log_to_driver: bool = True) -> Node:
     """Creates the node (driver only)."""
     global _current
     with _lock:
@@ -99,18 +189,30 @@ def start(num_cpus: int, object_store_memory: int) -> Node:
                 "by passing in 'ignore_reinit_error=True' or by calling 'ember.shutdown()' "
                 "prior to 'ember.init()'."
             )
-        _current = Node(_core.Store.create(object_store_memory), num_cpus, is_driver=True)
-        return _current
+        store = _core.Store.create(
+            object_store_memory, runtime_bytes=_core.runtime_bytes(max_workers, task_capacity))
+        node = Node(store, resources, is_driver=True)
+        try:
+            node.start_runtime(max_workers, task_capacity, log_to_driver)
+        except BaseException:
+            node.shutdown()
+            raise
+        _current = node
+        return node
 
 
-def connect(segment_fd: int, num_cpus: int = 0) -> Node:
+def connect(segment_fd: int, worker_slot: int | None = None) -> Node:
     """Attaches this process to the node whose segment fd it inherited (workers, tests)."""
     global _current
     with _lock:
         if _current is not None:
             raise RuntimeError("this process is already part of an ember node")
-        _current = Node(_core.Store.attach(segment_fd), num_cpus, is_driver=False)
-        return _current
+        store = _core.Store.attach(segment_fd)
+        node = Node(store, _core.runtime_resources(store), is_driver=False)
+        if worker_slot is not None:
+            node.worker = _core.Worker(store, worker_slot)
+        _current = node
+        return node
 
 
 def stop() -> None:

@@ -1,58 +1,111 @@
-"""The public API: init, shutdown, is_initialized, put, get."""
+"""The public API: init, shutdown, remote, get, put, wait and the node's resources."""
 
 from __future__ import annotations
 
 import atexit
 import os
+import time
 from typing import Any
 
-from ember import _node
-from ember.exceptions import _BadArgument
+from ember import _core, _node
+from ember.exceptions import GetTimeoutError, _BadArgument
 from ember.object_ref import ObjectRef
 from ember.serialization import deserialize, serialize
 
-__all__ = ["get", "init", "is_initialized", "put", "shutdown"]
+__all__ = [
+    "available_resources",
+    "cluster_resources",
+    "get",
+    "init",
+    "is_initialized",
+    "put",
+    "remote",
+    "shutdown",
+    "wait",
+]
 
 
 def init(
-    num_cpus: int | None = None,
-    object_store_memory: int | None = None,
+    address: str | None = None,
     *,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    resources: dict[str, float] | None = None,
+    object_store_memory: int | None = None,
+    log_to_driver: bool = True,
     ignore_reinit_error: bool = False,
     **_ray_options: Any,
 ) -> _node.NodeInfo:
     """Starts the node on this machine and returns a description of it.
 
     Args:
+        address: must be None (or "local"): ember runs the node in this process.
         num_cpus: CPUs the node may use (default: the machine's logical CPUs).
+        num_gpus: GPUs the node may hand out (default 0).
+        resources: custom resources, e.g. ``{"accelerator": 2}``.
         object_store_memory: bytes of shared memory for objects (default: 30% of the
             available memory, as in Ray).
+        log_to_driver: print the workers' output here, prefixed ``(task pid=N)``.
         ignore_reinit_error: return the running node instead of raising if already started.
     """
     if _node.is_running():
         if ignore_reinit_error:
             return _node.current().info
+    if address not in (None, "local", "auto"):
+        raise ValueError(
+            f"ember.init(address={address!r}): ember runs the node in this process; "
+            "cluster addresses need the Ray backend")
     if num_cpus is None:
         num_cpus = os.cpu_count() or 1
     if not isinstance(num_cpus, int) or isinstance(num_cpus, bool) or num_cpus < 0:
         raise ValueError(f"num_cpus must be a non-negative int, got {num_cpus!r}")
+    num_gpus = 0 if num_gpus is None else num_gpus
+    if not isinstance(num_gpus, int) or isinstance(num_gpus, bool) or num_gpus < 0:
+        raise ValueError(f"num_gpus must be a non-negative int, got {num_gpus!r}")
+    custom = dict(resources or {})
+    for name, amount in custom.items():
+        if name in _node.BUILTIN_RESOURCES:
+            raise ValueError(f"use num_{name.lower()}s=, not resources={{'{name}': ...}}")
+        if not isinstance(amount, (int, float)) or amount < 0:
+            raise ValueError(f"resource {name!r} must be a non-negative number, got {amount!r}")
+    if len(custom) + 2 > _core.MAX_RESOURCES:
+        raise ValueError(f"at most {_core.MAX_RESOURCES - 2} custom resources are supported")
     if object_store_memory is None:
         object_store_memory = int(_node.memory_limit() * _node.DEFAULT_STORE_FRACTION)
     elif not isinstance(object_store_memory, int) or object_store_memory < (1 << 20):
         raise ValueError(
             f"object_store_memory must be an int of at least 1 MiB, got {object_store_memory!r}"
         )
-    return _node.start(num_cpus, object_store_memory).info
+    totals = {"CPU": num_cpus, "GPU": num_gpus, **custom}
+    return _node.start(totals, object_store_memory, log_to_driver=log_to_driver).info
 
 
 def shutdown() -> None:
-    """Stops the node. Safe to call when it is not running."""
+    """Stops the node and every process it started. Safe to call when it is not running."""
     _node.stop()
 
 
 def is_initialized() -> bool:
     """True between init() and shutdown()."""
-    return _node.is_running()
+    return _node.is_running() and _node.current().is_driver
+
+
+def remote(*args, **options):
+    """``@ember.remote`` / ``@ember.remote(num_cpus=..., ...)`` on a function (a task)."""
+    from ember.remote_function import RemoteFunction  # noqa: PLC0415
+
+    def make(target):
+        if isinstance(target, type):
+            raise NotImplementedError("actors (@ember.remote on a class) are not supported yet")
+        if not callable(target):
+            raise TypeError(f"@ember.remote needs a function or a class, got {target!r}")
+        return RemoteFunction(target, options)
+
+    if len(args) == 1 and not options and callable(args[0]):
+        return make(args[0])
+    if args:
+        raise TypeError("@ember.remote takes keyword options only, e.g. @ember.remote(num_cpus=2)")
+    return make
 
 
 def put(value: Any) -> ObjectRef:
@@ -70,27 +123,113 @@ def put(value: Any) -> ObjectRef:
     return store.put(*serialize(value))
 
 
-def get(object_refs: ObjectRef | list[ObjectRef], *, timeout: float | None = None) -> Any:
-    """Returns the object(s) behind one ObjectRef or a list of them.
+def _wait_ready(node: _node.Node, refs: list, num_ready: int, timeout: float | None) -> list:
+    """Blocks (without the GIL) until `num_ready` refs are sealed; in a worker, gives the
+    task's CPU back to the node while it waits so nested tasks cannot deadlock it."""
+    store = node.store
+    ready = store.wait(refs, num_ready, 0)
+    if sum(ready) >= num_ready or timeout == 0:
+        return ready
+    worker = node.worker
+    if worker is not None:
+        worker.set_blocked(True)
+    try:
+        return store.wait(refs, num_ready, timeout)
+    finally:
+        if worker is not None:
+            worker.set_blocked(False)
 
-    numpy arrays come back as read-only views on the shared segment (no copy); each view
-    keeps its object alive.
+
+def get(object_refs: ObjectRef | list[ObjectRef], *, timeout: float | None = None) -> Any:
+    """Returns the object(s) behind one ObjectRef or a list of them, waiting for tasks to
+    finish. numpy arrays come back as read-only views on the shared segment (no copy); each
+    view keeps its object alive.
+
+    Raises GetTimeoutError after `timeout` seconds, and a task's exception (as an instance of
+    both TaskError and the exception's own class) if the task failed.
     """
-    store = _node.current().store
-    if isinstance(object_refs, ObjectRef):
-        return deserialize(*store.get(object_refs))
-    if isinstance(object_refs, list):
-        for i, ref in enumerate(object_refs):
-            if not isinstance(ref, ObjectRef):
-                raise _BadArgument(
-                    f"ember.get() takes an ObjectRef or a list of ObjectRefs; item {i} of the "
-                    f"list is a {type(ref).__name__}"
-                )
-        return [deserialize(*store.get(ref)) for ref in object_refs]
-    raise _BadArgument(
-        "ember.get() takes an ObjectRef or a list of ObjectRefs, not a "
-        f"{type(object_refs).__name__}"
-    )
+    node = _node.current()
+    single = isinstance(object_refs, ObjectRef)
+    refs = [object_refs] if single else object_refs
+    if not isinstance(refs, list):
+        raise _BadArgument(
+            "ember.get() takes an ObjectRef or a list of ObjectRefs, not a "
+            f"{type(object_refs).__name__}"
+        )
+    for i, ref in enumerate(refs):
+        if not isinstance(ref, ObjectRef):
+            raise _BadArgument(
+                f"ember.get() takes an ObjectRef or a list of ObjectRefs; item {i} of the "
+                f"list is a {type(ref).__name__}"
+            )
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be None or >= 0, got {timeout}")
+    if refs:
+        ready = _wait_ready(node, refs, len(refs), timeout)
+        if not all(ready):
+            pending = sum(1 for r in ready if not r)
+            raise GetTimeoutError(
+                f"Get timed out: {pending} of {len(refs)} object(s) not ready after {timeout} s")
+    store = node.store
+    values = [deserialize(*store.get(ref)) for ref in refs]
+    return values[0] if single else values
+
+
+def wait(
+    object_refs: list[ObjectRef],
+    *,
+    num_returns: int = 1,
+    timeout: float | None = None,
+    fetch_local: bool = True,
+) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """Waits until `num_returns` of the refs are ready or `timeout` seconds pass.
+
+    Returns (ready, not_ready), each in the order of `object_refs`, as Ray does.
+    """
+    del fetch_local  # one node: every object is local
+    node = _node.current()
+    if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, list):
+        raise _BadArgument(
+            f"wait() expected a list of ObjectRefs, got {type(object_refs).__name__}")
+    for i, ref in enumerate(object_refs):
+        if not isinstance(ref, ObjectRef):
+            raise _BadArgument(f"wait() expected a list of ObjectRefs; item {i} is a "
+                               f"{type(ref).__name__}")
+    if len(set(object_refs)) != len(object_refs):
+        raise ValueError("Wait requires a list of unique object refs.")
+    if not isinstance(num_returns, int) or num_returns < 0:
+        raise ValueError(f"num_returns must be a non-negative int, got {num_returns!r}")
+    if num_returns > len(object_refs):
+        raise ValueError("num_returns cannot be greater than the number of objects provided.")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be None or >= 0, got {timeout}")
+    if not object_refs:
+        return [], []
+    ready = _wait_ready(node, object_refs, num_returns, timeout)
+    done, pending = [], []
+    for ref, ok in zip(object_refs, ready):
+        (done if ok and len(done) < num_returns else pending).append(ref)
+    return done, pending
+
+
+def cluster_resources() -> dict[str, float]:
+    """The node's total resources."""
+    node = _node.current()
+    return {k: float(v) for k, v in node.resources.items() if v}
+
+
+def available_resources() -> dict[str, float]:
+    """The node's resources not held by running tasks (driver only)."""
+    node = _node.current()
+    if node.scheduler is None:
+        return cluster_resources()
+    available = node.scheduler.stats()["available"]
+    out = {}
+    for i, name in enumerate(node.resources):
+        if node.resources[name]:
+            out[name] = max(0.0, available[i] / _core.RESOURCE_UNIT)
+    return out
+
 
 
 atexit.register(shutdown)

@@ -1,0 +1,588 @@
+// Scheduler: dispatch of tasks to worker rings, leases, stealing, retries and reaping.
+#include "scheduler.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace ember {
+
+namespace {
+
+/// Default tasks a worker may hold at once (one running, the rest queued in its ring).
+constexpr uint64_t kDepth = 4;
+/// How long the scheduler thread sleeps when nothing rings it (housekeeping period).
+constexpr int64_t kIdleSleepNs = 50'000'000;
+
+/// The last `n` lines of a text file ("" if unreadable).
+std::string tail_lines(const std::string& path, int n) {
+  std::ifstream f(path);
+  if (!f) return "";
+  std::deque<std::string> lines;
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("\x1e:task:", 0) == 0) continue;  // the worker's task-name markers
+    lines.push_back(line);
+    if (static_cast<int>(lines.size()) > n) lines.pop_front();
+  }
+  std::string out;
+  for (const auto& l : lines) out += "    " + l + "\n";
+  return out;
+}
+
+std::string format_units(int64_t v) {
+  char buf[32];
+  if (v % kResourceUnit == 0) {
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v / kResourceUnit));
+  } else {
+    std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v) / kResourceUnit);
+  }
+  return buf;
+}
+
+}  // namespace
+
+uint64_t runtime_bytes(const SchedulerConfig& cfg) {
+  return RuntimeLayout(cfg.max_workers, cfg.task_capacity).size;
+}
+
+Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
+    : store_(std::move(store)), cfg_(std::move(cfg)), layout_(cfg_.max_workers, cfg_.task_capacity) {
+  rc_ = reinterpret_cast<RuntimeControl*>(store_->runtime_region());
+  workers_.resize(cfg_.max_workers);
+  record_gen_.assign(cfg_.task_capacity, 1);
+  free_records_.reserve(cfg_.task_capacity);
+  for (uint32_t i = cfg_.task_capacity; i > 0; --i) free_records_.push_back(i - 1);
+  std::copy(cfg_.totals, cfg_.totals + kMaxResources, available_);
+}
+
+Scheduler::~Scheduler() { stop(); }
+
+WorkerSlot* Scheduler::slot(uint32_t i) const {
+  return reinterpret_cast<WorkerSlot*>(reinterpret_cast<uint8_t*>(rc_) + layout_.slots_at) + i;
+}
+
+TaskRecord* Scheduler::record(uint32_t i) const {
+  return reinterpret_cast<TaskRecord*>(reinterpret_cast<uint8_t*>(rc_) + layout_.records_at) + i;
+}
+
+uint64_t Scheduler::done_of(uint32_t w) const {
+  // acquire: the worker's release increment follows its writes of the task's results.
+  return slot(w)->done.load(std::memory_order_acquire);
+}
+
+bool Scheduler::is_idle(uint32_t w) const {
+  const WorkerInfo& info = workers_[w];
+  return info.state == WorkerState::kReady && info.pushed == done_of(w) &&
+         slot(w)->blocked.load(std::memory_order_relaxed) == 0;
+}
+
+void Scheduler::start() {
+  // The region is fresh from the memfd, so all zero: the atomics start at 0.
+  rc_->max_workers = cfg_.max_workers;
+  rc_->task_capacity = cfg_.task_capacity;
+  for (uint32_t i = 0; i < kMaxResources; ++i) {
+    rc_->totals[i] = cfg_.totals[i];
+    if (i < cfg_.names.size()) {
+      std::strncpy(rc_->resource_names[i], cfg_.names[i].c_str(), sizeof(rc_->resource_names[i]) - 1);
+    }
+  }
+  Ring<SpawnRequest, kSpawnCapacity>::create_at(&rc_->spawn);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (uint32_t w = 0; w < cfg_.num_cpus && w < cfg_.max_workers; ++w) spawn(w);
+  }
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Scheduler::stop() {
+  if (rc_ == nullptr || stop_.exchange(true)) return;
+  rc_->shutting_down.store(1, std::memory_order_release);
+  ring_doorbell(rc_);
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> g(mu_);
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    if (workers_[w].state != WorkerState::kUnused) slot(w)->inbound.wake_all();
+  }
+  rc_->spawn.wake_all();
+}
+
+// --- submission -----------------------------------------------------------------------
+
+bool Scheduler::is_default(const TaskSpec& spec) const {
+  if (spec.resources[kResourceCPU] != kResourceUnit) return false;
+  for (uint32_t i = 1; i < kMaxResources; ++i) {
+    if (spec.resources[i] != 0) return false;
+  }
+  return true;
+}
+
+Status check_feasible(const RuntimeControl& rc, const TaskSpec& spec) {
+  for (uint32_t i = 0; i < kMaxResources; ++i) {
+    if (spec.resources[i] <= rc.totals[i]) continue;
+    std::string name = rc.resource_names[i][0] != 0 ? std::string(rc.resource_names[i])
+                                                    : "resource " + std::to_string(i);
+    return Status(StatusCode::kInvalid,
+                  std::string("task ") + spec.name + " needs " + format_units(spec.resources[i]) +
+                      " " + name + " but this node has " + format_units(rc.totals[i]) +
+                      ": it could never run (one machine cannot grow). Lower the request, or "
+                      "start ember with more, e.g. ember.init(num_cpus=..., num_gpus=..., "
+                      "resources={...}).");
+  }
+  return Status::OK();
+}
+
+Status Scheduler::submit(const TaskSpec& spec, std::vector<ObjectID> deps) {
+  Status st = check_feasible(*rc_, spec);
+  if (!st.ok()) return st;
+  std::lock_guard<std::mutex> g(mu_);
+  if (queue_.empty() && deps_ready(deps) && is_default(spec) && try_dispatch(spec, true)) {
+    return Status::OK();
+  }
+  queue_.push_back(Pending{spec, std::move(deps)});
+  update_notify_flags();
+  ring_doorbell(rc_);
+  return Status::OK();
+}
+
+bool Scheduler::deps_ready(std::vector<ObjectID>& deps) {
+  // Sealed deps are dropped as they are seen, so each is checked until it is ready once.
+  deps.erase(std::remove_if(deps.begin(), deps.end(),
+                            [this](const ObjectID& id) { return store_->is_sealed(id); }),
+             deps.end());
+  return deps.empty();
+}
+
+bool Scheduler::acquire(const int64_t* need) {
+  for (uint32_t i = 0; i < kMaxResources; ++i) {
+    if (need[i] > available_[i]) return false;
+  }
+  for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] -= need[i];
+  return true;
+}
+
+void Scheduler::release(WorkerInfo& w) {
+  if (!w.leased) return;
+  if (!w.lease_lent) {
+    for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += w.lease[i];
+  }
+  std::fill(w.lease, w.lease + kMaxResources, 0);
+  w.leased = w.exclusive = w.lease_lent = false;
+}
+
+int64_t Scheduler::alloc_record() {
+  if (free_records_.empty()) {
+    for (uint32_t w = 0; w < cfg_.max_workers; ++w) reclaim(w);
+  }
+  if (free_records_.empty()) return -1;
+  uint32_t idx = free_records_.back();
+  free_records_.pop_back();
+  return idx;
+}
+
+void Scheduler::reclaim(uint32_t w) {
+  auto& assigned = workers_[w].assigned;
+  while (!assigned.empty()) {
+    TaskRef ref = assigned.front();
+    // acquire: pairs with the worker's release of DONE after it wrote the results.
+    uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
+    if (claim_gen(c) == ref.gen && claim_state(c) != TaskState::kDone) break;
+    assigned.pop_front();
+    if (claim_gen(c) == ref.gen) {  // DONE and not yet freed (a copy may be elsewhere)
+      uint32_t gen = ++record_gen_[ref.index];
+      // release: a stale TaskRef's CAS (old gen) fails from now on.
+      record(ref.index)->claim.store(make_claim(gen, 0, TaskState::kFree),
+                                     std::memory_order_release);
+      free_records_.push_back(ref.index);
+    }
+  }
+}
+
+void Scheduler::push_ref(uint32_t w, TaskRef ref) {
+  // The ring holds kInboundCapacity refs and a worker never holds more than kDepth tasks plus
+  // a few stolen copies, so a full ring means a wedged worker: wait briefly, then give up on it
+  // (its tasks are retried when it is reaped).
+  if (!slot(w)->inbound.push_wait(ref, 100)) return;
+  ++workers_[w].pushed;
+  workers_[w].assigned.push_back(ref);
+}
+
+void Scheduler::push(uint32_t w, const TaskSpec& spec) {
+  int64_t idx = alloc_record();
+  TaskRecord* r = record(static_cast<uint32_t>(idx));
+  r->spec = spec;
+  r->started_ns = r->finished_ns = 0;
+  r->gpu_mask = 0;
+  r->worker_pid = 0;
+  uint32_t gen = record_gen_[idx];
+  // release: the worker's acquire CAS on the claim sees the spec written above.
+  r->claim.store(make_claim(gen, 0, TaskState::kQueued), std::memory_order_release);
+  push_ref(w, TaskRef{static_cast<uint32_t>(idx), gen});
+  ++stats_.dispatched;
+}
+
+bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
+  if (free_records_.empty()) {
+    for (uint32_t w = 0; w < cfg_.max_workers; ++w) reclaim(w);
+    if (free_records_.empty()) return false;
+  }
+  const uint32_t n = cfg_.max_workers;
+  if (is_default(spec)) {
+    // (a) an idle worker that already holds a default lease;
+    // (b) an idle worker that can lease a CPU;
+    // (c) the least loaded leased worker with room in its ring.
+    int64_t best = -1;
+    uint64_t best_load = kDepth;
+    for (uint32_t w = 0; w < n; ++w) {
+      WorkerInfo& info = workers_[w];
+      if (info.state != WorkerState::kReady || info.exclusive) continue;
+      if (info.leased && !info.lease_lent && is_idle(w)) {
+        best = w;
+        break;
+      }
+    }
+    if (best < 0) {
+      for (uint32_t w = 0; w < n; ++w) {
+        WorkerInfo& info = workers_[w];
+        if (info.leased || !is_idle(w)) continue;
+        if (!acquire(spec.resources)) break;
+        std::copy(spec.resources, spec.resources + kMaxResources, info.lease);
+        info.leased = true;
+        best = w;
+        break;
+      }
+    }
+    if (best < 0) {
+      for (uint32_t w = 0; w < n; ++w) {
+        WorkerInfo& info = workers_[w];
+        if (info.state != WorkerState::kReady || !info.leased || info.exclusive ||
+            info.lease_lent || slot(w)->blocked.load(std::memory_order_relaxed) != 0) {
+          continue;
+        }
+        uint64_t load = info.pushed - done_of(w);
+        if (load < best_load) {
+          best_load = load;
+          best = w;
+        }
+      }
+    }
+    if (best < 0) return false;
+    push(static_cast<uint32_t>(best), spec);
+    if (direct) ++stats_.direct;
+    return true;
+  }
+  // A non-default task: an idle worker with no lease, leasing exactly what the task needs.
+  for (uint32_t w = 0; w < n; ++w) {
+    WorkerInfo& info = workers_[w];
+    if (info.leased || !is_idle(w)) continue;
+    if (!acquire(spec.resources)) return false;
+    std::copy(spec.resources, spec.resources + kMaxResources, info.lease);
+    info.leased = info.exclusive = true;
+    push(w, spec);
+    return true;
+  }
+  return false;
+}
+
+// --- the scheduler thread -------------------------------------------------------------
+
+void Scheduler::loop() {
+  for (;;) {
+    // relaxed: the doorbell's value only has to change between here and the futex wait.
+    uint32_t bell = rc_->doorbell.load(std::memory_order_acquire);
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (stop_.load(std::memory_order_acquire)) return;
+      reap_dead_workers();
+      collect_submissions();
+      lend_blocked_leases();
+      steal_for_idle_workers();
+      dispatch_queued();
+      release_idle_leases();
+      start_workers();
+      update_notify_flags();
+    }
+    // seq_cst: Dekker pair with ring_doorbell (task.h): set the flag, then re-check the bell.
+    rc_->sched_asleep.store(1, std::memory_order_seq_cst);
+    if (rc_->doorbell.load(std::memory_order_seq_cst) == bell) {
+      futex_wait(&rc_->doorbell, bell, kIdleSleepNs);
+    }
+    rc_->sched_asleep.store(0, std::memory_order_relaxed);
+  }
+}
+
+void Scheduler::spawn(uint32_t w) {
+  WorkerSlot* s = slot(w);
+  WorkerInfo& info = workers_[w];
+  Ring<TaskRef, kInboundCapacity>::create_at(&s->inbound);
+  Ring<TaskSpec, kOutboundCapacity>::create_at(&s->outbound);
+  s->done.store(0, std::memory_order_relaxed);
+  s->blocked.store(0, std::memory_order_relaxed);
+  s->current.store(0, std::memory_order_relaxed);
+  s->pid.store(0, std::memory_order_relaxed);
+  s->exit_status.store(0, std::memory_order_relaxed);
+  uint32_t gen = s->generation.load(std::memory_order_relaxed) + 1;
+  s->generation.store(gen, std::memory_order_relaxed);
+  // release: the forkserver and the new worker see the fresh rings and counters.
+  s->state.store(static_cast<uint32_t>(WorkerState::kStarting), std::memory_order_release);
+  info = WorkerInfo{};
+  info.generation = gen;
+  info.state = WorkerState::kStarting;
+  if (!rc_->spawn.push_wait(SpawnRequest{w, gen}, 1000)) {
+    info.state = WorkerState::kUnused;  // the forkserver is gone: the node is shutting down
+    return;
+  }
+  ++stats_.workers_started;
+}
+
+void Scheduler::reap_dead_workers() {
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    WorkerInfo& info = workers_[w];
+    if (info.state == WorkerState::kUnused) continue;
+    auto st = static_cast<WorkerState>(slot(w)->state.load(std::memory_order_acquire));
+    if (st == WorkerState::kReady && info.state == WorkerState::kStarting) {
+      info.state = WorkerState::kReady;
+      continue;
+    }
+    if (st != WorkerState::kExited) continue;
+    const int32_t status = slot(w)->exit_status.load(std::memory_order_relaxed);
+    const int32_t pid = slot(w)->pid.load(std::memory_order_relaxed);
+    // Every TaskRef pushed to it: the one it was running is retried or failed; the ones it
+    // never claimed go back to the queue as they were.
+    std::string why;
+    for (const TaskRef& ref : info.assigned) {
+      TaskRecord* r = record(ref.index);
+      uint64_t c = r->claim.load(std::memory_order_acquire);
+      if (claim_gen(c) != ref.gen) continue;
+      TaskState ts = claim_state(c);
+      if (ts == TaskState::kDone) continue;
+      if (ts == TaskState::kRunning && claim_worker(c) != w) continue;  // another copy runs it
+      TaskSpec spec = r->spec;
+      uint32_t gen = ++record_gen_[ref.index];
+      r->claim.store(make_claim(gen, 0, TaskState::kFree), std::memory_order_release);
+      free_records_.push_back(ref.index);
+      if (ts == TaskState::kRunning) {
+        if (spec.max_retries < 0 || static_cast<int32_t>(spec.attempt) < spec.max_retries) {
+          ++spec.attempt;
+          ++stats_.retried;
+          queue_.push_front(Pending{spec, {}});
+          continue;
+        }
+        if (why.empty()) why = describe_exit(w, status, pid);
+        finish_failed(spec, ErrorKind::kWorkerCrashed,
+                      std::string("the worker running task ") + spec.name + " died: " + why);
+        continue;
+      }
+      queue_.push_front(Pending{spec, {}});
+    }
+    release(info);
+    info = WorkerInfo{};
+    slot(w)->state.store(static_cast<uint32_t>(WorkerState::kUnused), std::memory_order_release);
+    // The pool keeps num_cpus workers: replace this one in the same slot.
+    uint32_t alive = 0;
+    for (const WorkerInfo& other : workers_) alive += other.state != WorkerState::kUnused;
+    if (alive < cfg_.num_cpus && !stop_.load(std::memory_order_relaxed)) spawn(w);
+  }
+}
+
+std::string Scheduler::describe_exit(uint32_t w, int32_t status, int32_t pid) const {
+  (void)w;
+  std::string how;
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    const char* name = sigabbrev_np(sig);
+    how = "killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
+  } else if (WIFEXITED(status)) {
+    how = "exited with code " + std::to_string(WEXITSTATUS(status));
+  } else {
+    how = "ended with wait status " + std::to_string(status);
+  }
+  std::string msg = "worker pid=" + std::to_string(pid) + " " + how + ".";
+  std::string base = cfg_.log_dir + "/worker-" + std::to_string(pid);
+  std::string out = tail_lines(base + ".err", 10);
+  if (out.empty()) out = tail_lines(base + ".out", 10);
+  if (!out.empty()) msg += " Its last output (" + base + ".err):\n" + out;
+  return msg;
+}
+
+void Scheduler::finish_failed(const TaskSpec& spec, ErrorKind kind, const std::string& msg) {
+  ++stats_.failed;
+  for (uint32_t i = 0; i < spec.num_returns; ++i) {
+    ObjectID id{spec.returns.hi, spec.returns.lo + i};
+    ObjectLayout layout(0, 0, msg.size());
+    auto dst = store_->create_object(id, layout.end_of_stream, false);
+    if (!dst.ok()) continue;  // the store is full or closed: get() reports that instead
+    ObjectHeader h{kObjectMagic, kFlagError | kFlagRawMessage, static_cast<uint16_t>(kind), 0, 0,
+                   msg.size()};
+    std::memcpy(*dst, &h, sizeof h);
+    std::memcpy(*dst + layout.stream_at, msg.data(), msg.size());
+    (void)store_->seal(id);
+  }
+  if ((spec.flags & kSpecArgsInline) == 0 && (spec.flags & kSpecNoArgs) == 0) {
+    store_->release_ref(spec.args);  // the task's hold on its arguments
+  }
+}
+
+void Scheduler::collect_submissions() {
+  TaskSpec spec;
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    if (workers_[w].state != WorkerState::kReady) continue;
+    while (slot(w)->outbound.try_pop(spec)) {
+      std::vector<ObjectID> deps(spec.deps, spec.deps + std::min(spec.num_deps, kMaxDeps));
+      queue_.push_back(Pending{spec, std::move(deps)});
+    }
+  }
+}
+
+void Scheduler::lend_blocked_leases() {
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    WorkerInfo& info = workers_[w];
+    if (info.state != WorkerState::kReady || !info.leased) continue;
+    bool blocked = slot(w)->blocked.load(std::memory_order_acquire) != 0;
+    if (blocked && !info.lease_lent) {
+      for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += info.lease[i];
+      info.lease_lent = true;
+    } else if (!blocked && info.lease_lent) {
+      // Taken back even if that oversubscribes the node until someone finishes.
+      for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] -= info.lease[i];
+      info.lease_lent = false;
+    }
+  }
+}
+
+void Scheduler::steal_for_idle_workers() {
+  const uint32_t n = cfg_.max_workers;
+  for (uint32_t idle = 0; idle < n; ++idle) {
+    WorkerInfo& thief = workers_[idle];
+    if (!is_idle(idle) || thief.exclusive) continue;
+    for (uint32_t v = 0; v < n; ++v) {
+      if (v == idle || workers_[v].state != WorkerState::kReady) continue;
+      reclaim(v);
+      // The victim's unclaimed refs, oldest first; it is busy (or blocked) with another task.
+      bool moved = false;
+      for (const TaskRef& ref : workers_[v].assigned) {
+        uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
+        if (claim_gen(c) != ref.gen || claim_state(c) != TaskState::kQueued) continue;
+        if (!thief.leased) {
+          if (!acquire(record(ref.index)->spec.resources)) return;
+          std::copy(record(ref.index)->spec.resources,
+                    record(ref.index)->spec.resources + kMaxResources, thief.lease);
+          thief.leased = true;
+        }
+        push_ref(idle, ref);
+        ++stats_.stolen;
+        moved = true;
+        break;
+      }
+      if (moved) break;
+    }
+  }
+}
+
+void Scheduler::dispatch_queued() {
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (!deps_ready(it->deps)) {
+      ++it;
+      continue;
+    }
+    if (!try_dispatch(it->spec, false)) {
+      // FIFO for default tasks: when one cannot go, none after it may overtake it. Tasks with
+      // other resources may still fit elsewhere.
+      if (is_default(it->spec)) break;
+      ++it;
+      continue;
+    }
+    it = queue_.erase(it);
+  }
+}
+
+void Scheduler::release_idle_leases() {
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    WorkerInfo& info = workers_[w];
+    if (!info.leased || info.state != WorkerState::kReady) continue;
+    if (info.pushed == done_of(w)) {
+      reclaim(w);
+      release(info);
+    }
+  }
+}
+
+void Scheduler::start_workers() {
+  // Runnable-by-resources tasks left in the queue with no idle worker for them: start workers
+  // (blocked workers and zero-CPU tasks are why there can be more workers than CPUs).
+  uint32_t starting = 0, idle = 0, alive = 0;
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    if (workers_[w].state == WorkerState::kStarting) ++starting;
+    if (workers_[w].state == WorkerState::kReady) {
+      ++alive;
+      if (is_idle(w) && !workers_[w].leased) ++idle;
+    }
+  }
+  stats_.workers_alive = alive;
+  uint32_t want = 0;
+  int64_t avail[kMaxResources];
+  std::copy(available_, available_ + kMaxResources, avail);
+  for (const Pending& p : queue_) {
+    if (!p.deps.empty()) continue;
+    bool fits = true;
+    for (uint32_t i = 0; i < kMaxResources; ++i) fits = fits && p.spec.resources[i] <= avail[i];
+    if (!fits) continue;
+    for (uint32_t i = 0; i < kMaxResources; ++i) avail[i] -= p.spec.resources[i];
+    ++want;
+  }
+  if (want <= starting + idle) return;
+  uint32_t to_start = want - starting - idle;
+  for (uint32_t w = 0; w < cfg_.max_workers && to_start > 0; ++w) {
+    if (workers_[w].state == WorkerState::kUnused) {
+      spawn(w);
+      --to_start;
+    }
+  }
+}
+
+void Scheduler::update_notify_flags() {
+  // 2: ring after every task (someone waits on results: deps, exclusive or lent leases);
+  // 1: ring when nearly out of work (the queue has more, or a task could move to you);
+  // 0: never (everything is dispatched and nobody waits).
+  uint32_t level = queue_.empty() ? 0 : 1;
+  for (const Pending& p : queue_) {
+    if (!p.deps.empty() || !is_default(p.spec)) {
+      level = 2;
+      break;
+    }
+  }
+  for (uint32_t w = 0; w < cfg_.max_workers && level < 2; ++w) {
+    const WorkerInfo& info = workers_[w];
+    if (info.state != WorkerState::kReady) continue;
+    if (info.exclusive || info.lease_lent) level = 2;
+    if (info.pushed - done_of(w) > 1) level = std::max(level, 1u);
+  }
+  // relaxed: a late flag costs one missed early wake-up; the scheduler also wakes every 50 ms.
+  rc_->notify.store(level, std::memory_order_relaxed);
+}
+
+// --- introspection --------------------------------------------------------------------
+
+SchedulerStats Scheduler::stats() {
+  std::lock_guard<std::mutex> g(mu_);
+  SchedulerStats s = stats_;
+  s.queued = queue_.size();
+  std::copy(available_, available_ + kMaxResources, s.available);
+  return s;
+}
+
+std::vector<int32_t> Scheduler::worker_pids() {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<int32_t> pids;
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    if (workers_[w].state == WorkerState::kReady) pids.push_back(slot(w)->pid.load());
+  }
+  return pids;
+}
+
+}  // namespace ember

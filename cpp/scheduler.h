@@ -1,0 +1,153 @@
+// Scheduler: the driver's side of the task runtime: dispatch, resources, supervision.
+//
+//   driver threads ──submit()──┬─ direct: push TaskRef into a worker's inbound ring
+//                              └─ else: queue_ ──► scheduler thread ──► inbound rings
+//   workers ── outbound rings (nested submissions) ──► scheduler thread
+//   forkserver ── WorkerSlot.state = kExited, doorbell ──► scheduler thread (reap)
+//
+// Invariants (all driver-side state is guarded by mu_):
+//  - A task's resources are held by the worker it is dispatched to, as a lease: a worker
+//    leases 1 CPU for default tasks (and then takes up to kDepth of them, so it never idles
+//    between tasks), or leases exactly a non-default task's resources ("exclusive": nothing
+//    else is pushed to it). A lease is released when the worker has finished everything
+//    pushed to it, or while it is blocked in get() (it takes the lease back afterwards, even
+//    if that oversubscribes the node for a while).
+//  - A task is never left waiting behind another while a worker that could run it idles: the
+//    scheduler pushes a copy of a queued TaskRef to the idle worker, and the record's claim
+//    CAS lets exactly one of them run it (task.h).
+//  - Default tasks go straight from the submitting thread to a worker only when nothing is
+//    queued (so submission order is kept) and their dependencies are sealed.
+//  - A record is freed only after the driver sees it DONE; its generation bump makes any
+//    copy of its TaskRef still in a ring stale.
+//  - The scheduler thread never takes the GIL.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "object_format.h"
+#include "status.h"
+#include "store.h"
+#include "task.h"
+
+namespace ember {
+
+struct SchedulerConfig {
+  int64_t totals[kMaxResources] = {};    ///< the node's resources in kResourceUnit
+  std::vector<std::string> names;        ///< resource names, index-aligned with totals
+  uint32_t num_cpus = 1;                 ///< workers started at once
+  uint32_t max_workers = 256;
+  uint32_t task_capacity = 8192;         ///< records (dispatched tasks) at once
+  std::string log_dir;                   ///< where workers' .out/.err files are
+};
+
+/// Bytes of runtime region a store needs for this config.
+uint64_t runtime_bytes(const SchedulerConfig& cfg);
+
+/// Checks a task's resource request against the node's totals in `rc` (any process):
+/// kInvalid with a message naming the task, the resource and both amounts.
+Status check_feasible(const RuntimeControl& rc, const TaskSpec& spec);
+
+/// Counters for introspection and tests.
+struct SchedulerStats {
+  uint64_t queued;        ///< waiting in the scheduler (deps or resources)
+  uint64_t dispatched;    ///< tasks pushed to workers in total
+  uint64_t direct;        ///< of which from the submitting thread
+  uint64_t stolen;        ///< copies pushed to move a waiting task to an idle worker
+  uint64_t retried;
+  uint64_t failed;
+  uint32_t workers_alive;
+  uint32_t workers_started;
+  int64_t available[kMaxResources];  ///< resources not leased, in kResourceUnit
+};
+
+class Scheduler {
+ public:
+  Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  /// Initialises the runtime region, starts the scheduler thread and asks for the first
+  /// workers (the forkserver serves the spawn ring).
+  void start();
+  /// Stops the thread and wakes every worker so it can exit. Processes are the forkserver's.
+  void stop();
+
+  /// Submits a task whose returns were created PENDING. `deps` are the top-level ObjectRef
+  /// arguments. kInvalid when the node can never satisfy its resources.
+  Status submit(const TaskSpec& spec, std::vector<ObjectID> deps);
+  SchedulerStats stats();
+  std::vector<int32_t> worker_pids();
+  RuntimeControl* control() const { return rc_; }
+
+ private:
+  struct Pending {
+    TaskSpec spec;
+    std::vector<ObjectID> deps;
+  };
+  struct WorkerInfo {
+    uint32_t generation = 0;              ///< of the process we track in this slot
+    WorkerState state = WorkerState::kUnused;
+    uint64_t pushed = 0;                  ///< TaskRefs pushed to its inbound ring
+    int64_t lease[kMaxResources] = {};    ///< resources it holds
+    bool leased = false;
+    bool exclusive = false;               ///< leased for one non-default task
+    bool lease_lent = false;              ///< lease given back while blocked in get()
+    std::deque<TaskRef> assigned;         ///< pushed, not yet seen finished
+  };
+
+  WorkerSlot* slot(uint32_t i) const;
+  TaskRecord* record(uint32_t i) const;
+  uint64_t done_of(uint32_t w) const;
+  bool is_idle(uint32_t w) const;
+
+  void loop();
+  // One pass of the scheduler thread, under mu_; each step is one verb.
+  void reap_dead_workers();
+  void collect_submissions();
+  void lend_blocked_leases();
+  void steal_for_idle_workers();
+  void dispatch_queued();
+  void release_idle_leases();
+  void start_workers();
+  void update_notify_flags();
+
+  bool try_dispatch(const TaskSpec& spec, bool direct);
+  bool deps_ready(std::vector<ObjectID>& deps);
+  bool is_default(const TaskSpec& spec) const;
+  bool acquire(const int64_t* need);
+  void release(WorkerInfo& w);
+  void push(uint32_t w, const TaskSpec& spec);
+  void push_ref(uint32_t w, TaskRef ref);
+  int64_t alloc_record();
+  void reclaim(uint32_t w);
+  void spawn(uint32_t w);
+  void finish_failed(const TaskSpec& spec, ErrorKind kind, const std::string& msg);
+  std::string describe_exit(uint32_t w, int32_t status, int32_t pid) const;
+
+  std::shared_ptr<Store> store_;
+  SchedulerConfig cfg_;
+  RuntimeControl* rc_ = nullptr;      ///< in the segment
+  RuntimeLayout layout_;
+
+  std::mutex mu_;                     ///< guards everything below
+  std::vector<WorkerInfo> workers_;   ///< by slot
+  std::deque<Pending> queue_;         ///< submitted, not yet dispatched (FIFO)
+  std::vector<uint32_t> free_records_;
+  std::vector<uint32_t> record_gen_;  ///< driver's copy of each record's generation
+  int64_t available_[kMaxResources] = {};
+  SchedulerStats stats_{};
+
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace ember

@@ -1,0 +1,152 @@
+// task: the shared-memory layout of the task runtime (specs, records, worker slots).
+//
+// Invariants:
+//  - Everything here lives in the segment's runtime region, is trivially copyable or atomic,
+//    and is addressed by index, never by pointer.
+//  - A TaskRecord is allocated and freed only by the driver (the scheduler's lock). Its
+//    `claim` word decides who runs it: a worker runs a record only after a successful CAS
+//    from (gen, QUEUED) to (gen, RUNNING, worker). The driver may push the same TaskRef to
+//    several workers (to move a task off a worker that is busy or blocked); the CAS makes sure
+//    exactly one of them runs it, and a stale TaskRef (older gen) never matches.
+//  - A worker slot's inbound ring is filled by the driver's threads and drained by that
+//    worker only; its outbound ring (nested submissions) is filled by that worker only and
+//    drained by the scheduler thread only. A worker that dies wedges at most its own rings;
+//    the scheduler re-creates them before the slot is reused.
+//  - `done` counts TaskRefs the worker has finished with (run or skipped): the driver's
+//    `pushed` minus `done` is what the worker still has to look at.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "futex.h"
+#include "object_table.h"
+#include "ring.h"
+
+namespace ember {
+
+inline constexpr uint32_t kMaxResources = 8;       ///< CPU, GPU, then custom resources
+inline constexpr uint32_t kResourceCPU = 0;
+inline constexpr uint32_t kResourceGPU = 1;
+inline constexpr int64_t kResourceUnit = 10000;    ///< amounts are in 1/10000ths (as Ray)
+inline constexpr uint32_t kMaxDeps = 6;            ///< deps carried by a nested submission
+inline constexpr uint32_t kInlineArgs = 184;       ///< args this small travel in the spec
+inline constexpr uint32_t kInboundCapacity = 64;
+inline constexpr uint32_t kOutboundCapacity = 32;
+inline constexpr uint32_t kSpawnCapacity = 64;
+
+/// TaskSpec flags.
+enum SpecFlags : uint32_t {
+  kSpecArgsInline = 1,       ///< args are in `args_inline`, else in the `args` object
+  kSpecRetryExceptions = 2,  ///< an exception in the task is retried like a crash
+  kSpecNoArgs = 4,           ///< f() with no arguments at all
+};
+
+/// What to run: written once by the submitter, read by the worker.
+struct TaskSpec {
+  ObjectID function;                 ///< the pickled function, in the store
+  ObjectID returns;                  ///< first return id; return i is {hi, lo + i}
+  ObjectID args;                     ///< the pickled (args, kwargs) when not inline
+  ObjectID deps[kMaxDeps];           ///< top-level ref arguments to wait for (nested only)
+  uint32_t num_returns;
+  uint32_t num_deps;
+  int32_t max_retries;               ///< -1: forever
+  uint32_t flags;                    ///< SpecFlags
+  uint32_t args_inline_len;
+  uint32_t attempt;                  ///< 0 on the first run
+  int64_t resources[kMaxResources];  ///< in kResourceUnit
+  char name[96];                     ///< the function's qualified name (logs, errors)
+  uint8_t args_inline[kInlineArgs];
+};
+static_assert(std::is_trivially_copyable_v<TaskSpec>);
+static_assert(sizeof(TaskSpec) == 512);
+
+enum class TaskState : uint32_t { kFree = 0, kQueued = 1, kRunning = 2, kDone = 3 };
+
+/// The claim word: generation (high 32 bits), worker slot (bits 8-31), state (bits 0-7).
+inline uint64_t make_claim(uint32_t gen, uint32_t worker, TaskState st) {
+  return (uint64_t{gen} << 32) | (uint64_t{worker} << 8) | static_cast<uint32_t>(st);
+}
+inline uint32_t claim_gen(uint64_t c) { return static_cast<uint32_t>(c >> 32); }
+inline uint32_t claim_worker(uint64_t c) { return static_cast<uint32_t>(c >> 8) & 0xFFFFFF; }
+inline TaskState claim_state(uint64_t c) { return static_cast<TaskState>(c & 0xFF); }
+
+/// A dispatched task, in the segment.
+struct alignas(64) TaskRecord {
+  std::atomic<uint64_t> claim;  ///< see make_claim
+  uint64_t started_ns;          ///< CLOCK_MONOTONIC, written by the worker
+  uint64_t finished_ns;
+  uint32_t gpu_mask;            ///< GPUs assigned (bit i: GPU i), for CUDA_VISIBLE_DEVICES
+  int32_t worker_pid;
+  TaskSpec spec;
+};
+
+/// What travels through a worker's inbound ring.
+struct TaskRef {
+  uint32_t index;  ///< record index
+  uint32_t gen;    ///< record generation when pushed
+};
+
+/// The life of a worker slot.
+enum class WorkerState : uint32_t {
+  kUnused = 0,
+  kStarting = 1,  ///< the scheduler asked the forkserver for a process
+  kReady = 2,     ///< the worker attached and waits for tasks
+  kExited = 3,    ///< the forkserver reaped it; `exit_status` says how
+};
+
+/// One worker process's corner of the segment.
+struct alignas(64) WorkerSlot {
+  std::atomic<uint32_t> state;        ///< WorkerState
+  std::atomic<int32_t> pid;
+  std::atomic<int32_t> exit_status;   ///< raw wait status, set by the forkserver
+  std::atomic<uint32_t> blocked;      ///< 1 while its task waits in get()
+  std::atomic<uint64_t> done;         ///< TaskRefs finished with (run or skipped)
+  std::atomic<uint32_t> current;      ///< record index + 1 of the running task; 0: none
+  std::atomic<uint32_t> generation;   ///< bumped each time the slot gets a new process
+  Ring<TaskRef, kInboundCapacity> inbound;
+  Ring<TaskSpec, kOutboundCapacity> outbound;
+};
+
+/// A request to the forkserver.
+struct SpawnRequest {
+  uint32_t slot;
+  uint32_t generation;
+};
+
+/// The runtime's shared control block: the start of the runtime region.
+struct alignas(64) RuntimeControl {
+  std::atomic<uint32_t> doorbell;       ///< futex word the scheduler sleeps on
+  std::atomic<uint32_t> sched_asleep;   ///< 1 while the scheduler sleeps (ring it then)
+  std::atomic<uint32_t> notify;         ///< 1: workers ring the doorbell when (nearly) idle
+  std::atomic<uint32_t> shutting_down;  ///< 1 once the driver shuts the node down
+  uint32_t max_workers;
+  uint32_t task_capacity;
+  int64_t totals[kMaxResources];        ///< the node's resources, in kResourceUnit
+  char resource_names[kMaxResources][32];
+  Ring<SpawnRequest, kSpawnCapacity> spawn;  ///< scheduler -> forkserver
+};
+
+/// Where the pieces of the runtime region are, for `max_workers` and `task_capacity`.
+struct RuntimeLayout {
+  uint64_t slots_at;
+  uint64_t records_at;
+  uint64_t size;
+  RuntimeLayout(uint32_t max_workers, uint32_t task_capacity)
+      : slots_at((sizeof(RuntimeControl) + 4095) / 4096 * 4096),
+        records_at(slots_at + uint64_t{max_workers} * sizeof(WorkerSlot)),
+        size((records_at + uint64_t{task_capacity} * sizeof(TaskRecord) + 4095) / 4096 * 4096) {}
+};
+
+/// Rings the scheduler's doorbell (from any process): wakes it only if it sleeps.
+inline void ring_doorbell(RuntimeControl* rc) {
+  // seq_cst: Dekker pair with the scheduler, which sets sched_asleep (seq_cst) and then
+  // re-checks for work; either it sees our work or we see its flag.
+  rc->doorbell.fetch_add(1, std::memory_order_seq_cst);
+  if (rc->sched_asleep.load(std::memory_order_seq_cst) != 0) {
+    futex_wake(&rc->doorbell, 1);
+  }
+}
+
+}  // namespace ember

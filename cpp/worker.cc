@@ -1,0 +1,81 @@
+// Worker: claiming, finishing and submitting tasks from a worker process.
+#include "worker.h"
+
+#include <time.h>
+
+namespace ember {
+
+namespace {
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+}  // namespace
+
+Worker::Worker(std::shared_ptr<Store> store, uint32_t index)
+    : store_(std::move(store)), index_(index) {
+  rc_ = reinterpret_cast<RuntimeControl*>(store_->runtime_region());
+  RuntimeLayout layout(rc_->max_workers, rc_->task_capacity);
+  auto* base = reinterpret_cast<uint8_t*>(rc_);
+  slot_ = reinterpret_cast<WorkerSlot*>(base + layout.slots_at) + index;
+  records_ = reinterpret_cast<TaskRecord*>(base + layout.records_at);
+}
+
+void Worker::announce(int32_t pid) {
+  slot_->pid.store(pid, std::memory_order_relaxed);
+  // release: the scheduler's acquire of the state sees the pid.
+  slot_->state.store(static_cast<uint32_t>(WorkerState::kReady), std::memory_order_release);
+  ring_doorbell(rc_);
+}
+
+TaskRecord& Worker::record(uint32_t index) const { return records_[index]; }
+
+int64_t Worker::next_task(int timeout_ms) {
+  TaskRef ref;
+  for (;;) {
+    if (rc_->shutting_down.load(std::memory_order_acquire) != 0) return -2;
+    if (!slot_->inbound.pop_wait(ref, timeout_ms)) {
+      return rc_->shutting_down.load(std::memory_order_acquire) != 0 ? -2 : -1;
+    }
+    TaskRecord& r = records_[ref.index];
+    uint64_t expected = make_claim(ref.gen, 0, TaskState::kQueued);
+    // acq_rel: acquire the spec the driver wrote before queueing; release our claim.
+    if (r.claim.compare_exchange_strong(expected, make_claim(ref.gen, index_, TaskState::kRunning),
+                                        std::memory_order_acq_rel)) {
+      running_gen_ = ref.gen;
+      r.started_ns = now_ns();
+      r.worker_pid = slot_->pid.load(std::memory_order_relaxed);
+      slot_->current.store(ref.index + 1, std::memory_order_relaxed);
+      return ref.index;
+    }
+    // Run by another worker, or stale: it only counts as looked at.
+    slot_->done.fetch_add(1, std::memory_order_release);
+  }
+}
+
+void Worker::finish(uint32_t index) {
+  TaskRecord& r = records_[index];
+  r.finished_ns = now_ns();
+  slot_->current.store(0, std::memory_order_relaxed);
+  // release: the driver's acquire load sees DONE only after the sealed results.
+  r.claim.store(make_claim(running_gen_, index_, TaskState::kDone), std::memory_order_release);
+  slot_->done.fetch_add(1, std::memory_order_release);
+  uint32_t level = rc_->notify.load(std::memory_order_relaxed);
+  if (level == 2 || (level == 1 && slot_->inbound.size() <= 1)) ring_doorbell(rc_);
+}
+
+Status Worker::submit(const TaskSpec& spec) {
+  if (!slot_->outbound.push_wait(spec, 10'000)) {
+    return Status(StatusCode::kIOError, "the scheduler did not take a nested task for 10 s");
+  }
+  ring_doorbell(rc_);
+  return Status::OK();
+}
+
+void Worker::set_blocked(bool blocked) {
+  slot_->blocked.store(blocked ? 1 : 0, std::memory_order_release);
+  ring_doorbell(rc_);
+}
+
+}  // namespace ember

@@ -1,0 +1,52 @@
+// Worker: a worker process's side of the task runtime (its slot, rings and records).
+//
+// Invariants:
+//  - One Worker per worker process, used by its one task-running thread; next_task() waits
+//    in C++ (the caller releases the GIL around it).
+//  - A task runs only after the claim CAS in next_task() succeeds (task.h); a TaskRef whose
+//    CAS fails was run elsewhere or is stale, and only counts as done.
+//  - finish() publishes DONE after the results are sealed, then counts the ref done, so the
+//    driver never frees a record whose results are not yet visible.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "status.h"
+#include "store.h"
+#include "task.h"
+
+namespace ember {
+
+class Worker {
+ public:
+  /// Attaches to slot `index` of the node whose store is `store`.
+  Worker(std::shared_ptr<Store> store, uint32_t index);
+
+  /// Marks the slot ready (pid set) and wakes the scheduler.
+  void announce(int32_t pid);
+  /// Waits up to `timeout_ms` for the next task this worker wins; returns its record index,
+  /// -1 on timeout, -2 when the node shuts down.
+  int64_t next_task(int timeout_ms);
+  /// The record of a task returned by next_task().
+  TaskRecord& record(uint32_t index) const;
+  /// Declares the task finished (its returns sealed).
+  void finish(uint32_t index);
+  /// Submits a nested task to the scheduler (its returns already PENDING).
+  Status submit(const TaskSpec& spec);
+  /// Declares that the running task waits in get() (gives its CPU back) or no longer does.
+  void set_blocked(bool blocked);
+
+  RuntimeControl* control() const { return rc_; }
+  uint32_t index() const { return index_; }
+
+ private:
+  std::shared_ptr<Store> store_;
+  RuntimeControl* rc_;
+  WorkerSlot* slot_;
+  TaskRecord* records_;
+  uint32_t index_;
+  uint32_t running_gen_ = 0;
+};
+
+}  // namespace ember

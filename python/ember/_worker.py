@@ -1,0 +1,149 @@
+"""The worker process's main loop: take a task, run it, store its results.
+
+    inbound ring ──next_task() (C++, GIL released)──► run_task ──put_return()──► store
+                                                        └─ finish(): DONE, doorbell
+
+- Functions arrive as ObjectRefs to their pickled bytes and are unpickled once per worker.
+- Top-level ObjectRef arguments are replaced by their values (Ray's rule); refs nested in
+  containers stay refs.
+- An exception in the task becomes a TaskError object in its returns; an exception while
+  storing the result is reported the same way, so ``get`` never hangs on a broken task.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from ember import _node, object_ref
+from ember.exceptions import TaskError
+from ember.serialization import deserialize, serialize
+
+#: Marks a change of task name in a worker's output; the driver's log printer hides it.
+LOG_MARKER = "\x1e:task:"
+
+
+class _WorkerState:
+    def __init__(self, node: _node.Node):
+        self.node = node
+        self.runtime = node.worker
+        self.functions: dict[bytes, object] = {}  # function id -> function
+        self.last_name = ""
+
+    def function(self, fid: bytes):
+        fn = self.functions.get(fid)
+        if fn is None:
+            store = self.node.store
+            fn = deserialize(*store.get(store.ref_from_binary(fid)))
+            self.functions[fid] = fn
+        return fn
+
+    def arguments(self, args, inline: bool):
+        if args is None:
+            return (), {}
+        if inline:
+            return deserialize(args, None)
+        store = self.node.store
+        return deserialize(*store.get(store.ref_from_binary(args)))
+
+    def mark_name(self, name: str) -> None:
+        if name != self.last_name:
+            self.last_name = name
+            for stream in (sys.stdout, sys.stderr):
+                stream.write(f"{LOG_MARKER}{name}\n")
+
+    def run(self, index: int) -> None:
+        rt = self.runtime
+        fid, name, num_returns, args, inline, _attempt, max_retries, retry_exceptions, gpu_mask = (
+            rt.task_info(index))
+        self.mark_name(name)
+        if gpu_mask:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(
+                str(i) for i in range(32) if gpu_mask >> i & 1)
+        tries = 0
+        while True:
+            try:
+                fn = self.function(fid)
+                a, kw = self.arguments(args, inline)
+                a = [_resolve(x) for x in a]
+                kw = {k: _resolve(v) for k, v in kw.items()}
+                result = fn(*a, **kw)
+                break
+            except Exception as e:  # noqa: BLE001 (every task failure goes to its caller)
+                if retry_exceptions and (max_retries < 0 or tries < max_retries):
+                    tries += 1
+                    continue
+                self.store_error(index, num_returns, name, e)
+                return
+            except KeyboardInterrupt as e:  # ember.cancel() of a running task
+                self.store_error(index, num_returns, name, e)
+                return
+        try:
+            if num_returns == 1:
+                rt.put_return(index, 0, *serialize(result), False)
+            else:
+                values = _split(result, num_returns, name)
+                for i, value in enumerate(values):
+                    rt.put_return(index, i, *serialize(value), False)
+        except Exception as e:  # noqa: BLE001
+            self.store_error(index, num_returns, name, e, what="storing the result of")
+
+    def store_error(self, index, num_returns, name, exc, what="") -> None:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if what:
+            tb = f"Error while {what} task {name}: {tb}"
+        err = TaskError(name, tb, exc, os.getpid())
+        try:
+            parts = serialize(err)
+        except TypeError:  # the cause itself cannot be pickled: keep its text only
+            parts = serialize(TaskError(name, tb, None, os.getpid()))
+        for i in range(num_returns):
+            try:
+                self.runtime.put_return(index, i, *parts, True)
+            except Exception:  # noqa: BLE001, S112 (already written, or the store is closed)
+                continue
+
+
+def _resolve(value):
+    if isinstance(value, object_ref.ObjectRef):
+        from ember import api  # noqa: PLC0415
+
+        return api.get(value)
+    return value
+
+
+def _split(result, n: int, name: str):
+    try:
+        values = list(result)
+    except TypeError:
+        raise ValueError(
+            f"task {name} has num_returns={n} but returned a {type(result).__name__}, "
+            "not a sequence") from None
+    if len(values) != n:
+        raise ValueError(f"task {name} returned {len(values)} values but num_returns={n}")
+    return values
+
+
+def main(store_fd: int, slot: int) -> None:
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    node = _node.connect(store_fd, worker_slot=slot)
+    state = _WorkerState(node)
+    node.worker.announce(os.getpid())
+    parent = os.getppid()
+    while True:
+        try:
+            index = node.worker.next_task(1000)
+            if index == -2:
+                return
+            if index == -1:
+                if os.getppid() != parent:
+                    return
+                continue
+            try:
+                state.run(index)
+            finally:
+                node.worker.finish(index)
+        except KeyboardInterrupt:  # a cancel that arrived between tasks
+            continue

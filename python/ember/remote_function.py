@@ -1,0 +1,151 @@
+"""RemoteFunction: what ``@ember.remote`` makes of a function.
+
+``f.remote(*args)`` pickles the arguments, reserves the return ObjectRefs and hands the task
+to the C++ runtime: from the driver straight to a worker's ring when it can, otherwise to the
+scheduler thread; from a worker (a nested task) through its outbound ring.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ember import _core, _node
+from ember.object_ref import ObjectRef
+from ember.serialization import serialize
+
+#: Options a remote function accepts, with Ray's defaults.
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "num_returns": 1,
+    "num_cpus": 1,
+    "num_gpus": 0,
+    "resources": None,
+    "max_retries": 3,
+    "retry_exceptions": False,
+    "name": None,
+    "memory": None,
+    "runtime_env": None,
+    "scheduling_strategy": None,
+    "accelerator_type": None,
+    "max_calls": None,
+}
+
+
+def validate_options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise ValueError(f"invalid option(s) for a remote function: {', '.join(sorted(unknown))}")
+    n = options.get("num_returns", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"num_returns must be a non-negative int, got {n!r}")
+    for key in ("num_cpus", "num_gpus"):
+        v = options.get(key, 0)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
+            raise ValueError(f"{key} must be a non-negative number, got {v!r}")
+    r = options.get("max_retries", 3)
+    if not isinstance(r, int) or r < -1:
+        raise ValueError(f"max_retries must be an int >= -1, got {r!r}")
+    res = options.get("resources")
+    if res is not None:
+        if not isinstance(res, dict):
+            raise ValueError(f"resources must be a dict, got {type(res).__name__}")
+        for name in ("CPU", "GPU"):
+            if name in res:
+                raise ValueError(f"use num_{name.lower()}s=, not resources={{'{name}': ...}}")
+    return options
+
+
+class RemoteFunction:
+    """A function that runs as a task in a worker process."""
+
+    def __init__(self, function, options: dict[str, Any] | None = None):
+        self._function = function
+        self._options = validate_options({**DEFAULT_OPTIONS, **(options or {})})
+        self._qualname = f"{function.__module__}.{function.__qualname__}"
+        self._name = function.__qualname__
+        self._ref: ObjectRef | None = None  # the pickled function in the current node's store
+        self._ref_node: str | None = None
+        self.__doc__ = function.__doc__
+        self.__name__ = getattr(function, "__name__", "remote_function")
+        self.__qualname__ = getattr(function, "__qualname__", self.__name__)
+        self.__module__ = function.__module__
+        self.__wrapped__ = function
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            "Remote functions cannot be called directly. Instead of running "
+            f"'{self._qualname}()', try '{self._qualname}.remote()'."
+        )
+
+    def __repr__(self) -> str:
+        return f"<RemoteFunction {self._qualname}>"
+
+    def options(self, **options) -> RemoteFunction:
+        """A copy of this remote function with some options changed."""
+        copy = RemoteFunction.__new__(RemoteFunction)
+        copy.__dict__.update(self.__dict__)
+        copy._options = validate_options({**self._options, **options})
+        return copy
+
+    def remote(self, *args, **kwargs):
+        """Submits the task; returns an ObjectRef (a list of them for num_returns != 1)."""
+        return self._submit(args, kwargs, self._options)
+
+    def _function_ref(self, node: _node.Node) -> ObjectRef:
+        node_id = node.store.node_tag
+        if self._ref is None or self._ref_node != node_id:
+            try:
+                parts = serialize(self._function)
+            except TypeError as e:
+                raise TypeError(f"cannot pickle remote function {self._qualname}: {e}") from e
+            self._ref, self._ref_node = node.store.put(*parts), node_id
+        return self._ref
+
+    def _submit(self, args: tuple, kwargs: dict, opts: dict[str, Any]):
+        node = _node.current()
+        fref = self._function_ref(node)
+        request = dict(opts["resources"] or {})
+        request["CPU"] = opts["num_cpus"] if opts["num_cpus"] is not None else 1
+        request["GPU"] = opts["num_gpus"] or 0
+        vector = node.resource_vector(request)
+        if args or kwargs:
+            try:
+                stream, buffers, nested = serialize((args, kwargs))
+            except TypeError as e:
+                raise TypeError(
+                    f"cannot pass the arguments of {self._qualname}: {_which_argument(args, kwargs)}"
+                    f" ({e})") from e
+            deps = [a for a in args if isinstance(a, ObjectRef)]
+            deps += [v for v in kwargs.values() if isinstance(v, ObjectRef)]
+        else:
+            stream, buffers, nested, deps = None, [], [], []
+        flags = _core.SPEC_RETRY_EXCEPTIONS if opts["retry_exceptions"] else 0
+        name = opts["name"] or self._name
+        runtime = node.scheduler if node.is_driver else node.worker
+        refs = runtime.submit(fref, name, opts["num_returns"], vector, opts["max_retries"], flags,
+                              stream, buffers, nested, deps)
+        n = opts["num_returns"]
+        if n == 1:
+            return refs[0]
+        return refs
+
+    def __reduce__(self):
+        return _rebuild, (self._function, self._options)
+
+
+def _rebuild(function, options):
+    return RemoteFunction(function, options)
+
+
+def _which_argument(args: tuple, kwargs: dict) -> str:
+    """Names the first argument that cannot be pickled."""
+    for i, a in enumerate(args):
+        try:
+            serialize(a)
+        except TypeError:
+            return f"argument {i} (a {type(a).__name__}) cannot be pickled"
+    for k, v in kwargs.items():
+        try:
+            serialize(v)
+        except TypeError:
+            return f"keyword argument {k!r} (a {type(v).__name__}) cannot be pickled"
+    return "the arguments cannot be pickled"
