@@ -12,8 +12,8 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import ScalarFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import ScalarFormatter
 
 COLORS = {"ember": "#d9480f", "ray": "#1c7ed6"}
 GET_TARGET_US = 30.0
@@ -39,13 +39,16 @@ def main() -> None:
     res = doc["results"]
     sizes = [int(s) for s in doc["sizes"]]
 
-    fig, (ax_put, ax_get, ax_small) = plt.subplots(1, 3, figsize=(15, 4.6),
-                                                   gridspec_kw={"width_ratios": [1.4, 1, 0.8]})
+    fig, (ax_put, ax_get, ax_small) = plt.subplots(
+        1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1.4, 1, 0.8]}
+    )
 
     # put throughput
     e = res["ember"]
-    for key, style, what in (("memcpy_warm_gbps", "-", "memcpy, warm"),
-                             ("memcpy_fresh_gbps", "--", "memcpy, fresh memory")):
+    for key, style, what in (
+        ("memcpy_warm_gbps", "-", "memcpy, warm"),
+        ("memcpy_fresh_gbps", "--", "memcpy, fresh memory"),
+    ):
         xs, ys = by_size(e[key])
         ax_put.plot(xs, ys, style, color="grey", lw=1, label=f"{what} (1 thread)")
     for name, r in res.items():
@@ -60,7 +63,9 @@ def main() -> None:
     for name, r in res.items():
         xs, ys = by_size(r["get_us"])
         ax_get.plot(xs, ys, "o-", color=COLORS[name], label=f"{name} get")
-    ax_get.axhline(GET_TARGET_US, color="black", ls="--", lw=1, label=f"target ({GET_TARGET_US:.0f} us)")
+    ax_get.axhline(
+        GET_TARGET_US, color="black", ls="--", lw=1, label=f"target ({GET_TARGET_US:.0f} us)"
+    )
     ax_get.set_yscale("log")
     ax_get.set_title("get latency of an existing object (lower is better)")
     ax_get.set_ylabel("microseconds")
@@ -81,8 +86,9 @@ def main() -> None:
         vals = [res[name]["small_put_per_s"], res[name]["small_get_per_s"]]
         xs = [j + (i - (len(names) - 1) / 2) * width for j in range(2)]
         bars = ax_small.bar(xs, vals, width, color=COLORS[name], label=name)
-        ax_small.bar_label(bars, [f"{v / 1000:,.0f}k" if v >= 1000 else f"{v:.0f}" for v in vals],
-                           fontsize=8)
+        ax_small.bar_label(
+            bars, [f"{v / 1000:,.0f}k" if v >= 1000 else f"{v:.0f}" for v in vals], fontsize=8
+        )
     ax_small.axhline(SMALL_TARGET_PER_S, color="black", ls="--", lw=1, label="target (100k/s)")
     ax_small.set_yscale("log")
     ax_small.set_xticks([0, 1], ["put", "get"])
@@ -91,8 +97,11 @@ def main() -> None:
     ax_small.legend(fontsize=8)
 
     m = doc.get("machine", {})
-    fig.suptitle(f"ember vs Ray object store, {m.get('cpus', '?')} CPUs ({m.get('cpu', '')}), "
-                 f"{doc.get('started', '')}; medians", fontsize=10)
+    fig.suptitle(
+        f"ember vs Ray object store, {m.get('cpus', '?')} CPUs ({m.get('cpu', '')}), "
+        f"{doc.get('started', '')}; medians",
+        fontsize=10,
+    )
     fig.tight_layout()
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     fig.savefig(args.out, dpi=110)

@@ -70,8 +70,7 @@ SMALL_TARGET_PER_S = 100_000
 
 
 def parse_size(text: str) -> int:
-    units = {"gib": GiB, "mib": MiB, "kib": 1 << 10, "gb": 10**9, "mb": 10**6, "kb": 10**3,
-             "b": 1}
+    units = {"gib": GiB, "mib": MiB, "kib": 1 << 10, "gb": 10**9, "mb": 10**6, "kb": 10**3, "b": 1}
     t = text.strip().lower()
     for suffix, mult in units.items():
         if t.endswith(suffix):
@@ -97,10 +96,25 @@ class Ember:
     name = "ember"
 
     def __init__(self):
-        import ember
+        import ember  # noqa: PLC0415 (ember is not importable in the Ray run)
 
         self.mod = ember
         self.version = ember.__version__
+        try:  # which source the installed ember was measured from, if run in a checkout
+            here = os.path.dirname(os.path.abspath(__file__))
+            self.version += (
+                " ("
+                + subprocess.run(
+                    ["git", "-C", here, "describe", "--always", "--dirty"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                    check=False,
+                ).stdout.strip()
+                + " checkout)"
+            )
+        except (OSError, subprocess.SubprocessError):
+            pass
 
     def init(self, store_bytes: int) -> None:
         self.mod.init(num_cpus=2, object_store_memory=store_bytes)
@@ -119,14 +133,18 @@ class Ray:
     name = "ray"
 
     def __init__(self):
-        import ray
+        import ray  # noqa: PLC0415 (Ray is not importable in the ember run)
 
         self.mod = ray
         self.version = ray.__version__
 
     def init(self, store_bytes: int) -> None:
-        self.mod.init(num_cpus=2, object_store_memory=store_bytes, include_dashboard=False,
-                      logging_level="ERROR")
+        self.mod.init(
+            num_cpus=2,
+            object_store_memory=store_bytes,
+            include_dashboard=False,
+            logging_level="ERROR",
+        )
 
     def shutdown(self) -> None:
         self.mod.shutdown()
@@ -157,6 +175,13 @@ def no_gc():
             gc.enable()
 
 
+def timed(fn, *args) -> float:
+    """Seconds one call of fn(*args) takes; its result is dropped before returning."""
+    t = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t
+
+
 def sample(fn, min_n: int, max_n: int, budget_s: float) -> list[float]:
     """Times fn() at least min_n times, and on up to max_n while within budget_s."""
     times: list[float] = []
@@ -182,7 +207,7 @@ def touch_and_free(nbytes: int) -> None:
 
 
 def proc_table() -> dict[int, tuple[int, int]]:
-    """pid -> (ppid, CPU jiffies used) for every process."""
+    """pid -> (ppid, CPU jiffies used by it and by its children it has reaped)."""
     procs = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -192,7 +217,9 @@ def proc_table() -> dict[int, tuple[int, int]]:
                 rest = f.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        procs[int(pid)] = (int(rest[1]), int(rest[11]) + int(rest[12]))  # ppid, utime+stime
+        # ppid; utime + stime + cutime + cstime: a reaped child's time moves to its parent,
+        # so a tree's total does not drop when one of its processes ends.
+        procs[int(pid)] = (int(rest[1]), sum(int(x) for x in rest[11:15]))
     return procs
 
 
@@ -241,7 +268,8 @@ class LoadMonitor:
             while not self._stop.wait(self.period_s):
                 mine1, busy1 = self._mine_and_busy()
                 t1 = time.perf_counter()
-                self.samples.append(max(0.0, (busy1 - busy0) - (mine1 - mine0)) / hz / (t1 - t0))
+                other = ((busy1 - busy0) - (mine1 - mine0)) / hz / (t1 - t0)
+                self.samples.append(min(float(os.cpu_count() or 1), max(0.0, other)))
                 mine0, busy0, t0 = mine1, busy1, t1
         except (OSError, ValueError, IndexError):  # no /proc: no numbers
             pass
@@ -256,8 +284,10 @@ class LoadMonitor:
 
     def summary(self) -> dict:
         s = self.samples
-        return {"other_cores_mean": round(statistics.fmean(s), 2) if s else None,
-                "other_cores_max": round(max(s), 2) if s else None}
+        return {
+            "other_cores_mean": round(statistics.fmean(s), 2) if s else None,
+            "other_cores_max": round(max(s), 2) if s else None,
+        }
 
 
 def wait_quiet(timeout_s: float, max_cores: float = 0.1) -> None:
@@ -315,14 +345,8 @@ def measure_memcpy(sizes, srcs, args) -> dict:
         src = srcs[size]
         dst = np.empty_like(src)
         np.copyto(dst, src)  # warm-up: dst is now written memory
-
-        def once():
-            t = time.perf_counter()
-            np.copyto(dst, src)
-            return time.perf_counter() - t
-
         with no_gc():
-            ts = sample(once, args.repeat, 50, 0.5)
+            ts = sample(lambda d=dst, s=src: timed(np.copyto, d, s), args.repeat, 50, 0.5)
         warm[size] = gbps(size, statistics.median(ts))
         del dst
 
@@ -337,8 +361,9 @@ def measure_memcpy(sizes, srcs, args) -> dict:
             del view
             m.close()
         fresh[size] = gbps(size, statistics.median(fts))
-        progress(f"memcpy {fmt_size(size)}: warm {warm[size]:.2f} GB/s, "
-                 f"fresh {fresh[size]:.2f} GB/s")
+        progress(
+            f"memcpy {fmt_size(size)}: warm {warm[size]:.2f} GB/s, fresh {fresh[size]:.2f} GB/s"
+        )
     return {"memcpy_warm_gbps": warm, "memcpy_fresh_gbps": fresh}
 
 
@@ -355,15 +380,8 @@ def measure_warm_and_get(b, sizes, srcs, args) -> dict:
             del ref
             pushed, n = pushed + size, n + 1
 
-        def once():
-            t = time.perf_counter()
-            ref = b.put(a)
-            dt = time.perf_counter() - t
-            del ref
-            return dt
-
-        with no_gc():
-            ts = sample(once, args.repeat, 50, 1.0)
+        with no_gc():  # the ref returned by put is dropped at once: its memory is freed
+            ts = sample(lambda a=a: timed(b.put, a), args.repeat, 50, 1.0)
         put_warm[size] = gbps(size, statistics.median(ts))
         warmups[size] = n
 
@@ -381,8 +399,10 @@ def measure_warm_and_get(b, sizes, srcs, args) -> dict:
         assert b.get(ref)[-1] == a[-1]
         del ref
         get_us[size] = statistics.median(gts) * 1e6
-        progress(f"{b.name} {fmt_size(size)}: put warm {put_warm[size]:.2f} GB/s "
-                 f"({n} warm-ups, {len(ts)} samples), get {get_us[size]:.1f} us")
+        progress(
+            f"{b.name} {fmt_size(size)}: put warm {put_warm[size]:.2f} GB/s "
+            f"({n} warm-ups, {len(ts)} samples), get {get_us[size]:.1f} us"
+        )
     return {"put_warm_gbps": put_warm, "put_warm_warmups": warmups, "get_us": get_us}
 
 
@@ -401,8 +421,10 @@ def measure_small(b, args) -> dict:
         puts.append(n / (t1 - t0))
         gets.append(n / (t2 - t1))
     out = {"small_put_per_s": statistics.median(puts), "small_get_per_s": statistics.median(gets)}
-    progress(f"{b.name} small int x{n}: {out['small_put_per_s']:,.0f} puts/s, "
-             f"{out['small_get_per_s']:,.0f} gets/s")
+    progress(
+        f"{b.name} small int x{n}: {out['small_put_per_s']:,.0f} puts/s, "
+        f"{out['small_get_per_s']:,.0f} gets/s"
+    )
     return out
 
 
@@ -434,8 +456,10 @@ def measure_cold(b, sizes, srcs, args, samples: int) -> dict:
                 b.shutdown()
     out = {s: gbps(s, statistics.median(ts)) for s, ts in per_size.items()}
     for s in sizes:
-        progress(f"{b.name} {fmt_size(s)}: put cold {out[s]:.2f} GB/s "
-                 f"(samples: {', '.join(f'{gbps(s, t):.2f}' for t in per_size[s])})")
+        progress(
+            f"{b.name} {fmt_size(s)}: put cold {out[s]:.2f} GB/s "
+            f"(samples: {', '.join(f'{gbps(s, t):.2f}' for t in per_size[s])})"
+        )
     return {"put_cold_gbps": out, "put_cold_samples_s": per_size}
 
 
@@ -444,8 +468,12 @@ def run_backend(name: str, args) -> dict:
     sizes = args.size_list
     b = BACKENDS[name]()
     srcs = {s: source_array(s) for s in sizes}
-    res: dict = {"backend": name, "version": b.version, "python": sys.executable,
-                 "numpy": np.__version__}
+    res: dict = {
+        "backend": name,
+        "version": b.version,
+        "python": sys.executable,
+        "numpy": np.__version__,
+    }
     wait_quiet(args.wait_quiet)
     with LoadMonitor() as mon:
         res.update(measure_memcpy(sizes, srcs, args))
@@ -456,8 +484,10 @@ def run_backend(name: str, args) -> dict:
         cold_samples = args.ray_cold_repeat if name == "ray" else args.cold_repeat
         res.update(measure_cold(b, sizes, srcs, args, cold_samples))
     res["load"] = mon.summary()
-    progress(f"{name}: other processes kept {res['load']['other_cores_mean']} cores busy on "
-             f"average (max {res['load']['other_cores_max']})")
+    progress(
+        f"{name}: other processes kept {res['load']['other_cores_mean']} cores busy on "
+        f"average (max {res['load']['other_cores_max']})"
+    )
     return res
 
 
@@ -465,16 +495,33 @@ def run_ray_subprocess(python: str, args) -> dict:
     """Runs this script under `python` with --backend ray and returns its results."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "ray.json")
-        cmd = [python, os.path.abspath(__file__), "--backend", "ray",
-               "--sizes", ",".join(str(s) for s in args.size_list),
-               "--repeat", str(args.repeat), "--cold-repeat", str(args.cold_repeat),
-               "--ray-cold-repeat", str(args.ray_cold_repeat), "--gets", str(args.gets),
-               "--small", str(args.small), "--store-bytes", str(args.store_bytes),
-               "--wait-quiet", str(args.wait_quiet),
-               "--json", out]
+        cmd = [
+            python,
+            os.path.abspath(__file__),
+            "--backend",
+            "ray",
+            "--sizes",
+            ",".join(str(s) for s in args.size_list),
+            "--repeat",
+            str(args.repeat),
+            "--cold-repeat",
+            str(args.cold_repeat),
+            "--ray-cold-repeat",
+            str(args.ray_cold_repeat),
+            "--gets",
+            str(args.gets),
+            "--small",
+            str(args.small),
+            "--store-bytes",
+            str(args.store_bytes),
+            "--wait-quiet",
+            str(args.wait_quiet),
+            "--json",
+            out,
+        ]
         # Progress lines (stdout) pass through; Ray's own logging (stderr) is shown only if
         # the run fails.
-        proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, check=False)
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr)
             raise SystemExit(f"the Ray run failed (exit {proc.returncode}): {' '.join(cmd)}")
@@ -487,8 +534,12 @@ def run_ray_subprocess(python: str, args) -> dict:
 
 def int_keys(d: dict) -> dict:
     """JSON turns int keys (sizes) into strings; this turns them back."""
-    return {(int(k) if isinstance(k, str) and k.isdigit() else k):
-            (int_keys(v) if isinstance(v, dict) else v) for k, v in d.items()}
+    return {
+        (int(k) if isinstance(k, str) and k.isdigit() else k): (
+            int_keys(v) if isinstance(v, dict) else v
+        )
+        for k, v in d.items()
+    }
 
 
 def ratio(a, b) -> str:
@@ -508,18 +559,22 @@ def print_report(results: dict, sizes: list[int]) -> None:
 
     print()
     print("put throughput, GB/s (1 GB = 1e9 bytes; medians; ember/ray > 1: ember faster)")
-    head = (f"{'size':>8} | {'memcpy':>7} {'ember':>7} {'ray':>7} {'e/r':>5} | "
-            f"{'memcpy':>7} {'ember':>7} {'ray':>7} {'e/r':>5}")
-    print(f"{'':>8} | {'--- warm store ----------------':<30} | {'--- cold store ----------------':<30}")
+    head = (
+        f"{'size':>8} | {'memcpy':>7} {'ember':>7} {'ray':>7} {'e/r':>5} | "
+        f"{'memcpy':>7} {'ember':>7} {'ray':>7} {'e/r':>5}"
+    )
+    print(f"{'':>8} | {'--- warm store ':-<30} | {'--- cold store ':-<30}")
     print(head)
     print("-" * len(head))
     for s in sizes:
-        print(f"{fmt_size(s):>8} | {e['memcpy_warm_gbps'][s]:7.2f} {e['put_warm_gbps'][s]:7.2f} "
-              f"{num(rg('put_warm_gbps', s), '7.2f'):>7} "
-              f"{ratio(e['put_warm_gbps'][s], rg('put_warm_gbps', s)):>5} | "
-              f"{e['memcpy_fresh_gbps'][s]:7.2f} {e['put_cold_gbps'][s]:7.2f} "
-              f"{num(rg('put_cold_gbps', s), '7.2f'):>7} "
-              f"{ratio(e['put_cold_gbps'][s], rg('put_cold_gbps', s)):>5}")
+        print(
+            f"{fmt_size(s):>8} | {e['memcpy_warm_gbps'][s]:7.2f} {e['put_warm_gbps'][s]:7.2f} "
+            f"{num(rg('put_warm_gbps', s), '7.2f'):>7} "
+            f"{ratio(e['put_warm_gbps'][s], rg('put_warm_gbps', s)):>5} | "
+            f"{e['memcpy_fresh_gbps'][s]:7.2f} {e['put_cold_gbps'][s]:7.2f} "
+            f"{num(rg('put_cold_gbps', s), '7.2f'):>7} "
+            f"{ratio(e['put_cold_gbps'][s], rg('put_cold_gbps', s)):>5}"
+        )
     print("memcpy = np.copyto, 1 thread: into a written buffer (warm), into a fresh mapping (cold)")
 
     print()
@@ -528,8 +583,10 @@ def print_report(results: dict, sizes: list[int]) -> None:
     print(head)
     print("-" * len(head))
     for s in sizes:
-        print(f"{fmt_size(s):>8} | {e['get_us'][s]:8.1f} {num(rg('get_us', s), '8.1f'):>8} "
-              f"{ratio(e['get_us'][s], rg('get_us', s)):>6}")
+        print(
+            f"{fmt_size(s):>8} | {e['get_us'][s]:8.1f} {num(rg('get_us', s), '8.1f'):>8} "
+            f"{ratio(e['get_us'][s], rg('get_us', s)):>6}"
+        )
 
     print()
     print("small int objects, per second (median of 3 runs; ember/ray > 1: ember faster)")
@@ -537,13 +594,23 @@ def print_report(results: dict, sizes: list[int]) -> None:
     print(head)
     print("-" * len(head))
     for key, label in (("small_put_per_s", "put"), ("small_get_per_s", "get")):
-        print(f"{label:>8} | {e[key]:10,.0f} {num(r.get(key), '10,.0f'):>10} "
-              f"{ratio(e[key], r.get(key)):>6}")
+        print(
+            f"{label:>8} | {e[key]:10,.0f} {num(r.get(key), '10,.0f'):>10} "
+            f"{ratio(e[key], r.get(key)):>6}"
+        )
 
     print()
-    loads = [f"{k} run {v['load']['other_cores_mean']} (max {v['load']['other_cores_max']})"
-             for k, v in results.items() if v.get("load")]
+    loads = [
+        f"{k} run {v['load']['other_cores_mean']} (max {v['load']['other_cores_max']})"
+        for k, v in results.items()
+        if v.get("load")
+    ]
     print("cores kept busy by other processes meanwhile: " + "; ".join(loads))
+    if any(((v.get("load") or {}).get("other_cores_mean") or 0) > 0.25 for v in results.values()):
+        print(
+            "WARNING: the machine was busy with other work; these numbers are not clean "
+            "(try --wait-quiet 300)"
+        )
 
     print()
     print("targets (ember):")
@@ -554,12 +621,14 @@ def print_report(results: dict, sizes: list[int]) -> None:
         verdict = "n/a (no Ray run)" if rv is None else ("met" if ev >= rv else "MISSED")
         print(f"  put {fmt_size(big)} {kind} >= Ray: {verdict} ({ev:.2f} vs {num(rv, '.2f')} GB/s)")
     worst = max(e["get_us"].values())
-    print(f"  get <= {GET_TARGET_US:.0f} us at every size: {'met' if worst <= GET_TARGET_US else 'MISSED'}"
-          f" (worst {worst:.1f} us)")
+    verdict = "met" if worst <= GET_TARGET_US else "MISSED"
+    print(f"  get <= {GET_TARGET_US:.0f} us at every size: {verdict} (worst {worst:.1f} us)")
     for key, label in (("small_put_per_s", "puts"), ("small_get_per_s", "gets")):
         ok = e[key] >= SMALL_TARGET_PER_S
-        print(f"  >= {SMALL_TARGET_PER_S:,} small {label}/s: {'met' if ok else 'MISSED'} "
-              f"({e[key]:,.0f}/s)")
+        print(
+            f"  >= {SMALL_TARGET_PER_S:,} small {label}/s: {'met' if ok else 'MISSED'} "
+            f"({e[key]:,.0f}/s)"
+        )
 
 
 def machine_info() -> dict:
@@ -573,43 +642,84 @@ def machine_info() -> dict:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {"cpu": cpu, "cpus": os.cpu_count(), "memory_bytes": mem,
-            "kernel": platform.release(), "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memory_bytes": mem,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
 
 
 # --- main --------------------------------------------------------------------------------
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default=None,
-                   help=f"comma-separated array sizes (default {DEFAULT_SIZES})")
-    p.add_argument("--repeat", type=int, default=None,
-                   help="minimum samples per warm measurement (default 5; 3 with --quick)")
-    p.add_argument("--cold-repeat", type=int, default=None,
-                   help="cold-store samples per size for ember and memcpy (default: --repeat)")
-    p.add_argument("--ray-cold-repeat", type=int, default=None,
-                   help="fresh ray.init() samples for Ray's cold puts (default 3; 1 with --quick)")
-    p.add_argument("--gets", type=int, default=None,
-                   help="timed gets per size (default 2000; 200 with --quick)")
-    p.add_argument("--small", type=int, default=None,
-                   help="small-int puts and gets per run (default 10000; 2000 with --quick)")
-    p.add_argument("--store-bytes", type=int, default=None,
-                   help="object_store_memory (default: max(3 GiB, 3 x the largest size))")
-    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
-                   help="before each backend's run, wait up to S seconds for the machine's "
-                        "other processes to go quiet (default 0: do not wait)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--sizes", default=None, help=f"comma-separated array sizes (default {DEFAULT_SIZES})"
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="minimum samples per warm measurement (default 5; 3 with --quick)",
+    )
+    p.add_argument(
+        "--cold-repeat",
+        type=int,
+        default=None,
+        help="cold-store samples per size for ember and memcpy (default: --repeat)",
+    )
+    p.add_argument(
+        "--ray-cold-repeat",
+        type=int,
+        default=None,
+        help="fresh ray.init() samples for Ray's cold puts (default 3; 1 with --quick)",
+    )
+    p.add_argument(
+        "--gets",
+        type=int,
+        default=None,
+        help="timed gets per size (default 2000; 200 with --quick)",
+    )
+    p.add_argument(
+        "--small",
+        type=int,
+        default=None,
+        help="small-int puts and gets per run (default 10000; 2000 with --quick)",
+    )
+    p.add_argument(
+        "--store-bytes",
+        type=int,
+        default=None,
+        help="object_store_memory (default: max(3 GiB, 3 x the largest size))",
+    )
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each backend's run, wait up to S seconds for the machine's "
+        "other processes to go quiet (default 0: do not wait)",
+    )
     p.add_argument("--quick", action="store_true", help=f"fast smoke run ({QUICK_SIZES})")
-    p.add_argument("--compare-ray", metavar="PYTHON",
-                   help="a python with Ray installed (e.g. /opt/rayenv/bin/python)")
+    p.add_argument(
+        "--compare-ray",
+        metavar="PYTHON",
+        help="a python with Ray installed (e.g. /opt/rayenv/bin/python)",
+    )
     p.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
-    p.add_argument("--backend", choices=sorted(BACKENDS), default="ember",
-                   help=argparse.SUPPRESS)  # internal: the Ray run is this script under Ray
+    p.add_argument(
+        "--backend", choices=sorted(BACKENDS), default="ember", help=argparse.SUPPRESS
+    )  # internal: the Ray run is this script under Ray
     args = p.parse_args(argv)
 
     q = args.quick
-    args.size_list = [parse_size(s) for s in (args.sizes or (QUICK_SIZES if q else DEFAULT_SIZES)).split(",")]
+    sizes = args.sizes or (QUICK_SIZES if q else DEFAULT_SIZES)
+    args.size_list = [parse_size(s) for s in sizes.split(",")]
     args.repeat = args.repeat or (3 if q else 5)
     args.cold_repeat = args.cold_repeat or args.repeat
     args.ray_cold_repeat = args.ray_cold_repeat or (1 if q else 3)
@@ -627,19 +737,28 @@ def main(argv=None) -> int:
     if args.backend == "ray":  # the child run under --compare-ray's interpreter
         results["ray"] = run_backend("ray", args)
     else:
-        print(f"ember: sizes {', '.join(fmt_size(s) for s in args.size_list)}; "
-              f"store {fmt_size(args.store_bytes)}", flush=True)
+        print(
+            f"ember: sizes {', '.join(fmt_size(s) for s in args.size_list)}; "
+            f"store {fmt_size(args.store_bytes)}",
+            flush=True,
+        )
         results["ember"] = run_backend("ember", args)
         if args.compare_ray:
             print(f"ray: running this script under {args.compare_ray}", flush=True)
             results["ray"] = int_keys(run_ray_subprocess(args.compare_ray, args))
         print_report(results, args.size_list)
     if args.json:
-        doc = {"benchmark": "put_get", "command": command, "machine": machine_info(),
-               "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-               "seconds": round(time.time() - started, 1),
-               "sizes": args.size_list, "store_bytes": args.store_bytes,
-               "repeat": args.repeat, "results": results}
+        doc = {
+            "benchmark": "put_get",
+            "command": command,
+            "machine": machine_info(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "seconds": round(time.time() - started, 1),
+            "sizes": args.size_list,
+            "store_bytes": args.store_bytes,
+            "repeat": args.repeat,
+            "results": results,
+        }
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
         if args.backend != "ray":

@@ -350,7 +350,7 @@ py::tuple task_info(const TaskRecord& r) {
   };
   return py::make_tuple(id_bytes(s.function), std::string(s.name), s.num_returns, args,
                         (s.flags & kSpecArgsInline) != 0, s.attempt, s.max_retries,
-                        (s.flags & kSpecRetryExceptions) != 0, r.gpu_mask);
+                        (s.flags & kSpecRetryExceptions) != 0, r.gpu_mask, id_bytes(s.returns));
 }
 
 py::dict stats_dict(Store& s) {
@@ -481,7 +481,10 @@ PYBIND11_MODULE(_core, m) {
              d["available"] = std::vector<int64_t>(st.available, st.available + kMaxResources);
              return d;
            })
-      .def("worker_pids", [](DriverRuntime& rt) { return rt.scheduler->worker_pids(); });
+      .def("worker_pids", [](DriverRuntime& rt) { return rt.scheduler->worker_pids(); })
+      .def("cancel", [](DriverRuntime& rt, const ObjectRef& ref, bool force) {
+        return rt.scheduler->cancel(ref.id(), force);
+      });
 
   py::class_<WorkerRuntime>(m, "Worker")
       .def(py::init([](std::shared_ptr<Store> store, uint32_t index) {

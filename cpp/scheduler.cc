@@ -367,6 +367,13 @@ void Scheduler::reap_dead_workers() {
       r->claim.store(make_claim(gen, 0, TaskState::kFree), std::memory_order_release);
       free_records_.push_back(ref.index);
       if (ts == TaskState::kRunning) {
+        auto cancelled = std::find(force_cancelled_.begin(), force_cancelled_.end(), spec.returns);
+        if (cancelled != force_cancelled_.end()) {
+          force_cancelled_.erase(cancelled);
+          finish_failed(spec, ErrorKind::kTaskCancelled,
+                        std::string("task ") + spec.name + " was cancelled (its worker was killed)");
+          continue;
+        }
         if (spec.max_retries < 0 || static_cast<int32_t>(spec.attempt) < spec.max_retries) {
           ++spec.attempt;
           ++stats_.retried;
@@ -564,6 +571,50 @@ void Scheduler::update_notify_flags() {
   }
   // relaxed: a late flag costs one missed early wake-up; the scheduler also wakes every 50 ms.
   rc_->notify.store(level, std::memory_order_relaxed);
+}
+
+// --- cancel ---------------------------------------------------------------------------
+
+namespace {
+bool is_return_of(const TaskSpec& spec, const ObjectID& id) {
+  return id.hi == spec.returns.hi && id.lo >= spec.returns.lo &&
+         id.lo < spec.returns.lo + std::max<uint32_t>(spec.num_returns, 1);
+}
+}  // namespace
+
+bool Scheduler::cancel(const ObjectID& ret, bool force) {
+  std::lock_guard<std::mutex> g(mu_);
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if (!is_return_of(it->spec, ret)) continue;
+    TaskSpec spec = it->spec;
+    queue_.erase(it);
+    finish_failed(spec, ErrorKind::kTaskCancelled, std::string("task ") + spec.name + " was cancelled");
+    return true;
+  }
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    for (const TaskRef& ref : workers_[w].assigned) {
+      TaskRecord* r = record(ref.index);
+      uint64_t c = r->claim.load(std::memory_order_acquire);
+      if (claim_gen(c) != ref.gen || !is_return_of(r->spec, ret)) continue;
+      if (claim_state(c) == TaskState::kQueued) {
+        // Win the claim so no worker runs it; the worker that pops it counts it as skipped.
+        if (r->claim.compare_exchange_strong(c, make_claim(ref.gen, 0, TaskState::kDone),
+                                             std::memory_order_acq_rel)) {
+          finish_failed(r->spec, ErrorKind::kTaskCancelled,
+                        std::string("task ") + r->spec.name + " was cancelled");
+          return true;
+        }
+      }
+      if (claim_state(c) == TaskState::kRunning) {
+        int32_t pid = slot(claim_worker(c))->pid.load(std::memory_order_relaxed);
+        if (force) force_cancelled_.push_back(r->spec.returns);
+        if (pid > 0) kill(pid, force ? SIGKILL : SIGINT);
+        return true;
+      }
+      return false;  // done
+    }
+  }
+  return false;
 }
 
 // --- introspection --------------------------------------------------------------------

@@ -84,6 +84,12 @@ class Scheduler {
   /// Submits a task whose returns were created PENDING. `deps` are the top-level ObjectRef
   /// arguments. kInvalid when the node can never satisfy its resources.
   Status submit(const TaskSpec& spec, std::vector<ObjectID> deps);
+  /// Cancels the task whose return `ret` is: a queued task fails at once with
+  /// TaskCancelledError; a running one is interrupted (SIGINT: KeyboardInterrupt in the task)
+  /// or, with `force`, its worker is killed and the task not retried. Returns false if the task
+  /// was not found (finished already).
+  bool cancel(const ObjectID& ret, bool force);
+
   SchedulerStats stats();
   std::vector<int32_t> worker_pids();
   RuntimeControl* control() const { return rc_; }
@@ -141,6 +147,7 @@ class Scheduler {
   std::mutex mu_;                     ///< guards everything below
   std::vector<WorkerInfo> workers_;   ///< by slot
   std::deque<Pending> queue_;         ///< submitted, not yet dispatched (FIFO)
+  std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
   std::vector<uint32_t> free_records_;
   std::vector<uint32_t> record_gen_;  ///< driver's copy of each record's generation
   int64_t available_[kMaxResources] = {};

@@ -91,7 +91,7 @@ def test_shutdown_leaves_no_fd_mapping_or_thread():
     ember.shutdown()
     assert open_fds() == fds
     assert not segment_mappings()
-    assert thread_count() == threads
+    assert thread_count() <= threads  # (a thread of an earlier test may still be ending)
 
 
 def test_a_view_outliving_shutdown_stays_readable_then_unmaps():
@@ -110,7 +110,7 @@ def test_repeated_init_shutdown_leaks_nothing():
         ember.get(ember.put(np.ones(1 << 20)))
         ember.shutdown()
     assert open_fds() == fds
-    assert thread_count() == threads
+    assert thread_count() <= threads  # (a thread of an earlier test may still be ending)
     assert not segment_mappings()
 
 

@@ -10,6 +10,7 @@ from importlib.metadata import version as _version
 from ember import exceptions
 from ember.api import (
     available_resources,
+    cancel,
     cluster_resources,
     get,
     init,
@@ -20,6 +21,7 @@ from ember.api import (
     wait,
 )
 from ember.object_ref import ObjectRef
+from ember.runtime_context import get_runtime_context
 
 try:
     __version__ = _version("ember")
@@ -30,9 +32,11 @@ __all__ = [
     "ObjectRef",
     "__version__",
     "available_resources",
+    "cancel",
     "cluster_resources",
     "exceptions",
     "get",
+    "get_runtime_context",
     "init",
     "is_initialized",
     "put",

@@ -17,7 +17,7 @@ import sys
 import traceback
 
 from ember import _node, object_ref
-from ember.exceptions import TaskError
+from ember.exceptions import TaskCancelledError, TaskError
 from ember.serialization import deserialize, serialize
 
 #: Marks a change of task name in a worker's output; the driver's log printer hides it.
@@ -55,9 +55,10 @@ class _WorkerState:
 
     def run(self, index: int) -> None:
         rt = self.runtime
-        fid, name, num_returns, args, inline, _attempt, max_retries, retry_exceptions, gpu_mask = (
-            rt.task_info(index))
+        (fid, name, num_returns, args, inline, _attempt, max_retries, retry_exceptions, gpu_mask,
+         task_id) = rt.task_info(index)
         self.mark_name(name)
+        self.node.current_task = (name, task_id)
         if gpu_mask:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(
                 str(i) for i in range(32) if gpu_mask >> i & 1)
@@ -76,8 +77,8 @@ class _WorkerState:
                     continue
                 self.store_error(index, num_returns, name, e)
                 return
-            except KeyboardInterrupt as e:  # ember.cancel() of a running task
-                self.store_error(index, num_returns, name, e)
+            except KeyboardInterrupt:  # ember.cancel() of a running task
+                self.store_cancelled(index, num_returns, name)
                 return
         try:
             if num_returns == 1:
@@ -88,6 +89,11 @@ class _WorkerState:
                     rt.put_return(index, i, *serialize(value), False)
         except Exception as e:  # noqa: BLE001
             self.store_error(index, num_returns, name, e, what="storing the result of")
+
+    def store_cancelled(self, index, num_returns, name) -> None:
+        parts = serialize(TaskCancelledError(f"task {name} was cancelled"))
+        for i in range(num_returns):
+            self.runtime.put_return(index, i, *parts, True)
 
     def store_error(self, index, num_returns, name, exc, what="") -> None:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -14,6 +14,7 @@ from ember.serialization import deserialize, serialize
 
 __all__ = [
     "available_resources",
+    "cancel",
     "cluster_resources",
     "get",
     "init",
@@ -210,6 +211,19 @@ def wait(
     for ref, ok in zip(object_refs, ready):
         (done if ok and len(done) < num_returns else pending).append(ref)
     return done, pending
+
+
+def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancels the task that returns `object_ref`: a queued task never runs; a running one gets
+    KeyboardInterrupt (or, with force=True, its worker is killed). ``get`` then raises
+    TaskCancelledError. Cancelling a finished task does nothing."""
+    del recursive  # nested tasks are not tracked per parent yet
+    if not isinstance(object_ref, ObjectRef):
+        raise _BadArgument(f"cancel() takes an ObjectRef, not a {type(object_ref).__name__}")
+    node = _node.current()
+    if node.scheduler is None:
+        raise RuntimeError("ember.cancel() can only be called from the driver for now")
+    node.scheduler.cancel(object_ref, force)
 
 
 def cluster_resources() -> dict[str, float]:

@@ -61,7 +61,7 @@ class RemoteFunction:
         self._function = function
         self._options = validate_options({**DEFAULT_OPTIONS, **(options or {})})
         self._qualname = f"{function.__module__}.{function.__qualname__}"
-        self._name = function.__qualname__
+        self._name = getattr(function, "__name__", "task")  # what Ray shows: (name pid=N)
         self._ref: ObjectRef | None = None  # the pickled function in the current node's store
         self._ref_node: str | None = None
         self.__doc__ = function.__doc__
