@@ -34,6 +34,10 @@ uint64_t round_to_class(uint64_t size) {
   return (size + step) & ~step;
 }
 
+/// Requests up to this size prefer the wilderness to splitting a block of kLargeBlock or more.
+constexpr uint64_t kSmallRequest = uint64_t{256} << 10;
+constexpr uint64_t kLargeBlock = uint64_t{4} << 20;
+
 uint64_t block_size_for(uint64_t payload) {
   uint64_t s = (payload + kAlign - 1) / kAlign * kAlign + kAlign;
   return s < kMinBlock ? kMinBlock : s;
@@ -152,6 +156,13 @@ Result<uint64_t> Allocator::allocate(uint64_t size, uint64_t tag_hi, uint64_t ta
   }
   uint64_t want = block_size_for(size);
   uint64_t off = find_fit(want);
+  // Small objects do not split large free blocks while the wilderness has room: a big
+  // block freed by one large object stays whole for the next (the pattern of arguments
+  // passed by value, interleaved with small results). See kSmallRequest.
+  if (off != 0 && want <= kSmallRequest && block(off)->size >= kLargeBlock &&
+      st_->heap_end - st_->top >= want) {
+    off = 0;
+  }
   if (off != 0) {
     remove_free(off);
   } else {

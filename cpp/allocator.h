@@ -10,7 +10,9 @@
 //  - A free block is in exactly one free list: the one of its size class; bit (fl, sl) of
 //    the bitmaps is set iff that list is non-empty.
 //  - Warm first: a request is served from free blocks (memory already touched) before the
-//    wilderness; the wilderness is cut only when no free block fits.
+//    wilderness; the wilderness is cut only when no free block fits. One exception keeps
+//    large blocks whole: a small request (<= 256 KiB) takes the wilderness rather than split
+//    a free block of 4 MiB or more, while the wilderness has room.
 //  - Crash tolerance: every split and merge writes so that walking blocks by `size` from
 //    heap_begin always reaches `top` (a new block header is written before the size that
 //    exposes it). rebuild() recomputes everything else (prev links, free lists, bitmaps,

@@ -302,6 +302,8 @@ Submission prepare(Store& store, const RuntimeControl& rc, const ObjectRef& func
     if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) store.release_ref(spec.args);
     raise_status(st);
   }
+  // The task holds its function until it finishes (the RemoteFunction may be dropped first).
+  check(store.add_ref(spec.function));
   return sub;
 }
 
@@ -482,6 +484,7 @@ PYBIND11_MODULE(_core, m) {
              return d;
            })
       .def("worker_pids", [](DriverRuntime& rt) { return rt.scheduler->worker_pids(); })
+      .def("busy", [](DriverRuntime& rt) { return rt.scheduler->busy(); })
       .def("cancel", [](DriverRuntime& rt, const ObjectRef& ref, bool force) {
         return rt.scheduler->cancel(ref.id(), force);
       });
@@ -514,6 +517,7 @@ PYBIND11_MODULE(_core, m) {
            [](WorkerRuntime& rt, uint32_t index) {
              const TaskSpec& s = rt.worker->record(index).spec;
              if ((s.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) rt.store->release_ref(s.args);
+             rt.store->release_ref(s.function);
              rt.worker->finish(index);
            })
       .def("submit",

@@ -433,6 +433,7 @@ void Scheduler::finish_failed(const TaskSpec& spec, ErrorKind kind, const std::s
   if ((spec.flags & kSpecArgsInline) == 0 && (spec.flags & kSpecNoArgs) == 0) {
     store_->release_ref(spec.args);  // the task's hold on its arguments
   }
+  store_->release_ref(spec.function);  // and on its function
 }
 
 void Scheduler::collect_submissions() {
@@ -618,6 +619,15 @@ bool Scheduler::cancel(const ObjectID& ret, bool force) {
 }
 
 // --- introspection --------------------------------------------------------------------
+
+bool Scheduler::busy() {
+  std::lock_guard<std::mutex> g(mu_);
+  if (!queue_.empty()) return true;
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    if (workers_[w].state == WorkerState::kReady && workers_[w].pushed != done_of(w)) return true;
+  }
+  return false;
+}
 
 SchedulerStats Scheduler::stats() {
   std::lock_guard<std::mutex> g(mu_);

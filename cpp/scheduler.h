@@ -90,6 +90,9 @@ class Scheduler {
   /// was not found (finished already).
   bool cancel(const ObjectID& ret, bool force);
 
+  /// True while some task is queued or dispatched and not finished.
+  bool busy();
+
   SchedulerStats stats();
   std::vector<int32_t> worker_pids();
   RuntimeControl* control() const { return rc_; }

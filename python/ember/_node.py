@@ -7,6 +7,7 @@ runtime reaches it through :func:`current`, never through module globals of its 
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -160,6 +161,11 @@ class Node:
             self.log_printer.stop()
             self.log_printer = None
         self.store.close()
+        # Drop the C++ objects: the segment is unmapped when the last holder goes, and a Node
+        # kept alive by someone (a fixture, a closure) must not keep it mapped.
+        self.scheduler = None
+        self.worker = None
+        self.store = None
 
 
 _lock = threading.Lock()
@@ -221,3 +227,6 @@ def stop() -> None:
         node, _current = _current, None
     if node is not None:
         node.shutdown()
+        # Tracebacks of exceptions raised through ember's frames hold the store in reference
+        # cycles; collect them so the segment is unmapped now, not at some later collection.
+        gc.collect()

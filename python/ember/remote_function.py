@@ -7,11 +7,16 @@ scheduler thread; from a worker (a nested task) through its outbound ring.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ember import _core, _node
+from ember.exceptions import ObjectStoreFullError
 from ember.object_ref import ObjectRef
 from ember.serialization import serialize
+
+#: Seconds a submission waits for running tasks to free room in a full store.
+STORE_FULL_PATIENCE = 30.0
 
 #: Options a remote function accepts, with Ray's defaults.
 DEFAULT_OPTIONS: dict[str, Any] = {
@@ -121,8 +126,21 @@ class RemoteFunction:
         flags = _core.SPEC_RETRY_EXCEPTIONS if opts["retry_exceptions"] else 0
         name = opts["name"] or self._name
         runtime = node.scheduler if node.is_driver else node.worker
-        refs = runtime.submit(fref, name, opts["num_returns"], vector, opts["max_retries"], flags,
-                              stream, buffers, nested, deps)
+        deadline = None
+        while True:
+            try:
+                refs = runtime.submit(fref, name, opts["num_returns"], vector, opts["max_retries"],
+                                      flags, stream, buffers, nested, deps)
+                break
+            except ObjectStoreFullError:
+                # Backpressure: arguments passed by value fill the store while earlier tasks
+                # still hold theirs; those tasks free it as they finish. Give up at once when
+                # nothing runs (waiting cannot help), or after STORE_FULL_PATIENCE seconds.
+                now = time.monotonic()
+                deadline = deadline or now + STORE_FULL_PATIENCE
+                if now > deadline or (node.is_driver and not node.scheduler.busy()):
+                    raise
+                time.sleep(0.002)
         n = opts["num_returns"]
         if n == 1:
             return refs[0]
