@@ -59,6 +59,8 @@ Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
   free_records_.reserve(cfg_.task_capacity);
   for (uint32_t i = cfg_.task_capacity; i > 0; --i) free_records_.push_back(i - 1);
   std::copy(cfg_.totals, cfg_.totals + kMaxResources, available_);
+  int64_t gpus = std::min<int64_t>(32, cfg_.totals[kResourceGPU] / kResourceUnit);
+  free_gpus_ = gpus >= 32 ? ~0u : (1u << gpus) - 1;
 }
 
 Scheduler::~Scheduler() { stop(); }
@@ -172,6 +174,8 @@ void Scheduler::release(WorkerInfo& w) {
     for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += w.lease[i];
   }
   std::fill(w.lease, w.lease + kMaxResources, 0);
+  free_gpus_ |= w.gpu_mask;
+  w.gpu_mask = 0;
   w.leased = w.exclusive = w.lease_lent = false;
 }
 
@@ -212,12 +216,12 @@ void Scheduler::push_ref(uint32_t w, TaskRef ref) {
   workers_[w].assigned.push_back(ref);
 }
 
-void Scheduler::push(uint32_t w, const TaskSpec& spec) {
+void Scheduler::push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask) {
   int64_t idx = alloc_record();
   TaskRecord* r = record(static_cast<uint32_t>(idx));
   r->spec = spec;
   r->started_ns = r->finished_ns = 0;
-  r->gpu_mask = 0;
+  r->gpu_mask = gpu_mask;
   r->worker_pid = 0;
   uint32_t gen = record_gen_[idx];
   // release: the worker's acquire CAS on the claim sees the spec written above.
@@ -283,7 +287,17 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
     if (!acquire(spec.resources)) return false;
     std::copy(spec.resources, spec.resources + kMaxResources, info.lease);
     info.leased = info.exclusive = true;
-    push(w, spec);
+    // GPU ids for CUDA_VISIBLE_DEVICES: as many as the request rounded up (a fraction of a
+    // GPU still names the one it shares), lowest free ids first.
+    int64_t want = (spec.resources[kResourceGPU] + kResourceUnit - 1) / kResourceUnit;
+    for (uint32_t g = 0; g < 32 && want > 0; ++g) {
+      if ((free_gpus_ >> g) & 1u) {
+        info.gpu_mask |= 1u << g;
+        --want;
+      }
+    }
+    free_gpus_ &= ~info.gpu_mask;
+    push(w, spec, info.gpu_mask);
     return true;
   }
   return false;

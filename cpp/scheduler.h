@@ -110,6 +110,7 @@ class Scheduler {
     bool leased = false;
     bool exclusive = false;               ///< leased for one non-default task
     bool lease_lent = false;              ///< lease given back while blocked in get()
+    uint32_t gpu_mask = 0;                ///< GPU ids its lease holds (bit i: GPU i)
     std::deque<TaskRef> assigned;         ///< pushed, not yet seen finished
   };
 
@@ -134,7 +135,7 @@ class Scheduler {
   bool is_default(const TaskSpec& spec) const;
   bool acquire(const int64_t* need);
   void release(WorkerInfo& w);
-  void push(uint32_t w, const TaskSpec& spec);
+  void push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask = 0);
   void push_ref(uint32_t w, TaskRef ref);
   int64_t alloc_record();
   void reclaim(uint32_t w);
@@ -154,6 +155,7 @@ class Scheduler {
   std::vector<uint32_t> free_records_;
   std::vector<uint32_t> record_gen_;  ///< driver's copy of each record's generation
   int64_t available_[kMaxResources] = {};
+  uint32_t free_gpus_ = 0;            ///< GPU ids not leased (bit i: GPU i)
   SchedulerStats stats_{};
 
   std::thread thread_;

@@ -20,6 +20,9 @@ from ember import _node, object_ref
 from ember.exceptions import TaskCancelledError, TaskError
 from ember.serialization import deserialize, serialize
 
+#: The worker's CUDA_VISIBLE_DEVICES before any task set it (GPU tasks set their own ids).
+_INHERITED_CUDA = os.environ.get("CUDA_VISIBLE_DEVICES")
+
 #: Marks a change of task name in a worker's output; the driver's log printer hides it.
 LOG_MARKER = "\x1e:task:"
 
@@ -62,6 +65,10 @@ class _WorkerState:
         if gpu_mask:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(
                 str(i) for i in range(32) if gpu_mask >> i & 1)
+        elif _INHERITED_CUDA is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = _INHERITED_CUDA
         tries = 0
         while True:
             try:
