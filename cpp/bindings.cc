@@ -267,10 +267,12 @@ struct Submission {
 Submission prepare(Store& store, const RuntimeControl& rc, const ObjectRef& function,
                    const std::string& name, uint32_t num_returns, const std::vector<int64_t>& resources,
                    int32_t max_retries, uint32_t flags, const py::object& args_stream,
-                   const py::list& args_buffers, const py::list& args_nested, const py::list& deps) {
+                   const py::list& args_buffers, const py::list& args_nested, const py::list& deps,
+                   uint32_t actor = 0) {
   Submission sub;
   TaskSpec& spec = sub.spec;
   spec.function = function.id();
+  spec.actor = actor;
   spec.num_returns = num_returns;
   spec.max_retries = max_retries;
   spec.flags = flags;
@@ -352,7 +354,8 @@ py::tuple task_info(const TaskRecord& r) {
   };
   return py::make_tuple(id_bytes(s.function), std::string(s.name), s.num_returns, args,
                         (s.flags & kSpecArgsInline) != 0, s.attempt, s.max_retries,
-                        (s.flags & kSpecRetryExceptions) != 0, r.gpu_mask, id_bytes(s.returns));
+                        (s.flags & kSpecRetryExceptions) != 0, r.gpu_mask, id_bytes(s.returns),
+                        s.flags, s.actor);
 }
 
 py::dict stats_dict(Store& s) {
@@ -431,6 +434,9 @@ PYBIND11_MODULE(_core, m) {
   m.attr("MAX_RESOURCES") = kMaxResources;
   m.attr("RESOURCE_UNIT") = kResourceUnit;
   m.attr("SPEC_RETRY_EXCEPTIONS") = static_cast<uint32_t>(kSpecRetryExceptions);
+  m.attr("SPEC_ACTOR_CREATE") = static_cast<uint32_t>(kSpecActorCreate);
+  m.attr("SPEC_ACTOR_METHOD") = static_cast<uint32_t>(kSpecActorMethod);
+  m.attr("SPEC_HOLD_RESOURCES") = static_cast<uint32_t>(kSpecHoldResources);
 
   py::class_<DriverRuntime>(m, "Scheduler")
       .def(py::init([](std::shared_ptr<Store> store, std::vector<int64_t> totals,
@@ -485,6 +491,37 @@ PYBIND11_MODULE(_core, m) {
            })
       .def("worker_pids", [](DriverRuntime& rt) { return rt.scheduler->worker_pids(); })
       .def("busy", [](DriverRuntime& rt) { return rt.scheduler->busy(); })
+      .def("create_actor",
+           [](DriverRuntime& rt, const ObjectRef& cls, const std::string& name,
+              const std::vector<int64_t>& resources, uint32_t flags, const py::object& args_stream,
+              const py::list& args_buffers, const py::list& args_nested, const py::list& deps,
+              int32_t max_restarts, int32_t max_task_retries) {
+             Submission sub = prepare(*rt.store, *rt.scheduler->control(), cls, name, 1, resources,
+                                      0, flags, args_stream, args_buffers, args_nested, deps);
+             py::list refs = return_refs(rt.store, sub.spec);
+             uint32_t id = unwrap(rt.scheduler->create_actor(sub.spec, std::move(sub.deps),
+                                                             max_restarts, max_task_retries));
+             return py::make_tuple(id, refs[0]);
+           })
+      .def("submit_actor",
+           [](DriverRuntime& rt, uint32_t actor, const ObjectRef& cls, const std::string& name,
+              uint32_t num_returns, const py::object& args_stream, const py::list& args_buffers,
+              const py::list& args_nested, const py::list& deps) {
+             Submission sub = prepare(*rt.store, *rt.scheduler->control(), cls, name, num_returns,
+                                      {}, 0, kSpecActorMethod, args_stream, args_buffers,
+                                      args_nested, deps, actor);
+             py::list refs = return_refs(rt.store, sub.spec);
+             rt.scheduler->submit_actor_call(sub.spec, std::move(sub.deps));
+             return refs;
+           })
+      .def("kill_actor", [](DriverRuntime& rt, uint32_t actor, bool no_restart) {
+        rt.scheduler->kill_actor(actor, no_restart);
+      })
+      .def("actor_alive", [](DriverRuntime& rt, uint32_t actor) {
+        std::string why;
+        bool alive = rt.scheduler->actor_alive(actor, &why);
+        return py::make_tuple(alive, why);
+      })
       .def("cancel", [](DriverRuntime& rt, const ObjectRef& ref, bool force) {
         return rt.scheduler->cancel(ref.id(), force);
       });
@@ -537,7 +574,24 @@ PYBIND11_MODULE(_core, m) {
              check(st);
              return refs;
            })
-      .def("set_blocked", [](WorkerRuntime& rt, bool b) { rt.worker->set_blocked(b); });
+      .def("set_blocked", [](WorkerRuntime& rt, bool b) { rt.worker->set_blocked(b); })
+      .def("mark_exit_intended", [](WorkerRuntime& rt) { rt.worker->mark_exit_intended(); })
+      .def("submit_actor",
+           [](WorkerRuntime& rt, uint32_t actor, const ObjectRef& cls, const std::string& name,
+              uint32_t num_returns, const py::object& args_stream, const py::list& args_buffers,
+              const py::list& args_nested, const py::list& deps) {
+             Submission sub = prepare(*rt.store, *rt.worker->control(), cls, name, num_returns, {},
+                                      0, kSpecActorMethod, args_stream, args_buffers, args_nested,
+                                      deps, actor);
+             py::list refs = return_refs(rt.store, sub.spec);
+             Status st;
+             {
+               py::gil_scoped_release nogil;
+               st = rt.worker->submit(sub.spec);
+             }
+             check(st);
+             return refs;
+           });
 
   // The forkserver's view: spawn requests in, worker exits out.
   m.def("pop_spawn", [](const std::shared_ptr<Store>& store, int timeout_ms) -> py::object {

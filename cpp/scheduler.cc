@@ -80,7 +80,7 @@ uint64_t Scheduler::done_of(uint32_t w) const {
 
 bool Scheduler::is_idle(uint32_t w) const {
   const WorkerInfo& info = workers_[w];
-  return info.state == WorkerState::kReady && info.pushed == done_of(w) &&
+  return info.state == WorkerState::kReady && info.actor == 0 && info.pushed == done_of(w) &&
          slot(w)->blocked.load(std::memory_order_relaxed) == 0;
 }
 
@@ -244,7 +244,7 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
     uint64_t best_load = kDepth;
     for (uint32_t w = 0; w < n; ++w) {
       WorkerInfo& info = workers_[w];
-      if (info.state != WorkerState::kReady || info.exclusive) continue;
+      if (info.state != WorkerState::kReady || info.exclusive || info.actor != 0) continue;
       if (info.leased && !info.lease_lent && is_idle(w)) {
         best = w;
         break;
@@ -317,6 +317,7 @@ void Scheduler::loop() {
       lend_blocked_leases();
       steal_for_idle_workers();
       dispatch_queued();
+      dispatch_actor_calls();
       release_idle_leases();
       start_workers();
       update_notify_flags();
@@ -361,11 +362,19 @@ void Scheduler::reap_dead_workers() {
     auto st = static_cast<WorkerState>(slot(w)->state.load(std::memory_order_acquire));
     if (st == WorkerState::kReady && info.state == WorkerState::kStarting) {
       info.state = WorkerState::kReady;
+      if (info.actor != 0 && actors_[info.actor].kill_when_ready) {
+        actors_[info.actor].kill_when_ready = false;
+        kill(slot(w)->pid.load(std::memory_order_relaxed), SIGKILL);
+      }
       continue;
     }
     if (st != WorkerState::kExited) continue;
     const int32_t status = slot(w)->exit_status.load(std::memory_order_relaxed);
     const int32_t pid = slot(w)->pid.load(std::memory_order_relaxed);
+    if (info.actor != 0) {
+      reap_actor(w, status, pid);
+      continue;
+    }
     // Every TaskRef pushed to it: the one it was running is retried or failed; the ones it
     // never claimed go back to the queue as they were.
     std::string why;
@@ -406,7 +415,9 @@ void Scheduler::reap_dead_workers() {
     slot(w)->state.store(static_cast<uint32_t>(WorkerState::kUnused), std::memory_order_release);
     // The pool keeps num_cpus workers: replace this one in the same slot.
     uint32_t alive = 0;
-    for (const WorkerInfo& other : workers_) alive += other.state != WorkerState::kUnused;
+    for (const WorkerInfo& other : workers_) {
+      alive += other.state != WorkerState::kUnused && other.actor == 0;
+    }
     if (alive < cfg_.num_cpus && !stop_.load(std::memory_order_relaxed)) spawn(w);
   }
 }
@@ -456,6 +467,15 @@ void Scheduler::collect_submissions() {
     if (workers_[w].state != WorkerState::kReady) continue;
     while (slot(w)->outbound.try_pop(spec)) {
       std::vector<ObjectID> deps(spec.deps, spec.deps + std::min(spec.num_deps, kMaxDeps));
+      if ((spec.flags & kSpecActorMethod) != 0) {
+        auto it = actors_.find(spec.actor);
+        if (it == actors_.end()) {
+          finish_failed(spec, ErrorKind::kActorDied, "no such actor");
+        } else {
+          enqueue_actor_call(it->second, spec, std::move(deps));
+        }
+        continue;
+      }
       queue_.push_back(Pending{spec, std::move(deps)});
     }
   }
@@ -483,7 +503,7 @@ void Scheduler::steal_for_idle_workers() {
     WorkerInfo& thief = workers_[idle];
     if (!is_idle(idle) || thief.exclusive) continue;
     for (uint32_t v = 0; v < n; ++v) {
-      if (v == idle || workers_[v].state != WorkerState::kReady) continue;
+      if (v == idle || workers_[v].state != WorkerState::kReady || workers_[v].actor != 0) continue;
       reclaim(v);
       // The victim's unclaimed refs, oldest first; it is busy (or blocked) with another task.
       bool moved = false;
@@ -526,6 +546,10 @@ void Scheduler::dispatch_queued() {
 void Scheduler::release_idle_leases() {
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
     WorkerInfo& info = workers_[w];
+    if (info.actor != 0) {
+      reclaim(w);  // an actor's records are freed as its calls finish
+      continue;
+    }
     if (!info.leased || info.state != WorkerState::kReady) continue;
     if (info.pushed == done_of(w)) {
       reclaim(w);
@@ -539,6 +563,7 @@ void Scheduler::start_workers() {
   // (blocked workers and zero-CPU tasks are why there can be more workers than CPUs).
   uint32_t starting = 0, idle = 0, alive = 0;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    if (workers_[w].actor != 0) continue;
     if (workers_[w].state == WorkerState::kStarting) ++starting;
     if (workers_[w].state == WorkerState::kReady) {
       ++alive;
@@ -586,6 +611,157 @@ void Scheduler::update_notify_flags() {
   }
   // relaxed: a late flag costs one missed early wake-up; the scheduler also wakes every 50 ms.
   rc_->notify.store(level, std::memory_order_relaxed);
+}
+
+// --- actors ---------------------------------------------------------------------------
+
+Result<uint32_t> Scheduler::create_actor(TaskSpec creation, std::vector<ObjectID> deps,
+                                         int32_t max_restarts, int32_t max_task_retries) {
+  Status st = check_feasible(*rc_, creation);
+  if (!st.ok()) return st;
+  std::lock_guard<std::mutex> g(mu_);
+  uint32_t w = 0;
+  while (w < cfg_.max_workers && workers_[w].state != WorkerState::kUnused) ++w;
+  if (w == cfg_.max_workers) {
+    return Status(StatusCode::kInvalid, "cannot create actor " + std::string(creation.name) +
+                                            ": all " + std::to_string(cfg_.max_workers) +
+                                            " worker slots are in use");
+  }
+  uint32_t id = next_actor_++;
+  creation.actor = id;
+  creation.flags |= kSpecActorCreate;
+  ActorInfo& a = actors_[id];
+  a.creation = creation;
+  a.slot = w;
+  a.restarts_left = max_restarts;
+  a.max_task_retries = max_task_retries;
+  a.calls.push_back(Pending{creation, std::move(deps)});
+  spawn(w);
+  workers_[w].actor = id;
+  ring_doorbell(rc_);
+  return id;
+}
+
+void Scheduler::enqueue_actor_call(ActorInfo& a, const TaskSpec& spec, std::vector<ObjectID> deps) {
+  if (a.dead) {
+    finish_failed(spec, ErrorKind::kActorDied, a.death);
+    return;
+  }
+  if (a.calls.empty() && workers_[a.slot].state == WorkerState::kReady && deps_ready(deps) &&
+      !free_records_.empty()) {
+    push(a.slot, spec);
+    ++stats_.direct;
+    return;
+  }
+  a.calls.push_back(Pending{spec, std::move(deps)});
+  ring_doorbell(rc_);
+}
+
+void Scheduler::submit_actor_call(const TaskSpec& spec, std::vector<ObjectID> deps) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = actors_.find(spec.actor);
+  if (it == actors_.end()) {
+    finish_failed(spec, ErrorKind::kActorDied, "no such actor (it was never created here)");
+    return;
+  }
+  enqueue_actor_call(it->second, spec, std::move(deps));
+}
+
+void Scheduler::dispatch_actor_calls() {
+  for (auto& [id, a] : actors_) {
+    if (a.dead || workers_[a.slot].state != WorkerState::kReady) continue;
+    while (!a.calls.empty()) {
+      Pending& p = a.calls.front();
+      if (!deps_ready(p.deps) || free_records_.empty()) break;
+      if ((p.spec.flags & kSpecActorCreate) != 0) {
+        // Creating needs its resources free now (Ray: 1 CPU to schedule an actor); it keeps
+        // them only when asked for explicitly (kSpecHoldResources).
+        if (!acquire(p.spec.resources)) break;
+        if ((p.spec.flags & kSpecHoldResources) != 0) {
+          std::copy(p.spec.resources, p.spec.resources + kMaxResources, a.hold);
+        } else {
+          for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += p.spec.resources[i];
+        }
+      }
+      push(a.slot, p.spec);
+      a.calls.pop_front();
+    }
+  }
+}
+
+void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
+  WorkerInfo& info = workers_[w];
+  ActorInfo& a = actors_[info.actor];
+  const bool intended = slot(w)->exit_intended.exchange(0, std::memory_order_acq_rel) != 0;
+  const bool restart = !a.no_restart && !intended && a.restarts_left != 0;
+  std::string why = intended ? std::string("the actor called exit_actor()")
+                             : a.no_restart ? std::string("the actor was killed with ember.kill()")
+                                            : describe_exit(w, status, pid);
+  // Its unfinished calls, in the order they were pushed.
+  std::deque<Pending> unfinished;
+  for (const TaskRef& ref : info.assigned) {
+    TaskRecord* r = record(ref.index);
+    uint64_t c = r->claim.load(std::memory_order_acquire);
+    if (claim_gen(c) != ref.gen || claim_state(c) == TaskState::kDone) continue;
+    TaskSpec spec = r->spec;
+    uint32_t gen = ++record_gen_[ref.index];
+    r->claim.store(make_claim(gen, 0, TaskState::kFree), std::memory_order_release);
+    free_records_.push_back(ref.index);
+    if ((spec.flags & kSpecActorCreate) != 0) continue;  // re-queued below on restart
+    bool ran = claim_state(c) == TaskState::kRunning;
+    bool retry = restart && (!ran || a.max_task_retries < 0 ||
+                             static_cast<int32_t>(spec.attempt) < a.max_task_retries);
+    if (retry) {
+      if (ran) ++spec.attempt;
+      unfinished.push_back(Pending{spec, {}});
+    } else {
+      finish_failed(spec, ErrorKind::kActorDied,
+                    std::string("actor call ") + spec.name + " failed: " + why);
+    }
+  }
+  info.assigned.clear();
+  for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += a.hold[i];
+  std::fill(a.hold, a.hold + kMaxResources, 0);
+  if (restart) {
+    if (a.restarts_left > 0) --a.restarts_left;
+    // Creation first, then the calls it had, then the ones that were waiting.
+    for (auto it = unfinished.rbegin(); it != unfinished.rend(); ++it) a.calls.push_front(*it);
+    a.calls.push_front(Pending{a.creation, {}});
+    uint32_t actor = info.actor;
+    spawn(w);
+    workers_[w].actor = actor;
+    return;
+  }
+  a.dead = true;
+  a.death = "the actor " + std::string(a.creation.name) + " is dead: " + why;
+  for (const Pending& p : a.calls) {
+    if ((p.spec.flags & kSpecActorCreate) == 0) finish_failed(p.spec, ErrorKind::kActorDied, a.death);
+  }
+  a.calls.clear();
+  info = WorkerInfo{};
+  slot(w)->state.store(static_cast<uint32_t>(WorkerState::kUnused), std::memory_order_release);
+}
+
+void Scheduler::kill_actor(uint32_t actor, bool no_restart) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = actors_.find(actor);
+  if (it == actors_.end() || it->second.dead) return;
+  ActorInfo& a = it->second;
+  if (no_restart) a.no_restart = true;
+  int32_t pid = slot(a.slot)->pid.load(std::memory_order_relaxed);
+  if (pid > 0 && workers_[a.slot].state == WorkerState::kReady) {
+    kill(pid, SIGKILL);  // reap_actor() finishes the job when the forkserver reports it
+  } else {
+    a.kill_when_ready = true;  // not up yet: killed as soon as it is (reap_dead_workers)
+  }
+}
+
+bool Scheduler::actor_alive(uint32_t actor, std::string* why) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = actors_.find(actor);
+  if (it == actors_.end()) return false;
+  if (it->second.dead && why != nullptr) *why = it->second.death;
+  return !it->second.dead;
 }
 
 // --- cancel ---------------------------------------------------------------------------

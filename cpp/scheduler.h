@@ -30,6 +30,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "object_format.h"
@@ -84,6 +85,19 @@ class Scheduler {
   /// Submits a task whose returns were created PENDING. `deps` are the top-level ObjectRef
   /// arguments. kInvalid when the node can never satisfy its resources.
   Status submit(const TaskSpec& spec, std::vector<ObjectID> deps);
+  /// Creates an actor: a dedicated worker process that runs `creation` (the class's
+  /// __init__) first and then only that actor's calls. Returns the actor id.
+  Result<uint32_t> create_actor(TaskSpec creation, std::vector<ObjectID> deps,
+                                int32_t max_restarts, int32_t max_task_retries);
+  /// Submits a method call to actor `spec.actor`: straight into the actor's ring when nothing
+  /// of that actor waits in the scheduler and its arguments are sealed, else in order after
+  /// what waits. Calls to a dead actor fail at once with ActorDiedError.
+  void submit_actor_call(const TaskSpec& spec, std::vector<ObjectID> deps);
+  /// Kills an actor's process; with `no_restart` it is not restarted (ember.kill).
+  void kill_actor(uint32_t actor, bool no_restart);
+  /// False once the actor is dead for good (and why, in `why`).
+  bool actor_alive(uint32_t actor, std::string* why);
+
   /// Cancels the task whose return `ret` is: a queued task fails at once with
   /// TaskCancelledError; a running one is interrupted (SIGINT: KeyboardInterrupt in the task)
   /// or, with `force`, its worker is killed and the task not retried. Returns false if the task
@@ -102,6 +116,18 @@ class Scheduler {
     TaskSpec spec;
     std::vector<ObjectID> deps;
   };
+  struct ActorInfo {
+    TaskSpec creation;                 ///< run again on each restart
+    uint32_t slot = 0;                 ///< its worker slot (kept across restarts)
+    int32_t restarts_left = 0;         ///< -1: forever
+    int32_t max_task_retries = 0;      ///< -1: forever
+    bool dead = false;
+    bool no_restart = false;           ///< killed with no_restart
+    bool kill_when_ready = false;      ///< killed before its process was up
+    std::string death;                 ///< why it died, for ActorDiedError
+    int64_t hold[kMaxResources] = {};  ///< resources it keeps while it lives
+    std::deque<Pending> calls;         ///< creation and calls not yet in its ring, in order
+  };
   struct WorkerInfo {
     uint32_t generation = 0;              ///< of the process we track in this slot
     WorkerState state = WorkerState::kUnused;
@@ -111,6 +137,7 @@ class Scheduler {
     bool exclusive = false;               ///< leased for one non-default task
     bool lease_lent = false;              ///< lease given back while blocked in get()
     uint32_t gpu_mask = 0;                ///< GPU ids its lease holds (bit i: GPU i)
+    uint32_t actor = 0;                   ///< the actor living in this slot; 0: a task worker
     std::deque<TaskRef> assigned;         ///< pushed, not yet seen finished
   };
 
@@ -129,6 +156,9 @@ class Scheduler {
   void release_idle_leases();
   void start_workers();
   void update_notify_flags();
+  void dispatch_actor_calls();
+  void reap_actor(uint32_t w, int32_t status, int32_t pid);
+  void enqueue_actor_call(ActorInfo& actor, const TaskSpec& spec, std::vector<ObjectID> deps);
 
   bool try_dispatch(const TaskSpec& spec, bool direct);
   bool deps_ready(std::vector<ObjectID>& deps);
@@ -152,6 +182,8 @@ class Scheduler {
   std::vector<WorkerInfo> workers_;   ///< by slot
   std::deque<Pending> queue_;         ///< submitted, not yet dispatched (FIFO)
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
+  std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id
+  uint32_t next_actor_ = 1;
   std::vector<uint32_t> free_records_;
   std::vector<uint32_t> record_gen_;  ///< driver's copy of each record's generation
   int64_t available_[kMaxResources] = {};

@@ -41,6 +41,9 @@ enum SpecFlags : uint32_t {
   kSpecArgsInline = 1,       ///< args are in `args_inline`, else in the `args` object
   kSpecRetryExceptions = 2,  ///< an exception in the task is retried like a crash
   kSpecNoArgs = 4,           ///< f() with no arguments at all
+  kSpecActorCreate = 8,      ///< creates actor `actor` (function: the class)
+  kSpecActorMethod = 16,     ///< calls a method of actor `actor` (name: "Class.method")
+  kSpecHoldResources = 32,   ///< an actor that keeps its resources while it lives
 };
 
 /// What to run: written once by the submitter, read by the worker.
@@ -56,7 +59,9 @@ struct TaskSpec {
   uint32_t args_inline_len;
   uint32_t attempt;                  ///< 0 on the first run
   int64_t resources[kMaxResources];  ///< in kResourceUnit
-  char name[96];                     ///< the function's qualified name (logs, errors)
+  uint32_t actor;                    ///< the actor id, for actor creations and calls
+  uint32_t reserved;
+  char name[88];                     ///< the task name (logs, errors); "Class.method" for calls
   uint8_t args_inline[kInlineArgs];
 };
 static_assert(std::is_trivially_copyable_v<TaskSpec>);
@@ -105,6 +110,7 @@ struct alignas(64) WorkerSlot {
   std::atomic<uint64_t> done;         ///< TaskRefs finished with (run or skipped)
   std::atomic<uint32_t> current;      ///< record index + 1 of the running task; 0: none
   std::atomic<uint32_t> generation;   ///< bumped each time the slot gets a new process
+  std::atomic<uint32_t> exit_intended;  ///< 1: an actor that called exit_actor()
   Ring<TaskRef, kInboundCapacity> inbound;
   Ring<TaskSpec, kOutboundCapacity> outbound;
 };

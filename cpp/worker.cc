@@ -43,7 +43,6 @@ int64_t Worker::next_task(int timeout_ms) {
     // acq_rel: acquire the spec the driver wrote before queueing; release our claim.
     if (r.claim.compare_exchange_strong(expected, make_claim(ref.gen, index_, TaskState::kRunning),
                                         std::memory_order_acq_rel)) {
-      running_gen_ = ref.gen;
       r.started_ns = now_ns();
       r.worker_pid = slot_->pid.load(std::memory_order_relaxed);
       slot_->current.store(ref.index + 1, std::memory_order_relaxed);
@@ -58,8 +57,10 @@ void Worker::finish(uint32_t index) {
   TaskRecord& r = records_[index];
   r.finished_ns = now_ns();
   slot_->current.store(0, std::memory_order_relaxed);
+  // relaxed: our own claim (RUNNING, set by our CAS); safe from any of our threads.
+  const uint32_t gen = claim_gen(r.claim.load(std::memory_order_relaxed));
   // release: the driver's acquire load sees DONE only after the sealed results.
-  r.claim.store(make_claim(running_gen_, index_, TaskState::kDone), std::memory_order_release);
+  r.claim.store(make_claim(gen, index_, TaskState::kDone), std::memory_order_release);
   slot_->done.fetch_add(1, std::memory_order_release);
   uint32_t level = rc_->notify.load(std::memory_order_relaxed);
   if (level == 2 || (level == 1 && slot_->inbound.size() <= 1)) ring_doorbell(rc_);
@@ -71,6 +72,10 @@ Status Worker::submit(const TaskSpec& spec) {
   }
   ring_doorbell(rc_);
   return Status::OK();
+}
+
+void Worker::mark_exit_intended() {
+  slot_->exit_intended.store(1, std::memory_order_release);
 }
 
 void Worker::set_blocked(bool blocked) {

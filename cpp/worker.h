@@ -1,8 +1,9 @@
 // Worker: a worker process's side of the task runtime (its slot, rings and records).
 //
 // Invariants:
-//  - One Worker per worker process, used by its one task-running thread; next_task() waits
-//    in C++ (the caller releases the GIL around it).
+//  - One Worker per worker process. next_task() is called by one thread (it waits in C++;
+//    the caller releases the GIL); finish() may be called from any thread (threaded and async
+//    actors finish calls out of order).
 //  - A task runs only after the claim CAS in next_task() succeeds (task.h); a TaskRef whose
 //    CAS fails was run elsewhere or is stale, and only counts as done.
 //  - finish() publishes DONE after the results are sealed, then counts the ref done, so the
@@ -34,6 +35,8 @@ class Worker {
   void finish(uint32_t index);
   /// Submits a nested task to the scheduler (its returns already PENDING).
   Status submit(const TaskSpec& spec);
+  /// Records that this actor is leaving on purpose (exit_actor): it is not restarted.
+  void mark_exit_intended();
   /// Declares that the running task waits in get() (gives its CPU back) or no longer does.
   void set_blocked(bool blocked);
 
@@ -46,7 +49,6 @@ class Worker {
   WorkerSlot* slot_;
   TaskRecord* records_;
   uint32_t index_;
-  uint32_t running_gen_ = 0;
 };
 
 }  // namespace ember

@@ -7,7 +7,8 @@ shared-memory object store with zero-copy numpy arrays.
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from ember import exceptions
+from ember import actor, exceptions, util
+from ember.actor import get_actor, kill, method
 from ember.api import (
     available_resources,
     cancel,
@@ -34,7 +35,12 @@ __all__ = [
     "available_resources",
     "cancel",
     "cluster_resources",
+    "actor",
     "exceptions",
+    "get_actor",
+    "kill",
+    "method",
+    "util",
     "get",
     "get_runtime_context",
     "init",

@@ -81,6 +81,8 @@ class Node:
         self.session_dir = ""
         self.log_dir = ""
         self.info: NodeInfo | None = None
+        self.actor_names: dict[tuple[str, str], object] = {}  # (namespace, name) -> handle
+        self.actor_state = None  # in an actor's process: its _ActorState
 
     @property
     def num_cpus(self) -> int:

@@ -16,7 +16,7 @@ import os
 import sys
 import traceback
 
-from ember import _node, object_ref
+from ember import _core, _node, object_ref
 from ember.exceptions import TaskCancelledError, TaskError
 from ember.serialization import deserialize, serialize
 
@@ -56,12 +56,19 @@ class _WorkerState:
             for stream in (sys.stdout, sys.stderr):
                 stream.write(f"{LOG_MARKER}{name}\n")
 
-    def run(self, index: int) -> None:
+    def run(self, index: int) -> bool:
+        """Runs one task or actor call; False if it was handed to another thread, which then
+        finishes it."""
         rt = self.runtime
         (fid, name, num_returns, args, inline, _attempt, max_retries, retry_exceptions, gpu_mask,
-         task_id) = rt.task_info(index)
+         task_id, flags, _actor) = rt.task_info(index)
         self.mark_name(name)
         self.node.current_task = (name, task_id)
+        if flags & _core.SPEC_ACTOR_CREATE:
+            self.create_actor(index, name, fid, args, inline)
+            return True
+        if flags & _core.SPEC_ACTOR_METHOD:
+            return self.node.actor_state.call(self, index, name, num_returns, args, inline)
         if gpu_mask:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(
                 str(i) for i in range(32) if gpu_mask >> i & 1)
@@ -83,10 +90,15 @@ class _WorkerState:
                     tries += 1
                     continue
                 self.store_error(index, num_returns, name, e)
-                return
+                return True
             except KeyboardInterrupt:  # ember.cancel() of a running task
                 self.store_cancelled(index, num_returns, name)
-                return
+                return True
+        self.store_result(index, num_returns, name, result)
+        return True
+
+    def store_result(self, index, num_returns, name, result) -> None:
+        rt = self.runtime
         try:
             if num_returns == 1:
                 rt.put_return(index, 0, *serialize(result), False)
@@ -97,10 +109,35 @@ class _WorkerState:
         except Exception as e:  # noqa: BLE001
             self.store_error(index, num_returns, name, e, what="storing the result of")
 
-    def store_cancelled(self, index, num_returns, name) -> None:
-        parts = serialize(TaskCancelledError(f"task {name} was cancelled"))
+    def store_exception(self, index, num_returns, exc) -> None:
+        """Stores an ember exception (not wrapped in TaskError) as every return."""
+        parts = serialize(exc)
         for i in range(num_returns):
-            self.runtime.put_return(index, i, *parts, True)
+            try:
+                self.runtime.put_return(index, i, *parts, True)
+            except Exception:  # noqa: BLE001, S112
+                continue
+
+    def create_actor(self, index, name, fid, args, inline) -> None:
+        from ember._actor_runtime import ActorState  # noqa: PLC0415
+
+        try:
+            cls = self.function(fid)
+            a, kw, setup = self.arguments(args, inline)
+            a = [_resolve(x) for x in a]
+            kw = {k: _resolve(v) for k, v in kw.items()}
+            state = ActorState(self.node, setup)
+            self.node.actor_state = state
+            state.instance = cls(*a, **kw)
+        except Exception as e:  # noqa: BLE001 (the actor is dead; every call says why)
+            tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            self.node.actor_state.init_error = f"{name}.__init__ raised:\n{tb}"
+            self.store_error(index, 1, name, e)
+            return
+        self.runtime.put_return(index, 0, *serialize(None), False)
+
+    def store_cancelled(self, index, num_returns, name) -> None:
+        self.store_exception(index, num_returns, TaskCancelledError(f"task {name} was cancelled"))
 
     def store_error(self, index, num_returns, name, exc, what="") -> None:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -154,9 +191,11 @@ def main(store_fd: int, slot: int) -> None:
                 if os.getppid() != parent:
                     return
                 continue
+            done = True
             try:
-                state.run(index)
+                done = state.run(index)
             finally:
-                node.worker.finish(index)
+                if done:
+                    node.worker.finish(index)
         except KeyboardInterrupt:  # a cancel that arrived between tasks
             continue

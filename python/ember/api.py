@@ -92,12 +92,14 @@ def is_initialized() -> bool:
 
 
 def remote(*args, **options):
-    """``@ember.remote`` / ``@ember.remote(num_cpus=..., ...)`` on a function (a task)."""
+    """``@ember.remote`` / ``@ember.remote(num_cpus=..., ...)`` on a function (a task) or a
+    class (an actor)."""
+    from ember.actor import ActorClass  # noqa: PLC0415
     from ember.remote_function import RemoteFunction  # noqa: PLC0415
 
     def make(target):
         if isinstance(target, type):
-            raise NotImplementedError("actors (@ember.remote on a class) are not supported yet")
+            return ActorClass(target, options)
         if not callable(target):
             raise TypeError(f"@ember.remote needs a function or a class, got {target!r}")
         return RemoteFunction(target, options)

@@ -1,0 +1,109 @@
+"""An actor's process: runs its calls in order, on threads (max_concurrency) or on an asyncio
+loop (async def methods), and handles exit_actor().
+
+    main thread: next_task() ──► call() ─┬─ inline (the default: one call at a time, in order)
+                                         ├─ thread pool (max_concurrency > 1)
+                                         └─ asyncio loop thread (async actors)
+    whoever runs a call stores its results and calls finish() for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ember.actor import _ActorExit
+from ember.exceptions import ActorDiedError
+
+
+class ActorState:
+    def __init__(self, node, setup: dict):
+        self.node = node
+        self.instance = None
+        self.init_error: str | None = None
+        self.max_concurrency = setup.get("max_concurrency", 1)
+        self.is_async = setup.get("is_async", False)
+        self.pool = None
+        self.loop = None
+        self.slots = None
+        if self.is_async:
+            self.loop = asyncio.new_event_loop()
+            threading.Thread(target=self.loop.run_forever, name="ember-actor-loop",
+                             daemon=True).start()
+            self.slots = threading.BoundedSemaphore(self.max_concurrency)
+        elif self.max_concurrency > 1:
+            self.pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="ember-actor")
+
+    def call(self, worker_state, index, name, num_returns, args, inline) -> bool:
+        """Runs call `index`; False when another thread will finish it."""
+        if self.init_error is not None:
+            worker_state.store_exception(index, num_returns, ActorDiedError(
+                f"The actor died because its __init__ failed: {self.init_error}"))
+            return True
+        method_name = name.rsplit(".", 1)[-1]
+        method = getattr(self.instance, method_name)
+        if self.loop is not None and inspect.iscoroutinefunction(method):
+            self.slots.acquire()  # at most max_concurrency calls in flight
+            asyncio.run_coroutine_threadsafe(
+                self._run_async(worker_state, index, name, num_returns, args, inline, method),
+                self.loop)
+            return False
+        if self.pool is not None:
+            self.pool.submit(self._run_and_finish, worker_state, index, name, num_returns, args,
+                             inline, method)
+            return False
+        self._run(worker_state, index, name, num_returns, args, inline, method)
+        return True
+
+    def _run_and_finish(self, *a) -> None:
+        try:
+            self._run(*a)
+        finally:
+            self.node.worker.finish(a[1])
+
+    def _run(self, ws, index, name, num_returns, args, inline, method) -> None:
+        from ember._worker import _resolve  # noqa: PLC0415
+
+        try:
+            a, kw = ws.arguments(args, inline)
+            a = [_resolve(x) for x in a]
+            kw = {k: _resolve(v) for k, v in kw.items()}
+            result = method(*a, **kw)
+        except _ActorExit:
+            self._exit(ws, index, num_returns)
+        except Exception as e:  # noqa: BLE001
+            ws.store_error(index, num_returns, name, e)
+        else:
+            ws.store_result(index, num_returns, name, result)
+
+    async def _run_async(self, ws, index, name, num_returns, args, inline, method) -> None:
+        from ember._worker import _resolve  # noqa: PLC0415
+
+        try:
+            a, kw = ws.arguments(args, inline)
+            a = [_resolve(x) for x in a]
+            kw = {k: _resolve(v) for k, v in kw.items()}
+            result = await method(*a, **kw)
+        except _ActorExit:
+            self._exit(ws, index, num_returns)
+        except Exception as e:  # noqa: BLE001
+            ws.store_error(index, num_returns, name, e)
+        else:
+            ws.store_result(index, num_returns, name, result)
+        finally:
+            self.slots.release()
+            self.node.worker.finish(index)
+
+    def _exit(self, ws, index, num_returns) -> None:
+        ws.store_exception(index, num_returns, ActorDiedError(
+            "The actor exited intentionally with exit_actor()"))
+        worker = self.node.worker
+        worker.mark_exit_intended()
+        worker.finish(index)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

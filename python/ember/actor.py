@@ -1,0 +1,274 @@
+"""Actors: what ``@ember.remote`` makes of a class.
+
+    Counter.remote(...) ──create_actor──► scheduler ──spawn──► a dedicated worker process
+    handle.add.remote(1) ──submit_actor──► the actor's own ring (straight from the caller when
+                                           nothing of that actor waits in the scheduler)
+
+- An actor is one worker process that runs the class's ``__init__`` and then only that
+  actor's calls, in the order each caller made them.
+- Like Ray, an actor needs 1 CPU to be scheduled but holds none while it lives, unless
+  ``num_cpus`` (or GPUs, or custom resources) is given explicitly: then it keeps them.
+- Handles pickle, so they can be passed to tasks and to other actors.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from ember import _core, _node
+from ember.exceptions import _BadArgument
+from ember.object_ref import ObjectRef
+from ember.serialization import serialize
+
+_ACTOR_OPTIONS = {
+    "num_cpus": None,
+    "num_gpus": None,
+    "resources": None,
+    "name": None,
+    "namespace": None,
+    "get_if_exists": False,
+    "lifetime": None,
+    "max_restarts": 0,
+    "max_task_retries": 0,
+    "max_concurrency": None,
+    "max_pending_calls": -1,
+    "memory": None,
+    "runtime_env": None,
+    "scheduling_strategy": None,
+    "concurrency_groups": None,
+}
+
+
+def method(*, num_returns: int = 1, **_options):
+    """``@ember.method(num_returns=n)`` on an actor method."""
+
+    def mark(fn):
+        fn.__ember_num_returns__ = num_returns
+        return fn
+
+    return mark
+
+
+def exit_actor():
+    """Ends the current actor from inside one of its methods: its process exits after this
+    call, it is not restarted, and calls still waiting fail with ActorDiedError."""
+    node = _node.current()
+    if node.worker is None or getattr(node, "actor_state", None) is None:
+        raise TypeError("exit_actor() can only be called inside an actor")
+    raise _ActorExit()
+
+
+class _ActorExit(BaseException):  # noqa: N818 (a control-flow signal, like SystemExit)
+    """Raised by exit_actor(); handled by the actor's loop."""
+
+
+def _methods_of(cls) -> dict[str, int]:
+    out = {}
+    for name, member in inspect.getmembers(cls, predicate=callable):
+        if name.startswith("__") and name != "__call__":
+            continue
+        out[name] = getattr(member, "__ember_num_returns__", 1)
+    return out
+
+
+def _is_async_class(cls) -> bool:
+    return any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
+               for _, m in inspect.getmembers(cls, predicate=callable))
+
+
+class ActorClass:
+    """A class whose instances are actors: ``Cls.remote(...)`` returns an ActorHandle."""
+
+    def __init__(self, cls, options: dict[str, Any] | None = None):
+        self._cls = cls
+        self._options = self._validate({**_ACTOR_OPTIONS, **(options or {})})
+        self._class_name = cls.__name__
+        self._methods = _methods_of(cls)
+        self._ref: ObjectRef | None = None
+        self._ref_node: int | None = None
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__module__ = cls.__module__
+        self.__doc__ = cls.__doc__
+
+    @staticmethod
+    def _validate(options):
+        unknown = set(options) - set(_ACTOR_OPTIONS)
+        if unknown:
+            raise ValueError(f"invalid option(s) for an actor: {', '.join(sorted(unknown))}")
+        mc = options.get("max_concurrency")
+        if mc is not None and (not isinstance(mc, int) or mc < 1):
+            raise ValueError(f"max_concurrency must be an int >= 1, got {mc!r}")
+        for key in ("max_restarts", "max_task_retries"):
+            v = options.get(key, 0)
+            if not isinstance(v, int) or v < -1:
+                raise ValueError(f"{key} must be an int >= -1, got {v!r}")
+        if options.get("lifetime") not in (None, "detached", "non_detached"):
+            raise ValueError("lifetime must be 'detached' or 'non_detached'")
+        return options
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            f"Actors cannot be instantiated directly. Instead of '{self._class_name}()', use "
+            f"'{self._class_name}.remote()'.")
+
+    def __repr__(self) -> str:
+        return f"<ActorClass {self.__module__}.{self.__qualname__}>"
+
+    def options(self, **options) -> ActorClass:
+        copy = ActorClass.__new__(ActorClass)
+        copy.__dict__.update(self.__dict__)
+        copy._options = self._validate({**self._options, **options})
+        return copy
+
+    def remote(self, *args, **kwargs) -> ActorHandle:
+        """Starts the actor and returns its handle at once (``__init__`` runs in the actor)."""
+        return self._create(args, kwargs)
+
+    def _class_ref(self, node) -> ObjectRef:
+        if self._ref is None or self._ref_node != node.store.node_tag:
+            try:
+                parts = serialize(self._cls)
+            except TypeError as e:
+                raise TypeError(f"cannot pickle actor class {self._class_name}: {e}") from e
+            self._ref, self._ref_node = node.store.put(*parts), node.store.node_tag
+        return self._ref
+
+    def _create(self, args, kwargs) -> ActorHandle:
+        node = _node.current()
+        opts = self._options
+        if not node.is_driver:
+            raise NotImplementedError("creating actors inside tasks or actors is not supported yet")
+        registry = node.actor_names
+        key = (opts["namespace"] or "default", opts["name"])
+        if opts["name"] is not None:
+            existing = registry.get(key)
+            if existing is not None and node.scheduler.actor_alive(existing._actor_id)[0]:
+                if opts["get_if_exists"]:
+                    return existing
+                raise ValueError(
+                    f"The name {opts['name']!r} (namespace={key[0]!r}) is already taken by "
+                    "another actor; pass get_if_exists=True to reuse it")
+        explicit = opts["num_cpus"] is not None or opts["num_gpus"] or opts["resources"]
+        request = dict(opts["resources"] or {})
+        request["CPU"] = 1 if opts["num_cpus"] is None else opts["num_cpus"]
+        request["GPU"] = opts["num_gpus"] or 0
+        vector = node.resource_vector(request)
+        flags = _core.SPEC_HOLD_RESOURCES if explicit else 0
+        concurrency = opts["max_concurrency"]
+        is_async = _is_async_class(self._cls)
+        if concurrency is None:
+            concurrency = 1000 if is_async else 1
+        setup = {"max_concurrency": concurrency, "is_async": is_async}
+        try:
+            stream, buffers, nested = serialize((args, kwargs, setup))
+        except TypeError as e:
+            raise TypeError(f"cannot pass the arguments of {self._class_name}.__init__: {e}") from e
+        deps = [a for a in args if isinstance(a, ObjectRef)]
+        actor_id, ready = node.scheduler.create_actor(
+            self._class_ref(node), self._class_name, vector, flags, stream, buffers, nested, deps,
+            opts["max_restarts"], opts["max_task_retries"])
+        handle = ActorHandle(actor_id, self._class_name, self._methods, self._class_ref(node))
+        handle._ready = ready
+        if opts["name"] is not None:
+            registry[key] = handle
+        return handle
+
+
+class ActorHandle:
+    """A reference to an actor; ``handle.method.remote(...)`` calls it."""
+
+    def __init__(self, actor_id: int, class_name: str, methods: dict[str, int], class_ref):
+        self._actor_id = actor_id
+        self._class_name = class_name
+        self._methods = methods
+        self._class_ref = class_ref
+        self._ready = None
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        methods = self.__dict__.get("_methods", {})
+        if name in methods:
+            return ActorMethod(self, name, methods[name])
+        raise AttributeError(
+            f"'{self.__dict__.get('_class_name', 'ActorHandle')}' actor has no method {name!r}")
+
+    def __repr__(self) -> str:
+        return f"Actor({self._class_name}, {self._actor_id:016x})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __hash__(self) -> int:
+        return hash(("actor", self._actor_id))
+
+    def __reduce__(self):
+        return _rebuild_handle, (self._actor_id, self._class_name, self._methods, self._class_ref)
+
+
+def _rebuild_handle(actor_id, class_name, methods, class_ref) -> ActorHandle:
+    return ActorHandle(actor_id, class_name, methods, class_ref)
+
+
+class ActorMethod:
+    """``handle.method``: call it with ``.remote(...)``."""
+
+    def __init__(self, handle: ActorHandle, name: str, num_returns: int):
+        self._handle = handle
+        self._name = name
+        self._num_returns = num_returns
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            "Actor methods cannot be called directly. Instead of running "
+            f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
+
+    def options(self, **options) -> ActorMethod:
+        unknown = set(options) - {"num_returns", "name"}
+        if unknown:
+            raise ValueError(f"invalid option(s) for an actor method: {', '.join(sorted(unknown))}")
+        return ActorMethod(self._handle, self._name, options.get("num_returns", self._num_returns))
+
+    def remote(self, *args, **kwargs):
+        node = _node.current()
+        h = self._handle
+        if args or kwargs:
+            try:
+                stream, buffers, nested = serialize((args, kwargs))
+            except TypeError as e:
+                raise TypeError(f"cannot pass the arguments of {h._class_name}.{self._name}: {e}") from e
+            deps = [a for a in args if isinstance(a, ObjectRef)]
+            deps += [v for v in kwargs.values() if isinstance(v, ObjectRef)]
+        else:
+            stream, buffers, nested, deps = None, [], [], []
+        runtime = node.scheduler if node.is_driver else node.worker
+        if runtime is None:
+            raise _BadArgument("actor handles can be used in the driver, tasks and actors only")
+        refs = runtime.submit_actor(h._actor_id, h._class_ref, f"{h._class_name}.{self._name}",
+                                    self._num_returns, stream, buffers, nested, deps)
+        if self._num_returns == 1:
+            return refs[0]
+        return refs
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """The live actor created with ``name`` (in ``namespace``); ValueError if there is none."""
+    node = _node.current()
+    if not node.is_driver:
+        raise NotImplementedError("get_actor() inside tasks is not supported yet")
+    handle = node.actor_names.get((namespace or "default", name))
+    if handle is None or not node.scheduler.actor_alive(handle._actor_id)[0]:
+        raise ValueError(f"Failed to look up actor with name '{name}'"
+                         + (f" in namespace '{namespace}'" if namespace else ""))
+    return handle
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    """Kills the actor's process at once (running calls fail with ActorDiedError). With
+    no_restart=False an actor with max_restarts is restarted."""
+    if not isinstance(actor, ActorHandle):
+        raise _BadArgument(f"kill() takes an actor handle, not a {type(actor).__name__}")
+    node = _node.current()
+    if not node.is_driver:
+        raise NotImplementedError("kill() inside tasks is not supported yet")
+    node.scheduler.kill_actor(actor._actor_id, no_restart)
