@@ -636,10 +636,23 @@ Result<uint32_t> Scheduler::create_actor(TaskSpec creation, std::vector<ObjectID
   a.restarts_left = max_restarts;
   a.max_task_retries = max_task_retries;
   a.calls.push_back(Pending{creation, std::move(deps)});
+  // The actor's own hold on its class and arguments, for re-running __init__ on restarts (each
+  // run of the creation releases the hold that run was given).
+  hold_creation(a.creation);
   spawn(w);
   workers_[w].actor = id;
   ring_doorbell(rc_);
   return id;
+}
+
+void Scheduler::hold_creation(const TaskSpec& spec) {
+  (void)store_->add_ref(spec.function);
+  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) (void)store_->add_ref(spec.args);
+}
+
+void Scheduler::release_creation(const TaskSpec& spec) {
+  store_->release_ref(spec.function);
+  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) store_->release_ref(spec.args);
 }
 
 void Scheduler::enqueue_actor_call(ActorInfo& a, const TaskSpec& spec, std::vector<ObjectID> deps) {
@@ -707,7 +720,15 @@ void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
     uint32_t gen = ++record_gen_[ref.index];
     r->claim.store(make_claim(gen, 0, TaskState::kFree), std::memory_order_release);
     free_records_.push_back(ref.index);
-    if ((spec.flags & kSpecActorCreate) != 0) continue;  // re-queued below on restart
+    if ((spec.flags & kSpecActorCreate) != 0) {
+      // An __init__ that never finished: drop its run's hold (a restart takes a new one).
+      if (restart) {
+        release_creation(spec);
+      } else {
+        finish_failed(spec, ErrorKind::kActorDied, "the actor died while starting: " + why);
+      }
+      continue;
+    }
     bool ran = claim_state(c) == TaskState::kRunning;
     bool retry = restart && (!ran || a.max_task_retries < 0 ||
                              static_cast<int32_t>(spec.attempt) < a.max_task_retries);
@@ -726,6 +747,7 @@ void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
     if (a.restarts_left > 0) --a.restarts_left;
     // Creation first, then the calls it had, then the ones that were waiting.
     for (auto it = unfinished.rbegin(); it != unfinished.rend(); ++it) a.calls.push_front(*it);
+    hold_creation(a.creation);  // what this new run of __init__ will release
     a.calls.push_front(Pending{a.creation, {}});
     uint32_t actor = info.actor;
     spawn(w);
@@ -734,9 +756,8 @@ void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
   }
   a.dead = true;
   a.death = "the actor " + std::string(a.creation.name) + " is dead: " + why;
-  for (const Pending& p : a.calls) {
-    if ((p.spec.flags & kSpecActorCreate) == 0) finish_failed(p.spec, ErrorKind::kActorDied, a.death);
-  }
+  release_creation(a.creation);
+  for (const Pending& p : a.calls) finish_failed(p.spec, ErrorKind::kActorDied, a.death);
   a.calls.clear();
   info = WorkerInfo{};
   slot(w)->state.store(static_cast<uint32_t>(WorkerState::kUnused), std::memory_order_release);

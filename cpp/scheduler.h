@@ -159,6 +159,9 @@ class Scheduler {
   void dispatch_actor_calls();
   void reap_actor(uint32_t w, int32_t status, int32_t pid);
   void enqueue_actor_call(ActorInfo& actor, const TaskSpec& spec, std::vector<ObjectID> deps);
+  /// Takes / drops one count on a creation spec's class and arguments.
+  void hold_creation(const TaskSpec& spec);
+  void release_creation(const TaskSpec& spec);
 
   bool try_dispatch(const TaskSpec& spec, bool direct);
   bool deps_ready(std::vector<ObjectID>& deps);

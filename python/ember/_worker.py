@@ -17,7 +17,7 @@ import sys
 import traceback
 
 from ember import _core, _node, object_ref
-from ember.exceptions import TaskCancelledError, TaskError
+from ember.exceptions import EmberError, TaskCancelledError, TaskError
 from ember.serialization import deserialize, serialize
 
 #: The worker's CUDA_VISIBLE_DEVICES before any task set it (GPU tasks set their own ids).
@@ -134,7 +134,10 @@ class _WorkerState:
             self.node.actor_state.init_error = f"{name}.__init__ raised:\n{tb}"
             self.store_error(index, 1, name, e)
             return
-        self.runtime.put_return(index, 0, *serialize(None), False)
+        try:
+            self.runtime.put_return(index, 0, *serialize(None), False)
+        except EmberError:  # a restart: the first incarnation already marked the actor ready
+            pass
 
     def store_cancelled(self, index, num_returns, name) -> None:
         self.store_exception(index, num_returns, TaskCancelledError(f"task {name} was cancelled"))

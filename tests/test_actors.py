@@ -1,0 +1,282 @@
+"""Actors: Ray's actor API on dedicated worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import ember
+from ember.exceptions import ActorDiedError, ActorError, RayActorError
+from ember.util import ActorPool
+
+from .conftest import STORE_BYTES
+
+
+@pytest.fixture
+def node():
+    ember.init(num_cpus=2, object_store_memory=STORE_BYTES)
+    yield ember._node.current()
+    ember.shutdown()
+
+
+@ember.remote
+class Counter:
+    def __init__(self, start=0):
+        self.n = start
+
+    def add(self, k=1):
+        self.n += k
+        return self.n
+
+    def pid(self):
+        return os.getpid()
+
+    @ember.method(num_returns=2)
+    def pair(self):
+        return self.n, -self.n
+
+    def slow(self, seconds):
+        time.sleep(seconds)
+        return self.n
+
+
+def test_calls_run_in_order_and_keep_state(node):
+    c = Counter.remote(10)
+    assert ember.get([c.add.remote(1) for _ in range(50)]) == list(range(11, 61))
+    assert ember.get(c.pair.remote()) == [60, -60]
+    assert ember.get(c.pid.remote()) != os.getpid()
+    assert repr(c).startswith("Actor(Counter, ")
+
+
+def test_each_actor_is_its_own_process(node):
+    actors = [Counter.remote() for _ in range(5)]
+    pids = ember.get([a.pid.remote() for a in actors])
+    assert len(set(pids)) == 5
+    assert not set(pids) & set(node.scheduler.worker_pids()[:0])  # (task workers aside)
+
+
+def test_misuse_gets_clear_errors_at_the_call(node):
+    with pytest.raises(TypeError, match=r"Actors cannot be instantiated directly. Instead of "
+                                        r"'Counter\(\)', use 'Counter.remote\(\)'."):
+        Counter()
+    c = Counter.remote()
+    with pytest.raises(TypeError, match=r"try 'object.add.remote\(\)'"):
+        c.add(1)
+    with pytest.raises(AttributeError, match="no method 'nope'"):
+        c.nope.remote()
+    with pytest.raises(TypeError, match="Counter.add"):
+        c.add.remote(threading.Lock())
+    assert ember.get(c.add.remote(2)) == 2  # nothing was submitted by the failed calls
+
+
+def test_handles_work_in_tasks_and_other_actors(node):
+    c = Counter.remote()
+
+    @ember.remote
+    def bump(handle, times):
+        return ember.get([handle.add.remote(1) for _ in range(times)])[-1]
+
+    @ember.remote
+    class Forwarder:
+        def __init__(self, target):
+            self.target = target
+
+        def forward(self, k):
+            return ember.get(self.target.add.remote(k))
+
+    assert ember.get(bump.remote(c, 5)) == 5
+    f = Forwarder.remote(c)
+    assert ember.get(f.forward.remote(10)) == 15
+    assert ember.get(c.add.remote(0)) == 15
+
+
+def test_named_actors(node):
+    a = Counter.options(name="counter").remote(5)
+    assert ember.get(ember.get_actor("counter").add.remote(1)) == 6
+    with pytest.raises(ValueError, match="already taken"):
+        Counter.options(name="counter").remote()
+    b = Counter.options(name="counter", get_if_exists=True).remote()
+    assert b == a
+    with pytest.raises(ValueError, match="Failed to look up actor with name 'missing'"):
+        ember.get_actor("missing")
+    other = Counter.options(name="counter", namespace="other").remote(100)
+    assert ember.get(ember.get_actor("counter", namespace="other").add.remote(1)) == 101
+    assert other != a
+
+
+def test_kill_fails_pending_calls_and_nothing_else(node):
+    c = Counter.remote()
+    other = Counter.remote()
+    assert ember.get(c.add.remote()) == 1
+    slow = c.slow.remote(5)
+    time.sleep(0.2)
+    ember.kill(c)
+    with pytest.raises(ActorDiedError) as info:
+        ember.get(slow, timeout=10)
+    assert isinstance(info.value, ActorError) and isinstance(info.value, RayActorError)
+    with pytest.raises(ActorDiedError, match="ember.kill"):
+        ember.get(c.add.remote(), timeout=10)
+    assert ember.get(other.add.remote()) == 1  # other actors live on
+
+    @ember.remote
+    def task():
+        return "ok"
+
+    assert ember.get(task.remote()) == "ok"
+    with pytest.raises(ValueError):  # a killed named actor is gone
+        named = Counter.options(name="n").remote()
+        ember.get(named.add.remote())
+        ember.kill(named)
+        time.sleep(0.3)
+        ember.get_actor("n")
+
+
+def test_an_error_in_init_fails_every_call_with_the_cause(node):
+    @ember.remote
+    class Broken:
+        def __init__(self):
+            raise RuntimeError("cannot start")
+
+        def m(self):
+            return 1
+
+    b = Broken.remote()
+    for _ in range(2):
+        with pytest.raises(ActorDiedError, match="cannot start"):
+            ember.get(b.m.remote(), timeout=10)
+
+
+def test_an_exception_in_a_method_is_raised_like_a_tasks(node):
+    @ember.remote
+    class Picky:
+        def check(self, x):
+            if x < 0:
+                raise ValueError("negative")
+            return x
+
+    p = Picky.remote()
+    with pytest.raises(ValueError, match="negative"):
+        ember.get(p.check.remote(-1))
+    assert ember.get(p.check.remote(3)) == 3  # the actor lives on
+
+
+def test_max_restarts_restarts_a_dead_actor(node):
+    c = Counter.options(max_restarts=1).remote(7)
+    pid = ember.get(c.pid.remote())
+    assert ember.get(c.add.remote()) == 8
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while True:  # the call after the death runs on the restarted actor (state re-initialised)
+        try:
+            value = ember.get(c.add.remote(), timeout=10)
+            break
+        except ActorDiedError:  # a call caught in flight by the death
+            assert time.monotonic() < deadline
+    assert value == 8
+    assert ember.get(c.pid.remote()) != pid
+    os.kill(ember.get(c.pid.remote()), signal.SIGKILL)  # no restarts left
+    time.sleep(0.3)
+    with pytest.raises(ActorDiedError):
+        ember.get(c.add.remote(), timeout=10)
+
+
+def test_max_task_retries_reruns_the_call_in_flight(node):
+    c = Counter.options(max_restarts=1, max_task_retries=1).remote()
+    pid = ember.get(c.pid.remote())
+    ref = c.slow.remote(1.0)
+    time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    assert ember.get(ref, timeout=15) == 0  # re-run on the restarted actor
+
+
+def test_exit_actor(node):
+    @ember.remote
+    class Quitter:
+        def quit(self):
+            ember.actor.exit_actor()
+
+        def ping(self):
+            return "pong"
+
+    q = Quitter.remote()
+    assert ember.get(q.ping.remote()) == "pong"
+    with pytest.raises(ActorDiedError, match="exit_actor"):
+        ember.get(q.quit.remote(), timeout=10)
+    with pytest.raises(ActorDiedError):
+        ember.get(q.ping.remote(), timeout=10)
+
+
+def test_threaded_actor_runs_calls_concurrently(node):
+    @ember.remote
+    class Sleeper:
+        def nap(self):
+            start = time.monotonic()
+            time.sleep(0.3)
+            return start, time.monotonic()
+
+    s = Sleeper.options(max_concurrency=3).remote()
+    spans = ember.get([s.nap.remote() for _ in range(3)])
+    assert max(a for a, _ in spans) < min(b for _, b in spans)  # all three overlapped
+
+
+def test_async_actor_keeps_many_calls_in_flight(node):
+    @ember.remote
+    class Async:
+        def __init__(self):
+            self.seen = 0
+
+        async def wait_and_count(self, i):
+            await asyncio.sleep(0.2)
+            self.seen += 1
+            return i
+
+        async def seen_count(self):
+            return self.seen
+
+    a = Async.remote()
+    start = time.monotonic()
+    assert ember.get([a.wait_and_count.remote(i) for i in range(40)]) == list(range(40))
+    assert time.monotonic() - start < 40 * 0.2 / 4  # far less than one at a time
+    assert ember.get(a.seen_count.remote()) == 40
+
+
+def test_many_actors(node):
+    actors = [Counter.remote(i) for i in range(20)]
+    assert ember.get([a.add.remote(1) for a in actors]) == list(range(1, 21))
+
+
+def test_actor_pool(node):
+    actors = [Counter.remote() for _ in range(2)]
+    pool = ActorPool(actors)
+
+    def double(actor, v):
+        return actor.add.remote(0) if v is None else _echo(actor, v)
+
+    def _echo(actor, v):
+        return actor.add.remote(0).__class__ and ember.put(v * 2) if False else actor.slow.remote(0)
+
+    assert list(pool.map(lambda a, v: a.add.remote(v) if False else a.pid.remote(), range(4)))
+    pool = ActorPool([Counter.remote(), Counter.remote()])
+    results = list(pool.map(lambda a, v: a.slow.remote(0.01 * v), [3, 1, 2]))
+    assert results == [0, 0, 0]
+    assert sorted(pool.map_unordered(lambda a, v: a.add.remote(v), [1, 2, 3, 4]))
+    assert pool.has_free()
+    pool.submit(lambda a, v: a.add.remote(v), 5)
+    pool.submit(lambda a, v: a.add.remote(v), 6)
+    pool.submit(lambda a, v: a.add.remote(v), 7)  # waits for a free actor
+    assert pool.has_next()
+    got = [pool.get_next() for _ in range(3)]
+    assert len(got) == 3 and not pool.has_next()
+    idle = pool.pop_idle()
+    assert idle is not None
+    pool.push(idle)
+    with pytest.raises(ValueError):
+        pool.push(idle)
+    with pytest.raises(StopIteration):
+        pool.get_next()
+    del double
