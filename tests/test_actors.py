@@ -251,27 +251,18 @@ def test_many_actors(node):
 
 
 def test_actor_pool(node):
-    actors = [Counter.remote() for _ in range(2)]
-    pool = ActorPool(actors)
-
-    def double(actor, v):
-        return actor.add.remote(0) if v is None else _echo(actor, v)
-
-    def _echo(actor, v):
-        return actor.add.remote(0).__class__ and ember.put(v * 2) if False else actor.slow.remote(0)
-
-    assert list(pool.map(lambda a, v: a.add.remote(v) if False else a.pid.remote(), range(4)))
     pool = ActorPool([Counter.remote(), Counter.remote()])
-    results = list(pool.map(lambda a, v: a.slow.remote(0.01 * v), [3, 1, 2]))
-    assert results == [0, 0, 0]
-    assert sorted(pool.map_unordered(lambda a, v: a.add.remote(v), [1, 2, 3, 4]))
+    # map: results in input order even when later inputs finish first.
+    assert list(pool.map(lambda a, v: a.slow.remote(0.05 * v), [3, 1, 2])) == [0, 0, 0]
+    # map_unordered: every input once; the two counters' totals add up to the inputs' sum.
+    out = list(pool.map_unordered(lambda a, v: a.add.remote(v), [1, 2, 3, 4]))
+    assert len(out) == 4 and sum(ember.get([a.add.remote(0) for a in pool._idle_actors])) == 10
     assert pool.has_free()
-    pool.submit(lambda a, v: a.add.remote(v), 5)
-    pool.submit(lambda a, v: a.add.remote(v), 6)
-    pool.submit(lambda a, v: a.add.remote(v), 7)  # waits for a free actor
+    for v in (5, 6, 7):  # the third waits for a free actor
+        pool.submit(lambda a, v: a.slow.remote(0.01), v)
     assert pool.has_next()
-    got = [pool.get_next() for _ in range(3)]
-    assert len(got) == 3 and not pool.has_next()
+    assert len([pool.get_next() for _ in range(3)]) == 3
+    assert not pool.has_next()
     idle = pool.pop_idle()
     assert idle is not None
     pool.push(idle)
@@ -279,4 +270,3 @@ def test_actor_pool(node):
         pool.push(idle)
     with pytest.raises(StopIteration):
         pool.get_next()
-    del double
