@@ -495,12 +495,13 @@ PYBIND11_MODULE(_core, m) {
            [](DriverRuntime& rt, const ObjectRef& cls, const std::string& name,
               const std::vector<int64_t>& resources, uint32_t flags, const py::object& args_stream,
               const py::list& args_buffers, const py::list& args_nested, const py::list& deps,
-              int32_t max_restarts, int32_t max_task_retries) {
+              int32_t max_restarts, int32_t max_task_retries, bool detached) {
              Submission sub = prepare(*rt.store, *rt.scheduler->control(), cls, name, 1, resources,
                                       0, flags, args_stream, args_buffers, args_nested, deps);
              py::list refs = return_refs(rt.store, sub.spec);
              uint32_t id = unwrap(rt.scheduler->create_actor(sub.spec, std::move(sub.deps),
-                                                             max_restarts, max_task_retries));
+                                                             max_restarts, max_task_retries,
+                                                             detached));
              return py::make_tuple(id, refs[0]);
            })
       .def("submit_actor",

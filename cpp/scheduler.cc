@@ -318,6 +318,7 @@ void Scheduler::loop() {
       steal_for_idle_workers();
       dispatch_queued();
       dispatch_actor_calls();
+      kill_unreferenced_actors();
       release_idle_leases();
       start_workers();
       update_notify_flags();
@@ -436,9 +437,13 @@ std::string Scheduler::describe_exit(uint32_t w, int32_t status, int32_t pid) co
   }
   std::string msg = "worker pid=" + std::to_string(pid) + " " + how + ".";
   std::string base = cfg_.log_dir + "/worker-" + std::to_string(pid);
-  std::string out = tail_lines(base + ".err", 10);
-  if (out.empty()) out = tail_lines(base + ".out", 10);
-  if (!out.empty()) msg += " Its last output (" + base + ".err):\n" + out;
+  std::string file = base + ".err";
+  std::string out = tail_lines(file, 10);
+  if (out.empty()) {
+    file = base + ".out";
+    out = tail_lines(file, 10);
+  }
+  if (!out.empty()) msg += " Its last output (" + file + "):\n" + out;
   return msg;
 }
 
@@ -616,7 +621,8 @@ void Scheduler::update_notify_flags() {
 // --- actors ---------------------------------------------------------------------------
 
 Result<uint32_t> Scheduler::create_actor(TaskSpec creation, std::vector<ObjectID> deps,
-                                         int32_t max_restarts, int32_t max_task_retries) {
+                                         int32_t max_restarts, int32_t max_task_retries,
+                                         bool detached) {
   Status st = check_feasible(*rc_, creation);
   if (!st.ok()) return st;
   std::lock_guard<std::mutex> g(mu_);
@@ -635,6 +641,7 @@ Result<uint32_t> Scheduler::create_actor(TaskSpec creation, std::vector<ObjectID
   a.slot = w;
   a.restarts_left = max_restarts;
   a.max_task_retries = max_task_retries;
+  a.detached = detached;
   a.calls.push_back(Pending{creation, std::move(deps)});
   // The actor's own hold on its class and arguments, for re-running __init__ on restarts (each
   // run of the creation releases the hold that run was given).
@@ -702,14 +709,30 @@ void Scheduler::dispatch_actor_calls() {
   }
 }
 
+void Scheduler::kill_unreferenced_actors() {
+  for (auto& [id, a] : actors_) {
+    if (a.dead || a.detached || a.no_restart) continue;
+    if (store_->contains(a.creation.returns)) continue;
+    a.no_restart = true;
+    a.death_cause = "every handle to it went out of scope";
+    int32_t pid = slot(a.slot)->pid.load(std::memory_order_relaxed);
+    if (pid > 0 && workers_[a.slot].state == WorkerState::kReady) {
+      kill(pid, SIGKILL);
+    } else {
+      a.kill_when_ready = true;
+    }
+  }
+}
+
 void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
   WorkerInfo& info = workers_[w];
   ActorInfo& a = actors_[info.actor];
   const bool intended = slot(w)->exit_intended.exchange(0, std::memory_order_acq_rel) != 0;
   const bool restart = !a.no_restart && !intended && a.restarts_left != 0;
-  std::string why = intended ? std::string("the actor called exit_actor()")
-                             : a.no_restart ? std::string("the actor was killed with ember.kill()")
-                                            : describe_exit(w, status, pid);
+  std::string why = intended       ? std::string("the actor called exit_actor()")
+                    : a.no_restart ? (a.death_cause.empty() ? "the actor was killed with ember.kill()"
+                                                            : a.death_cause)
+                                   : describe_exit(w, status, pid);
   // Its unfinished calls, in the order they were pushed.
   std::deque<Pending> unfinished;
   for (const TaskRef& ref : info.assigned) {

@@ -87,8 +87,10 @@ class Scheduler {
   Status submit(const TaskSpec& spec, std::vector<ObjectID> deps);
   /// Creates an actor: a dedicated worker process that runs `creation` (the class's
   /// __init__) first and then only that actor's calls. Returns the actor id.
+  /// Unless `detached`, the actor is killed once its ready object (creation's return, which
+  /// every handle holds) is freed: when no handle to it remains in any process.
   Result<uint32_t> create_actor(TaskSpec creation, std::vector<ObjectID> deps,
-                                int32_t max_restarts, int32_t max_task_retries);
+                                int32_t max_restarts, int32_t max_task_retries, bool detached);
   /// Submits a method call to actor `spec.actor`: straight into the actor's ring when nothing
   /// of that actor waits in the scheduler and its arguments are sealed, else in order after
   /// what waits. Calls to a dead actor fail at once with ActorDiedError.
@@ -124,6 +126,8 @@ class Scheduler {
     bool dead = false;
     bool no_restart = false;           ///< killed with no_restart
     bool kill_when_ready = false;      ///< killed before its process was up
+    bool detached = false;             ///< lives on when every handle is gone
+    std::string death_cause;           ///< set when the driver kills it for a reason
     std::string death;                 ///< why it died, for ActorDiedError
     int64_t hold[kMaxResources] = {};  ///< resources it keeps while it lives
     std::deque<Pending> calls;         ///< creation and calls not yet in its ring, in order
@@ -157,6 +161,7 @@ class Scheduler {
   void start_workers();
   void update_notify_flags();
   void dispatch_actor_calls();
+  void kill_unreferenced_actors();
   void reap_actor(uint32_t w, int32_t status, int32_t pid);
   void enqueue_actor_call(ActorInfo& actor, const TaskSpec& spec, std::vector<ObjectID> deps);
   /// Takes / drops one count on a creation spec's class and arguments.

@@ -363,6 +363,12 @@ bool Store::is_sealed(const ObjectID& id) {
   return slot >= 0 && table_.at(slot).state == SlotState::kSealed;
 }
 
+bool Store::contains(const ObjectID& id) {
+  if (closed()) return false;
+  Locked lock(*this);
+  return table_.find(id) >= 0;
+}
+
 void Store::recover() {
   ++ctl_->recoveries;
   alloc_.rebuild([this](uint64_t hi, uint64_t lo, uint64_t payload) {

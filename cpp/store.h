@@ -107,6 +107,8 @@ class Store : public std::enable_shared_from_this<Store> {
   void release_ref(const ObjectID& id);
   /// True if the object exists and is sealed.
   bool is_sealed(const ObjectID& id);
+  /// True if the object exists in any state (promised, being written or sealed).
+  bool contains(const ObjectID& id);
   /// Waits until at least `num_ready` of `ids` are sealed (or gone: a missing object counts
   /// as ready, its reader gets kNotFound) or `timeout_ns` passes (< 0: forever). Sets
   /// ready[i] for each ready id and returns how many are. Call without the GIL.

@@ -270,3 +270,34 @@ def test_actor_pool(node):
         pool.push(idle)
     with pytest.raises(StopIteration):
         pool.get_next()
+
+
+def test_an_actor_ends_when_its_last_handle_goes(node):
+    c = Counter.remote()
+    pid = ember.get(c.pid.remote())
+
+    @ember.remote
+    def hold(handle):
+        time.sleep(0.5)
+        return ember.get(handle.add.remote(1))
+
+    ref = hold.remote(c)
+    del c  # a task still holds a copy of the handle: the actor lives on
+    assert ember.get(ref) == 1
+    deadline = time.monotonic() + 5  # now no handle is left anywhere
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    assert not _alive(pid)
+    kept = Counter.options(lifetime="detached").remote()
+    kept_pid = ember.get(kept.pid.remote())
+    del kept
+    time.sleep(0.3)
+    assert _alive(kept_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

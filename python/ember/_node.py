@@ -88,7 +88,7 @@ class Node:
     def num_cpus(self) -> int:
         return int(self.resources.get("CPU", 0))
 
-    def resource_vector(self, request: dict[str, float]) -> list[int]:
+    def resource_vector(self, request: dict[str, float], who: str = "task") -> list[int]:
         """A resource request as the core's fixed-point vector; unknown names raise."""
         names = list(self.resources)
         vec = [0] * _core.MAX_RESOURCES
@@ -97,7 +97,7 @@ class Node:
                 continue
             if name not in self.resources:
                 raise ValueError(
-                    f"task needs {amount} of resource {name!r}, which this node does not have "
+                    f"{who} needs {amount} of resource {name!r}, which this node does not have "
                     f"(it has {', '.join(names)}); declare it with ember.init(resources=...)")
             vec[names.index(name)] = round(amount * _core.RESOURCE_UNIT)
         return vec

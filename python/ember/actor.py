@@ -8,7 +8,8 @@
   actor's calls, in the order each caller made them.
 - Like Ray, an actor needs 1 CPU to be scheduled but holds none while it lives, unless
   ``num_cpus`` (or GPUs, or custom resources) is given explicitly: then it keeps them.
-- Handles pickle, so they can be passed to tasks and to other actors.
+- Handles pickle, so they can be passed to tasks and to other actors. When no handle is left
+  in any process (and the actor is not detached), the actor is ended, as in Ray.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ class ActorClass:
         request = dict(opts["resources"] or {})
         request["CPU"] = 1 if opts["num_cpus"] is None else opts["num_cpus"]
         request["GPU"] = opts["num_gpus"] or 0
-        vector = node.resource_vector(request)
+        vector = node.resource_vector(request, f"actor {self._class_name}")
         flags = _core.SPEC_HOLD_RESOURCES if explicit else 0
         concurrency = opts["max_concurrency"]
         is_async = _is_async_class(self._cls)
@@ -168,9 +169,8 @@ class ActorClass:
         deps = [a for a in args if isinstance(a, ObjectRef)]
         actor_id, ready = node.scheduler.create_actor(
             self._class_ref(node), self._class_name, vector, flags, stream, buffers, nested, deps,
-            opts["max_restarts"], opts["max_task_retries"])
-        handle = ActorHandle(actor_id, self._class_name, self._methods, self._class_ref(node))
-        handle._ready = ready
+            opts["max_restarts"], opts["max_task_retries"], opts["lifetime"] == "detached")
+        handle = ActorHandle(actor_id, self._class_name, self._methods, self._class_ref(node), ready)
         if opts["name"] is not None:
             registry[key] = handle
         return handle
@@ -179,12 +179,15 @@ class ActorClass:
 class ActorHandle:
     """A reference to an actor; ``handle.method.remote(...)`` calls it."""
 
-    def __init__(self, actor_id: int, class_name: str, methods: dict[str, int], class_ref):
+    def __init__(self, actor_id: int, class_name: str, methods: dict[str, int], class_ref,
+                 ready: ObjectRef):
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
         self._class_ref = class_ref
-        self._ready = None
+        # The actor's creation return. Every handle, in any process, holds it; when the last
+        # one goes the object is freed and the scheduler ends the actor (unless detached).
+        self._ready = ready
 
     def __getattr__(self, name: str) -> ActorMethod:
         methods = self.__dict__.get("_methods", {})
@@ -203,11 +206,12 @@ class ActorHandle:
         return hash(("actor", self._actor_id))
 
     def __reduce__(self):
-        return _rebuild_handle, (self._actor_id, self._class_name, self._methods, self._class_ref)
+        return _rebuild_handle, (self._actor_id, self._class_name, self._methods, self._class_ref,
+                                 self._ready)
 
 
-def _rebuild_handle(actor_id, class_name, methods, class_ref) -> ActorHandle:
-    return ActorHandle(actor_id, class_name, methods, class_ref)
+def _rebuild_handle(actor_id, class_name, methods, class_ref, ready) -> ActorHandle:
+    return ActorHandle(actor_id, class_name, methods, class_ref, ready)
 
 
 class ActorMethod:

@@ -111,7 +111,7 @@ class RemoteFunction:
         request = dict(opts["resources"] or {})
         request["CPU"] = opts["num_cpus"] if opts["num_cpus"] is not None else 1
         request["GPU"] = opts["num_gpus"] or 0
-        vector = node.resource_vector(request)
+        vector = node.resource_vector(request, f"task {opts['name'] or self._name}")
         if args or kwargs:
             try:
                 stream, buffers, nested = serialize((args, kwargs))
