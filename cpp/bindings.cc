@@ -441,8 +441,11 @@ PYBIND11_MODULE(_core, m) {
   py::class_<DriverRuntime>(m, "Scheduler")
       .def(py::init([](std::shared_ptr<Store> store, std::vector<int64_t> totals,
                        std::vector<std::string> names, uint32_t num_cpus, uint32_t max_workers,
-                       uint32_t task_capacity, std::string log_dir) {
+                       uint32_t task_capacity, std::string log_dir, double memory_threshold,
+                       uint64_t memory_limit) {
              SchedulerConfig cfg;
+             cfg.memory_threshold = memory_threshold;
+             cfg.memory_limit = memory_limit;
              for (size_t i = 0; i < totals.size() && i < kMaxResources; ++i) cfg.totals[i] = totals[i];
              cfg.names = std::move(names);
              cfg.num_cpus = num_cpus;
@@ -455,7 +458,8 @@ PYBIND11_MODULE(_core, m) {
              return rt;
            }),
            py::arg("store"), py::arg("totals"), py::arg("names"), py::arg("num_cpus"),
-           py::arg("max_workers"), py::arg("task_capacity"), py::arg("log_dir"))
+           py::arg("max_workers"), py::arg("task_capacity"), py::arg("log_dir"),
+           py::arg("memory_threshold") = 0.95, py::arg("memory_limit") = 0)
       .def("start", [](DriverRuntime& rt) { rt.scheduler->start(); })
       .def("stop",
            [](DriverRuntime& rt) {
@@ -484,6 +488,7 @@ PYBIND11_MODULE(_core, m) {
              d["stolen"] = st.stolen;
              d["retried"] = st.retried;
              d["failed"] = st.failed;
+             d["oom_kills"] = st.oom_kills;
              d["workers_alive"] = st.workers_alive;
              d["workers_started"] = st.workers_started;
              d["available"] = std::vector<int64_t>(st.available, st.available + kMaxResources);

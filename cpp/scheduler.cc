@@ -1,6 +1,8 @@
 // Scheduler: dispatch of tasks to worker rings, leases, stealing, retries and reaping.
 #include "scheduler.h"
 
+#include "memory_monitor.h"
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -319,6 +321,7 @@ void Scheduler::loop() {
       dispatch_queued();
       dispatch_actor_calls();
       kill_unreferenced_actors();
+      watch_memory();
       release_idle_leases();
       start_workers();
       update_notify_flags();
@@ -372,6 +375,7 @@ void Scheduler::reap_dead_workers() {
     if (st != WorkerState::kExited) continue;
     const int32_t status = slot(w)->exit_status.load(std::memory_order_relaxed);
     const int32_t pid = slot(w)->pid.load(std::memory_order_relaxed);
+    if (!info.oom.empty()) oom_kill_pending_ = false;
     if (info.actor != 0) {
       reap_actor(w, status, pid);
       continue;
@@ -402,6 +406,12 @@ void Scheduler::reap_dead_workers() {
           ++spec.attempt;
           ++stats_.retried;
           queue_.push_front(Pending{spec, {}});
+          continue;
+        }
+        if (!info.oom.empty()) {
+          finish_failed(spec, ErrorKind::kOutOfMemory, "task " + std::string(spec.name) +
+                                                           " was killed by the memory monitor: " +
+                                                           info.oom);
           continue;
         }
         if (why.empty()) why = describe_exit(w, status, pid);
@@ -438,10 +448,10 @@ std::string Scheduler::describe_exit(uint32_t w, int32_t status, int32_t pid) co
   std::string msg = "worker pid=" + std::to_string(pid) + " " + how + ".";
   std::string base = cfg_.log_dir + "/worker-" + std::to_string(pid);
   std::string file = base + ".err";
-  std::string out = tail_lines(file, 10);
+  std::string out = tail_lines(file, 40);
   if (out.empty()) {
     file = base + ".out";
-    out = tail_lines(file, 10);
+    out = tail_lines(file, 40);
   }
   if (!out.empty()) msg += " Its last output (" + file + "):\n" + out;
   return msg;
@@ -722,6 +732,81 @@ void Scheduler::kill_unreferenced_actors() {
       a.kill_when_ready = true;
     }
   }
+}
+
+/// Resident memory of a process not shared with others (resident - shared pages), in bytes.
+static uint64_t private_memory(int32_t pid) {
+  if (pid <= 0) return 0;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/statm");
+  uint64_t size = 0, resident = 0, shared = 0;
+  if (!(f >> size >> resident >> shared)) return 0;
+  return (resident > shared ? resident - shared : 0) * 4096;
+}
+
+static uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void Scheduler::watch_memory() {
+  if (cfg_.memory_threshold <= 0) return;
+  uint64_t now = monotonic_ns();
+  if (now < next_memory_check_ns_) return;
+  next_memory_check_ns_ = now + uint64_t{cfg_.memory_period_ms} * 1'000'000;
+  if (oom_kill_pending_) return;  // one kill at a time: let the last one free its memory
+  MemorySnapshot m = read_memory(cfg_.memory_limit);
+  if (m.fraction() <= cfg_.memory_threshold) return;
+  // The victim is the running task whose worker holds the most private memory: the likely
+  // culprit. Ray kills the newest retriable task instead, which kills innocent retriable
+  // tasks again and again while a non-retriable one eats the memory (measured: a bystander
+  // killed four times before the hog). Among workers within 10% of the largest, the newest
+  // retriable task goes first, as in Ray. Actors and the driver are never chosen, nor a worker
+  // too small to matter.
+  struct Candidate {
+    uint32_t w;
+    uint64_t rss;
+    bool retriable;
+    uint64_t started;
+  };
+  std::vector<Candidate> cands;
+  uint64_t largest = 0;
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    const WorkerInfo& info = workers_[w];
+    if (info.state != WorkerState::kReady || info.actor != 0) continue;
+    uint32_t cur = slot(w)->current.load(std::memory_order_relaxed);
+    if (cur == 0) continue;
+    const TaskRecord* r = record(cur - 1);
+    bool retriable = r->spec.max_retries < 0 ||
+                     static_cast<int32_t>(r->spec.attempt) < r->spec.max_retries;
+    uint64_t rss = private_memory(slot(w)->pid.load(std::memory_order_relaxed));
+    largest = std::max(largest, rss);
+    cands.push_back({w, rss, retriable, r->started_ns});
+  }
+  int64_t victim = -1;
+  const Candidate* best = nullptr;
+  // A worker holding less than this cannot be the cause (the pressure comes from outside the
+  // node, or from the driver): killing it would lose work and free nothing.
+  const uint64_t floor = std::max<uint64_t>(uint64_t{64} << 20, m.capacity / 100);
+  for (const Candidate& c : cands) {
+    if (c.rss < floor || c.rss * 10 < largest * 9) continue;  // small, or not near the largest
+    bool better = best == nullptr || (c.retriable && !best->retriable) ||
+                  (c.retriable == best->retriable && c.started > best->started);
+    if (better) best = &c;
+  }
+  if (best != nullptr) victim = best->w;
+  if (victim < 0) return;
+  int32_t pid = slot(static_cast<uint32_t>(victim))->pid.load(std::memory_order_relaxed);
+  if (pid <= 0) return;
+  char threshold[16];
+  std::snprintf(threshold, sizeof threshold, "%.0f%%", cfg_.memory_threshold * 100);
+  workers_[victim].oom = "memory in use " + describe(m) + " was above the threshold of " +
+                         threshold + " (worker pid=" + std::to_string(pid) +
+                         "). Use less memory per task, run fewer at once (num_cpus), or raise "
+                         "memory_usage_threshold";
+  oom_kill_pending_ = true;
+  ++stats_.oom_kills;
+  kill(pid, SIGKILL);
 }
 
 void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {

@@ -47,6 +47,9 @@ struct SchedulerConfig {
   uint32_t max_workers = 256;
   uint32_t task_capacity = 8192;         ///< records (dispatched tasks) at once
   std::string log_dir;                   ///< where workers' .out/.err files are
+  double memory_threshold = 0.95;        ///< kill a task's worker above this fraction; 0: off
+  uint64_t memory_limit = 0;             ///< bytes the node may use (0: the machine's/cgroup's)
+  uint32_t memory_period_ms = 250;       ///< how often the monitor looks
 };
 
 /// Bytes of runtime region a store needs for this config.
@@ -64,6 +67,7 @@ struct SchedulerStats {
   uint64_t stolen;        ///< copies pushed to move a waiting task to an idle worker
   uint64_t retried;
   uint64_t failed;
+  uint64_t oom_kills;     ///< workers killed by the memory monitor
   uint32_t workers_alive;
   uint32_t workers_started;
   int64_t available[kMaxResources];  ///< resources not leased, in kResourceUnit
@@ -142,6 +146,7 @@ class Scheduler {
     bool lease_lent = false;              ///< lease given back while blocked in get()
     uint32_t gpu_mask = 0;                ///< GPU ids its lease holds (bit i: GPU i)
     uint32_t actor = 0;                   ///< the actor living in this slot; 0: a task worker
+    std::string oom;                      ///< set when the memory monitor killed it: why
     std::deque<TaskRef> assigned;         ///< pushed, not yet seen finished
   };
 
@@ -162,6 +167,7 @@ class Scheduler {
   void update_notify_flags();
   void dispatch_actor_calls();
   void kill_unreferenced_actors();
+  void watch_memory();
   void reap_actor(uint32_t w, int32_t status, int32_t pid);
   void enqueue_actor_call(ActorInfo& actor, const TaskSpec& spec, std::vector<ObjectID> deps);
   /// Takes / drops one count on a creation spec's class and arguments.
@@ -192,6 +198,8 @@ class Scheduler {
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
   std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id
   uint32_t next_actor_ = 1;
+  uint64_t next_memory_check_ns_ = 0;
+  bool oom_kill_pending_ = false;     ///< a worker was killed for memory and is not reaped yet
   std::vector<uint32_t> free_records_;
   std::vector<uint32_t> record_gen_;  ///< driver's copy of each record's generation
   int64_t available_[kMaxResources] = {};

@@ -104,7 +104,8 @@ class Node:
 
     # --- driver ---------------------------------------------------------------------
 
-    def start_runtime(self, max_workers: int, task_capacity: int, log_to_driver: bool) -> None:
+    def start_runtime(self, max_workers: int, task_capacity: int, log_to_driver: bool,
+                      memory_threshold: float, memory_limit: int) -> None:
         started = time.time()
         stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(started))
         self.session_dir = f"/tmp/ember/session_{stamp}_{os.getpid()}"
@@ -113,7 +114,7 @@ class Node:
         totals = [round(v * _core.RESOURCE_UNIT) for v in self.resources.values()]
         self.scheduler = _core.Scheduler(
             self.store, totals, list(self.resources), self.num_cpus, max_workers, task_capacity,
-            self.log_dir)
+            self.log_dir, memory_threshold, memory_limit)
         self.scheduler.start()
         self._start_forkserver()
         if log_to_driver:
@@ -187,7 +188,8 @@ def is_running() -> bool:
 
 
 def start(resources: dict[str, float], object_store_memory: int, *, max_workers: int = 256,
-          task_capacity: int = 8192, log_to_driver: bool = True) -> Node:
+          task_capacity: int = 8192, log_to_driver: bool = True, memory_threshold: float = 0.95,
+          memory_limit: int = 0) -> Node:
     """Creates the node (driver only)."""
     global _current
     with _lock:
@@ -201,7 +203,8 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
             object_store_memory, runtime_bytes=_core.runtime_bytes(max_workers, task_capacity))
         node = Node(store, resources, is_driver=True)
         try:
-            node.start_runtime(max_workers, task_capacity, log_to_driver)
+            node.start_runtime(max_workers, task_capacity, log_to_driver, memory_threshold,
+                               memory_limit)
         except BaseException:
             node.shutdown()
             raise

@@ -35,6 +35,8 @@ def init(
     object_store_memory: int | None = None,
     log_to_driver: bool = True,
     ignore_reinit_error: bool = False,
+    memory_usage_threshold: float | None = None,
+    _memory_limit: int | None = None,
     **_ray_options: Any,
 ) -> _node.NodeInfo:
     """Starts the node on this machine and returns a description of it.
@@ -48,6 +50,11 @@ def init(
             available memory, as in Ray).
         log_to_driver: print the workers' output here, prefixed ``(task pid=N)``.
         ignore_reinit_error: return the running node instead of raising if already started.
+        memory_usage_threshold: the memory monitor kills the newest retriable task's worker
+            when this fraction of the machine's (or cgroup's) memory is in use (default 0.95,
+            or $EMBER_MEMORY_USAGE_THRESHOLD; 0 turns the monitor off).
+        _memory_limit: bytes the monitor treats as all the memory there is (tests;
+            or $EMBER_MEMORY_LIMIT).
     """
     if _node.is_running():
         if ignore_reinit_error:
@@ -77,8 +84,16 @@ def init(
         raise ValueError(
             f"object_store_memory must be an int of at least 1 MiB, got {object_store_memory!r}"
         )
+    if memory_usage_threshold is None:
+        memory_usage_threshold = float(os.environ.get("EMBER_MEMORY_USAGE_THRESHOLD", 0.95))
+    if not 0 <= memory_usage_threshold <= 1:
+        raise ValueError(
+            f"memory_usage_threshold must be between 0 and 1, got {memory_usage_threshold!r}")
+    if _memory_limit is None:
+        _memory_limit = int(os.environ.get("EMBER_MEMORY_LIMIT", 0))
     totals = {"CPU": num_cpus, "GPU": num_gpus, **custom}
-    return _node.start(totals, object_store_memory, log_to_driver=log_to_driver).info
+    return _node.start(totals, object_store_memory, log_to_driver=log_to_driver,
+                       memory_threshold=memory_usage_threshold, memory_limit=_memory_limit).info
 
 
 def shutdown() -> None:
