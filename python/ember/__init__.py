@@ -4,9 +4,6 @@
 shared-memory object store with zero-copy numpy arrays.
 """
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
-
 from ember import actor, exceptions, util
 from ember.actor import get_actor, kill, method
 from ember.api import (
@@ -24,10 +21,9 @@ from ember.api import (
 from ember.object_ref import ObjectRef
 from ember.runtime_context import get_runtime_context
 
-try:
-    __version__ = _version("ember")
-except PackageNotFoundError:  # running from a source tree without installing
-    from ember._core import __version__
+# The one version (pyproject.toml) reaches the C++ build; reading it from there is free, while
+# importlib.metadata costs ~10 ms of start-up.
+from ember._core import __version__  # noqa: E402
 
 __all__ = [
     "ObjectRef",

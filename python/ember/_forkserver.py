@@ -6,8 +6,8 @@
 - Started once per node by the driver (``python -m ember._forkserver``) with the segment's fd
   and a pipe whose write end only the driver holds: when the driver dies, however it dies,
   the pipe reads EOF and the forkserver kills every worker and exits.
-- It imports what tasks usually need (ember, numpy, cloudpickle) before forking, so a worker
-  starts in milliseconds and shares those pages with its siblings.
+- It imports what tasks usually need (ember, then numpy and cloudpickle once the first workers
+  are forked), so a worker starts in milliseconds and shares those pages with its siblings.
 - Workers set PR_SET_PDEATHSIG, so they also die if the forkserver itself is killed.
 """
 
@@ -62,11 +62,18 @@ def _start_worker(store_fd: int, slot: int, log_dir: str, forkserver_pid: int) -
     os._exit(code)
 
 
-def main(store_fd: int, driver_pipe: int, log_dir: str) -> None:
-    import cloudpickle  # noqa: F401, PLC0415  (preloaded for the workers)
+def _preload() -> None:
+    """What most tasks need, imported once here so later workers share it (copy-on-write)."""
+    import cloudpickle  # noqa: F401, PLC0415
     import numpy  # noqa: F401, PLC0415
 
+
+def main(store_fd: int, driver_pipe: int, log_dir: str) -> None:
     from ember import _core, _worker  # noqa: F401, PLC0415
+
+    # The first workers are forked before numpy and cloudpickle are imported, so the first
+    # result does not wait for them (~100 ms); workers forked later inherit them preloaded.
+    preloaded = False
 
     store = _core.Store.attach(store_fd)
     me = os.getpid()
@@ -90,6 +97,9 @@ def main(store_fd: int, driver_pipe: int, log_dir: str) -> None:
             if request is not None:
                 slot, _generation = request
                 workers[_start_worker(store_fd, slot, log_dir, me)] = slot
+            elif not preloaded:
+                _preload()
+                preloaded = True
             reap()
             readable, _, _ = select.select([driver_pipe], [], [], 0)
             if readable and not os.read(driver_pipe, 1):

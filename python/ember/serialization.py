@@ -6,15 +6,15 @@ straight into its allocation, and reads them back as zero-copy views.
 
 Plain scalars and numpy arrays go through the C pickler; everything else through cloudpickle,
 which pickles functions and classes of ``__main__`` by value so other processes can load them.
+numpy and cloudpickle are imported on first use, not with ember: a worker that never sees an
+array never pays for numpy, and a node starts faster.
 """
 
 from __future__ import annotations
 
 import pickle
+import sys
 from typing import Any
-
-import cloudpickle
-import numpy as np
 
 from ember import object_ref
 
@@ -29,11 +29,14 @@ def serialize(value: Any) -> tuple[bytes, list[memoryview], list]:
     """
     buffers: list[pickle.PickleBuffer] = []
     kind = type(value)
+    np = sys.modules.get("numpy")  # no numpy imported: value cannot be an ndarray
     try:
-        if kind in _PLAIN or (kind is np.ndarray and not value.dtype.hasobject):
+        if kind in _PLAIN or (np is not None and kind is np.ndarray and not value.dtype.hasobject):
             return pickle.dumps(value, protocol=5, buffer_callback=buffers.append), [
                 b.raw() for b in buffers
             ], []
+        import cloudpickle  # noqa: PLC0415 (first use only; see the module docstring)
+
         object_ref._nested.refs = nested = []
         try:
             stream = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
