@@ -147,7 +147,8 @@ class Pin {
 /// buffers and the ids of the ObjectRefs pickled inside it (which the object then holds).
 /// Writes into `id` (a fresh id when null, or a PENDING task return).
 void write_object(Store& store, const ObjectID& id, const py::bytes& stream,
-                  const py::list& buffers, const std::vector<ObjectID>& nested, uint16_t flags) {
+                  const py::list& buffers, const std::vector<ObjectID>& nested, uint16_t flags,
+                  bool mine = true) {
   char* stream_ptr = nullptr;
   Py_ssize_t stream_len = 0;
   PyBytes_AsStringAndSize(stream.ptr(), &stream_ptr, &stream_len);
@@ -168,7 +169,7 @@ void write_object(Store& store, const ObjectID& id, const py::bytes& stream,
     at += spans[i].len;
   }
 
-  uint8_t* dst = unwrap(store.create_object(id, at, nrefs > 0));
+  uint8_t* dst = unwrap(store.create_object(id, at, nrefs > 0, mine));
   ObjectHeader h{kObjectMagic, flags, 0, nrefs, nbuf, static_cast<uint64_t>(stream_len)};
   std::memcpy(dst, &h, sizeof h);
   if (nrefs > 0) std::memcpy(dst + layout.refs_at, nested.data(), nrefs * sizeof(ObjectID));
@@ -183,7 +184,7 @@ void write_object(Store& store, const ObjectID& id, const py::bytes& stream,
   }
   // The object's hold on each nested ref, taken before it becomes visible. A ref whose object
   // is already gone is listed but holds nothing (its release finds no entry).
-  for (const ObjectID& n : nested) (void)store.add_ref(n);
+  for (const ObjectID& n : nested) (void)store.add_ref(n, /*mine=*/false);
   Status st = store.seal(id);
   if (!st.ok()) {
     store.abort(id);
@@ -294,18 +295,19 @@ Submission prepare(Store& store, const RuntimeControl& rc, const ObjectRef& func
       std::memcpy(spec.args_inline, view.data(), view.size());
     } else {
       spec.args = store.new_id();
-      write_object(store, spec.args, stream, args_buffers, ids_of(args_nested), 0);
+      // The task's hold, not this process's: the worker that runs it releases it.
+      write_object(store, spec.args, stream, args_buffers, ids_of(args_nested), 0, false);
     }
   }
   // Reserve the returns last: nothing above can fail after they exist.
   spec.returns = store.new_id(num_returns);
   Status st = store.create_pending(spec.returns, num_returns);
   if (!st.ok()) {
-    if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) store.release_ref(spec.args);
+    if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) store.release_ref(spec.args, false);
     raise_status(st);
   }
   // The task holds its function until it finishes (the RemoteFunction may be dropped first).
-  check(store.add_ref(spec.function));
+  check(store.add_ref(spec.function, /*mine=*/false));
   return sub;
 }
 
@@ -384,9 +386,10 @@ PYBIND11_MODULE(_core, m) {
       .def_static(
           "create",
           [](uint64_t capacity, uint64_t table_capacity, bool prefault, unsigned copy_threads,
-             uint64_t runtime_bytes) {
+             uint64_t runtime_bytes, uint32_t ledger_clients) {
             StoreOptions o;
             o.runtime_bytes = runtime_bytes;
+            o.ledger_clients = ledger_clients;
             o.capacity = capacity;
             o.table_capacity = table_capacity;
             o.prefault = prefault;
@@ -394,7 +397,7 @@ PYBIND11_MODULE(_core, m) {
             return unwrap(Store::create(o));
           },
           py::arg("capacity"), py::arg("table_capacity") = 0, py::arg("prefault") = true,
-          py::arg("copy_threads") = 0, py::arg("runtime_bytes") = 0,
+          py::arg("copy_threads") = 0, py::arg("runtime_bytes") = 0, py::arg("ledger_clients") = 0,
           "Creates a node's store in a new memfd.")
       .def_static(
           "attach", [](int fd) { return unwrap(Store::attach(fd)); }, py::arg("fd"),
@@ -422,6 +425,14 @@ PYBIND11_MODULE(_core, m) {
              return std::make_unique<ObjectRef>(id, s, counted);
            })
       .def("contains", [](Store& s, const ObjectRef& r) { return s.is_sealed(r.id()); })
+      .def("debug_half_write",
+           [](const std::shared_ptr<Store>& s, uint64_t nbytes) {
+             // Test hook: an object created and never sealed, as a process killed mid-write
+             // leaves it.
+             ObjectID id = s->new_id();
+             std::memset(unwrap(s->create_object(id, nbytes)), 0xAB, nbytes);
+             return ObjectRef(id, s, false).hex();
+           })
       .def("debug_die_holding_lock",
            [](Store& s) {
              py::gil_scoped_release nogil;
@@ -535,6 +546,7 @@ PYBIND11_MODULE(_core, m) {
   py::class_<WorkerRuntime>(m, "Worker")
       .def(py::init([](std::shared_ptr<Store> store, uint32_t index) {
         auto rt = std::make_unique<WorkerRuntime>();
+        store->set_client(index + 1);  // its ledger: released by the driver if it dies
         rt->store = store;
         rt->worker = std::make_unique<Worker>(store, index);
         return rt;
@@ -559,8 +571,10 @@ PYBIND11_MODULE(_core, m) {
       .def("finish",
            [](WorkerRuntime& rt, uint32_t index) {
              const TaskSpec& s = rt.worker->record(index).spec;
-             if ((s.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) rt.store->release_ref(s.args);
-             rt.store->release_ref(s.function);
+             if ((s.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) {
+               rt.store->release_ref(s.args, /*mine=*/false);  // the task's holds
+             }
+             rt.store->release_ref(s.function, /*mine=*/false);
              rt.worker->finish(index);
            })
       .def("submit",

@@ -376,6 +376,9 @@ void Scheduler::reap_dead_workers() {
     const int32_t status = slot(w)->exit_status.load(std::memory_order_relaxed);
     const int32_t pid = slot(w)->pid.load(std::memory_order_relaxed);
     if (!info.oom.empty()) oom_kill_pending_ = false;
+    // Everything the dead process held (refs, views, a half-written object) goes back first,
+    // before a new process can take this slot and its ledger.
+    store_->release_client(w + 1, pid);
     if (info.actor != 0) {
       reap_actor(w, status, pid);
       continue;
@@ -471,9 +474,9 @@ void Scheduler::finish_failed(const TaskSpec& spec, ErrorKind kind, const std::s
     (void)store_->seal(id);
   }
   if ((spec.flags & kSpecArgsInline) == 0 && (spec.flags & kSpecNoArgs) == 0) {
-    store_->release_ref(spec.args);  // the task's hold on its arguments
+    store_->release_ref(spec.args, /*mine=*/false);  // the task's hold on its arguments
   }
-  store_->release_ref(spec.function);  // and on its function
+  store_->release_ref(spec.function, /*mine=*/false);  // and on its function
 }
 
 void Scheduler::collect_submissions() {
@@ -663,13 +666,13 @@ Result<uint32_t> Scheduler::create_actor(TaskSpec creation, std::vector<ObjectID
 }
 
 void Scheduler::hold_creation(const TaskSpec& spec) {
-  (void)store_->add_ref(spec.function);
-  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) (void)store_->add_ref(spec.args);
+  (void)store_->add_ref(spec.function, /*mine=*/false);
+  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) (void)store_->add_ref(spec.args, false);
 }
 
 void Scheduler::release_creation(const TaskSpec& spec) {
-  store_->release_ref(spec.function);
-  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) store_->release_ref(spec.args);
+  store_->release_ref(spec.function, /*mine=*/false);
+  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) store_->release_ref(spec.args, false);
 }
 
 void Scheduler::enqueue_actor_call(ActorInfo& a, const TaskSpec& spec, std::vector<ObjectID> deps) {

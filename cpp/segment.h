@@ -39,6 +39,9 @@ struct SegmentHeader {
   uint64_t heap_size;            ///< bytes of heap
   uint64_t runtime_offset;       ///< the task runtime's region (task.h); 0 when none
   uint64_t runtime_size;
+  uint64_t ledger_offset;        ///< per-client ledgers (ledger.h); 0 when none
+  uint32_t ledger_clients;
+  uint32_t ledger_capacity;      ///< entries per client (a power of two)
 };
 static_assert(sizeof(SegmentHeader) <= kPageSize);
 

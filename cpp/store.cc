@@ -71,7 +71,11 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
   uint64_t store_off = kPageSize;
   uint64_t runtime_off = round_up(store_off + sizeof(StoreControl), kPageSize);
   uint64_t runtime_size = round_up(options.runtime_bytes, kPageSize);
-  uint64_t table_off = round_up(runtime_off + runtime_size, kPageSize);
+  uint64_t ledger_off = round_up(runtime_off + runtime_size, kPageSize);
+  uint64_t ledger_cap = pow2_at_least(options.ledger_capacity);
+  uint64_t ledger_size = round_up(uint64_t{options.ledger_clients} * Ledger::bytes(ledger_cap),
+                                  kPageSize);
+  uint64_t table_off = round_up(ledger_off + ledger_size, kPageSize);
   uint64_t heap_off = round_up(table_off + slots * sizeof(ObjectEntry), kPageSize);
   auto seg = Segment::create(heap_off + heap);
   if (!seg.ok()) return seg.status();
@@ -89,6 +93,9 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
   h->heap_size = heap;
   h->runtime_offset = runtime_size == 0 ? 0 : runtime_off;
   h->runtime_size = runtime_size;
+  h->ledger_offset = options.ledger_clients == 0 ? 0 : ledger_off;
+  h->ledger_clients = options.ledger_clients;
+  h->ledger_capacity = static_cast<uint32_t>(ledger_cap);
   auto* ctl = new (s.base() + store_off) StoreControl();
   ctl->lock.init();
   ctl->next_seq.store(1, std::memory_order_relaxed);
@@ -152,8 +159,60 @@ Status Store::create_pending(const ObjectID& first, uint32_t count) {
                                                              : slot.status();
     }
     table_.at(*slot).refs = 1;
+    note(ObjectID{first.hi, first.lo + i}, 1, 0);
   }
   return Status::OK();
+}
+
+Ledger Store::ledger(uint32_t client) const {
+  const SegmentHeader* h = seg_->header();
+  return Ledger(seg_->base() + h->ledger_offset + client * Ledger::bytes(h->ledger_capacity),
+                h->ledger_capacity);
+}
+
+void Store::note(const ObjectID& id, int32_t refs, int32_t pins) {
+  if (client_ == 0 || client_ >= seg_->header()->ledger_clients) return;
+  ledger(client_).add(id, refs, pins);
+}
+
+uint64_t Store::release_client(uint32_t client, int32_t pid) {
+  if (closed()) return 0;
+  Locked lock(*this);
+  uint64_t n = 0;
+  std::vector<ObjectID> released;
+  if (client != 0 && client < seg_->header()->ledger_clients) {
+    ledger(client).drain([&](const ObjectID& id, int32_t refs, int32_t pins) {
+      ++n;
+      int64_t slot = table_.find(id);
+      if (slot < 0) return;
+      ObjectEntry& e = table_.at(slot);
+      e.pins = std::max(0, e.pins - pins);
+      for (int32_t i = 0; i < refs; ++i) released.push_back(id);
+      if (refs == 0 && e.pins == 0 && e.refs == 0 && e.state == SlotState::kSealed) {
+        free_slot(slot, released);
+      }
+    });
+  }
+  release_all(released);  // first: a half-written object may be held only by its writer
+  // What it was writing: a promise again if someone holds it (a retry writes it), else freed.
+  for (uint64_t i = 0; i < table_.capacity(); ++i) {
+    ObjectEntry& e = table_.at(static_cast<int64_t>(i));
+    if (e.state != SlotState::kCreated || e.owner_pid != pid) continue;
+    ++n;
+    uint64_t payload = e.payload;
+    e.flags = 0;  // its nested refs were taken only at seal time
+    if (e.refs > 0) {
+      e.state = SlotState::kPending;
+      e.payload = 0;
+      e.size = 0;
+      e.pins = 0;
+      alloc_.free(payload);
+    } else {
+      std::vector<ObjectID> none;
+      free_slot(static_cast<int64_t>(i), none);
+    }
+  }
+  return n;
 }
 
 Status Store::full_error(uint64_t size, const Status& why) {
@@ -168,7 +227,8 @@ Status Store::full_error(uint64_t size, const Status& why) {
   return Status(StatusCode::kStoreFull, msg);
 }
 
-Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool has_refs) {
+Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool has_refs,
+                                     bool mine) {
   if (closed()) return closed_error();
   uint64_t payload;
   uint64_t top_before, top_after;
@@ -187,6 +247,7 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
       e = &table_.at(pending);
       e->payload = payload;  // the block's tag now has an entry claiming it
       e->size = size;
+      e->owner_pid = pid_;   // the writer: if it dies mid-write, the promise is restored
       e->state = SlotState::kCreated;
     } else {
       auto slot = table_.insert(id, pid_, payload, size);
@@ -197,6 +258,7 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
       }
       e = &table_.at(*slot);
       e->refs = 1;
+      if (mine) note(id, 1, 0);
     }
     e->pins = 1;
     e->flags = has_refs ? uint32_t{kEntryHasRefs} : 0u;
@@ -322,6 +384,7 @@ Result<ObjectView> Store::pin(const ObjectID& id) {
   }
   ObjectEntry& e = table_.at(slot);
   ++e.pins;
+  note(id, 0, 1);
   return ObjectView{seg_->base() + e.payload, e.size};
 }
 
@@ -333,6 +396,7 @@ void Store::unpin(const ObjectID& id) {
   ObjectEntry& e = table_.at(slot);
   // Only readers unpin, and readers only pin sealed objects: the writer's pin is seal()'s.
   if (e.state != SlotState::kSealed || e.pins == 0) return;
+  note(id, 0, -1);
   if (--e.pins == 0 && e.refs == 0) {
     std::vector<ObjectID> released;
     free_slot(slot, released);
@@ -340,18 +404,20 @@ void Store::unpin(const ObjectID& id) {
   }
 }
 
-Status Store::add_ref(const ObjectID& id) {
+Status Store::add_ref(const ObjectID& id, bool mine) {
   if (closed()) return closed_error();
   Locked lock(*this);
   int64_t slot = table_.find(id);
   if (slot < 0) return Status(StatusCode::kNotFound, "object not found in the store");
   ++table_.at(slot).refs;
+  if (mine) note(id, 1, 0);
   return Status::OK();
 }
 
-void Store::release_ref(const ObjectID& id) {
+void Store::release_ref(const ObjectID& id, bool mine) {
   if (closed()) return;
   Locked lock(*this);
+  if (mine && table_.find(id) >= 0) note(id, -1, 0);
   std::vector<ObjectID> ids{id};
   release_all(ids);
 }

@@ -18,6 +18,9 @@
 //    cost no syscall, and no wake-up can be lost (the bump happens after the flag is seen).
 //  - An object whose entry has kEntryHasRefs holds one count on each ObjectRef nested in it
 //    (listed in its payload, see object_format.h); freeing it releases them.
+//  - A process that set a client id (a worker) records in its ledger every ref and pin it
+//    holds itself (`mine`); release_client() gives them all back when it dies, and turns what
+//    it was writing back into a promise (PENDING) or frees it: never visible as sealed.
 //  - Blocks are claimed in a fixed order so a crash between two steps leaks nothing:
 //    allocate (block tagged with the id) then insert the entry; on free, erase the entry
 //    then free the block. rebuild() frees any block whose tag has no entry.
@@ -35,6 +38,7 @@
 #include <vector>
 
 #include "allocator.h"
+#include "ledger.h"
 #include "object_table.h"
 #include "robust_mutex.h"
 #include "segment.h"
@@ -49,6 +53,8 @@ struct StoreOptions {
   bool prefault = true;                   ///< run the prefaulter thread (creator only)
   unsigned copy_threads = 0;              ///< threads for large copies; 0 = hardware threads
   uint64_t runtime_bytes = 0;             ///< a zeroed region reserved for the task runtime
+  uint32_t ledger_clients = 0;            ///< processes whose holds are tracked (ledger.h)
+  uint32_t ledger_capacity = 8192;        ///< objects each of them may hold, tracked
 };
 
 /// Counters of the whole store, read under the lock.
@@ -94,7 +100,8 @@ class Store : public std::enable_shared_from_this<Store> {
   /// Allocates `size` bytes for `id` and returns the payload to fill in. A PENDING `id` is
   /// fulfilled (its refs kept); otherwise a new entry with one ref is made. `has_refs` says
   /// the payload lists nested refs (object_format.h). kStoreFull / kTableFull with the sizes.
-  Result<uint8_t*> create_object(const ObjectID& id, uint64_t size, bool has_refs = false);
+  Result<uint8_t*> create_object(const ObjectID& id, uint64_t size, bool has_refs = false,
+                                 bool mine = true);
   /// Publishes a CREATED object: it becomes SEALED and immutable; drops the writer's pin.
   Status seal(const ObjectID& id);
   /// Frees a CREATED object whose writing failed.
@@ -103,8 +110,16 @@ class Store : public std::enable_shared_from_this<Store> {
   /// Pins a SEALED object and returns its bytes; kNotFound when absent or not sealed.
   Result<ObjectView> pin(const ObjectID& id);
   void unpin(const ObjectID& id);
-  Status add_ref(const ObjectID& id);
-  void release_ref(const ObjectID& id);
+  /// `mine`: the count belongs to this process (its ledger records it); otherwise it is held
+  /// for something else (a task's arguments, a container's nested refs).
+  Status add_ref(const ObjectID& id, bool mine = true);
+  void release_ref(const ObjectID& id, bool mine = true);
+
+  /// Makes this process client `client` (1..ledger_clients-1) whose holds are recorded.
+  void set_client(uint32_t client) { client_ = client; }
+  /// Releases everything client `client` (process `pid`) held; it died. Returns the number
+  /// of objects it held or was writing.
+  uint64_t release_client(uint32_t client, int32_t pid);
   /// True if the object exists and is sealed.
   bool is_sealed(const ObjectID& id);
   /// True if the object exists in any state (promised, being written or sealed).
@@ -148,6 +163,9 @@ class Store : public std::enable_shared_from_this<Store> {
   void release_all(std::vector<ObjectID>& ids);
   /// Wakes sleepers of wait() after a seal they asked for. Unlocked.
   void wake_waiters();
+  /// Records in this process's ledger (if any) a change of what it holds. Locked.
+  void note(const ObjectID& id, int32_t refs, int32_t pins);
+  Ledger ledger(uint32_t client) const;
   Status full_error(uint64_t size, const Status& why);
   /// Marks 2 MiB chunks of the heap populated in this process; populates the unmarked ones.
   void prepare_range(uint8_t* p, size_t len);
@@ -161,6 +179,7 @@ class Store : public std::enable_shared_from_this<Store> {
   Allocator alloc_;
   ObjectTable table_;
   int32_t pid_;
+  uint32_t client_ = 0;  ///< this process's ledger; 0: none (the driver)
   unsigned copy_threads_;
   std::atomic<bool> closed_{false};
   std::unique_ptr<std::atomic<uint64_t>[]> populated_;  ///< 1 bit per 2 MiB heap chunk

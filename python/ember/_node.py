@@ -200,7 +200,8 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
                 "prior to 'ember.init()'."
             )
         store = _core.Store.create(
-            object_store_memory, runtime_bytes=_core.runtime_bytes(max_workers, task_capacity))
+            object_store_memory, runtime_bytes=_core.runtime_bytes(max_workers, task_capacity),
+            ledger_clients=max_workers + 1)
         node = Node(store, resources, is_driver=True)
         try:
             node.start_runtime(max_workers, task_capacity, log_to_driver, memory_threshold,
