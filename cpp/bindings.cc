@@ -425,6 +425,25 @@ PYBIND11_MODULE(_core, m) {
              return std::make_unique<ObjectRef>(id, s, counted);
            })
       .def("contains", [](Store& s, const ObjectRef& r) { return s.is_sealed(r.id()); })
+      .def("list_objects",
+           [](Store& s) {
+             static const char* kStates[] = {"EMPTY", "CREATED", "SEALED", "TOMBSTONE", "PENDING"};
+             py::list out;
+             for (const Store::ObjectInfo& o : s.list_objects()) {
+               py::dict d;
+               d["object_id"] = ObjectRef(o.id, nullptr, false).hex();
+               d["state"] = kStates[static_cast<uint32_t>(o.state) % 5];
+               d["size"] = o.size;
+               d["ref_count"] = o.refs;
+               d["pin_count"] = o.pins;
+               d["owner_pid"] = o.owner_pid;
+               py::dict holders;
+               for (auto& [client, n] : o.holders) holders[py::int_(client - 1)] = n;
+               d["worker_holders"] = holders;
+               out.append(d);
+             }
+             return out;
+           })
       .def("debug_half_write",
            [](const std::shared_ptr<Store>& s, uint64_t nbytes) {
              // Test hook: an object created and never sealed, as a process killed mid-write

@@ -62,6 +62,14 @@ class Ledger {
     head_->live = 0;
     head_->overflowed = 0;
   }
+  /// Calls `fn(id, refs, pins)` for every entry.
+  template <typename Fn>
+  void for_each(Fn fn) const {
+    for (uint32_t i = 0; i < capacity_; ++i) {
+      const LedgerEntry& e = slots_[i];
+      if (e.state == kLive) fn(e.id, e.refs, e.pins);
+    }
+  }
   uint32_t live() const { return head_->live; }
   bool overflowed() const { return head_->overflowed != 0; }
 

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstring>
 #include <random>
+#include <unordered_map>
 #include <string>
 
 #include "futex.h"
@@ -443,6 +444,31 @@ void Store::recover() {
            table_.at(slot).payload == payload;
   });
   table_.recount();
+}
+
+std::vector<Store::ObjectInfo> Store::list_objects() {
+  std::vector<ObjectInfo> out;
+  if (closed()) return out;
+  Locked lock(*this);
+  std::unordered_map<uint64_t, size_t> where;  // id.lo -> index in out
+  for (uint64_t i = 0; i < table_.capacity(); ++i) {
+    const ObjectEntry& e = table_.at(static_cast<int64_t>(i));
+    if (e.state == SlotState::kEmpty || e.state == SlotState::kTombstone) continue;
+    where[e.id.lo] = out.size();
+    out.push_back(ObjectInfo{e.id, e.state, e.size, e.refs, e.pins, e.owner_pid, {}});
+  }
+  const SegmentHeader* h = seg_->header();
+  for (uint32_t c = 1; c < h->ledger_clients; ++c) {
+    Ledger l = ledger(c);
+    if (l.live() == 0) continue;
+    l.for_each([&](const ObjectID& id, int32_t refs, int32_t pins) {
+      auto it = where.find(id.lo);
+      if (it != where.end() && out[it->second].id == id) {
+        out[it->second].holders.emplace_back(c, refs + pins);
+      }
+    });
+  }
+  return out;
 }
 
 StoreStats Store::stats() {

@@ -133,6 +133,19 @@ class Store : public std::enable_shared_from_this<Store> {
   /// for large copies. The caller does not hold the lock (and should not hold the GIL).
   void copy_in(uint8_t* dst, const uint8_t* src, size_t len);
 
+  /// One object as list_objects() reports it.
+  struct ObjectInfo {
+    ObjectID id;
+    SlotState state;
+    uint64_t size;
+    int32_t refs;
+    int32_t pins;
+    int32_t owner_pid;
+    std::vector<std::pair<uint32_t, int32_t>> holders;  ///< (client, refs + pins) from ledgers
+  };
+  /// Every object in the store, with who holds it (the dashboard's object view).
+  std::vector<ObjectInfo> list_objects();
+
   StoreStats stats();
   /// Verifies the allocator's and the table's invariants (tests).
   Status check();

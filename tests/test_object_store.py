@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import os
 import pickle
 
 import numpy as np
@@ -172,3 +173,18 @@ def test_an_object_holds_the_refs_nested_in_it(node):
     assert store.stats()["num_objects"] == 2  # still held by `outer`
     del outer
     assert store.stats()["num_objects"] == 0  # freeing the container released what it held
+
+
+def test_list_objects(node):
+    from ember.util.state import list_objects
+
+    array = np.ones(1000)
+    ref = ember.put(array)
+    view = ember.get(ref)
+    (info,) = [o for o in list_objects() if o["object_id"] == ref.hex()]
+    assert info["state"] == "SEALED"
+    assert info["size"] >= array.nbytes
+    assert info["ref_count"] == 1 and info["pin_count"] == 1
+    assert info["owner_pid"] == os.getpid()
+    del view, ref
+    assert list_objects() == []

@@ -1,0 +1,13 @@
+"""ember.util.state: what the node holds right now (Ray's ray.util.state names)."""
+
+from __future__ import annotations
+
+from ember import _node
+
+
+def list_objects() -> list[dict]:
+    """Every object in the node's store: id, state, size, reference and pin counts, the pid of
+    the process that created it, and which worker slots hold refs or views on it (a worker's
+    own holds; the rest of ref_count is held by the driver, by queued tasks, or by other
+    objects that contain the ref)."""
+    return _node.current().store.list_objects()
