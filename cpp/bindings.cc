@@ -370,6 +370,10 @@ py::dict stats_dict(Store& s) {
   d["largest_free"] = st.largest_free;
   d["table_capacity"] = st.table_capacity;
   d["recoveries"] = st.recoveries;
+  d["spilled_objects"] = st.spilled_objects;
+  d["spilled_bytes"] = st.spilled_bytes;
+  d["spills_total"] = st.spills_total;
+  d["restores_total"] = st.restores_total;
   return d;
 }
 
@@ -386,8 +390,9 @@ PYBIND11_MODULE(_core, m) {
       .def_static(
           "create",
           [](uint64_t capacity, uint64_t table_capacity, bool prefault, unsigned copy_threads,
-             uint64_t runtime_bytes, uint32_t ledger_clients) {
+             uint64_t runtime_bytes, uint32_t ledger_clients, std::string spill_dir) {
             StoreOptions o;
+            o.spill_dir = std::move(spill_dir);
             o.runtime_bytes = runtime_bytes;
             o.ledger_clients = ledger_clients;
             o.capacity = capacity;
@@ -398,6 +403,7 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("capacity"), py::arg("table_capacity") = 0, py::arg("prefault") = true,
           py::arg("copy_threads") = 0, py::arg("runtime_bytes") = 0, py::arg("ledger_clients") = 0,
+          py::arg("spill_dir") = "",
           "Creates a node's store in a new memfd.")
       .def_static(
           "attach", [](int fd) { return unwrap(Store::attach(fd)); }, py::arg("fd"),
@@ -427,12 +433,13 @@ PYBIND11_MODULE(_core, m) {
       .def("contains", [](Store& s, const ObjectRef& r) { return s.is_sealed(r.id()); })
       .def("list_objects",
            [](Store& s) {
-             static const char* kStates[] = {"EMPTY", "CREATED", "SEALED", "TOMBSTONE", "PENDING"};
+             static const char* kStates[] = {"EMPTY",     "CREATED", "SEALED",
+                                             "TOMBSTONE", "PENDING", "SPILLED"};
              py::list out;
              for (const Store::ObjectInfo& o : s.list_objects()) {
                py::dict d;
                d["object_id"] = ObjectRef(o.id, nullptr, false).hex();
-               d["state"] = kStates[static_cast<uint32_t>(o.state) % 5];
+               d["state"] = kStates[static_cast<uint32_t>(o.state) % 6];
                d["size"] = o.size;
                d["ref_count"] = o.refs;
                d["pin_count"] = o.pins;

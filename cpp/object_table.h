@@ -33,11 +33,14 @@ enum class SlotState : uint32_t {
   kSealed = 2,     ///< immutable, readable
   kTombstone = 3,  ///< erased
   kPending = 4,    ///< promised (a task's return): no payload yet
+  kSpilled = 5,    ///< sealed, but its bytes are in a spill file, not in memory
 };
 
 /// Entry flags.
 enum EntryFlags : uint32_t {
-  kEntryHasRefs = 1,  ///< the payload lists nested ObjectRefs the object holds (object_format.h)
+  kEntryHasRefs = 1,    ///< the payload lists nested ObjectRefs the object holds (object_format.h)
+  kEntrySpilling = 2,   ///< its bytes are being written to a spill file (a spiller pins it)
+  kEntryRestoring = 4,  ///< CREATED by a reader bringing it back from its spill file
 };
 
 /// One object's record (one cache line).
@@ -51,7 +54,7 @@ struct ObjectEntry {
   int32_t pins;       ///< views alive in any process, +1 for the writer until sealed
   uint32_t waiters;   ///< 1 once someone sleeps until this object is sealed
   uint32_t flags;     ///< EntryFlags
-  uint64_t reserved;
+  uint64_t last_access;  ///< the store's access clock at the last pin (LRU for spilling)
 };
 static_assert(sizeof(ObjectEntry) == 64);
 

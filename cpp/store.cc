@@ -1,10 +1,12 @@
 // Store: object life cycle, lock recovery, and the prefaulter.
 #include "store.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstring>
@@ -100,6 +102,7 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
   auto* ctl = new (s.base() + store_off) StoreControl();
   ctl->lock.init();
   ctl->next_seq.store(1, std::memory_order_relaxed);
+  std::strncpy(ctl->spill_dir, options.spill_dir.c_str(), sizeof(ctl->spill_dir) - 1);
   Allocator::init(&ctl->alloc, heap_off, heap_off + heap);
   ObjectTable::init(&ctl->table, s.at<ObjectEntry>(table_off), slots);
   // release: an attaching process that reads the magic sees everything written above.
@@ -201,6 +204,14 @@ uint64_t Store::release_client(uint32_t client, int32_t pid) {
     if (e.state != SlotState::kCreated || e.owner_pid != pid) continue;
     ++n;
     uint64_t payload = e.payload;
+    if ((e.flags & kEntryRestoring) != 0) {  // its spill file is intact: spilled again
+      e.flags &= ~uint32_t{kEntryRestoring};
+      e.state = SlotState::kSpilled;
+      e.payload = 0;
+      e.pins = 0;
+      alloc_.free(payload);
+      continue;
+    }
     e.flags = 0;  // its nested refs were taken only at seal time
     if (e.refs > 0) {
       e.state = SlotState::kPending;
@@ -231,42 +242,60 @@ Status Store::full_error(uint64_t size, const Status& why) {
 Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool has_refs,
                                      bool mine) {
   if (closed()) return closed_error();
-  uint64_t payload;
-  uint64_t top_before, top_after;
-  {
-    Locked lock(*this);
-    int64_t pending = table_.find(id);
-    if (pending >= 0 && table_.at(pending).state != SlotState::kPending) {
-      return Status(StatusCode::kAlreadyExists, "object already exists");
-    }
-    top_before = ctl_->alloc.top;
-    auto off = alloc_.allocate(size, id.hi, id.lo);
-    if (!off.ok()) return full_error(size, off.status());
-    payload = *off;
-    ObjectEntry* e;
-    if (pending >= 0) {
-      e = &table_.at(pending);
-      e->payload = payload;  // the block's tag now has an entry claiming it
-      e->size = size;
-      e->owner_pid = pid_;   // the writer: if it dies mid-write, the promise is restored
-      e->state = SlotState::kCreated;
-    } else {
-      auto slot = table_.insert(id, pid_, payload, size);
-      if (!slot.ok()) {
-        alloc_.free(payload);
-        if (slot.status().code() == StatusCode::kTableFull) return full_error(size, slot.status());
-        return slot.status();
+  for (;;) {
+    uint64_t payload;
+    uint64_t top_before, top_after;
+    {
+      Locked lock(*this);
+      int64_t pending = table_.find(id);
+      if (pending >= 0 && table_.at(pending).state != SlotState::kPending) {
+        return Status(StatusCode::kAlreadyExists, "object already exists");
       }
-      e = &table_.at(*slot);
-      e->refs = 1;
-      if (mine) note(id, 1, 0);
+      top_before = ctl_->alloc.top;
+      auto off = alloc_.allocate(size, id.hi, id.lo);
+      if (!off.ok()) {
+        if (ctl_->spill_dir[0] == 0 || size > alloc_.stats().capacity) {
+          return full_error(size, off.status());
+        }
+        payload = 0;  // spill below, without the lock, then try again
+      } else {
+        payload = *off;
+        ObjectEntry* e;
+        if (pending >= 0) {
+          e = &table_.at(pending);
+          e->payload = payload;  // the block's tag now has an entry claiming it
+          e->size = size;
+          e->owner_pid = pid_;   // the writer: if it dies mid-write, the promise is restored
+          e->state = SlotState::kCreated;
+        } else {
+          auto slot = table_.insert(id, pid_, payload, size);
+          if (!slot.ok()) {
+            alloc_.free(payload);
+            if (slot.status().code() == StatusCode::kTableFull) {
+              return full_error(size, slot.status());
+            }
+            return slot.status();
+          }
+          e = &table_.at(*slot);
+          e->refs = 1;
+          if (mine) note(id, 1, 0);
+        }
+        e->pins = 1;
+        e->flags = has_refs ? uint32_t{kEntryHasRefs} : 0u;
+        top_after = ctl_->alloc.top;
+      }
     }
-    e->pins = 1;
-    e->flags = has_refs ? uint32_t{kEntryHasRefs} : 0u;
-    top_after = ctl_->alloc.top;
+    if (payload == 0) {
+      if (!make_room(size)) {
+        Locked lock(*this);
+        return full_error(size, Status(StatusCode::kStoreFull,
+                                       "spilling cannot make room: the rest is pinned or in use"));
+      }
+      continue;
+    }
+    if (top_after != top_before) hint_prefault(size);
+    return seg_->base() + payload;
   }
-  if (top_after != top_before) hint_prefault(size);
-  return seg_->base() + payload;
 }
 
 Status Store::seal(const ObjectID& id) {
@@ -280,6 +309,7 @@ Status Store::seal(const ObjectID& id) {
     }
     ObjectEntry& e = table_.at(slot);
     e.state = SlotState::kSealed;
+    e.last_access = ++ctl_->access_clock;
     wake = e.waiters != 0;
     e.waiters = 0;
     if (--e.pins == 0 && e.refs == 0) {
@@ -315,7 +345,8 @@ size_t Store::wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t time
           continue;
         }
         int64_t slot = table_.find(ids[i]);
-        if (slot < 0 || table_.at(slot).state == SlotState::kSealed) {
+        if (slot < 0 || table_.at(slot).state == SlotState::kSealed ||
+            table_.at(slot).state == SlotState::kSpilled) {  // readable: pin() restores it
           ready[i] = true;
           ++count;
         }
@@ -353,6 +384,11 @@ void Store::abort(const ObjectID& id) {
 void Store::free_slot(int64_t slot, std::vector<ObjectID>& released) {
   ObjectEntry& e = table_.at(slot);
   uint64_t payload = e.payload;
+  if (e.state == SlotState::kSpilled) {
+    unlink(spill_path(e.id).c_str());
+    --ctl_->spilled_objects;
+    ctl_->spilled_bytes -= e.size;
+  }
   if ((e.flags & kEntryHasRefs) != 0 && e.state == SlotState::kSealed) {
     const uint8_t* p = seg_->base() + payload;
     ObjectHeader h = read_header(p);
@@ -370,7 +406,8 @@ void Store::release_all(std::vector<ObjectID>& ids) {
     int64_t slot = table_.find(id);
     if (slot < 0) continue;
     ObjectEntry& e = table_.at(slot);
-    if (e.refs > 0 && --e.refs == 0 && e.pins == 0 && e.state == SlotState::kSealed) {
+    if (e.refs > 0 && --e.refs == 0 && e.pins == 0 &&
+        (e.state == SlotState::kSealed || e.state == SlotState::kSpilled)) {
       free_slot(slot, ids);
     }
   }
@@ -378,15 +415,32 @@ void Store::release_all(std::vector<ObjectID>& ids) {
 
 Result<ObjectView> Store::pin(const ObjectID& id) {
   if (closed()) return closed_error();
-  Locked lock(*this);
-  int64_t slot = table_.find(id);
-  if (slot < 0 || table_.at(slot).state != SlotState::kSealed) {
-    return Status(StatusCode::kNotFound, "object not found in the store");
+  for (;;) {
+    SlotState st;
+    {
+      Locked lock(*this);
+      int64_t slot = table_.find(id);
+      if (slot < 0) return Status(StatusCode::kNotFound, "object not found in the store");
+      ObjectEntry& e = table_.at(slot);
+      st = e.state;
+      if (st == SlotState::kSealed) {
+        ++e.pins;
+        e.last_access = ++ctl_->access_clock;
+        note(id, 0, 1);
+        return ObjectView{seg_->base() + e.payload, e.size};
+      }
+      if (st != SlotState::kSpilled && (e.flags & kEntryRestoring) == 0) {
+        return Status(StatusCode::kNotFound, "object not sealed");
+      }
+    }
+    if (st == SlotState::kSpilled) {
+      Status r = restore(id);
+      if (!r.ok()) return r;
+    } else {  // another process is bringing it back: wait for its seal
+      bool ready = false;
+      wait(&id, 1, 1, -1, &ready);
+    }
   }
-  ObjectEntry& e = table_.at(slot);
-  ++e.pins;
-  note(id, 0, 1);
-  return ObjectView{seg_->base() + e.payload, e.size};
 }
 
 void Store::unpin(const ObjectID& id) {
@@ -427,7 +481,8 @@ bool Store::is_sealed(const ObjectID& id) {
   if (closed()) return false;
   Locked lock(*this);
   int64_t slot = table_.find(id);
-  return slot >= 0 && table_.at(slot).state == SlotState::kSealed;
+  return slot >= 0 && (table_.at(slot).state == SlotState::kSealed ||
+                       table_.at(slot).state == SlotState::kSpilled);
 }
 
 bool Store::contains(const ObjectID& id) {
@@ -444,6 +499,164 @@ void Store::recover() {
            table_.at(slot).payload == payload;
   });
   table_.recount();
+}
+
+// --- spilling -----------------------------------------------------------------------------
+
+std::string Store::spill_path(const ObjectID& id) const {
+  char name[40];
+  std::snprintf(name, sizeof name, "/%016llx%016llx", static_cast<unsigned long long>(id.hi),
+                static_cast<unsigned long long>(id.lo));
+  return std::string(ctl_->spill_dir) + name;
+}
+
+namespace {
+bool write_all(int fd, const uint8_t* p, uint64_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, std::min<uint64_t>(n, uint64_t{1} << 30));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<uint64_t>(w);
+  }
+  return true;
+}
+
+bool read_all(int fd, uint8_t* p, uint64_t n) {
+  while (n > 0) {
+    ssize_t r = read(fd, p, std::min<uint64_t>(n, uint64_t{1} << 30));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<uint64_t>(r);
+  }
+  return true;
+}
+}  // namespace
+
+bool Store::make_room(uint64_t size) {
+  for (;;) {
+    {
+      Locked lock(*this);
+      if (alloc_.largest_free() >= size) return true;
+    }
+    if (!spill_one()) return false;
+  }
+}
+
+bool Store::spill_one() {
+  ObjectID id;
+  const uint8_t* data;
+  uint64_t size;
+  {
+    Locked lock(*this);
+    int64_t victim = -1;
+    uint64_t oldest = UINT64_MAX;
+    for (uint64_t i = 0; i < table_.capacity(); ++i) {
+      const ObjectEntry& e = table_.at(static_cast<int64_t>(i));
+      // Objects holding nested refs stay: their list of refs lives in their bytes.
+      if (e.state != SlotState::kSealed || e.pins != 0 || e.refs == 0 || e.payload == 0 ||
+          (e.flags & (kEntrySpilling | kEntryHasRefs)) != 0) {
+        continue;
+      }
+      if (e.last_access < oldest) {
+        oldest = e.last_access;
+        victim = static_cast<int64_t>(i);
+      }
+    }
+    if (victim < 0) return false;
+    ObjectEntry& e = table_.at(victim);
+    ++e.pins;  // the spiller's pin: the bytes stay put while they are written out
+    note(e.id, 0, 1);
+    e.flags |= kEntrySpilling;
+    id = e.id;
+    data = seg_->base() + e.payload;
+    size = e.size;
+  }
+  const std::string path = spill_path(id);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0 && write_all(fd, data, size);
+  if (fd >= 0) ::close(fd);
+  Locked lock(*this);
+  int64_t slot = table_.find(id);  // still there: our pin keeps it
+  ObjectEntry& e = table_.at(slot);
+  e.flags &= ~uint32_t{kEntrySpilling};
+  note(id, 0, -1);
+  if (!ok || e.pins != 1) {  // disk full, or someone started reading it: keep it in memory
+    --e.pins;
+    unlink(path.c_str());
+    return ok;
+  }
+  alloc_.free(e.payload);
+  e.payload = 0;
+  e.pins = 0;
+  e.state = SlotState::kSpilled;
+  ++ctl_->spilled_objects;
+  ctl_->spilled_bytes += size;
+  ++ctl_->spills_total;
+  return true;
+}
+
+Status Store::restore(const ObjectID& id) {
+  for (;;) {
+    uint8_t* dst;
+    uint64_t size;
+    {
+      Locked lock(*this);
+      int64_t slot = table_.find(id);
+      if (slot < 0) return Status(StatusCode::kNotFound, "object not found in the store");
+      ObjectEntry& e = table_.at(slot);
+      if (e.state != SlotState::kSpilled) return Status::OK();  // someone else restored it
+      auto off = alloc_.allocate(e.size, id.hi, id.lo);
+      if (off.ok()) {
+        e.payload = *off;
+        e.state = SlotState::kCreated;
+        e.flags |= kEntryRestoring;
+        e.owner_pid = pid_;
+        e.pins = 1;  // the restorer's, as a writer's
+        dst = seg_->base() + *off;
+        size = e.size;
+      } else {
+        dst = nullptr;
+        size = e.size;
+      }
+    }
+    if (dst == nullptr) {
+      if (!make_room(size)) {
+        Locked lock(*this);
+        return full_error(size, Status(StatusCode::kStoreFull, "cannot restore a spilled object"));
+      }
+      continue;
+    }
+    const std::string path = spill_path(id);
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    bool ok = fd >= 0 && read_all(fd, dst, size);
+    if (fd >= 0) ::close(fd);
+    bool wake;
+    {
+      Locked lock(*this);
+      int64_t slot = table_.find(id);
+      ObjectEntry& e = table_.at(slot);
+      e.flags &= ~uint32_t{kEntryRestoring};
+      e.pins = 0;
+      if (!ok) {  // the file is gone or unreadable: back to spilled, report it
+        alloc_.free(e.payload);
+        e.payload = 0;
+        e.state = SlotState::kSpilled;
+        return Status(StatusCode::kIOError, "cannot read spill file " + path);
+      }
+      e.state = SlotState::kSealed;
+      e.last_access = ++ctl_->access_clock;
+      wake = e.waiters != 0;
+      e.waiters = 0;
+      unlink(path.c_str());
+      --ctl_->spilled_objects;
+      ctl_->spilled_bytes -= size;
+      ++ctl_->restores_total;
+    }
+    if (wake) wake_waiters();
+    return Status::OK();
+  }
 }
 
 std::vector<Store::ObjectInfo> Store::list_objects() {
@@ -475,8 +688,10 @@ StoreStats Store::stats() {
   if (closed()) return StoreStats{};
   Locked lock(*this);
   AllocatorStats a = alloc_.stats();
-  return StoreStats{a.capacity,           a.used_bytes,        table_.live(), a.high_water,
-                    a.largest_free,       table_.capacity(),   ctl_->recoveries};
+  return StoreStats{a.capacity,           a.used_bytes,        table_.live(),
+                    a.high_water,         a.largest_free,      table_.capacity(),
+                    ctl_->recoveries,     ctl_->spilled_objects, ctl_->spilled_bytes,
+                    ctl_->spills_total,   ctl_->restores_total};
 }
 
 Status Store::check() {

@@ -18,6 +18,12 @@
 //    cost no syscall, and no wake-up can be lost (the bump happens after the flag is seen).
 //  - An object whose entry has kEntryHasRefs holds one count on each ObjectRef nested in it
 //    (listed in its payload, see object_format.h); freeing it releases them.
+//  - Spilling: when an allocation does not fit, the allocating process writes least-recently
+//    pinned SEALED objects that nobody pins to files in spill_dir (the lock is not held while
+//    writing: the spiller pins the object and flags it kEntrySpilling), then frees their
+//    memory (state SPILLED). A pin of a SPILLED object brings it back the same way (CREATED
+//    with kEntryRestoring while the file is read; others wait as for a promise). A spill file
+//    is deleted when its object is restored or freed.
 //  - A process that set a client id (a worker) records in its ledger every ref and pin it
 //    holds itself (`mine`); release_client() gives them all back when it dies, and turns what
 //    it was writing back into a promise (PENDING) or frees it: never visible as sealed.
@@ -34,6 +40,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -55,6 +62,7 @@ struct StoreOptions {
   uint64_t runtime_bytes = 0;             ///< a zeroed region reserved for the task runtime
   uint32_t ledger_clients = 0;            ///< processes whose holds are tracked (ledger.h)
   uint32_t ledger_capacity = 8192;        ///< objects each of them may hold, tracked
+  std::string spill_dir;                  ///< where objects go when memory is full; "": never
 };
 
 /// Counters of the whole store, read under the lock.
@@ -66,6 +74,10 @@ struct StoreStats {
   uint64_t largest_free;   ///< the largest object that fits now
   uint64_t table_capacity;
   uint64_t recoveries;     ///< times a dead lock holder was recovered from
+  uint64_t spilled_objects;  ///< objects now in spill files
+  uint64_t spilled_bytes;    ///< their bytes
+  uint64_t spills_total;     ///< objects ever spilled
+  uint64_t restores_total;   ///< objects ever brought back
 };
 
 /// The shared control block of the store (in the segment, after the header page).
@@ -76,6 +88,12 @@ struct StoreControl {
   uint64_t recoveries;             ///< guarded by lock
   AllocatorState alloc;            ///< guarded by lock
   TableState table;                ///< guarded by lock
+  uint64_t access_clock;           ///< guarded by lock: ticks on every pin (LRU order)
+  uint64_t spilled_objects;        ///< guarded by lock
+  uint64_t spilled_bytes;          ///< guarded by lock
+  uint64_t spills_total;           ///< guarded by lock
+  uint64_t restores_total;         ///< guarded by lock
+  char spill_dir[256];             ///< written once at creation; "" disables spilling
 };
 
 /// A pinned, sealed object: its payload bytes.
@@ -120,7 +138,7 @@ class Store : public std::enable_shared_from_this<Store> {
   /// Releases everything client `client` (process `pid`) held; it died. Returns the number
   /// of objects it held or was writing.
   uint64_t release_client(uint32_t client, int32_t pid);
-  /// True if the object exists and is sealed.
+  /// True if the object exists and is sealed (in memory or spilled).
   bool is_sealed(const ObjectID& id);
   /// True if the object exists in any state (promised, being written or sealed).
   bool contains(const ObjectID& id);
@@ -178,6 +196,14 @@ class Store : public std::enable_shared_from_this<Store> {
   void wake_waiters();
   /// Records in this process's ledger (if any) a change of what it holds. Locked.
   void note(const ObjectID& id, int32_t refs, int32_t pins);
+  /// Spills least-recently used objects until `size` bytes could fit (best effort). Unlocked.
+  /// Returns false when nothing more can be spilled.
+  bool make_room(uint64_t size);
+  /// Writes one LRU object out; false if there is none to spill. Unlocked.
+  bool spill_one();
+  /// Brings a SPILLED object back into memory; the caller then pins it. Unlocked.
+  Status restore(const ObjectID& id);
+  std::string spill_path(const ObjectID& id) const;
   Ledger ledger(uint32_t client) const;
   Status full_error(uint64_t size, const Status& why);
   /// Marks 2 MiB chunks of the heap populated in this process; populates the unmarked ones.

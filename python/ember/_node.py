@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -43,6 +44,14 @@ class NodeInfo:
     @property
     def address_info(self) -> dict:
         return {"node_id": self.node_id, "session_dir": self.session_dir}
+
+
+def new_session_dir() -> str:
+    """Creates ``/tmp/ember/session_<time>_<pid>`` (logs and spill files live there)."""
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime())
+    path = f"/tmp/ember/session_{stamp}_{os.getpid()}"
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def memory_limit() -> int:
@@ -80,6 +89,7 @@ class Node:
         self.log_printer = None  # driver only, with log_to_driver
         self.session_dir = ""
         self.log_dir = ""
+        self.spill_dir = ""  # driver only: removed at shutdown
         self.info: NodeInfo | None = None
         self.actor_names: dict[tuple[str, str], object] = {}  # (namespace, name) -> handle
         self.actor_state = None  # in an actor's process: its _ActorState
@@ -106,9 +116,6 @@ class Node:
 
     def start_runtime(self, max_workers: int, task_capacity: int, log_to_driver: bool,
                       memory_threshold: float, memory_limit: int) -> None:
-        started = time.time()
-        stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(started))
-        self.session_dir = f"/tmp/ember/session_{stamp}_{os.getpid()}"
         self.log_dir = os.path.join(self.session_dir, "logs")
         os.makedirs(self.log_dir, exist_ok=True)
         totals = [round(v * _core.RESOURCE_UNIT) for v in self.resources.values()]
@@ -164,6 +171,8 @@ class Node:
             self.log_printer.stop()
             self.log_printer = None
         self.store.close()
+        if self.spill_dir:  # spill files die with the node; logs stay for the user
+            shutil.rmtree(self.spill_dir, ignore_errors=True)
         # Drop the C++ objects: the segment is unmapped when the last holder goes, and a Node
         # kept alive by someone (a fixture, a closure) must not keep it mapped.
         self.scheduler = None
@@ -199,10 +208,15 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
                 "by passing in 'ignore_reinit_error=True' or by calling 'ember.shutdown()' "
                 "prior to 'ember.init()'."
             )
+        session_dir = new_session_dir()
+        spill_dir = os.path.join(session_dir, "spill")
+        os.makedirs(spill_dir)
         store = _core.Store.create(
             object_store_memory, runtime_bytes=_core.runtime_bytes(max_workers, task_capacity),
-            ledger_clients=max_workers + 1)
+            ledger_clients=max_workers + 1, spill_dir=spill_dir)
         node = Node(store, resources, is_driver=True)
+        node.session_dir = session_dir
+        node.spill_dir = spill_dir
         try:
             node.start_runtime(max_workers, task_capacity, log_to_driver, memory_threshold,
                                memory_limit)
