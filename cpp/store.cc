@@ -110,6 +110,11 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
 
   std::shared_ptr<Store> store(new Store(std::move(*seg), true, options.copy_threads));
   if (options.prefault) store->start_prefaulter();
+  if (!options.spill_dir.empty() && options.spill_high_water > 0 && options.spill_high_water < 1) {
+    Store* raw = store.get();
+    double hw = options.spill_high_water;
+    store->spiller_ = std::thread([raw, hw] { raw->spill_loop(hw); });
+  }
   return store;
 }
 
@@ -142,6 +147,7 @@ void Store::close() {
   }
   pf_cv_.notify_all();
   if (prefaulter_.joinable()) prefaulter_.join();
+  if (spiller_.joinable()) spiller_.join();
   seg_->close_fd();
 }
 
@@ -582,9 +588,16 @@ bool Store::spill_one() {
   ObjectEntry& e = table_.at(slot);
   e.flags &= ~uint32_t{kEntrySpilling};
   note(id, 0, -1);
-  if (!ok || e.pins != 1) {  // disk full, or someone started reading it: keep it in memory
+  if (!ok || e.pins != 1 || e.refs == 0) {
+    // Disk full, someone started reading it (keep it in memory), or its last ref went while
+    // we wrote (free it now: our pin was the last thing holding it).
     --e.pins;
     unlink(path.c_str());
+    if (e.refs == 0 && e.pins == 0) {
+      std::vector<ObjectID> released;
+      free_slot(slot, released);
+      release_all(released);
+    }
     return ok;
   }
   alloc_.free(e.payload);
@@ -747,6 +760,30 @@ void Store::prepare_range(uint8_t* p, size_t len) {
   }
 }
 
+void Store::spill_loop(double high_water) {
+  // Spilling here, ahead of need, keeps writes to disk off the threads that allocate: they
+  // only spill themselves when a burst outruns this loop. Down to 5 points under the mark, so
+  // it does not run for every object.
+  sched_param sp{};
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+  const double low_water = high_water - 0.05;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> g(pf_mu_);
+      pf_cv_.wait_for(g, std::chrono::milliseconds(100), [&] { return pf_stop_; });
+      if (pf_stop_) return;
+    }
+    auto over = [&](double mark) {
+      Locked lock(*this);
+      AllocatorStats a = alloc_.stats();
+      return static_cast<double>(a.used_bytes) > mark * static_cast<double>(a.capacity);
+    };
+    if (!over(high_water)) continue;
+    while (!closed() && over(low_water) && spill_one()) {
+    }
+  }
+}
+
 void Store::start_prefaulter() {
   prefaulter_ = std::thread([this] { prefault_loop(); });
 }
@@ -759,7 +796,7 @@ void Store::hint_prefault(uint64_t alloc_size) {
     pf_window_ = std::max(pf_window_, std::min(cap, std::max(kMinWindow, 2 * alloc_size)));
     ++pf_requests_;
   }
-  pf_cv_.notify_one();
+  pf_cv_.notify_all();  // the spiller waits on it too
 }
 
 void Store::prefault_loop() {

@@ -63,6 +63,7 @@ struct StoreOptions {
   uint32_t ledger_clients = 0;            ///< processes whose holds are tracked (ledger.h)
   uint32_t ledger_capacity = 8192;        ///< objects each of them may hold, tracked
   std::string spill_dir;                  ///< where objects go when memory is full; "": never
+  double spill_high_water = 0.8;          ///< above this share of capacity, spill in the background
 };
 
 /// Counters of the whole store, read under the lock.
@@ -211,6 +212,8 @@ class Store : public std::enable_shared_from_this<Store> {
   static void prepare_thunk(void* self, uint8_t* p, size_t len);
   void start_prefaulter();
   void prefault_loop();
+  /// The creator's background spiller: keeps used memory under the high-water mark.
+  void spill_loop(double high_water);
   void hint_prefault(uint64_t alloc_size);
 
   std::unique_ptr<Segment> seg_;
@@ -231,6 +234,7 @@ class Store : public std::enable_shared_from_this<Store> {
   bool pf_stop_ = false;          ///< guarded by pf_mu_
   uint64_t pf_window_ = 0;        ///< guarded by pf_mu_: bytes to keep populated past top
   uint64_t pf_requests_ = 0;      ///< guarded by pf_mu_: bumped on each hint
+  std::thread spiller_;           ///< creator only, when spilling is on (stops with pf_stop_)
 };
 
 }  // namespace ember

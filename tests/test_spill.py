@@ -4,6 +4,7 @@ files in the session directory and reads them back on access."""
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -28,14 +29,19 @@ def test_twice_the_store_fits_through_spilling(small_node):
     stats = store.stats()
     assert stats["spilled_objects"] > 0
     spilled_files = os.listdir(small_node.spill_dir)
-    assert len(spilled_files) == stats["spilled_objects"]
-    assert spilled_files[0].startswith(refs[0].hex()[:16])
+    # (the background spiller may be writing one more file right now)
+    assert len(spilled_files) >= stats["spilled_objects"]
+    assert refs[0].hex() in spilled_files  # the oldest went first
     for i, ref in enumerate(refs):  # every value comes back right (restoring spills others)
         value = ember.get(ref)
         assert value[0] == i and value[-1] == i
     assert store.stats()["restores_total"] > 0
     store.check()
     del refs, ref, value
+    # (an object the background spiller is writing out is freed when that write ends)
+    deadline = time.monotonic() + 5
+    while store.stats()["num_objects"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert store.stats()["num_objects"] == 0
     assert os.listdir(small_node.spill_dir) == []  # freed objects take their files along
 
