@@ -40,16 +40,16 @@ def main() -> None:
     sizes = [int(s) for s in doc["sizes"]]
 
     fig, (ax_put, ax_get, ax_small) = plt.subplots(
-        1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1.4, 1, 0.8]}
+        1, 3, figsize=(15, 5.6), gridspec_kw={"width_ratios": [1.4, 1, 0.8]}
     )
 
     # put throughput
-    e = res["ember"]
+    ref = doc["reference"]
     for key, style, what in (
         ("memcpy_warm_gbps", "-", "memcpy, warm"),
         ("memcpy_fresh_gbps", "--", "memcpy, fresh memory"),
     ):
-        xs, ys = by_size(e[key])
+        xs, ys = by_size(ref[key])
         ax_put.plot(xs, ys, style, color="grey", lw=1, label=f"{what} (1 thread)")
     for name, r in res.items():
         for key, marker, kind in (("put_warm_gbps", "o-", "warm"), ("put_cold_gbps", "s:", "cold")):
@@ -67,6 +67,7 @@ def main() -> None:
         GET_TARGET_US, color="black", ls="--", lw=1, label=f"target ({GET_TARGET_US:.0f} us)"
     )
     ax_get.set_yscale("log")
+    ax_get.set_ylim(1, 300)
     ax_get.set_title("get latency of an existing object (lower is better)")
     ax_get.set_ylabel("microseconds")
 
@@ -77,7 +78,7 @@ def main() -> None:
         ax.set_xlabel("float64 array size")
         ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
 
     # small objects
     names = list(res)
@@ -94,12 +95,13 @@ def main() -> None:
     ax_small.set_xticks([0, 1], ["put", "get"])
     ax_small.set_title("small int objects (higher is better)")
     ax_small.set_ylabel("operations per second")
-    ax_small.legend(fontsize=8)
+    ax_small.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
 
     m = doc.get("machine", {})
+    load = doc.get("load", {}).get("other_cores_mean")
     fig.suptitle(
         f"ember vs Ray object store, {m.get('cpus', '?')} CPUs ({m.get('cpu', '')}), "
-        f"{doc.get('started', '')}; medians",
+        f"{doc.get('started', '')}; medians; other processes kept {load} cores busy",
         fontsize=10,
     )
     fig.tight_layout()

@@ -2,28 +2,29 @@
 
 Run from the repository root::
 
-    python bench/put_get.py                                   # ember only
-    python bench/put_get.py --compare-ray /opt/rayenv/bin/python --json put_get.json
-    python bench/put_get.py --quick                           # smoke run, a few seconds
+    python bench/put_get.py                                   # ember only, ~1 minute
+    python bench/put_get.py --compare-ray /opt/rayenv/bin/python --json out.json
+    python bench/put_get.py --quick                           # smoke run, seconds
 
-One run measures, for each size of float64 array:
+One run measures, for each size of float64 array (default 1 MiB, 16 MiB, 256 MiB, 1 GiB):
 
     memcpy warm    np.copyto into a preallocated, already written buffer (1 thread): the
                    machine's copy bandwidth, the reference for a warm put
     memcpy fresh   np.copyto into a fresh shared mapping (1 thread, faulting page by page):
                    the reference for a cold put
-    put warm       put of an array into a store that already held (and freed) an object of
-                   that size: ``ref = put(a); del ref`` repeated, so the memory is reused
+    put warm       put into a store that already held (and freed) objects of that size:
+                   after a warm-up that pushes the store's capacity through it,
+                   ``ref = put(a); del ref`` repeated, so the put reuses written memory
     put cold       put into memory the store never touched. ember: a fresh ``init()`` per
-                   sample and size (a new memfd: every page must be allocated, zeroed and
-                   mapped by the kernel during the put; nothing was prefaulted). Ray: a fresh
-                   ``ray.init()`` per sample (Ray's start-up is seconds), then one put per
-                   size with every ref kept, so each put lands in never-used plasma memory
-                   (Ray prefaults nothing by default).
-    get            latency of ``get`` of one existing object (median of many; each result is
+                   sample and size (a new memfd: every page is allocated, zeroed and mapped
+                   by the kernel during the put; nothing prefaulted it). Ray: a fresh
+                   ``ray.init()`` per sample (Ray's start-up takes seconds), then one put per
+                   size, largest first, every ref kept, so each put lands in plasma memory
+                   nothing used before (Ray prefaults nothing by default).
+    get            latency of ``get`` of one existing object (median of 2,000; each result is
                    dropped before the next get)
     small          10,000 ``put`` of a small int, then 10,000 ``get`` (one call per ref):
-                   puts/s and gets/s
+                   puts/s and gets/s (median of 3)
 
 Before each cold sample the benchmark writes and frees a scratch mapping of the same size.
 On a VM, guest memory that the hypervisor has not backed yet (or took back through free-page
@@ -31,10 +32,14 @@ reporting) costs a second, much slower fault on first touch, and which pages a n
 gets is luck; the scratch touch makes the pages a fresh mapping receives hypervisor-backed, so
 "cold" means cold for the kernel and the process, the same for ember and for Ray.
 
-With ``--compare-ray PYTHON`` the script runs itself under that interpreter with
-``--backend ray`` (the same code measures both) and prints ember/ray ratios. All times are
-``time.perf_counter``; every figure is a median. matplotlib is not needed here: see
-``bench/plot.py`` for the figure.
+With ``--compare-ray PYTHON`` the script also runs itself under that interpreter with
+``--backend ray`` (the same code measures both) and drives the two step by step, in turns,
+so that both meet the same state of a shared machine; it prints ember/ray ratios. After each
+``init()`` it waits until the backend's child processes are idle (Ray starts its GCS, raylet
+and workers in the background). A thread samples, once a second, how many cores processes
+outside the benchmark keep busy, and the report states it. All times are
+``time.perf_counter``; every figure is a median. matplotlib is not needed here:
+``bench/plot.py`` draws the figure from the JSON.
 """
 
 from __future__ import annotations
@@ -340,6 +345,7 @@ def progress(msg: str) -> None:
 
 
 def measure_memcpy(sizes, srcs, args) -> dict:
+    """The machine's references: single-thread copies into warm and into fresh memory."""
     warm, fresh = {}, {}
     for size in sizes:
         src = srcs[size]
@@ -355,9 +361,7 @@ def measure_memcpy(sizes, srcs, args) -> dict:
             touch_and_free(size)
             m = mmap.mmap(-1, size)
             view = np.frombuffer(m, dtype=np.float64)
-            t = time.perf_counter()
-            np.copyto(view, src)
-            fts.append(time.perf_counter() - t)
+            fts.append(timed(np.copyto, view, src))
             del view
             m.close()
         fresh[size] = gbps(size, statistics.median(fts))
@@ -367,10 +371,32 @@ def measure_memcpy(sizes, srcs, args) -> dict:
     return {"memcpy_warm_gbps": warm, "memcpy_fresh_gbps": fresh}
 
 
-def measure_warm_and_get(b, sizes, srcs, args) -> dict:
-    put_warm, get_us, warmups = {}, {}, {}
-    for size in sizes:
-        a = srcs[size]
+class Runner:
+    """The measurements of one backend, run in this process one step at a time.
+
+    The benchmark drives ember's Runner in its own process and, with --compare-ray, Ray's in a
+    child process (RemoteRunner), alternating steps between the two so both backends meet the
+    same state of a shared, noisy machine. Each step returns a JSON-able dict.
+    """
+
+    def __init__(self, name: str, args):
+        self.name = name
+        self.args = args
+        self.b = BACKENDS[name]()
+        self.srcs = {s: source_array(s) for s in args.size_list}
+
+    def info(self) -> dict:
+        return {"version": self.b.version, "python": sys.executable, "numpy": np.__version__}
+
+    def start(self) -> dict:
+        return {"init_s": start(self.b, self.args.store_bytes)}
+
+    def stop(self) -> dict:
+        self.b.shutdown()
+        return {}
+
+    def put_warm_and_get(self, size: int) -> dict:
+        b, a, args = self.b, self.srcs[size], self.args
         # Warm-up: push the store's capacity through it (at least 3 puts), so every block a
         # put may land in has been written before. Ray frees asynchronously, so its next put
         # often goes to another block than the one just freed; ember reuses the same one.
@@ -379,11 +405,8 @@ def measure_warm_and_get(b, sizes, srcs, args) -> dict:
             ref = b.put(a)
             del ref
             pushed, n = pushed + size, n + 1
-
         with no_gc():  # the ref returned by put is dropped at once: its memory is freed
-            ts = sample(lambda a=a: timed(b.put, a), args.repeat, 50, 1.0)
-        put_warm[size] = gbps(size, statistics.median(ts))
-        warmups[size] = n
+            ts = sample(lambda: timed(b.put, a), args.repeat, 50, 1.0)
 
         ref = b.put(a)
         for _ in range(50):
@@ -398,135 +421,184 @@ def measure_warm_and_get(b, sizes, srcs, args) -> dict:
                 del x
         assert b.get(ref)[-1] == a[-1]
         del ref
-        get_us[size] = statistics.median(gts) * 1e6
+        out = {
+            "put_warm_gbps": gbps(size, statistics.median(ts)),
+            "put_warm_warmups": n,
+            "get_us": statistics.median(gts) * 1e6,
+        }
         progress(
-            f"{b.name} {fmt_size(size)}: put warm {put_warm[size]:.2f} GB/s "
-            f"({n} warm-ups, {len(ts)} samples), get {get_us[size]:.1f} us"
+            f"{self.name} {fmt_size(size)}: put warm {out['put_warm_gbps']:.2f} GB/s ({n} "
+            f"warm-ups, {len(ts)} samples), get {out['get_us']:.1f} us"
         )
-    return {"put_warm_gbps": put_warm, "put_warm_warmups": warmups, "get_us": get_us}
+        return out
 
+    def small(self) -> dict:
+        b, n = self.b, self.args.small
+        puts, gets = [], []
+        for _ in range(3):
+            with no_gc():
+                t0 = time.perf_counter()
+                refs = [b.put(i) for i in range(n)]
+                t1 = time.perf_counter()
+                vals = [b.get(r) for r in refs]
+                t2 = time.perf_counter()
+            assert vals[-1] == n - 1
+            del refs, vals
+            puts.append(n / (t1 - t0))
+            gets.append(n / (t2 - t1))
+        out = {
+            "small_put_per_s": statistics.median(puts),
+            "small_get_per_s": statistics.median(gets),
+        }
+        progress(
+            f"{self.name} small int x{n}: {out['small_put_per_s']:,.0f} puts/s, "
+            f"{out['small_get_per_s']:,.0f} gets/s"
+        )
+        return out
 
-def measure_small(b, args) -> dict:
-    n = args.small
-    puts, gets = [], []
-    for _ in range(3):
-        with no_gc():
-            t0 = time.perf_counter()
-            refs = [b.put(i) for i in range(n)]
-            t1 = time.perf_counter()
-            vals = [b.get(r) for r in refs]
-            t2 = time.perf_counter()
-        assert vals[-1] == n - 1
-        del refs, vals
-        puts.append(n / (t1 - t0))
-        gets.append(n / (t2 - t1))
-    out = {"small_put_per_s": statistics.median(puts), "small_get_per_s": statistics.median(gets)}
-    progress(
-        f"{b.name} small int x{n}: {out['small_put_per_s']:,.0f} puts/s, "
-        f"{out['small_get_per_s']:,.0f} gets/s"
-    )
-    return out
-
-
-def measure_cold(b, sizes, srcs, args, samples: int) -> dict:
-    per_size: dict[int, list[float]] = {s: [] for s in sizes}
-    if b.name == "ray":
-        # Ray's init takes seconds: one fresh ray.init per sample, one put per size, refs kept
-        # so no put reuses memory another one touched.
-        for _ in range(samples):
+    def cold_sample(self) -> dict:
+        """One cold put of each size: {size: seconds}."""
+        b, args, out = self.b, self.args, {}
+        if self.name == "ray":
+            # Ray's init takes seconds: one fresh ray.init per sample, one put per size, refs
+            # kept so no put reuses memory another one touched.
             start(b, args.store_bytes)
             keep = []
-            for size in sorted(sizes, reverse=True):
+            for size in sorted(args.size_list, reverse=True):
                 touch_and_free(size)
                 t = time.perf_counter()
-                keep.append(b.put(srcs[size]))
-                per_size[size].append(time.perf_counter() - t)
+                keep.append(b.put(self.srcs[size]))
+                out[size] = time.perf_counter() - t
             del keep
             b.shutdown()
-    else:
-        # ember's init takes milliseconds: a fresh store (a new memfd) per sample and size.
-        for _ in range(samples):
-            for size in sizes:
+        else:
+            # ember's init takes milliseconds: a fresh store (a new memfd) per sample and size.
+            for size in args.size_list:
                 touch_and_free(size)
                 start(b, args.store_bytes)
-                t = time.perf_counter()
-                ref = b.put(srcs[size])
-                per_size[size].append(time.perf_counter() - t)
-                del ref
+                out[size] = timed(b.put, self.srcs[size])
                 b.shutdown()
-    out = {s: gbps(s, statistics.median(ts)) for s, ts in per_size.items()}
-    for s in sizes:
         progress(
-            f"{b.name} {fmt_size(s)}: put cold {out[s]:.2f} GB/s "
-            f"(samples: {', '.join(f'{gbps(s, t):.2f}' for t in per_size[s])})"
+            f"{self.name} cold put: "
+            + ", ".join(f"{fmt_size(s)} {gbps(s, t):.2f} GB/s" for s, t in sorted(out.items()))
         )
-    return {"put_cold_gbps": out, "put_cold_samples_s": per_size}
+        return out
 
 
-def run_backend(name: str, args) -> dict:
-    """All measurements for one backend in this process."""
+class RemoteRunner:
+    """A Runner for Ray in a child process: this script run by `python` with --backend ray.
+
+    Calls go as JSON lines on the child's stdin; results come back on a pipe of their own, so
+    whatever Ray prints cannot garble them. The child's stdout (progress) is shared with ours;
+    its stderr (Ray's logging) is kept and shown only if the child fails.
+    """
+
+    def __init__(self, python: str, args):
+        self.name = "ray"
+        read_fd, write_fd = os.pipe()
+        self.cmd = [python, os.path.abspath(__file__), "--backend", "ray",
+                    "--result-fd", str(write_fd), *forwarded_args(args)]  # fmt: skip
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives with the child)
+        self.proc = subprocess.Popen(
+            self.cmd, stdin=subprocess.PIPE, stderr=self.stderr, pass_fds=(write_fd,), text=True
+        )
+        os.close(write_fd)
+        self.replies = os.fdopen(read_fd)
+
+    def call(self, method: str, *call_args):
+        try:
+            self.proc.stdin.write(json.dumps({"method": method, "args": call_args}) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        line = self.replies.readline()
+        if not line:
+            self.proc.wait()
+            self.stderr.seek(0)
+            sys.stderr.write(self.stderr.read()[-20000:])
+            raise SystemExit(f"the Ray run failed (exit {self.proc.returncode}): {self.cmd}")
+        return int_keys(json.loads(line))
+
+    def __getattr__(self, method: str):
+        return lambda *call_args: self.call(method, *call_args)
+
+    def close(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        self.replies.close()
+
+
+def serve(name: str, args) -> None:
+    """The child's side of RemoteRunner: runs the calls read from stdin until it closes."""
+    out = os.fdopen(args.result_fd, "w")
+    runner = Runner(name, args)
+    for line in sys.stdin:
+        msg = json.loads(line)
+        out.write(json.dumps(getattr(runner, msg["method"])(*msg["args"])) + "\n")
+        out.flush()
+
+
+def forwarded_args(args) -> list[str]:
+    return [
+        "--sizes", ",".join(str(s) for s in args.size_list),
+        "--repeat", str(args.repeat),
+        "--cold-repeat", str(args.cold_repeat),
+        "--ray-cold-repeat", str(args.ray_cold_repeat),
+        "--gets", str(args.gets),
+        "--small", str(args.small),
+        "--store-bytes", str(args.store_bytes),
+    ]  # fmt: skip
+
+
+def measure_all(runners: list, args) -> tuple[dict, dict]:
+    """Runs every step on every runner, alternating; returns (reference, results)."""
     sizes = args.size_list
-    b = BACKENDS[name]()
-    srcs = {s: source_array(s) for s in sizes}
-    res: dict = {
-        "backend": name,
-        "version": b.version,
-        "python": sys.executable,
-        "numpy": np.__version__,
-    }
+    results = {r.name: r.info() for r in runners}
+    turn = [runners, runners[::-1]]  # who goes first alternates from step to step
+    reference = measure_memcpy(sizes, runners[0].srcs, args)
+    for r in turn[0]:
+        results[r.name].update(r.start())
+    for i, size in enumerate(sizes):
+        for r in turn[(i + 1) % 2]:
+            for key, value in r.put_warm_and_get(size).items():
+                results[r.name].setdefault(key, {})[size] = value
+    for r in turn[len(sizes) % 2]:
+        results[r.name].update(r.small())
+    for r in runners:
+        r.stop()
+    n_cold = {"ember": args.cold_repeat, "ray": args.ray_cold_repeat}
+    cold = {r.name: {s: [] for s in sizes} for r in runners}
+    for i in range(max(n_cold.values())):
+        for r in turn[i % 2]:
+            if i < n_cold[r.name]:
+                for size, t in r.cold_sample().items():
+                    cold[r.name][size].append(t)
+    for name, samples in cold.items():
+        results[name]["put_cold_samples_s"] = samples
+        results[name]["put_cold_gbps"] = {
+            s: gbps(s, statistics.median(ts)) for s, ts in samples.items()
+        }
+    return reference, results
+
+
+def run(args) -> dict:
+    """All measurements, ember's and (with --compare-ray) Ray's, steps alternating."""
+    runners = [Runner("ember", args)]
+    if args.compare_ray:
+        print(f"ray: measured by this script under {args.compare_ray}", flush=True)
+        runners.append(RemoteRunner(args.compare_ray, args))
     wait_quiet(args.wait_quiet)
     with LoadMonitor() as mon:
-        res.update(measure_memcpy(sizes, srcs, args))
-        res["init_s"] = start(b, args.store_bytes)
-        res.update(measure_warm_and_get(b, sizes, srcs, args))
-        res.update(measure_small(b, args))
-        b.shutdown()
-        cold_samples = args.ray_cold_repeat if name == "ray" else args.cold_repeat
-        res.update(measure_cold(b, sizes, srcs, args, cold_samples))
-    res["load"] = mon.summary()
+        reference, results = measure_all(runners, args)
+    for r in runners[1:]:
+        r.close()
+    load = mon.summary()
     progress(
-        f"{name}: other processes kept {res['load']['other_cores_mean']} cores busy on "
-        f"average (max {res['load']['other_cores_max']})"
+        f"other processes kept {load['other_cores_mean']} cores busy on average "
+        f"(max {load['other_cores_max']})"
     )
-    return res
-
-
-def run_ray_subprocess(python: str, args) -> dict:
-    """Runs this script under `python` with --backend ray and returns its results."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "ray.json")
-        cmd = [
-            python,
-            os.path.abspath(__file__),
-            "--backend",
-            "ray",
-            "--sizes",
-            ",".join(str(s) for s in args.size_list),
-            "--repeat",
-            str(args.repeat),
-            "--cold-repeat",
-            str(args.cold_repeat),
-            "--ray-cold-repeat",
-            str(args.ray_cold_repeat),
-            "--gets",
-            str(args.gets),
-            "--small",
-            str(args.small),
-            "--store-bytes",
-            str(args.store_bytes),
-            "--wait-quiet",
-            str(args.wait_quiet),
-            "--json",
-            out,
-        ]
-        # Progress lines (stdout) pass through; Ray's own logging (stderr) is shown only if
-        # the run fails.
-        proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, check=False)
-        if proc.returncode != 0:
-            sys.stderr.write(proc.stderr)
-            raise SystemExit(f"the Ray run failed (exit {proc.returncode}): {' '.join(cmd)}")
-        with open(out) as f:
-            return json.load(f)["results"]["ray"]
+    return {"reference": reference, "load": load, "results": results}
 
 
 # --- report ------------------------------------------------------------------------------
@@ -552,9 +624,10 @@ def num(x, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-def print_report(results: dict, sizes: list[int]) -> None:
-    e = results["ember"]
-    r = results.get("ray", {})
+def print_report(doc: dict) -> None:
+    sizes, ref, load = doc["sizes"], doc["reference"], doc["load"]
+    e = doc["results"]["ember"]
+    r = doc["results"].get("ray", {})
     rg = lambda key, s: r.get(key, {}).get(s)  # noqa: E731
 
     print()
@@ -568,10 +641,10 @@ def print_report(results: dict, sizes: list[int]) -> None:
     print("-" * len(head))
     for s in sizes:
         print(
-            f"{fmt_size(s):>8} | {e['memcpy_warm_gbps'][s]:7.2f} {e['put_warm_gbps'][s]:7.2f} "
+            f"{fmt_size(s):>8} | {ref['memcpy_warm_gbps'][s]:7.2f} {e['put_warm_gbps'][s]:7.2f} "
             f"{num(rg('put_warm_gbps', s), '7.2f'):>7} "
             f"{ratio(e['put_warm_gbps'][s], rg('put_warm_gbps', s)):>5} | "
-            f"{e['memcpy_fresh_gbps'][s]:7.2f} {e['put_cold_gbps'][s]:7.2f} "
+            f"{ref['memcpy_fresh_gbps'][s]:7.2f} {e['put_cold_gbps'][s]:7.2f} "
             f"{num(rg('put_cold_gbps', s), '7.2f'):>7} "
             f"{ratio(e['put_cold_gbps'][s], rg('put_cold_gbps', s)):>5}"
         )
@@ -600,13 +673,11 @@ def print_report(results: dict, sizes: list[int]) -> None:
         )
 
     print()
-    loads = [
-        f"{k} run {v['load']['other_cores_mean']} (max {v['load']['other_cores_max']})"
-        for k, v in results.items()
-        if v.get("load")
-    ]
-    print("cores kept busy by other processes meanwhile: " + "; ".join(loads))
-    if any(((v.get("load") or {}).get("other_cores_mean") or 0) > 0.25 for v in results.values()):
+    print(
+        f"cores kept busy by other processes during the run: {load['other_cores_mean']} on "
+        f"average, {load['other_cores_max']} at most (1 s samples)"
+    )
+    if (load["other_cores_mean"] or 0) > 0.25:
         print(
             "WARNING: the machine was busy with other work; these numbers are not clean "
             "(try --wait-quiet 300)"
@@ -702,8 +773,8 @@ def parse_args(argv=None):
         type=float,
         default=0.0,
         metavar="S",
-        help="before each backend's run, wait up to S seconds for the machine's "
-        "other processes to go quiet (default 0: do not wait)",
+        help="first wait up to S seconds for the machine's other processes to go quiet "
+        "(default 0: do not wait)",
     )
     p.add_argument("--quick", action="store_true", help=f"fast smoke run ({QUICK_SIZES})")
     p.add_argument(
@@ -712,10 +783,12 @@ def parse_args(argv=None):
         help="a python with Ray installed (e.g. /opt/rayenv/bin/python)",
     )
     p.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
-    p.add_argument(
-        "--backend", choices=sorted(BACKENDS), default="ember", help=argparse.SUPPRESS
-    )  # internal: the Ray run is this script under Ray
+    # internal: the Ray side of --compare-ray is this script under Ray's python
+    p.add_argument("--backend", choices=sorted(BACKENDS), help=argparse.SUPPRESS)
+    p.add_argument("--result-fd", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if (args.backend is None) != (args.result_fd is None):
+        p.error("--backend and --result-fd are internal to --compare-ray; use --compare-ray")
 
     q = args.quick
     sizes = args.sizes or (QUICK_SIZES if q else DEFAULT_SIZES)
@@ -731,40 +804,33 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.backend:  # the Ray side of --compare-ray, driven by the ember run
+        serve(args.backend, args)
+        return 0
     started = time.time()
-    command = " ".join([sys.executable, sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))
-    results = {}
-    if args.backend == "ray":  # the child run under --compare-ray's interpreter
-        results["ray"] = run_backend("ray", args)
-    else:
-        print(
-            f"ember: sizes {', '.join(fmt_size(s) for s in args.size_list)}; "
-            f"store {fmt_size(args.store_bytes)}",
-            flush=True,
-        )
-        results["ember"] = run_backend("ember", args)
-        if args.compare_ray:
-            print(f"ray: running this script under {args.compare_ray}", flush=True)
-            results["ray"] = int_keys(run_ray_subprocess(args.compare_ray, args))
-        print_report(results, args.size_list)
+    print(
+        f"sizes {', '.join(fmt_size(s) for s in args.size_list)}; store "
+        f"{fmt_size(args.store_bytes)}",
+        flush=True,
+    )
+    argv_text = argv if argv is not None else sys.argv[1:]
+    doc = {
+        "benchmark": "put_get",
+        "command": " ".join([os.path.basename(sys.executable), sys.argv[0], *argv_text]),
+        "machine": machine_info(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "sizes": args.size_list,
+        "store_bytes": args.store_bytes,
+        "repeat": args.repeat,
+    }
+    doc.update(run(args))
+    doc["seconds"] = round(time.time() - started, 1)
+    print_report(doc)
     if args.json:
-        doc = {
-            "benchmark": "put_get",
-            "command": command,
-            "machine": machine_info(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            "seconds": round(time.time() - started, 1),
-            "sizes": args.size_list,
-            "store_bytes": args.store_bytes,
-            "repeat": args.repeat,
-            "results": results,
-        }
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
-        if args.backend != "ray":
-            print(f"\nwrote {args.json}")
-    if args.backend != "ray":
-        print(f"total {time.time() - started:.0f} s")
+        print(f"\nwrote {args.json}")
+    print(f"total {doc['seconds']:.0f} s")
     return 0
 
 
