@@ -207,13 +207,16 @@ std::unique_ptr<ObjectRef> put_object(const std::shared_ptr<Store>& store, const
   return std::make_unique<ObjectRef>(id, store, true);
 }
 
-/// Reads an object: (pickle stream, [out-of-band buffers] or None, flags, error kind).
+/// Reads an object: (pickle stream, [out-of-band buffers] or None, flags, error kind), or
+/// None if it is not sealed yet (the caller waits and asks again).
 /// Objects without buffers come back as bytes and are unpinned at once; otherwise the buffers
 /// are read-only memoryviews on the segment that pin the object while they (or arrays built
 /// on them) live.
-py::tuple get_object(const std::shared_ptr<Store>& current, const ObjectRef& ref) {
+py::object get_object(const std::shared_ptr<Store>& current, const ObjectRef& ref) {
   std::shared_ptr<Store> store = store_of(ref, current);
-  ObjectView v = unwrap(store->pin(ref.id()));
+  Result<ObjectView> pinned = store->pin(ref.id());
+  if (!pinned.ok() && pinned.status().code() == StatusCode::kNotReady) return py::none();
+  ObjectView v = unwrap(std::move(pinned));
   ObjectHeader h = read_header(v.data);
   if (h.magic != kObjectMagic) {
     store->unpin(ref.id());

@@ -13,6 +13,11 @@
 namespace ember {
 
 inline constexpr size_t kParallelCopyMin = size_t{8} << 20;
+/// From this size a slice is copied with non-temporal stores (see stream_copy).
+inline constexpr size_t kStreamCopyMin = size_t{4} << 20;
+
+/// memcpy with non-temporal stores on x86-64 (plain memcpy elsewhere).
+void stream_copy(uint8_t* dst, const uint8_t* src, size_t len);
 
 /// Makes the pages of [p, p+len) present and writable in this process (rounding outward to
 /// pages). Never changes their contents, so it is safe on memory other threads are writing.

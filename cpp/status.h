@@ -19,6 +19,7 @@ enum class StatusCode : uint8_t {
   kClosed,          ///< the store was shut down (-> ember is not initialized)
   kTableFull,       ///< the object table has no free entry (-> ObjectStoreFullError)
   kIOError,         ///< an OS call failed (-> OSError)
+  kNotReady,        ///< the object exists but is not sealed yet (a promise, being written)
 };
 
 /// A StatusCode plus a message; cheap when ok.

@@ -299,7 +299,7 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
       }
       continue;
     }
-    if (top_after != top_before) hint_prefault(size);
+    if (top_after != top_before) grown_by_.store(size, std::memory_order_relaxed);
     return seg_->base() + payload;
   }
 }
@@ -325,6 +325,7 @@ Status Store::seal(const ObjectID& id) {
     }
   }
   if (wake) wake_waiters();
+  if (uint64_t grown = grown_by_.exchange(0, std::memory_order_relaxed)) hint_prefault(grown);
   return Status::OK();
 }
 
@@ -436,7 +437,7 @@ Result<ObjectView> Store::pin(const ObjectID& id) {
         return ObjectView{seg_->base() + e.payload, e.size};
       }
       if (st != SlotState::kSpilled && (e.flags & kEntryRestoring) == 0) {
-        return Status(StatusCode::kNotFound, "object not sealed");
+        return Status(StatusCode::kNotReady, "object not sealed yet");
       }
     }
     if (st == SlotState::kSpilled) {

@@ -126,7 +126,8 @@ class Store : public std::enable_shared_from_this<Store> {
   /// Frees a CREATED object whose writing failed.
   void abort(const ObjectID& id);
 
-  /// Pins a SEALED object and returns its bytes; kNotFound when absent or not sealed.
+  /// Pins a SEALED object (restoring it if spilled) and returns its bytes; kNotFound when
+  /// absent, kNotReady when not sealed yet.
   Result<ObjectView> pin(const ObjectID& id);
   void unpin(const ObjectID& id);
   /// `mine`: the count belongs to this process (its ledger records it); otherwise it is held
@@ -222,6 +223,10 @@ class Store : public std::enable_shared_from_this<Store> {
   ObjectTable table_;
   int32_t pid_;
   uint32_t client_ = 0;  ///< this process's ledger; 0: none (the driver)
+  /// Size of this process's last allocation that grew the heap, not yet hinted to the
+  /// prefaulter: it is hinted at seal(), once the writer's own pages are in, so the two do
+  /// not fight over the kernel's page-fault path (measured: 1.7 vs 2.7 GB/s cold at 16 MiB).
+  std::atomic<uint64_t> grown_by_{0};
   unsigned copy_threads_;
   std::atomic<bool> closed_{false};
   std::unique_ptr<std::atomic<uint64_t>[]> populated_;  ///< 1 bit per 2 MiB heap chunk

@@ -182,14 +182,22 @@ def get(object_refs: ObjectRef | list[ObjectRef], *, timeout: float | None = Non
             )
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be None or >= 0, got {timeout}")
-    if refs:
-        ready = _wait_ready(node, refs, len(refs), timeout)
-        if not all(ready):
-            pending = sum(1 for r in ready if not r)
-            raise GetTimeoutError(
-                f"Get timed out: {pending} of {len(refs)} object(s) not ready after {timeout} s")
     store = node.store
-    values = [deserialize(*store.get(ref)) for ref in refs]
+    # Fast path: one store call per sealed object; wait only for those not sealed yet.
+    parts = [store.get(ref) for ref in refs]
+    missing = [i for i, p in enumerate(parts) if p is None]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while missing:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready = _wait_ready(node, [refs[i] for i in missing], len(missing), left)
+        if not all(ready):
+            raise GetTimeoutError(
+                f"Get timed out: {ready.count(False)} of {len(refs)} object(s) not ready after "
+                f"{timeout} s")
+        for i in missing:
+            parts[i] = store.get(refs[i])
+        missing = [i for i in missing if parts[i] is None]  # restored by another process
+    values = [deserialize(*p) for p in parts]
     return values[0] if single else values
 
 
