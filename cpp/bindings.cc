@@ -327,13 +327,55 @@ py::list return_refs(const std::shared_ptr<Store>& store, const TaskSpec& spec) 
 struct DriverRuntime {
   std::shared_ptr<Store> store;
   std::unique_ptr<Scheduler> scheduler;
+
+  const RuntimeControl& control() const { return *scheduler->control(); }
+  Status dispatch(Submission& sub) {
+    if ((sub.spec.flags & kSpecActorMethod) != 0) {
+      scheduler->submit_actor_call(sub.spec, std::move(sub.deps));
+      return Status::OK();
+    }
+    return scheduler->submit(sub.spec, std::move(sub.deps));
+  }
 };
 
-/// A worker's handle on the runtime.
+/// A worker's handle on the runtime: its submissions go through its outbound ring.
 struct WorkerRuntime {
   std::shared_ptr<Store> store;
   std::unique_ptr<Worker> worker;
+
+  const RuntimeControl& control() const { return *worker->control(); }
+  Status dispatch(Submission& sub) {
+    py::gil_scoped_release nogil;  // a full ring waits for the scheduler
+    return worker->submit(sub.spec);
+  }
 };
+
+/// f.remote() from the driver or a worker: the returns' ObjectRefs.
+template <typename Runtime>
+py::list submit_task(Runtime& rt, const ObjectRef& function, const std::string& name,
+                     uint32_t num_returns, const std::vector<int64_t>& resources,
+                     int32_t max_retries, uint32_t flags, const py::object& args_stream,
+                     const py::list& args_buffers, const py::list& args_nested,
+                     const py::list& deps) {
+  Submission sub = prepare(*rt.store, rt.control(), function, name, num_returns, resources,
+                           max_retries, flags, args_stream, args_buffers, args_nested, deps);
+  py::list refs = return_refs(rt.store, sub.spec);
+  check(rt.dispatch(sub));
+  return refs;
+}
+
+/// handle.method.remote() from the driver or a worker.
+template <typename Runtime>
+py::list submit_actor_call(Runtime& rt, uint32_t actor, const ObjectRef& cls,
+                           const std::string& name, uint32_t num_returns,
+                           const py::object& args_stream, const py::list& args_buffers,
+                           const py::list& args_nested, const py::list& deps) {
+  Submission sub = prepare(*rt.store, rt.control(), cls, name, num_returns, {}, 0,
+                           kSpecActorMethod, args_stream, args_buffers, args_nested, deps, actor);
+  py::list refs = return_refs(rt.store, sub.spec);
+  check(rt.dispatch(sub));
+  return refs;
+}
 
 /// What a worker needs to run a task: a tuple, so Python reads it in one call.
 py::tuple task_info(const TaskRecord& r) {
@@ -506,18 +548,7 @@ PYBIND11_MODULE(_core, m) {
              py::gil_scoped_release nogil;
              rt.scheduler->stop();
            })
-      .def("submit",
-           [](DriverRuntime& rt, const ObjectRef& function, const std::string& name,
-              uint32_t num_returns, const std::vector<int64_t>& resources, int32_t max_retries,
-              uint32_t flags, const py::object& args_stream, const py::list& args_buffers,
-              const py::list& args_nested, const py::list& deps) {
-             Submission sub = prepare(*rt.store, *rt.scheduler->control(), function, name,
-                                      num_returns, resources, max_retries, flags, args_stream,
-                                      args_buffers, args_nested, deps);
-             py::list refs = return_refs(rt.store, sub.spec);
-             check(rt.scheduler->submit(sub.spec, std::move(sub.deps)));
-             return refs;
-           })
+      .def("submit", &submit_task<DriverRuntime>)
       .def("stats",
            [](DriverRuntime& rt) {
              SchedulerStats st = rt.scheduler->stats();
@@ -549,17 +580,7 @@ PYBIND11_MODULE(_core, m) {
                                                              detached));
              return py::make_tuple(id, refs[0]);
            })
-      .def("submit_actor",
-           [](DriverRuntime& rt, uint32_t actor, const ObjectRef& cls, const std::string& name,
-              uint32_t num_returns, const py::object& args_stream, const py::list& args_buffers,
-              const py::list& args_nested, const py::list& deps) {
-             Submission sub = prepare(*rt.store, *rt.scheduler->control(), cls, name, num_returns,
-                                      {}, 0, kSpecActorMethod, args_stream, args_buffers,
-                                      args_nested, deps, actor);
-             py::list refs = return_refs(rt.store, sub.spec);
-             rt.scheduler->submit_actor_call(sub.spec, std::move(sub.deps));
-             return refs;
-           })
+      .def("submit_actor", &submit_actor_call<DriverRuntime>)
       .def("kill_actor", [](DriverRuntime& rt, uint32_t actor, bool no_restart) {
         rt.scheduler->kill_actor(actor, no_restart);
       })
@@ -606,41 +627,10 @@ PYBIND11_MODULE(_core, m) {
              rt.store->release_ref(s.function, /*mine=*/false);
              rt.worker->finish(index);
            })
-      .def("submit",
-           [](WorkerRuntime& rt, const ObjectRef& function, const std::string& name,
-              uint32_t num_returns, const std::vector<int64_t>& resources, int32_t max_retries,
-              uint32_t flags, const py::object& args_stream, const py::list& args_buffers,
-              const py::list& args_nested, const py::list& deps) {
-             Submission sub = prepare(*rt.store, *rt.worker->control(), function, name,
-                                      num_returns, resources, max_retries, flags, args_stream,
-                                      args_buffers, args_nested, deps);
-             py::list refs = return_refs(rt.store, sub.spec);
-             Status st;
-             {
-               py::gil_scoped_release nogil;
-               st = rt.worker->submit(sub.spec);
-             }
-             check(st);
-             return refs;
-           })
+      .def("submit", &submit_task<WorkerRuntime>)
       .def("set_blocked", [](WorkerRuntime& rt, bool b) { rt.worker->set_blocked(b); })
       .def("mark_exit_intended", [](WorkerRuntime& rt) { rt.worker->mark_exit_intended(); })
-      .def("submit_actor",
-           [](WorkerRuntime& rt, uint32_t actor, const ObjectRef& cls, const std::string& name,
-              uint32_t num_returns, const py::object& args_stream, const py::list& args_buffers,
-              const py::list& args_nested, const py::list& deps) {
-             Submission sub = prepare(*rt.store, *rt.worker->control(), cls, name, num_returns, {},
-                                      0, kSpecActorMethod, args_stream, args_buffers, args_nested,
-                                      deps, actor);
-             py::list refs = return_refs(rt.store, sub.spec);
-             Status st;
-             {
-               py::gil_scoped_release nogil;
-               st = rt.worker->submit(sub.spec);
-             }
-             check(st);
-             return refs;
-           });
+      .def("submit_actor", &submit_actor_call<WorkerRuntime>);
 
   // The forkserver's view: spawn requests in, worker exits out.
   m.def("pop_spawn", [](const std::shared_ptr<Store>& store, int timeout_ms) -> py::object {

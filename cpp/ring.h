@@ -71,6 +71,8 @@
 #include <new>
 #include <type_traits>
 
+#include "futex.h"
+
 namespace ember {
 
 /// Cache line size assumed for layout (x86-64 and most aarch64 parts).
@@ -91,26 +93,6 @@ inline void cpu_relax() noexcept {
 #elif defined(__aarch64__)
   asm volatile("yield" ::: "memory");
 #endif
-}
-
-/// Sleeps while `*word == expected`, at most `timeout_ns` (< 0: no limit). Returns on a wake,
-/// a changed value (EAGAIN), a signal (EINTR), a timeout or spuriously: callers re-check.
-inline void futex_wait(std::atomic<uint32_t>* word, uint32_t expected,
-                       int64_t timeout_ns) noexcept {
-  struct timespec ts;
-  struct timespec* tsp = nullptr;
-  if (timeout_ns >= 0) {
-    ts.tv_sec = static_cast<time_t>(timeout_ns / 1'000'000'000);
-    ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
-    tsp = &ts;
-  }
-  // FUTEX_WAIT, not FUTEX_WAIT_PRIVATE: the waker may be another process.
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, tsp, nullptr, 0);
-}
-
-/// Wakes up to `count` threads (of any process) sleeping on `word`.
-inline void futex_wake(std::atomic<uint32_t>* word, int count) noexcept {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, count, nullptr, nullptr, 0);
 }
 
 /// The part of a Ring that does not depend on T: indices, the futex word and an identity
@@ -305,7 +287,7 @@ class Ring {
           return try_pop(out);
         }
       }
-      detail::futex_wait(&ctl_.futex_word, word, remaining);
+      futex_wait(&ctl_.futex_word, word, remaining);
       // relaxed: as above. Every sleep is preceded by a fresh seq_cst set-and-recheck.
       ctl_.sleeping.store(0, std::memory_order_relaxed);
     }
@@ -319,7 +301,7 @@ class Ring {
     ctl_.kick.store(1, std::memory_order_relaxed);
     // release: a consumer that reads the new word (acquire) also sees the kick.
     ctl_.futex_word.fetch_add(1, std::memory_order_release);
-    detail::futex_wake(&ctl_.futex_word, INT_MAX);
+    futex_wake(&ctl_.futex_word, INT_MAX);
   }
 
   /// Number of items pushed but not yet popped, including claimed but unpublished ones.
@@ -394,7 +376,7 @@ class Ring {
     if (ctl_.sleeping.exchange(0, std::memory_order_acquire) == 0) return;
     // release: not needed by producers (see above); kept uniform with wake_all().
     ctl_.futex_word.fetch_add(1, std::memory_order_release);
-    detail::futex_wake(&ctl_.futex_word, 1);
+    futex_wake(&ctl_.futex_word, 1);
   }
 
   bool next_is_published_seq_cst() const noexcept {

@@ -119,7 +119,7 @@ TEST(StoreTest, CreateSealPinUnpinReleaseFreesAndReuses) {
   EXPECT_TRUE(s->segment().contains(p, 1000));
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u);
   EXPECT_FALSE(s->is_sealed(id));
-  EXPECT_EQ(s->pin(id).status().code(), StatusCode::kNotFound) << "not sealed yet";
+  EXPECT_EQ(s->pin(id).status().code(), StatusCode::kNotReady) << "not sealed yet";
   for (int i = 0; i < 1000; ++i) p[i] = static_cast<uint8_t>(i);
   EXPECT_EQ(s->stats().num_objects, 1u);
 

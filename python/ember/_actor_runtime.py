@@ -66,12 +66,8 @@ class ActorState:
             self.node.worker.finish(a[1])
 
     def _run(self, ws, index, name, num_returns, args, inline, method) -> None:
-        from ember._worker import _resolve  # noqa: PLC0415
-
         try:
-            a, kw = ws.arguments(args, inline)
-            a = [_resolve(x) for x in a]
-            kw = {k: _resolve(v) for k, v in kw.items()}
+            a, kw = ws.resolved_arguments(args, inline)
             result = method(*a, **kw)
         except _ActorExit:
             self._exit(ws, index, num_returns)
@@ -81,12 +77,8 @@ class ActorState:
             ws.store_result(index, num_returns, name, result)
 
     async def _run_async(self, ws, index, name, num_returns, args, inline, method) -> None:
-        from ember._worker import _resolve  # noqa: PLC0415
-
         try:
-            a, kw = ws.arguments(args, inline)
-            a = [_resolve(x) for x in a]
-            kw = {k: _resolve(v) for k, v in kw.items()}
+            a, kw = ws.resolved_arguments(args, inline)
             result = await method(*a, **kw)
         except _ActorExit:
             self._exit(ws, index, num_returns)

@@ -43,12 +43,17 @@ class _WorkerState:
         return fn
 
     def arguments(self, args, inline: bool):
+        """The call's (args, kwargs) as stored (for an actor's creation, with its setup)."""
         if args is None:
             return (), {}
         if inline:
             return deserialize(args, None)
         store = self.node.store
         return deserialize(*store.get(store.ref_from_binary(args)))
+
+    def resolved_arguments(self, args, inline: bool):
+        """(args, kwargs) with top-level ObjectRefs replaced by their values (Ray's rule)."""
+        return _resolve_all(*self.arguments(args, inline))
 
     def mark_name(self, name: str) -> None:
         if name != self.last_name:
@@ -80,9 +85,7 @@ class _WorkerState:
         while True:
             try:
                 fn = self.function(fid)
-                a, kw = self.arguments(args, inline)
-                a = [_resolve(x) for x in a]
-                kw = {k: _resolve(v) for k, v in kw.items()}
+                a, kw = self.resolved_arguments(args, inline)
                 result = fn(*a, **kw)
                 break
             except Exception as e:  # noqa: BLE001 (every task failure goes to its caller)
@@ -121,11 +124,11 @@ class _WorkerState:
     def create_actor(self, index, name, fid, args, inline) -> None:
         from ember._actor_runtime import ActorState  # noqa: PLC0415
 
+        self.node.actor_state = ActorState(self.node, {})  # until the setup is read
         try:
             cls = self.function(fid)
             a, kw, setup = self.arguments(args, inline)
-            a = [_resolve(x) for x in a]
-            kw = {k: _resolve(v) for k, v in kw.items()}
+            a, kw = _resolve_all(a, kw)
             state = ActorState(self.node, setup)
             self.node.actor_state = state
             state.instance = cls(*a, **kw)
@@ -156,6 +159,10 @@ class _WorkerState:
                 self.runtime.put_return(index, i, *parts, True)
             except Exception:  # noqa: BLE001, S112 (already written, or the store is closed)
                 continue
+
+
+def _resolve_all(args, kwargs):
+    return [_resolve(x) for x in args], {k: _resolve(v) for k, v in kwargs.items()}
 
 
 def _resolve(value):
