@@ -240,6 +240,7 @@ class Store : public std::enable_shared_from_this<Store> {
   uint64_t pf_window_ = 0;        ///< guarded by pf_mu_: bytes to keep populated past top
   uint64_t pf_requests_ = 0;      ///< guarded by pf_mu_: bumped on each hint
   std::thread spiller_;           ///< creator only, when spilling is on (stops with pf_stop_)
+  std::vector<std::string> unlink_later_;  ///< guarded by the store lock: files to delete after it
 };
 
 }  // namespace ember

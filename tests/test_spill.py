@@ -4,6 +4,9 @@ files in the session directory and reads them back on access."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import time
 
 import numpy as np
@@ -94,3 +97,23 @@ def test_spill_files_go_at_shutdown():
     ember.shutdown()
     assert not os.path.exists(spill_dir)
     del refs
+
+
+def test_spill_files_go_when_the_driver_is_killed():
+    driver = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time, numpy as np, ember
+            ember.init(num_cpus=1, object_store_memory={STORE})
+            refs = [ember.put(np.ones({CHUNK})) for _ in range(24)]
+            print(ember._node.current().spill_dir, flush=True)
+            time.sleep(60)
+            """)],
+        stdout=subprocess.PIPE, text=True)
+    spill_dir = driver.stdout.readline().strip()
+    assert os.listdir(spill_dir)
+    driver.kill()
+    driver.wait(timeout=10)
+    deadline = time.monotonic() + 5  # the forkserver sees the driver go and cleans up
+    while os.path.exists(spill_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(spill_dir)

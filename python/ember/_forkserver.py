@@ -68,7 +68,7 @@ def _preload() -> None:
     import numpy  # noqa: F401, PLC0415
 
 
-def main(store_fd: int, driver_pipe: int, log_dir: str) -> None:
+def main(store_fd: int, driver_pipe: int, log_dir: str, spill_dir: str = "") -> None:
     from ember import _core, _worker  # noqa: F401, PLC0415
 
     # The first workers are forked before numpy and cloudpickle are imported, so the first
@@ -107,6 +107,10 @@ def main(store_fd: int, driver_pipe: int, log_dir: str) -> None:
             if _core.shutting_down(store) and not workers:
                 break
     finally:
+        if spill_dir:  # spill files die with the node, however the driver went
+            import shutil  # noqa: PLC0415
+
+            shutil.rmtree(spill_dir, ignore_errors=True)
         for pid in workers:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -121,4 +125,4 @@ def main(store_fd: int, driver_pipe: int, log_dir: str) -> None:
 
 if __name__ == "__main__":
     sys.path[:0] = [p for p in os.environ.pop("EMBER_SYS_PATH", "").split(os.pathsep) if p]
-    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], *sys.argv[4:5])

@@ -143,7 +143,7 @@ class Node:
         env["EMBER_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
         self.forkserver = subprocess.Popen(
             [sys.executable, "-m", "ember._forkserver", str(self.store.fd), str(read_end),
-             self.log_dir],
+             self.log_dir, self.spill_dir],
             pass_fds=(self.store.fd, read_end),
             env=env,
             start_new_session=True,  # Ctrl-C in the terminal reaches the driver only
