@@ -249,9 +249,9 @@ class Ring {
   }
 
   /// Pops into `out`, waiting up to `timeout_ms` (< 0: no limit; 0: just try) for an item:
-  /// spins for kSpinNanos, then sleeps on the futex. Returns false on timeout, and early if a
+  /// spins for `spin_ns`, then sleeps on the futex. Returns false on timeout, and early if a
   /// wake_all() is pending while the ring is empty. The consumer only.
-  [[nodiscard]] bool pop_wait(T& out, int timeout_ms) noexcept {
+  [[nodiscard]] bool pop_wait(T& out, int timeout_ms, int64_t spin_ns = kSpinNanos) noexcept {
     if (try_pop(out)) return true;
     if (timeout_ms == 0) return false;
     const Clock::time_point start = Clock::now();
@@ -259,7 +259,7 @@ class Ring {
     for (uint32_t i = 1;; ++i) {  // spin phase: cheap while producers are active
       if (try_pop(out)) return true;
       detail::cpu_relax();
-      if ((i & 15) == 0 && nanos_since(start) >= kSpinNanos) break;
+      if ((i & 15) == 0 && nanos_since(start) >= spin_ns) break;
     }
     for (;;) {  // sleep phase
       if (try_pop(out)) return true;

@@ -209,16 +209,22 @@ void Scheduler::reclaim(uint32_t w) {
   }
 }
 
-void Scheduler::push_ref(uint32_t w, TaskRef ref) {
-  // The ring holds kInboundCapacity refs and a worker never holds more than kDepth tasks plus
-  // a few stolen copies, so a full ring means a wedged worker: wait briefly, then give up on it
-  // (its tasks are retried when it is reaped).
-  if (!slot(w)->inbound.push_wait(ref, 100)) return;
-  ++workers_[w].pushed;
-  workers_[w].assigned.push_back(ref);
+bool Scheduler::has_room(uint32_t w) const {
+  // Never more in a ring than it holds: callers check this before pushing, so a push cannot
+  // fail and lose a task (the margin covers stolen copies).
+  return workers_[w].pushed - done_of(w) + 4 < kInboundCapacity;
 }
 
-void Scheduler::push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask) {
+bool Scheduler::push_ref(uint32_t w, TaskRef ref) {
+  // has_room() was checked, so this cannot fail unless the worker is wedged (a consumer that
+  // died mid-pop); then the caller keeps the task, and reaping the worker frees its ring.
+  if (!slot(w)->inbound.try_push(ref)) return false;
+  ++workers_[w].pushed;
+  workers_[w].assigned.push_back(ref);
+  return true;
+}
+
+bool Scheduler::push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask) {
   int64_t idx = alloc_record();
   TaskRecord* r = record(static_cast<uint32_t>(idx));
   r->spec = spec;
@@ -228,8 +234,13 @@ void Scheduler::push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask) {
   uint32_t gen = record_gen_[idx];
   // release: the worker's acquire CAS on the claim sees the spec written above.
   r->claim.store(make_claim(gen, 0, TaskState::kQueued), std::memory_order_release);
-  push_ref(w, TaskRef{static_cast<uint32_t>(idx), gen});
+  if (!push_ref(w, TaskRef{static_cast<uint32_t>(idx), gen})) {
+    r->claim.store(make_claim(++record_gen_[idx], 0, TaskState::kFree), std::memory_order_release);
+    free_records_.push_back(static_cast<uint32_t>(idx));
+    return false;
+  }
   ++stats_.dispatched;
+  return true;
 }
 
 bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
@@ -277,8 +288,7 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
         }
       }
     }
-    if (best < 0) return false;
-    push(static_cast<uint32_t>(best), spec);
+    if (best < 0 || !push(static_cast<uint32_t>(best), spec)) return false;
     if (direct) ++stats_.direct;
     return true;
   }
@@ -299,7 +309,10 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
       }
     }
     free_gpus_ &= ~info.gpu_mask;
-    push(w, spec, info.gpu_mask);
+    if (!push(w, spec, info.gpu_mask)) {
+      release(info);
+      return false;
+    }
     return true;
   }
   return false;
@@ -534,7 +547,7 @@ void Scheduler::steal_for_idle_workers() {
                     record(ref.index)->spec.resources + kMaxResources, thief.lease);
           thief.leased = true;
         }
-        push_ref(idle, ref);
+        if (!has_room(idle) || !push_ref(idle, ref)) return;
         ++stats_.stolen;
         moved = true;
         break;
@@ -621,6 +634,9 @@ void Scheduler::update_notify_flags() {
       break;
     }
   }
+  for (const auto& [id, a] : actors_) {
+    if (!a.dead && !a.calls.empty()) level = 2;  // the actor's ring has to be refilled
+  }
   for (uint32_t w = 0; w < cfg_.max_workers && level < 2; ++w) {
     const WorkerInfo& info = workers_[w];
     if (info.state != WorkerState::kReady) continue;
@@ -681,8 +697,7 @@ void Scheduler::enqueue_actor_call(ActorInfo& a, const TaskSpec& spec, std::vect
     return;
   }
   if (a.calls.empty() && workers_[a.slot].state == WorkerState::kReady && deps_ready(deps) &&
-      !free_records_.empty()) {
-    push(a.slot, spec);
+      !free_records_.empty() && has_room(a.slot) && push(a.slot, spec)) {
     ++stats_.direct;
     return;
   }
@@ -705,7 +720,7 @@ void Scheduler::dispatch_actor_calls() {
     if (a.dead || workers_[a.slot].state != WorkerState::kReady) continue;
     while (!a.calls.empty()) {
       Pending& p = a.calls.front();
-      if (!deps_ready(p.deps) || free_records_.empty()) break;
+      if (!deps_ready(p.deps) || free_records_.empty() || !has_room(a.slot)) break;
       if ((p.spec.flags & kSpecActorCreate) != 0) {
         // Creating needs its resources free now (Ray: 1 CPU to schedule an actor); it keeps
         // them only when asked for explicitly (kSpecHoldResources).
@@ -716,7 +731,7 @@ void Scheduler::dispatch_actor_calls() {
           for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += p.spec.resources[i];
         }
       }
-      push(a.slot, p.spec);
+      if (!push(a.slot, p.spec)) break;
       a.calls.pop_front();
     }
   }
@@ -726,6 +741,8 @@ void Scheduler::kill_unreferenced_actors() {
   for (auto& [id, a] : actors_) {
     if (a.dead || a.detached || a.no_restart) continue;
     if (store_->contains(a.creation.returns)) continue;
+    // As in Ray, calls already submitted still run: end it once it has nothing left to do.
+    if (!a.calls.empty() || workers_[a.slot].pushed != done_of(a.slot)) continue;
     a.no_restart = true;
     a.death_cause = "every handle to it went out of scope";
     int32_t pid = slot(a.slot)->pid.load(std::memory_order_relaxed);

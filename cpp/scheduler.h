@@ -179,8 +179,11 @@ class Scheduler {
   bool is_default(const TaskSpec& spec) const;
   bool acquire(const int64_t* need);
   void release(WorkerInfo& w);
-  void push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask = 0);
-  void push_ref(uint32_t w, TaskRef ref);
+  /// Dispatches `spec` to worker `w` in a new record; false (nothing changed) if its ring is
+  /// full.
+  bool push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask = 0);
+  bool push_ref(uint32_t w, TaskRef ref);
+  bool has_room(uint32_t w) const;
   int64_t alloc_record();
   void reclaim(uint32_t w);
   void spawn(uint32_t w);

@@ -34,7 +34,7 @@ inline constexpr uint32_t kMaxDeps = 6;            ///< deps carried by a nested
 inline constexpr uint32_t kInlineArgs = 184;       ///< args this small travel in the spec
 inline constexpr uint32_t kInboundCapacity = 64;
 inline constexpr uint32_t kOutboundCapacity = 32;
-inline constexpr uint32_t kSpawnCapacity = 64;
+inline constexpr uint32_t kSpawnCapacity = 256;  ///< >= max_workers: a spawn never waits
 
 /// TaskSpec flags.
 enum SpecFlags : uint32_t {

@@ -301,3 +301,30 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_calls_queued_before_the_actor_is_up_are_never_lost(node):
+    @ember.remote
+    class Slow:
+        def __init__(self):
+            time.sleep(0.3)
+            self.calls = 0
+
+        def inc(self):
+            self.calls += 1
+            return self.calls
+
+    a = Slow.remote()
+    refs = [a.inc.remote() for _ in range(200)]  # more than an actor's ring holds
+    ready, lost = ember.wait(refs, num_returns=200, timeout=20)
+    assert lost == []
+    assert ember.get(refs) == list(range(1, 201))
+
+
+def test_calls_submitted_before_the_last_handle_goes_still_run(node):
+    for _ in range(5):
+        assert ember.get(Counter.remote(3).add.remote(1)) == 4
+        c = Counter.remote()
+        ref = c.slow.remote(0.2)
+        del c
+        assert ember.get(ref, timeout=10) == 0

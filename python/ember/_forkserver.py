@@ -67,6 +67,10 @@ def _preload() -> None:
     import cloudpickle  # noqa: F401, PLC0415
     import numpy  # noqa: F401, PLC0415
 
+    # Actors' runtime (asyncio, concurrent.futures): ~14 ms per actor otherwise (measured:
+    # 100 actors in 1.43 s without, 0.32 s with).
+    from ember import _actor_runtime  # noqa: F401, PLC0415
+
 
 def main(store_fd: int, driver_pipe: int, log_dir: str, spill_dir: str = "") -> None:
     from ember import _core, _worker  # noqa: F401, PLC0415
