@@ -148,8 +148,14 @@ Status Scheduler::submit(const TaskSpec& spec, std::vector<ObjectID> deps) {
   if (queue_.empty() && deps_ready(deps) && is_default(spec) && try_dispatch(spec, true)) {
     return Status::OK();
   }
+  // O(1) here (update_notify_flags() scans everything; the scheduler thread runs it when the
+  // doorbell wakes it): workers must now ring when they run low, or after every task if this
+  // one waits on results or needs other resources.
+  uint32_t level = (deps.empty() && is_default(spec)) ? 1 : 2;
   queue_.push_back(Pending{spec, std::move(deps)});
-  update_notify_flags();
+  if (rc_->notify.load(std::memory_order_relaxed) < level) {
+    rc_->notify.store(level, std::memory_order_relaxed);
+  }
   ring_doorbell(rc_);
   return Status::OK();
 }
@@ -379,6 +385,7 @@ void Scheduler::reap_dead_workers() {
     auto st = static_cast<WorkerState>(slot(w)->state.load(std::memory_order_acquire));
     if (st == WorkerState::kReady && info.state == WorkerState::kStarting) {
       info.state = WorkerState::kReady;
+      startup_failures_ = 0;
       if (info.actor != 0 && actors_[info.actor].kill_when_ready) {
         actors_[info.actor].kill_when_ready = false;
         kill(slot(w)->pid.load(std::memory_order_relaxed), SIGKILL);
@@ -389,6 +396,10 @@ void Scheduler::reap_dead_workers() {
     const int32_t status = slot(w)->exit_status.load(std::memory_order_relaxed);
     const int32_t pid = slot(w)->pid.load(std::memory_order_relaxed);
     if (!info.oom.empty()) oom_kill_pending_ = false;
+    const bool was_ready = info.state == WorkerState::kReady;
+    if (!was_ready && info.actor == 0 && ++startup_failures_ >= kMaxStartupFailures) {
+      fail_queue_after_startup_failures(describe_exit(w, status, pid));
+    }
     // Everything the dead process held (refs, views, a half-written object) goes back first,
     // before a new process can take this slot and its ledger.
     store_->release_client(w + 1, pid);
@@ -440,12 +451,14 @@ void Scheduler::reap_dead_workers() {
     release(info);
     info = WorkerInfo{};
     slot(w)->state.store(static_cast<uint32_t>(WorkerState::kUnused), std::memory_order_release);
-    // The pool keeps num_cpus workers: replace this one in the same slot.
+    // The pool keeps num_cpus workers: replace this one in the same slot, unless it died
+    // before it started (then start_workers() spawns again only for work that waits, so a
+    // broken environment does not become an endless fork loop).
     uint32_t alive = 0;
     for (const WorkerInfo& other : workers_) {
       alive += other.state != WorkerState::kUnused && other.actor == 0;
     }
-    if (alive < cfg_.num_cpus && !stop_.load(std::memory_order_relaxed)) spawn(w);
+    if (was_ready && alive < cfg_.num_cpus && !stop_.load(std::memory_order_relaxed)) spawn(w);
   }
 }
 
@@ -471,6 +484,16 @@ std::string Scheduler::describe_exit(uint32_t w, int32_t status, int32_t pid) co
   }
   if (!out.empty()) msg += " Its last output (" + file + "):\n" + out;
   return msg;
+}
+
+void Scheduler::fail_queue_after_startup_failures(const std::string& last) {
+  // Workers that die before they start (a broken install, an import error in a module every
+  // worker loads) would be respawned forever while get() waits: fail what waits instead.
+  std::string msg = "worker processes keep dying before they start (" +
+                    std::to_string(startup_failures_) + " in a row); the last one: " + last;
+  for (const Pending& p : queue_) finish_failed(p.spec, ErrorKind::kWorkerCrashed, msg);
+  queue_.clear();
+  startup_failures_ = 0;
 }
 
 void Scheduler::finish_failed(const TaskSpec& spec, ErrorKind kind, const std::string& msg) {

@@ -188,6 +188,8 @@ class Scheduler {
   void reclaim(uint32_t w);
   void spawn(uint32_t w);
   void finish_failed(const TaskSpec& spec, ErrorKind kind, const std::string& msg);
+  void fail_queue_after_startup_failures(const std::string& last);
+  static constexpr uint32_t kMaxStartupFailures = 5;
   std::string describe_exit(uint32_t w, int32_t status, int32_t pid) const;
 
   std::shared_ptr<Store> store_;
@@ -203,6 +205,7 @@ class Scheduler {
   uint32_t next_actor_ = 1;
   uint64_t next_memory_check_ns_ = 0;
   bool oom_kill_pending_ = false;     ///< a worker was killed for memory and is not reaped yet
+  uint32_t startup_failures_ = 0;     ///< task workers in a row that died before announcing
   std::vector<uint32_t> free_records_;
   std::vector<uint32_t> record_gen_;  ///< driver's copy of each record's generation
   int64_t available_[kMaxResources] = {};

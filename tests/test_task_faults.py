@@ -501,3 +501,18 @@ def test_shutdown_while_tasks_run_is_prompt_and_leaves_no_child(tmp_path):
     assert children() == []
     assert not any(alive(p) for p in workers)
     del refs
+
+
+def test_workers_that_cannot_start_fail_the_tasks_instead_of_hanging(monkeypatch):
+    monkeypatch.setenv("EMBER_TEST_WORKER_START_FAILS", "1")
+    ember.init(num_cpus=1, object_store_memory=64 << 20)
+    try:
+
+        @ember.remote
+        def never():
+            return 1
+
+        with pytest.raises(ember.exceptions.WorkerCrashedError, match="before they start"):
+            ember.get(never.remote(), timeout=30)
+    finally:
+        ember.shutdown()

@@ -186,6 +186,8 @@ def _split(result, n: int, name: str):
 
 
 def main(store_fd: int, slot: int) -> None:
+    if os.environ.get("EMBER_TEST_WORKER_START_FAILS"):  # tests: a broken worker environment
+        raise SystemExit(7)
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     node = _node.connect(store_fd, worker_slot=slot)
