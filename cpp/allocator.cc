@@ -1,6 +1,7 @@
 // Allocator: TLSF size classes, splitting, coalescing and the warm-first policy.
 #include "allocator.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -191,6 +192,7 @@ Result<uint64_t> Allocator::allocate(uint64_t size, uint64_t tag_hi, uint64_t ta
   trim(off, want);
   BlockHeader* b = block(off);
   b->free = 0;
+  b->cold = 0;  // about to be written: its pages come back
   b->tag_hi = tag_hi;
   b->tag_lo = tag_lo;
   st_->used_bytes += b->size;
@@ -224,7 +226,41 @@ void Allocator::free(uint64_t payload) {
   } else {
     st_->last_block = off;
   }
+  b->cold = 0;  // (a merged block may hold warm pages: it is trimmed again when idle)
   insert_free(off);
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> Allocator::warm_free_blocks(uint64_t min_size) const {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (uint32_t fl = 0; fl < kFlCount; ++fl) {
+    for (uint32_t sl = 0; sl < kSlCount; ++sl) {
+      for (uint64_t f = st_->heads[fl][sl]; f != 0; f = block(f)->next_free) {
+        const BlockHeader* b = block(f);
+        if (b->cold == 0 && b->size - kAlign >= min_size) out.emplace_back(f + kAlign, b->size - kAlign);
+      }
+    }
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.second > b.second; });
+  return out;
+}
+
+bool Allocator::take_for_trim(uint64_t payload, uint64_t bytes) {
+  uint64_t off = payload - kAlign;
+  if (off < st_->heap_begin || off >= st_->top) return false;
+  BlockHeader* b = block(off);
+  if (b->magic != kBlockMagic || !b->free || b->cold || b->size != bytes + kAlign) return false;
+  remove_free(off);  // now "used" with no tag: rebuild() would free it if we died here
+  b->tag_hi = b->tag_lo = 0;
+  st_->used_bytes += b->size;
+  ++st_->used_blocks;
+  return true;
+}
+
+void Allocator::return_trimmed(uint64_t payload, uint64_t bytes) {
+  free(payload);
+  BlockHeader* b = block(payload - kAlign);
+  // Marked cold only if free() did not merge it with a neighbour (whose pages may be warm).
+  if (b->free && b->size == bytes + kAlign) b->cold = 1;
 }
 
 uint64_t Allocator::usable_size(uint64_t payload) const {

@@ -26,6 +26,8 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "status.h"
 
@@ -47,7 +49,7 @@ struct BlockHeader {
   uint64_t tag_lo;     ///< find blocks that no object claims
   uint32_t free;       ///< 1 while free
   uint32_t magic;      ///< kBlockMagic: catches corrupt offsets in checks
-  uint64_t reserved;
+  uint64_t cold;       ///< 1: a free block whose pages were given back to the kernel
 };
 static_assert(sizeof(BlockHeader) == kAlign);
 inline constexpr uint32_t kBlockMagic = 0xB10C'E3BE;
@@ -98,6 +100,15 @@ class Allocator {
   /// is still claimed; unclaimed ones are freed. Returns the number of blocks freed.
   template <typename Keep>
   uint64_t rebuild(Keep keep);
+
+  /// Free blocks of at least `min_size` bytes whose pages are still resident (not cold), as
+  /// (payload offset, payload bytes), largest first.
+  std::vector<std::pair<uint64_t, uint64_t>> warm_free_blocks(uint64_t min_size) const;
+  /// Takes the free block whose payload is at `payload` (if it is still free, warm and
+  /// `bytes` long) so its pages can be given back without the lock; true if taken.
+  bool take_for_trim(uint64_t payload, uint64_t bytes);
+  /// Frees a block taken by take_for_trim and marks it cold if it did not merge.
+  void return_trimmed(uint64_t payload, uint64_t bytes);
 
   /// Verifies every invariant above; returns a description of the first violation.
   Status check() const;

@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -295,6 +296,7 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
         }
         e->pins = 1;
         e->flags = has_refs ? uint32_t{kEntryHasRefs} : 0u;
+        ++ctl_->allocations;
         top_after = ctl_->alloc.top;
       }
     }
@@ -785,11 +787,25 @@ void Store::spill_loop(double high_water) {
   sched_param sp{};
   pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
   const double low_water = high_water - 0.05;
+  constexpr int kIdlePasses = 10;  // a second without allocations
+  uint64_t last_allocations = 0, trimmed_at = ~uint64_t{0};
+  int idle_passes = 0;
   for (;;) {
     {
       std::unique_lock<std::mutex> g(pf_mu_);
       pf_cv_.wait_for(g, std::chrono::milliseconds(100), [&] { return pf_stop_; });
       if (pf_stop_) return;
+    }
+    uint64_t allocations;
+    {
+      Locked lock(*this);
+      allocations = ctl_->allocations;
+    }
+    idle_passes = allocations == last_allocations ? idle_passes + 1 : 0;
+    last_allocations = allocations;
+    if (idle_passes >= kIdlePasses && trimmed_at != allocations) {
+      give_back_memory();
+      trimmed_at = allocations;
     }
     auto over = [&](double mark) {
       Locked lock(*this);
@@ -800,6 +816,51 @@ void Store::spill_loop(double high_water) {
     while (!closed() && over(low_water) && spill_one()) {
     }
   }
+}
+
+void Store::punch(uint64_t offset, uint64_t len) {
+  uint64_t a = (offset + kPageSize - 1) / kPageSize * kPageSize;  // whole pages inside only
+  uint64_t b = (offset + len) / kPageSize * kPageSize;
+  if (b <= a || seg_->fd() < 0) return;
+  fallocate(seg_->fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(a),
+            static_cast<off_t>(b - a));
+  // Chunks wholly punched are no longer populated in this process.
+  const uint64_t heap = seg_->header()->heap_offset;
+  if (b <= heap) return;
+  uint64_t first = (std::max(a, heap) - heap + kChunk - 1) / kChunk;
+  uint64_t last = (b - heap) / kChunk;  // exclusive
+  for (uint64_t c = first; c < last && c < n_chunks_; ++c) {
+    populated_[c / 64].fetch_and(~(uint64_t{1} << (c % 64)), std::memory_order_relaxed);
+  }
+}
+
+uint64_t Store::give_back_memory() {
+  uint64_t given = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> blocks;
+  {
+    Locked lock(*this);
+    blocks = alloc_.warm_free_blocks(uint64_t{1} << 20);
+  }
+  for (const auto& [payload, bytes] : blocks) {
+    {
+      Locked lock(*this);
+      if (!alloc_.take_for_trim(payload, bytes)) continue;  // taken or merged meanwhile
+    }
+    punch(payload, bytes);
+    given += bytes;
+    Locked lock(*this);
+    alloc_.return_trimmed(payload, bytes);
+  }
+  // The wilderness: never handed out, but the prefaulter may have populated it.
+  Locked lock(*this);
+  const SegmentHeader* h = seg_->header();
+  uint64_t top = ctl_->alloc.top;
+  uint64_t end = h->heap_offset + h->heap_size;
+  if (end > top) {
+    punch(top, end - top);
+    given += end - top;
+  }
+  return given;
 }
 
 void Store::start_prefaulter() {

@@ -24,6 +24,10 @@
 //    memory (state SPILLED). A pin of a SPILLED object brings it back the same way (CREATED
 //    with kEntryRestoring while the file is read; others wait as for a promise). A spill file
 //    is deleted when its object is restored or freed.
+//  - Idle trim: after a second without allocations the driver gives the pages of free blocks
+//    (1 MiB and up; taken out of the free lists while punched) and of the wilderness (under
+//    the lock, so no allocation can land there meanwhile) back to the kernel, so memory in use
+//    returns to what live objects need. A trimmed block is marked cold and not trimmed again.
 //  - A process that set a client id (a worker) records in its ledger every ref and pin it
 //    holds itself (`mine`); release_client() gives them all back when it dies, and turns what
 //    it was writing back into a promise (PENDING) or frees it: never visible as sealed.
@@ -94,6 +98,7 @@ struct StoreControl {
   uint64_t spilled_bytes;          ///< guarded by lock
   uint64_t spills_total;           ///< guarded by lock
   uint64_t restores_total;         ///< guarded by lock
+  uint64_t allocations;            ///< guarded by lock: objects ever allocated (idle detection)
   char spill_dir[256];             ///< written once at creation; "" disables spilling
 };
 
@@ -213,8 +218,13 @@ class Store : public std::enable_shared_from_this<Store> {
   static void prepare_thunk(void* self, uint8_t* p, size_t len);
   void start_prefaulter();
   void prefault_loop();
-  /// The creator's background spiller: keeps used memory under the high-water mark.
+  /// The creator's background spiller: keeps used memory under the high-water mark, and
+  /// gives free memory back to the kernel once the store has been idle for a second.
   void spill_loop(double high_water);
+  /// Punches out the pages of free blocks and of the wilderness past the high-water mark
+  /// (they come back zeroed, on first touch). Returns the bytes given back. Unlocked.
+  uint64_t give_back_memory();
+  void punch(uint64_t offset, uint64_t len);
   void hint_prefault(uint64_t alloc_size);
 
   std::unique_ptr<Segment> seg_;

@@ -145,3 +145,30 @@ def test_a_store_full_of_pinned_objects_fails_fast_then_recovers():
         ember.put(chunk)  # room again once one view is gone
     finally:
         ember.shutdown()
+
+
+def test_idle_store_gives_free_memory_back():
+    import numpy as np
+
+    ember.init(num_cpus=1, object_store_memory=STORE_BYTES)
+    try:
+        node = ember._node.current()
+
+        def resident() -> int:  # bytes the kernel holds for the segment
+            return os.fstat(node.store.fd).st_blocks * 512
+
+        keep = ember.put(np.ones(1 << 20))  # 8 MiB that must stay
+        for _ in range(20):
+            ref = ember.put(np.ones(4 << 20))  # 32 MiB each, freed at once
+            del ref
+        assert resident() > 32 << 20
+        deadline = time.monotonic() + 5  # after a second without allocations
+        while resident() > (24 << 20) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert resident() <= 24 << 20  # the live 8 MiB, the table and headers remain
+        assert ember.get(keep).sum() == 1 << 20  # live data untouched
+        ref = ember.put(np.full(4 << 20, 2.0))  # and trimmed memory is usable again
+        assert ember.get(ref)[-1] == 2.0
+        node.store.check()
+    finally:
+        ember.shutdown()
