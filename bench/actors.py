@@ -92,11 +92,26 @@ import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+import _common  # noqa: E402
+from _common import (  # noqa: E402
+    descendants,
+    dig,
+    fmt,
+    git_describe,
+    no_gc,
+    percentile,
+    proc_table,
+    progress,
+    serve,
+    spawn_backend,
+    table,
+    times_better,
+    wait_quiet,
+)
 
 #: Targets for ember (from the actors issue); docs/performance.md reports against them.
 TARGETS = {
@@ -331,53 +346,6 @@ class Inputs:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def no_gc():
-    """Keeps the cyclic GC out of timed loops."""
-    gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-def progress(msg: str) -> None:
-    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def percentile(xs: list, q: float) -> float:
-    s = sorted(xs)
-    k = (len(s) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def proc_table() -> dict:
-    """pid -> (ppid, CPU jiffies used by it and by its children it has reaped)."""
-    procs = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        procs[int(pid)] = (int(rest[1]), sum(int(x) for x in rest[11:15]))
-    return procs
-
-
-def descendants(procs: dict, root: int) -> set:
-    mine, frontier = set(), {root}
-    while frontier:
-        frontier = {p for p, (pp, _) in procs.items() if pp in frontier and p not in mine}
-        mine |= frontier
-    return mine
-
-
 def tree_cpu_s(root: int) -> float:
     """CPU seconds used so far by root and its descendants."""
     procs = proc_table()
@@ -403,66 +371,15 @@ def wait_settled(timeout_s: float = 20.0, window_s: float = 0.25, max_busy: floa
     return time.perf_counter() - start
 
 
-class LoadMonitor:
-    """Samples, once a second, how many cores processes outside this benchmark's process tree
-    keep busy (the machine may be shared), so a result can be read against it."""
-
-    def __init__(self, period_s: float = 1.0):
-        self.period_s = period_s
-        self.samples: list = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _mine_and_busy(self) -> tuple:
-        procs = proc_table()
-        me = os.getpid()
-        mine = sum(procs[p][1] for p in descendants(procs, me) | {me} if p in procs)
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return mine, v[0] + v[1] + v[2] + v[5] + v[6]  # user nice system irq softirq
-
-    def _run(self) -> None:
-        hz = os.sysconf("SC_CLK_TCK")
-        try:
-            mine0, busy0 = self._mine_and_busy()
-            t0 = time.perf_counter()
-            while not self._stop.wait(self.period_s):
-                mine1, busy1 = self._mine_and_busy()
-                t1 = time.perf_counter()
-                other = ((busy1 - busy0) - (mine1 - mine0)) / hz / (t1 - t0)
-                self.samples.append(min(float(os.cpu_count() or 1), max(0.0, other)))
-                mine0, busy0, t0 = mine1, busy1, t1
-        except (OSError, ValueError, IndexError):  # no /proc: no numbers
-            pass
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+class LoadMonitor(_common.LoadMonitor):
+    """_common.LoadMonitor, whose summary adds the 90th percentile."""
 
     def summary(self) -> dict:
         s = self.samples
         return {
-            "other_cores_mean": round(statistics.fmean(s), 2) if s else None,
-            "other_cores_max": round(max(s), 2) if s else None,
+            **super().summary(),
             "other_cores_p90": round(percentile(s, 90), 2) if s else None,
         }
-
-
-def wait_quiet(timeout_s: float, max_cores: float = 0.15) -> None:
-    """Waits up to timeout_s for other processes to keep under max_cores busy for 3 s."""
-    if timeout_s <= 0:
-        return
-    start = time.perf_counter()
-    with LoadMonitor(period_s=0.5) as mon:
-        while time.perf_counter() - start < timeout_s:
-            time.sleep(0.5)
-            if len(mon.samples) >= 6 and max(mon.samples[-6:]) < max_cores:
-                return
-    progress(f"the machine did not get quiet within {timeout_s:.0f} s; measuring anyway")
 
 
 # --- one system's side: runs in its own process, one step per call --------------------------
@@ -811,22 +728,9 @@ class RemoteRunner:
 
     def __init__(self, python: str, name: str, args):
         self.name = name
-        read_fd, write_fd = os.pipe()
-        self.cmd = [
-            python,
-            os.path.abspath(__file__),
-            "--backend",
-            name,
-            "--result-fd",
-            str(write_fd),
-            *forwarded_args(args),
-        ]
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives with the child)
-        self.proc = subprocess.Popen(
-            self.cmd, stdin=subprocess.PIPE, stderr=self.stderr, pass_fds=(write_fd,), text=True
+        self.cmd, self.proc, self.replies, self.stderr = spawn_backend(
+            python, __file__, name, forwarded_args(args)
         )
-        os.close(write_fd)
-        self.replies = os.fdopen(read_fd)
 
     def call(self, method: str, *call_args):
         try:
@@ -872,16 +776,6 @@ class RemoteRunner:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.replies.close()
-
-
-def serve(name: str, args) -> None:
-    """The child's side of RemoteRunner: runs the calls read from stdin until it closes."""
-    out = os.fdopen(args.result_fd, "w")
-    runner = Runner(name, args)
-    for line in sys.stdin:
-        msg = json.loads(line)
-        out.write(json.dumps(getattr(runner, msg["method"])(*msg["args"])) + "\n")
-        out.flush()
 
 
 SIZE_ARGS = (
@@ -1020,38 +914,6 @@ def run(args) -> dict:
 
 
 # --- report ----------------------------------------------------------------------------------
-
-
-def fmt(x, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
-
-
-def times_better(ember_value, other_value, higher_is_better: bool) -> str:
-    """How many times better ember is (> 1: ember better)."""
-    if not ember_value or not other_value:
-        return "-"
-    r = ember_value / other_value if higher_is_better else other_value / ember_value
-    return f"{r:.2f}" if r < 100 else f"{r:.0f}"
-
-
-def table(title: str, head: list, rows: list, widths: list) -> None:
-    print()
-    print(title)
-    line = " | ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(head, widths)))
-    print(line)
-    print("-" * len(line))
-    for row in rows:
-        print(
-            " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-        )
-
-
-def dig(d, *keys):
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return None
-        d = d[k]
-    return d
 
 
 def blog_row(results: dict, workload: str, system: str, variant: str):
@@ -1347,30 +1209,10 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {mem:.1f} GiB, Linux {platform.release()}"
 
 
-def git_describe():
-    try:
-        return subprocess.run(
-            [
-                "git",
-                "-C",
-                os.path.dirname(os.path.abspath(__file__)),
-                "describe",
-                "--always",
-                "--dirty",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.backend:  # one system's side, driven by the parent
-        serve(args.backend, args)
+        serve(Runner(args.backend, args), args.result_fd)
         return 0
     started = time.perf_counter()
     argv_text = argv if argv is not None else sys.argv[1:]

@@ -55,16 +55,17 @@ import contextlib
 import gc
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
 import psutil
+
+import _common
+from _common import gbps, int_keys, machine_info, parse_size, progress, wait_quiet
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -78,15 +79,6 @@ RESTORE_VS_DISK = 0.5  # a restore reads at >= half the disk's sequential read s
 # --- formatting --------------------------------------------------------------------------
 
 
-def parse_size(text: str) -> int:
-    units = {"gib": GiB, "mib": MiB, "kib": 1 << 10, "gb": 10**9, "mb": MB, "kb": 10**3, "b": 1}
-    t = text.strip().lower()
-    for suffix, mult in units.items():
-        if t.endswith(suffix):
-            return int(float(t[: -len(suffix)]) * mult)
-    return int(t)
-
-
 def fmt_size(n: int) -> str:
     for unit, mult in (("GiB", GiB), ("MiB", MiB), ("KiB", 1 << 10)):
         if n >= mult and n % mult == 0:
@@ -98,18 +90,6 @@ def fmt_size(n: int) -> str:
 
 def mb(n) -> str:
     return "-" if n is None else f"{n / MB:,.0f}"
-
-
-def num(x, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
-
-
-def gbps(nbytes: int, seconds: float) -> float:
-    return nbytes / seconds / 1e9
-
-
-def progress(msg: str) -> None:
-    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 # --- process-tree memory, CPU and the page cache ------------------------------------------
@@ -174,60 +154,13 @@ def wait_settled(min_s: float, max_s: float = 30.0, window_s: float = 0.5) -> fl
     return time.perf_counter() - start
 
 
-class LoadMonitor:
-    """Samples once a second how many cores processes outside this benchmark keep busy."""
+class LoadMonitor(_common.LoadMonitor):
+    """_common.LoadMonitor, counting this process tree's CPU time through psutil."""
 
-    def __init__(self):
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def _busy() -> tuple[float, float]:
+    def _mine_and_busy(self) -> tuple[float, float]:
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
-        return (v[0] + v[1] + v[2] + v[5] + v[6]) / os.sysconf("SC_CLK_TCK"), tree_cpu_s()
-
-    def _run(self) -> None:
-        try:
-            busy0, mine0 = self._busy()
-            t0 = time.perf_counter()
-            while not self._stop.wait(1.0):
-                busy1, mine1 = self._busy()
-                t1 = time.perf_counter()
-                other = ((busy1 - busy0) - (mine1 - mine0)) / (t1 - t0)
-                self.samples.append(min(float(os.cpu_count() or 1), max(0.0, other)))
-                busy0, mine0, t0 = busy1, mine1, t1
-        except (OSError, ValueError, IndexError):
-            pass
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def summary(self) -> dict:
-        s = self.samples
-        return {
-            "other_cores_mean": round(statistics.fmean(s), 2) if s else None,
-            "other_cores_max": round(max(s), 2) if s else None,
-        }
-
-
-def wait_quiet(timeout_s: float, max_cores: float = 0.15) -> None:
-    """Waits up to timeout_s for other processes to keep under max_cores busy for 3 s."""
-    if timeout_s <= 0:
-        return
-    start = time.perf_counter()
-    with LoadMonitor() as mon:
-        while time.perf_counter() - start < timeout_s:
-            time.sleep(0.5)
-            if len(mon.samples) >= 3 and max(mon.samples[-3:]) < max_cores:
-                return
-    progress(f"the machine did not get quiet within {timeout_s:.0f} s; measuring anyway")
+        return tree_cpu_s(), (v[0] + v[1] + v[2] + v[5] + v[6]) / os.sysconf("SC_CLK_TCK")
 
 
 def drop_from_cache(path: str) -> None:
@@ -679,14 +612,6 @@ def run_ray(python: str, args) -> dict:
 # --- report ------------------------------------------------------------------------------
 
 
-def int_keys(d):
-    if not isinstance(d, dict):
-        return d
-    return {
-        (int(k) if isinstance(k, str) and k.isdigit() else k): int_keys(v) for k, v in d.items()
-    }
-
-
 def table(title: str, head: list[str], rows: list[list[str]], widths: list[int]) -> None:
     print()
     print(title)
@@ -828,22 +753,6 @@ def print_report(doc: dict) -> None:
         print(f"  {'met   ' if ok else 'MISSED'} {label}: {detail}")
 
 
-def machine_info() -> dict:
-    cpu = platform.processor()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
-
-
 # --- main --------------------------------------------------------------------------------
 
 
@@ -909,7 +818,7 @@ def main(argv=None) -> int:
             "spill_total", "spill_object", "restore_sizes", "repeat")},
         "results": {},
     }  # fmt: skip
-    wait_quiet(args.wait_quiet)
+    wait_quiet(args.wait_quiet, monitor=LoadMonitor, period_s=1.0)
     with LoadMonitor() as mon:
         doc["results"]["ember"] = run_parts("ember", args, with_restore=True)
         if args.compare_ray:

@@ -46,19 +46,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import mmap
 import os
-import platform
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 import numpy as np
+
+from _common import (
+    LoadMonitor,
+    descendants,
+    gbps,
+    int_keys,
+    machine_info,
+    no_gc,
+    parse_size,
+    proc_table,
+    progress,
+    serve,
+    spawn_backend,
+    wait_quiet,
+)
+from _common import fmt as num
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -74,24 +86,11 @@ SMALL_TARGET_PER_S = 100_000
 # --- sizes and formatting -----------------------------------------------------------------
 
 
-def parse_size(text: str) -> int:
-    units = {"gib": GiB, "mib": MiB, "kib": 1 << 10, "gb": 10**9, "mb": 10**6, "kb": 10**3, "b": 1}
-    t = text.strip().lower()
-    for suffix, mult in units.items():
-        if t.endswith(suffix):
-            return int(float(t[: -len(suffix)]) * mult)
-    return int(t)
-
-
 def fmt_size(n: int) -> str:
     for unit, mult in (("GiB", GiB), ("MiB", MiB), ("KiB", 1 << 10)):
         if n >= mult and n % mult == 0:
             return f"{n // mult} {unit}"
     return f"{n} B"
-
-
-def gbps(nbytes: int, seconds: float) -> float:
-    return nbytes / seconds / 1e9
 
 
 # --- backends: the same measurements drive ember and Ray ------------------------------------
@@ -167,19 +166,6 @@ BACKENDS = {"ember": Ember, "ray": Ray}
 # --- helpers -----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def no_gc():
-    """Keeps the cyclic GC out of timed loops."""
-    gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def timed(fn, *args) -> float:
     """Seconds one call of fn(*args) takes; its result is dropped before returning."""
     t = time.perf_counter()
@@ -211,31 +197,6 @@ def touch_and_free(nbytes: int) -> None:
     m.close()
 
 
-def proc_table() -> dict[int, tuple[int, int]]:
-    """pid -> (ppid, CPU jiffies used by it and by its children it has reaped)."""
-    procs = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # ppid; utime + stime + cutime + cstime: a reaped child's time moves to its parent,
-        # so a tree's total does not drop when one of its processes ends.
-        procs[int(pid)] = (int(rest[1]), sum(int(x) for x in rest[11:15]))
-    return procs
-
-
-def descendants(procs: dict, root: int) -> set[int]:
-    mine, frontier = set(), {root}
-    while frontier:
-        frontier = {p for p, (pp, _) in procs.items() if pp in frontier and p not in mine}
-        mine |= frontier
-    return mine
-
-
 def descendants_cpu_s() -> float | None:
     """CPU seconds used so far by this process's descendants (Ray's GCS, raylet, workers);
     None when it has none."""
@@ -244,68 +205,6 @@ def descendants_cpu_s() -> float | None:
     if not mine:
         return None
     return sum(procs[p][1] for p in mine) / os.sysconf("SC_CLK_TCK")
-
-
-class LoadMonitor:
-    """Samples, once a second, how many cores processes outside this benchmark's process tree
-    keep busy (the machine may be shared), so a result can be read against it."""
-
-    def __init__(self, period_s: float = 1.0):
-        self.period_s = period_s
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _mine_and_busy(self) -> tuple[int, int]:
-        procs = proc_table()
-        me = os.getpid()
-        mine = sum(procs[p][1] for p in descendants(procs, me) | {me} if p in procs)
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        busy = v[0] + v[1] + v[2] + v[5] + v[6]  # user nice system irq softirq
-        return mine, busy
-
-    def _run(self) -> None:
-        hz = os.sysconf("SC_CLK_TCK")
-        try:
-            mine0, busy0 = self._mine_and_busy()
-            t0 = time.perf_counter()
-            while not self._stop.wait(self.period_s):
-                mine1, busy1 = self._mine_and_busy()
-                t1 = time.perf_counter()
-                other = ((busy1 - busy0) - (mine1 - mine0)) / hz / (t1 - t0)
-                self.samples.append(min(float(os.cpu_count() or 1), max(0.0, other)))
-                mine0, busy0, t0 = mine1, busy1, t1
-        except (OSError, ValueError, IndexError):  # no /proc: no numbers
-            pass
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def summary(self) -> dict:
-        s = self.samples
-        return {
-            "other_cores_mean": round(statistics.fmean(s), 2) if s else None,
-            "other_cores_max": round(max(s), 2) if s else None,
-        }
-
-
-def wait_quiet(timeout_s: float, max_cores: float = 0.1) -> None:
-    """Waits up to timeout_s for other processes to keep under max_cores busy for 3 s."""
-    if timeout_s <= 0:
-        return
-    start = time.perf_counter()
-    with LoadMonitor(period_s=0.5) as mon:
-        while time.perf_counter() - start < timeout_s:
-            time.sleep(0.5)
-            if len(mon.samples) >= 6 and max(mon.samples[-6:]) < max_cores:
-                return
-    progress(f"the machine did not get quiet within {timeout_s:.0f} s; measuring anyway")
 
 
 def wait_settled(timeout_s: float = 20.0, window_s: float = 0.25, max_busy: float = 0.05) -> float:
@@ -335,10 +234,6 @@ def start(b, store_bytes: int) -> float:
     dt = time.perf_counter() - t
     wait_settled()
     return dt
-
-
-def progress(msg: str) -> None:
-    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 # --- measurements ------------------------------------------------------------------------
@@ -495,15 +390,9 @@ class RemoteRunner:
 
     def __init__(self, python: str, args):
         self.name = "ray"
-        read_fd, write_fd = os.pipe()
-        self.cmd = [python, os.path.abspath(__file__), "--backend", "ray",
-                    "--result-fd", str(write_fd), *forwarded_args(args)]  # fmt: skip
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives with the child)
-        self.proc = subprocess.Popen(
-            self.cmd, stdin=subprocess.PIPE, stderr=self.stderr, pass_fds=(write_fd,), text=True
+        self.cmd, self.proc, self.replies, self.stderr = spawn_backend(
+            python, __file__, "ray", forwarded_args(args)
         )
-        os.close(write_fd)
-        self.replies = os.fdopen(read_fd)
 
     def call(self, method: str, *call_args):
         try:
@@ -527,16 +416,6 @@ class RemoteRunner:
             self.proc.stdin.close()
         self.proc.wait(timeout=60)
         self.replies.close()
-
-
-def serve(name: str, args) -> None:
-    """The child's side of RemoteRunner: runs the calls read from stdin until it closes."""
-    out = os.fdopen(args.result_fd, "w")
-    runner = Runner(name, args)
-    for line in sys.stdin:
-        msg = json.loads(line)
-        out.write(json.dumps(getattr(runner, msg["method"])(*msg["args"])) + "\n")
-        out.flush()
 
 
 def forwarded_args(args) -> list[str]:
@@ -588,7 +467,7 @@ def run(args) -> dict:
     if args.compare_ray:
         print(f"ray: measured by this script under {args.compare_ray}", flush=True)
         runners.append(RemoteRunner(args.compare_ray, args))
-    wait_quiet(args.wait_quiet)
+    wait_quiet(args.wait_quiet, max_cores=0.1)
     with LoadMonitor() as mon:
         reference, results = measure_all(runners, args)
     for r in runners[1:]:
@@ -604,24 +483,10 @@ def run(args) -> dict:
 # --- report ------------------------------------------------------------------------------
 
 
-def int_keys(d: dict) -> dict:
-    """JSON turns int keys (sizes) into strings; this turns them back."""
-    return {
-        (int(k) if isinstance(k, str) and k.isdigit() else k): (
-            int_keys(v) if isinstance(v, dict) else v
-        )
-        for k, v in d.items()
-    }
-
-
 def ratio(a, b) -> str:
     if a is None or b is None or b == 0:
         return "-"
     return f"{a / b:.2f}"
-
-
-def num(x, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
 
 
 def print_report(doc: dict) -> None:
@@ -700,26 +565,6 @@ def print_report(doc: dict) -> None:
             f"  >= {SMALL_TARGET_PER_S:,} small {label}/s: {'met' if ok else 'MISSED'} "
             f"({e[key]:,.0f}/s)"
         )
-
-
-def machine_info() -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "memory_bytes": mem,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
 
 
 # --- main --------------------------------------------------------------------------------
@@ -805,7 +650,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.backend:  # the Ray side of --compare-ray, driven by the ember run
-        serve(args.backend, args)
+        serve(Runner(args.backend, args), args.result_fd)
         return 0
     started = time.time()
     print(

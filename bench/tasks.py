@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import gc
 import json
 import os
 import platform
@@ -56,6 +55,10 @@ import time
 
 import numpy as np
 import psutil
+
+import _common
+from _common import dig, fmt, git_describe, no_gc, percentile, progress, table, wait_quiet
+from _common import times_better as times_faster
 
 #: Targets for ember (from the tasks issue); docs/performance.md reports against them.
 TARGETS = {
@@ -117,30 +120,6 @@ def drain_durations(n: int) -> list[float]:
 # --- helpers --------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def no_gc():
-    """Keeps the cyclic GC out of timed loops."""
-    gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-def progress(msg: str) -> None:
-    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def percentile(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    k = (len(s) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
 def tree_cpu_s(root: int) -> float:
     """CPU seconds used by root and its descendants (live ones; reaped ones via cutime)."""
     total = 0.0
@@ -172,46 +151,14 @@ def wait_settled(
     return time.perf_counter() - start
 
 
-class LoadMonitor:
-    """Samples once a second how many cores processes outside this benchmark's process tree
-    keep busy (the machine may be shared), so a result can be read against it."""
-
-    def __init__(self, period_s: float = 1.0):
-        self.period_s = period_s
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+class LoadMonitor(_common.LoadMonitor):
+    """_common.LoadMonitor, reading CPU times through psutil."""
 
     def _mine_and_busy(self) -> tuple[float, float]:
         mine = tree_cpu_s(os.getpid())
         t = psutil.cpu_times()
         busy = t.user + t.nice + t.system + t.irq + t.softirq
         return mine, busy
-
-    def _run(self) -> None:
-        mine0, busy0 = self._mine_and_busy()
-        t0 = time.perf_counter()
-        while not self._stop.wait(self.period_s):
-            mine1, busy1 = self._mine_and_busy()
-            t1 = time.perf_counter()
-            other = ((busy1 - busy0) - (mine1 - mine0)) / (t1 - t0)
-            self.samples.append(min(float(os.cpu_count() or 1), max(0.0, other)))
-            mine0, busy0, t0 = mine1, busy1, t1
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def summary(self) -> dict:
-        s = self.samples
-        return {
-            "other_cores_mean": round(statistics.fmean(s), 2) if s else None,
-            "other_cores_max": round(max(s), 2) if s else None,
-        }
 
 
 # --- 1 and 7: fresh interpreters ------------------------------------------------------------
@@ -396,20 +343,6 @@ class Launch:
         self.proc.stdout.close()
         self.errfile.close()
         return time.monotonic() - t
-
-
-def wait_quiet(timeout_s: float, max_cores: float = 0.15) -> None:
-    """Waits up to timeout_s for processes outside this benchmark to keep under max_cores
-    busy for 3 s in a row (other work on a shared machine skews every number here)."""
-    if timeout_s <= 0:
-        return
-    start = time.perf_counter()
-    with LoadMonitor(period_s=0.5) as mon:
-        while time.perf_counter() - start < timeout_s:
-            time.sleep(0.5)
-            if len(mon.samples) >= 6 and max(mon.samples[-6:]) < max_cores:
-                return
-    progress(f"the machine did not get quiet within {timeout_s:.0f} s; measuring anyway")
 
 
 def measure_start(pythons: dict[str, str], runs: dict[str, int]) -> dict:
@@ -775,38 +708,6 @@ def run_child(python: str, system: str, args) -> dict:
 # --- report --------------------------------------------------------------------------------
 
 
-def fmt(x, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
-
-
-def times_faster(ember_value, other_value, higher_is_better: bool) -> str:
-    """How many times better ember is (> 1: ember better)."""
-    if ember_value is None or other_value is None or not ember_value or not other_value:
-        return "-"
-    r = ember_value / other_value if higher_is_better else other_value / ember_value
-    return f"{r:.2f}" if r < 100 else f"{r:.0f}"
-
-
-def table(title: str, head: list[str], rows: list[list[str]], widths: list[int]) -> None:
-    print()
-    print(title)
-    line = " | ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(head, widths)))
-    print(line)
-    print("-" * len(line))
-    for row in rows:
-        print(
-            " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-        )
-
-
-def dig(d: dict, *keys):
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return None
-        d = d[k]
-    return d
-
-
 def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     e, start, mem = results["ember"], results["start"], results["memory"]
     pool = dig(results, "stdlib", "pool", "async", "per_s")
@@ -1118,26 +1019,6 @@ def parse_args(argv=None):
     return args
 
 
-def git_describe() -> str | None:
-    try:
-        return subprocess.run(
-            [
-                "git",
-                "-C",
-                os.path.dirname(os.path.abspath(__file__)),
-                "describe",
-                "--always",
-                "--dirty",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.child:
@@ -1190,7 +1071,7 @@ def main(argv=None) -> None:
     results["load_by_part"] = {}
     with LoadMonitor() as mon:
         for part, run in parts.items():
-            wait_quiet(args.wait_quiet)
+            wait_quiet(args.wait_quiet, monitor=LoadMonitor)
             progress(titles[part])
             with LoadMonitor() as part_mon:
                 results[part] = run()
