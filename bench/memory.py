@@ -363,7 +363,9 @@ def churn(b, args, window: int) -> dict:
         gc.enable()
     held.clear()
     gc.collect()
-    time.sleep(0.5)  # Ray frees plasma objects asynchronously
+    # "After refs are dropped": Ray frees plasma objects asynchronously, and ember gives free
+    # pages back to the kernel after one second without allocations. Same wait for both.
+    time.sleep(2.0)
     end = sample(args.churn_n, 0.0)
     b.shutdown()
 
