@@ -638,8 +638,8 @@ def targets(doc: dict) -> list[tuple[str, bool, str]]:
         )
         out.append(
             (
-                f"{key}: no growth (end PSS within {RETURN_TOLERANCE:.0%} of warm PSS)",
-                abs(c["end_vs_warm"]) <= RETURN_TOLERANCE,
+                f"{key}: no growth (end PSS at most {RETURN_TOLERANCE:.0%} above warm PSS)",
+                c["end_vs_warm"] <= RETURN_TOLERANCE,  # ending lower is not growth
                 f"{c['end_vs_warm']:+.1%}",
             )
         )
