@@ -630,6 +630,7 @@ PYBIND11_MODULE(_core, m) {
       .def("submit", &submit_task<WorkerRuntime>)
       .def("set_blocked", [](WorkerRuntime& rt, bool b) { rt.worker->set_blocked(b); })
       .def("mark_exit_intended", [](WorkerRuntime& rt) { rt.worker->mark_exit_intended(); })
+      .def("current_task", [](WorkerRuntime& rt) { return rt.worker->current(); })
       .def("submit_actor", &submit_actor_call<WorkerRuntime>);
 
   // The forkserver's view: spawn requests in, worker exits out.

@@ -564,6 +564,9 @@ void Scheduler::steal_for_idle_workers() {
       for (const TaskRef& ref : workers_[v].assigned) {
         uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
         if (claim_gen(c) != ref.gen || claim_state(c) != TaskState::kQueued) continue;
+        // Only default tasks move: a task with its own lease (GPU ids, custom resources) must
+        // run where that lease is, or its GPU could be handed out twice.
+        if (!is_default(record(ref.index)->spec)) continue;
         if (!thief.leased) {
           if (!acquire(record(ref.index)->spec.resources)) return;
           std::copy(record(ref.index)->spec.resources,

@@ -40,6 +40,10 @@ class Worker {
   /// Declares that the running task waits in get() (gives its CPU back) or no longer does.
   void set_blocked(bool blocked);
 
+  /// The record index of the task this worker claimed and has not finished, or -1.
+  int64_t current() const {
+    return static_cast<int64_t>(slot_->current.load(std::memory_order_relaxed)) - 1;
+  }
   RuntimeControl* control() const { return rc_; }
   uint32_t index() const { return index_; }
 

@@ -206,8 +206,18 @@ def main(store_fd: int, slot: int) -> None:
             done = True
             try:
                 done = state.run(index)
+            except KeyboardInterrupt:  # a cancel that landed outside the task's own code
+                info = node.worker.task_info(index)
+                state.store_cancelled(index, num_returns=info[2], name=info[1])
             finally:
                 if done:
                     node.worker.finish(index)
-        except KeyboardInterrupt:  # a cancel that arrived between tasks
+        except KeyboardInterrupt:
+            # A cancel (SIGINT) that landed between claiming a task and running it: that task
+            # must still end, as cancelled, or its caller would wait forever.
+            index = node.worker.current_task()
+            if index >= 0:
+                info = node.worker.task_info(index)
+                state.store_cancelled(index, num_returns=info[2], name=info[1])
+                node.worker.finish(index)
             continue
