@@ -62,6 +62,16 @@ void check(const Status& st) {
 
 // --- ObjectRef ------------------------------------------------------------------------
 
+/// An id as 16 bytes, big-endian hi then lo, so that bytes.fromhex(ref.hex()) == ref.binary().
+py::bytes id_to_bytes(const ObjectID& id) {
+  char buf[16];
+  for (int i = 0; i < 8; ++i) {
+    buf[i] = static_cast<char>(id.hi >> (56 - 8 * i));
+    buf[8 + i] = static_cast<char>(id.lo >> (56 - 8 * i));
+  }
+  return py::bytes(buf, 16);
+}
+
 /// A reference to an object in the store. Holds one count on the object while it lives in a
 /// process whose store is open; after shutdown it holds nothing (weak store pointer).
 class ObjectRef {
@@ -84,15 +94,7 @@ class ObjectRef {
                   static_cast<unsigned long long>(id_.lo));
     return buf;
   }
-  /// Big-endian hi then lo, so that bytes.fromhex(ref.hex()) == ref.binary().
-  py::bytes binary() const {
-    char buf[16];
-    for (int i = 0; i < 8; ++i) {
-      buf[i] = static_cast<char>(id_.hi >> (56 - 8 * i));
-      buf[8 + i] = static_cast<char>(id_.lo >> (56 - 8 * i));
-    }
-    return py::bytes(buf, 16);
-  }
+  py::bytes binary() const { return id_to_bytes(id_); }
 
  private:
   ObjectID id_;
@@ -384,24 +386,11 @@ py::tuple task_info(const TaskRecord& r) {
   if ((s.flags & kSpecArgsInline) != 0) {
     args = py::bytes(reinterpret_cast<const char*>(s.args_inline), s.args_inline_len);
   } else if ((s.flags & kSpecNoArgs) == 0) {
-    char buf[16];
-    for (int i = 0; i < 8; ++i) {
-      buf[i] = static_cast<char>(s.args.hi >> (56 - 8 * i));
-      buf[8 + i] = static_cast<char>(s.args.lo >> (56 - 8 * i));
-    }
-    args = py::bytes(buf, 16);
+    args = id_to_bytes(s.args);
   }
-  auto id_bytes = [](const ObjectID& id) {
-    char buf[16];
-    for (int i = 0; i < 8; ++i) {
-      buf[i] = static_cast<char>(id.hi >> (56 - 8 * i));
-      buf[8 + i] = static_cast<char>(id.lo >> (56 - 8 * i));
-    }
-    return py::bytes(buf, 16);
-  };
-  return py::make_tuple(id_bytes(s.function), std::string(s.name), s.num_returns, args,
+  return py::make_tuple(id_to_bytes(s.function), std::string(s.name), s.num_returns, args,
                         (s.flags & kSpecArgsInline) != 0, s.attempt, s.max_retries,
-                        (s.flags & kSpecRetryExceptions) != 0, r.gpu_mask, id_bytes(s.returns),
+                        (s.flags & kSpecRetryExceptions) != 0, r.gpu_mask, id_to_bytes(s.returns),
                         s.flags, s.actor);
 }
 

@@ -68,27 +68,33 @@ class ActorState:
     def _run(self, ws, index, name, num_returns, args, inline, method) -> None:
         try:
             a, kw = ws.resolved_arguments(args, inline)
-            result = method(*a, **kw)
-        except _ActorExit:
-            self._exit(ws, index, num_returns)
-        except Exception as e:  # noqa: BLE001
-            ws.store_error(index, num_returns, name, e)
-        else:
-            ws.store_result(index, num_returns, name, result)
+            result, raised = method(*a, **kw), None
+        except BaseException as e:  # noqa: BLE001 (sorted out by _store)
+            result, raised = None, e
+        self._store(ws, index, name, num_returns, result, raised)
 
     async def _run_async(self, ws, index, name, num_returns, args, inline, method) -> None:
         try:
-            a, kw = ws.resolved_arguments(args, inline)
-            result = await method(*a, **kw)
-        except _ActorExit:
-            self._exit(ws, index, num_returns)
-        except Exception as e:  # noqa: BLE001
-            ws.store_error(index, num_returns, name, e)
-        else:
-            ws.store_result(index, num_returns, name, result)
+            try:
+                a, kw = ws.resolved_arguments(args, inline)
+                result, raised = await method(*a, **kw), None
+            except BaseException as e:  # noqa: BLE001 (sorted out by _store)
+                result, raised = None, e
+            self._store(ws, index, name, num_returns, result, raised)
         finally:
             self.slots.release()
             self.node.worker.finish(index)
+
+    def _store(self, ws, index, name, num_returns, result, raised) -> None:
+        """Stores a call's result or what it raised; exit_actor() ends the process here."""
+        if raised is None:
+            ws.store_result(index, num_returns, name, result)
+        elif isinstance(raised, _ActorExit):
+            self._exit(ws, index, num_returns)
+        elif isinstance(raised, Exception):
+            ws.store_error(index, num_returns, name, raised)
+        else:  # KeyboardInterrupt, SystemExit: not the call's to report
+            raise raised
 
     def _exit(self, ws, index, num_returns) -> None:
         ws.store_exception(index, num_returns, ActorDiedError(
