@@ -142,3 +142,27 @@ def test_kill_9_of_the_driver_leaves_nothing_behind():
         ["pgrep", "-P", str(driver.pid)], capture_output=True, text=True, check=False
     )
     assert leftovers.stdout == ""
+
+
+def test_init_keeps_a_few_ended_sessions_and_every_live_one(tmp_path, monkeypatch):
+    from ember import _node
+
+    monkeypatch.setattr(_node, "SESSIONS_ROOT", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    ended = [f"session_2099-01-01_00-00-{i:02d}_{dead.pid}" for i in range(8)]
+    now = time.strftime("%Y-%m-%d_%H-%M-%S")
+    live = f"session_{now}_{os.getppid()}"  # older than the ended ones, but its driver runs
+    for name in ended + [live, "not_a_session"]:
+        (tmp_path / name).mkdir()
+    (tmp_path / ended[-1] / "logs").mkdir()
+    ember.init(num_cpus=1, object_store_memory=STORE_BYTES)
+    try:
+        current = _node.current().session_dir
+    finally:
+        ember.shutdown()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    kept = ended[-_node.KEEP_ENDED_SESSIONS:]  # the newest ended ones, with their logs
+    assert left == sorted(kept + [live, "not_a_session", os.path.basename(current),
+                                  "session_latest"])
+    assert os.readlink(tmp_path / "session_latest") == current

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,12 +47,57 @@ class NodeInfo:
         return {"node_id": self.node_id, "session_dir": self.session_dir}
 
 
+#: Where session directories live, and how many ended sessions' directories are kept (their
+#: logs are what a user reads after a crash); older ones are removed by the next ``init``.
+SESSIONS_ROOT = "/tmp/ember"
+KEEP_ENDED_SESSIONS = 5
+
+
 def new_session_dir() -> str:
-    """Creates ``/tmp/ember/session_<time>_<pid>`` (logs and spill files live there)."""
+    """Creates ``/tmp/ember/session_<time>_<pid>`` (logs and spill files live there), points
+    ``/tmp/ember/session_latest`` at it, and prunes the directories of old ended sessions."""
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime())
-    path = f"/tmp/ember/session_{stamp}_{os.getpid()}"
+    path = os.path.join(SESSIONS_ROOT, f"session_{stamp}_{os.getpid()}")
     os.makedirs(path, exist_ok=True)
+    latest = os.path.join(SESSIONS_ROOT, "session_latest")
+    try:
+        tmp = f"{latest}.{os.getpid()}"
+        os.symlink(path, tmp)
+        os.replace(tmp, latest)  # atomic: a reader never sees the link missing
+    except OSError:
+        pass
+    prune_session_dirs(keep=path)
     return path
+
+
+def prune_session_dirs(keep: str) -> None:
+    """Removes all but the newest KEEP_ENDED_SESSIONS directories of sessions whose driver
+    has exited. A session whose driver is alive (another program's node) is never touched."""
+    ended = []
+    for entry in os.scandir(SESSIONS_ROOT):
+        match = re.fullmatch(r"session_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_(\d+)", entry.name)
+        if match is None or entry.path == keep or entry.is_symlink():
+            continue
+        if _driver_alive(entry.name, int(match.group(1))):
+            continue
+        ended.append(entry.name)  # names sort by start time
+    ended.sort()
+    for name in ended[:max(0, len(ended) - KEEP_ENDED_SESSIONS)]:
+        shutil.rmtree(os.path.join(SESSIONS_ROOT, name), ignore_errors=True)
+
+
+def _driver_alive(name: str, pid: int) -> bool:
+    """True if process `pid` runs and is older than the session `name` (else the pid was
+    reused by a later process). This process's own earlier sessions have ended."""
+    if pid == os.getpid():
+        return False
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.Error:
+        return False
+    stamp = time.mktime(time.strptime(name[len("session_"):len("session_") + 19],
+                                      "%Y-%m-%d_%H-%M-%S"))
+    return started <= stamp + 1
 
 
 def memory_limit() -> int:
