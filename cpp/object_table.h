@@ -14,6 +14,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <string>
 
 #include "status.h"
 
@@ -25,6 +27,13 @@ struct ObjectID {
   uint64_t lo = 0;  ///< sequence number, unique within the node
   bool operator==(const ObjectID& o) const { return hi == o.hi && lo == o.lo; }
   bool operator!=(const ObjectID& o) const { return !(*this == o); }
+  /// 32 hex digits, as ObjectRef.hex() shows it (and as spill files are named).
+  std::string hex() const {
+    char out[33];
+    std::snprintf(out, sizeof out, "%016llx%016llx", static_cast<unsigned long long>(hi),
+                  static_cast<unsigned long long>(lo));
+    return out;
+  }
 };
 
 enum class SlotState : uint32_t {

@@ -42,6 +42,11 @@ uint64_t random_tag() {
 }
 
 Status closed_error() { return Status(StatusCode::kClosed, "the object store was shut down"); }
+Status not_found(const ObjectID& id) {
+  return Status(StatusCode::kNotFound, "object " + id.hex() +
+                                           " is not in the store: it was freed when its last "
+                                           "reference went, or it never existed on this node");
+}
 
 }  // namespace
 
@@ -446,7 +451,7 @@ Result<ObjectView> Store::pin(const ObjectID& id) {
     {
       Locked lock(*this);
       int64_t slot = table_.find(id);
-      if (slot < 0) return Status(StatusCode::kNotFound, "object not found in the store");
+      if (slot < 0) return not_found(id);
       ObjectEntry& e = table_.at(slot);
       st = e.state;
       if (st == SlotState::kSealed) {
@@ -489,7 +494,7 @@ Status Store::add_ref(const ObjectID& id, bool mine) {
   if (closed()) return closed_error();
   Locked lock(*this);
   int64_t slot = table_.find(id);
-  if (slot < 0) return Status(StatusCode::kNotFound, "object not found in the store");
+  if (slot < 0) return not_found(id);
   ++table_.at(slot).refs;
   if (mine) note(id, 1, 0);
   return Status::OK();
@@ -530,10 +535,7 @@ void Store::recover() {
 // --- spilling -----------------------------------------------------------------------------
 
 std::string Store::spill_path(const ObjectID& id) const {
-  char name[40];
-  std::snprintf(name, sizeof name, "/%016llx%016llx", static_cast<unsigned long long>(id.hi),
-                static_cast<unsigned long long>(id.lo));
-  return std::string(ctl_->spill_dir) + name;
+  return std::string(ctl_->spill_dir) + "/" + id.hex();
 }
 
 namespace {
@@ -637,7 +639,7 @@ Status Store::restore(const ObjectID& id) {
     {
       Locked lock(*this);
       int64_t slot = table_.find(id);
-      if (slot < 0) return Status(StatusCode::kNotFound, "object not found in the store");
+      if (slot < 0) return not_found(id);
       ObjectEntry& e = table_.at(slot);
       if (e.state != SlotState::kSpilled) return Status::OK();  // someone else restored it
       auto off = alloc_.allocate(e.size, id.hi, id.lo);
@@ -662,8 +664,10 @@ Status Store::restore(const ObjectID& id) {
       continue;
     }
     const std::string path = spill_path(id);
+    errno = 0;
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     bool ok = fd >= 0 && read_all(fd, dst, size);
+    const int read_errno = errno;  // 0 if the file was merely short
     if (fd >= 0) ::close(fd);
     bool wake;
     {
@@ -672,22 +676,31 @@ Status Store::restore(const ObjectID& id) {
       ObjectEntry& e = table_.at(slot);
       e.flags &= ~uint32_t{kEntryRestoring};
       e.pins = 0;
-      if (!ok) {  // the file is gone or unreadable: back to spilled, report it
+      wake = e.waiters != 0;
+      e.waiters = 0;
+      if (!ok) {
+        // The file is gone or unreadable: the object is lost. It stays SPILLED so that every
+        // reader (those waiting for this restore are woken) gets the same error, not a hang.
         alloc_.free(e.payload);
         e.payload = 0;
         e.state = SlotState::kSpilled;
-        return Status(StatusCode::kIOError, "cannot read spill file " + path);
+      } else {
+        e.state = SlotState::kSealed;
+        e.last_access = ++ctl_->access_clock;
+        unlink_later_.push_back(path);
+        --ctl_->spilled_objects;
+        ctl_->spilled_bytes -= size;
+        ++ctl_->restores_total;
       }
-      e.state = SlotState::kSealed;
-      e.last_access = ++ctl_->access_clock;
-      wake = e.waiters != 0;
-      e.waiters = 0;
-      unlink_later_.push_back(path);
-      --ctl_->spilled_objects;
-      ctl_->spilled_bytes -= size;
-      ++ctl_->restores_total;
     }
     if (wake) wake_waiters();
+    if (!ok) {
+      return Status(StatusCode::kNotFound,
+                    "object " + id.hex() + " is lost: it was spilled to " + path +
+                        ", which cannot be read back (" +
+                        (read_errno != 0 ? std::strerror(read_errno) : "the file is too short") +
+                        ")");
+    }
     return Status::OK();
   }
 }

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 import ember
-from ember.exceptions import EmberError, NotInitializedError, ObjectStoreFullError
+from ember.exceptions import (
+    EmberError,
+    NotInitializedError,
+    ObjectLostError,
+    ObjectStoreFullError,
+)
 
 from .conftest import STORE_BYTES
 
@@ -67,6 +72,18 @@ def test_a_ref_from_a_previous_node(node):
     ember.init(num_cpus=1, object_store_memory=STORE_BYTES)
     with pytest.raises(NotInitializedError, match="shut down"):
         ember.get(ref)
+
+
+def test_a_ref_revived_after_its_object_was_freed_is_lost(node):
+    import pickle
+
+    ref = ember.put(np.ones(1000))
+    blob = pickle.dumps(ref)  # out of band: the pickle holds no reference
+    hex_id = ref.hex()
+    del ref  # the last reference: the object is freed
+    revived = pickle.loads(blob)
+    with pytest.raises(ObjectLostError, match=f"{hex_id} is not in the store: it was freed"):
+        ember.get(revived, timeout=10)
 
 
 def test_init_twice(node):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import ember
-from ember.exceptions import ObjectStoreFullError
+from ember.exceptions import ObjectLostError, ObjectStoreFullError
 
 STORE = 64 << 20
 CHUNK = (4 << 20) // 8  # 4 MiB of float64
@@ -79,6 +79,23 @@ def test_tasks_read_spilled_arguments(small_node):
 
     refs = [ember.put(np.full(CHUNK, float(i))) for i in range(24)]
     assert ember.get([first.remote(r) for r in refs]) == [float(i) for i in range(24)]
+
+
+def test_an_object_whose_spill_file_is_gone_is_lost_not_hung(small_node):
+    @ember.remote
+    def first(a):
+        return float(a[0])
+
+    refs = [ember.put(np.full(CHUNK, float(i))) for i in range(24)]
+    os.unlink(os.path.join(small_node.spill_dir, refs[0].hex()))
+    for _ in range(2):  # the same answer each time: the object stays lost
+        with pytest.raises(ObjectLostError, match=f"{refs[0].hex()} is lost: it was spilled"):
+            ember.get(refs[0], timeout=10)
+    with pytest.raises(ember.exceptions.TaskError) as info:  # a task given it says so too
+        ember.get(first.remote(refs[0]), timeout=10)
+    assert isinstance(info.value.cause, ObjectLostError)
+    assert ember.get(refs[1])[0] == 1.0  # the other spilled objects are fine
+    small_node.store.check()
 
 
 def test_full_when_nothing_can_be_spilled(small_node):
