@@ -63,7 +63,10 @@ struct ObjectEntry {
   int32_t pins;       ///< views alive in any process, +1 for the writer until sealed
   uint32_t waiters;   ///< 1 once someone sleeps until this object is sealed
   uint32_t flags;     ///< EntryFlags
-  uint64_t last_access;  ///< the store's access clock at the last pin (LRU for spilling)
+  union {
+    uint64_t last_access;  ///< in memory: the store's access clock at the last pin (LRU)
+    uint64_t spilled_at;   ///< SPILLED, and CREATED while restoring: its spill file and offset
+  };
 };
 static_assert(sizeof(ObjectEntry) == 64);
 

@@ -19,11 +19,13 @@
 //  - An object whose entry has kEntryHasRefs holds one count on each ObjectRef nested in it
 //    (listed in its payload, see object_format.h); freeing it releases them.
 //  - Spilling: when an allocation does not fit, the allocating process writes least-recently
-//    pinned SEALED objects that nobody pins to files in spill_dir (the lock is not held while
-//    writing: the spiller pins the object and flags it kEntrySpilling), then frees their
-//    memory (state SPILLED). A pin of a SPILLED object brings it back the same way (CREATED
-//    with kEntryRestoring while the file is read; others wait as for a promise). A spill file
-//    is deleted when its object is restored or freed.
+//    pinned SEALED objects that nobody pins to a spill file in spill_dir, at least 4 MiB per
+//    batch, one file and one scan of the table per batch (the lock is not held while writing:
+//    the spiller pins each object and flags it kEntrySpilling), then frees their memory (state
+//    SPILLED; `spilled_at` says where the bytes are). A pin of a SPILLED object brings it back
+//    the same way (CREATED with kEntryRestoring while the file is read; others wait as for a
+//    promise). An object restored or freed punches its bytes out of its file; the file is
+//    deleted when nothing is left in it.
 //  - Idle trim: after a second without allocations the driver gives the pages of free blocks
 //    (1 MiB and up; taken out of the free lists while punched) and of the wilderness (under
 //    the lock, so no allocation can land there meanwhile) back to the kernel, so memory in use
@@ -99,6 +101,7 @@ struct StoreControl {
   uint64_t spills_total;           ///< guarded by lock
   uint64_t restores_total;         ///< guarded by lock
   uint64_t allocations;            ///< guarded by lock: objects ever allocated (idle detection)
+  uint64_t spill_files;            ///< guarded by lock: spill files ever made (the next's number)
   char spill_dir[256];             ///< written once at creation; "" disables spilling
 };
 
@@ -206,11 +209,18 @@ class Store : public std::enable_shared_from_this<Store> {
   /// Spills least-recently used objects until `size` bytes could fit (best effort). Unlocked.
   /// Returns false when nothing more can be spilled.
   bool make_room(uint64_t size);
-  /// Writes one LRU object out; false if there is none to spill. Unlocked.
-  bool spill_one();
+  /// Writes the least recently used unpinned objects out, oldest first, until `bytes` are
+  /// spilled (or kMaxSpillBatch objects), with one scan of the table. Returns how many were
+  /// spilled: 0 when there is nothing to spill or the disk fails. Unlocked.
+  size_t spill_batch(uint64_t bytes);
+  static constexpr uint64_t kMinSpillBatch = uint64_t{4} << 20;
+  static constexpr size_t kMaxSpillBatch = 1024;
   /// Brings a SPILLED object back into memory; the caller then pins it. Unlocked.
   Status restore(const ObjectID& id);
-  std::string spill_path(const ObjectID& id) const;
+  std::string spill_path(uint64_t file) const;
+  /// Punches an object's bytes out of its spill file, deleting the file once it holds
+  /// nothing. Unlocked.
+  void release_spilled(uint64_t packed, uint64_t size);
   Ledger ledger(uint32_t client) const;
   Status full_error(uint64_t size, const Status& why);
   /// Marks 2 MiB chunks of the heap populated in this process; populates the unmarked ones.
@@ -250,7 +260,11 @@ class Store : public std::enable_shared_from_this<Store> {
   uint64_t pf_window_ = 0;        ///< guarded by pf_mu_: bytes to keep populated past top
   uint64_t pf_requests_ = 0;      ///< guarded by pf_mu_: bumped on each hint
   std::thread spiller_;           ///< creator only, when spilling is on (stops with pf_stop_)
-  std::vector<std::string> unlink_later_;  ///< guarded by the store lock: files to delete after it
+  struct SpilledBytes {
+    uint64_t packed;  ///< where: ObjectEntry::spilled_at
+    uint64_t size;
+  };
+  std::vector<SpilledBytes> release_later_;  ///< guarded by the store lock: punched out after it
 };
 
 }  // namespace ember

@@ -14,9 +14,23 @@ import pytest
 
 import ember
 from ember.exceptions import ObjectLostError, ObjectStoreFullError
+from ember.util.state import list_objects
 
 STORE = 64 << 20
 CHUNK = (4 << 20) // 8  # 4 MiB of float64
+
+
+def spilled() -> set[str]:
+    """The ids of the objects now in spill files."""
+    return {o["object_id"] for o in list_objects() if o["state"] == "SPILLED"}
+
+
+def settle_spilling(store) -> None:
+    """Waits until the background spiller has stopped writing (no new spill for 0.3 s)."""
+    last = -1
+    while store.stats()["spills_total"] != last:
+        last = store.stats()["spills_total"]
+        time.sleep(0.3)
 
 
 @pytest.fixture
@@ -29,12 +43,9 @@ def small_node():
 def test_twice_the_store_fits_through_spilling(small_node):
     store = small_node.store
     refs = [ember.put(np.full(CHUNK, i, dtype=np.float64)) for i in range(32)]  # 128 MiB
-    stats = store.stats()
-    assert stats["spilled_objects"] > 0
-    spilled_files = os.listdir(small_node.spill_dir)
-    # (the background spiller may be writing one more file right now)
-    assert len(spilled_files) >= stats["spilled_objects"]
-    assert refs[0].hex() in spilled_files  # the oldest went first
+    assert store.stats()["spilled_objects"] > 0
+    assert os.listdir(small_node.spill_dir)
+    assert refs[0].hex() in spilled()  # the oldest went first
     for i, ref in enumerate(refs):  # every value comes back right (restoring spills others)
         value = ember.get(ref)
         assert value[0] == i and value[-1] == i
@@ -54,7 +65,7 @@ def test_the_least_recently_used_go_first_and_pinned_objects_stay(small_node):
     first = ember.put(np.full(CHUNK, 1.0))
     held = ember.get(first)  # pinned by a view: never spilled
     refs = [ember.put(np.full(CHUNK, float(i))) for i in range(24)]
-    names = set(os.listdir(small_node.spill_dir))
+    names = spilled()
     assert first.hex() not in names
     assert refs[0].hex() in names  # the oldest unpinned one went first
     assert refs[-1].hex() not in names
@@ -63,13 +74,13 @@ def test_the_least_recently_used_go_first_and_pinned_objects_stay(small_node):
 
 def test_a_restored_object_is_a_zero_copy_view_again(small_node):
     refs = [ember.put(np.full(CHUNK, float(i))) for i in range(24)]
-    assert refs[0].hex() in os.listdir(small_node.spill_dir)
+    assert refs[0].hex() in spilled()
     a = ember.get(refs[0])
     b = ember.get(refs[0])
     lo, hi = small_node.store.segment_range
     assert lo <= a.__array_interface__["data"][0] < hi
     assert np.shares_memory(a, b)
-    assert refs[0].hex() not in os.listdir(small_node.spill_dir)
+    assert refs[0].hex() not in spilled()
 
 
 def test_tasks_read_spilled_arguments(small_node):
@@ -87,14 +98,46 @@ def test_an_object_whose_spill_file_is_gone_is_lost_not_hung(small_node):
         return float(a[0])
 
     refs = [ember.put(np.full(CHUNK, float(i))) for i in range(24)]
-    os.unlink(os.path.join(small_node.spill_dir, refs[0].hex()))
+    assert refs[0].hex() in spilled() and refs[1].hex() in spilled()
+    first_file = min(os.listdir(small_node.spill_dir))  # the first batch: the oldest objects
+    os.unlink(os.path.join(small_node.spill_dir, first_file))
     for _ in range(2):  # the same answer each time: the object stays lost
         with pytest.raises(ObjectLostError, match=f"{refs[0].hex()} is lost: it was spilled"):
             ember.get(refs[0], timeout=10)
     with pytest.raises(ember.exceptions.TaskError) as info:  # a task given it says so too
         ember.get(first.remote(refs[0]), timeout=10)
     assert isinstance(info.value.cause, ObjectLostError)
-    assert ember.get(refs[1])[0] == 1.0  # the other spilled objects are fine
+    assert ember.get(refs[-1])[0] == 23.0  # the objects in memory are fine
+    small_node.store.check()
+
+
+def test_small_objects_share_spill_files_that_go_with_their_last_object(small_node):
+    spill_dir = small_node.spill_dir
+
+    def disk_blocks() -> int:
+        return sum(os.stat(os.path.join(spill_dir, f)).st_blocks for f in os.listdir(spill_dir))
+
+    refs = [ember.put(np.full(8192, float(i))) for i in range(2048)]  # 64 KiB each, 128 MiB
+    settle_spilling(small_node.store)
+    on_disk = spilled()
+    assert len(on_disk) > 1000
+    assert len(os.listdir(spill_dir)) * 32 <= len(on_disk)  # batches, not a file each
+    blocks = disk_blocks()
+    freed = [r.hex() for r in refs if r.hex() in on_disk][:32]
+    refs = [r for r in refs if r.hex() not in freed]
+    # Their bytes were punched out of their files (4 KiB pages, in 512-byte blocks).
+    assert disk_blocks() <= blocks - 32 * (64 << 10) // 512
+    assert not set(freed) & {o["object_id"] for o in list_objects()}
+    first = next(r for r in refs if r.hex() in on_disk)
+    assert ember.get(first)[0] == 32.0  # the first one left, restored
+    assert small_node.store.stats()["num_objects"] == 2048 - 32
+    del refs, first
+    # (a batch the background spiller is writing out is released when that write ends)
+    deadline = time.monotonic() + 5
+    while os.listdir(spill_dir) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert os.listdir(spill_dir) == []  # every file went with its last object
+    assert small_node.store.stats()["num_objects"] == 0
     small_node.store.check()
 
 
