@@ -63,10 +63,10 @@ class Store::Locked {
   ~Locked() {
     // Spilled bytes freed under the lock are punched out (or their file deleted) after it:
     // deleting a 1 GiB file takes ~170 ms here, and every process's store calls would wait.
-    std::vector<SpilledBytes> released;
+    std::vector<SpillRelease> released;
     released.swap(s_.release_later_);
     s_.ctl_->lock.unlock();
-    for (const SpilledBytes& r : released) s_.release_spilled(r.packed, r.size);
+    for (const SpillRelease& r : released) s_.release_spilled(r);
   }
   Locked(const Locked&) = delete;
   Locked& operator=(const Locked&) = delete;
@@ -417,7 +417,7 @@ void Store::free_slot(int64_t slot, std::vector<ObjectID>& released) {
   ObjectEntry& e = table_.at(slot);
   uint64_t payload = e.payload;
   if (e.state == SlotState::kSpilled) {
-    release_later_.push_back({e.spilled_at, e.size});
+    defer_release(e.spilled_at, e.size);
     --ctl_->spilled_objects;
     ctl_->spilled_bytes -= e.size;
   }
@@ -584,19 +584,27 @@ std::string Store::spill_path(uint64_t file) const {
   return std::string(ctl_->spill_dir) + name;
 }
 
-void Store::release_spilled(uint64_t packed, uint64_t size) {
-  const std::string path = spill_path(spill_file(packed));
+void Store::release_spilled(const SpillRelease& r) {
+  const std::string path = spill_path(spill_file(r.packed));
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return;
-  const uint64_t len = (size + kFileBlock - 1) / kFileBlock * kFileBlock;
+  const uint64_t len = (r.size + kFileBlock - 1) / kFileBlock * kFileBlock;
   struct stat st{};
   // Where holes cannot be punched the file stays until the session's spill directory goes.
   if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                static_cast<off_t>(spill_offset(packed)), static_cast<off_t>(len)) == 0 &&
+                static_cast<off_t>(spill_offset(r.packed)), static_cast<off_t>(len)) == 0 &&
       fstat(fd, &st) == 0 && st.st_blocks == 0) {
     unlink(path.c_str());  // its last object is gone (another process may have beaten us)
   }
   ::close(fd);
+}
+
+void Store::defer_release(uint64_t packed, uint64_t size) {
+  if (ctl_->n_releases < kReleaseQueue) {
+    ctl_->releases[ctl_->n_releases++] = SpillRelease{packed, size};
+  } else {
+    release_later_.push_back(SpillRelease{packed, size});
+  }
 }
 
 bool Store::make_room(uint64_t size) {
@@ -676,7 +684,7 @@ size_t Store::spill_batch(uint64_t bytes) {
         // Not written, someone started reading it (keep it in memory), or its last ref went
         // while we wrote (free it now: our pin was the last thing holding it).
         --e.pins;
-        if (fd >= 0) release_later_.push_back({pack_spill(file, v.offset), v.size});
+        if (fd >= 0) release_later_.push_back({pack_spill(file, v.offset), v.size});  // now
         if (e.refs == 0 && e.pins == 0) free_slot(slot, released);
         continue;
       }
@@ -750,7 +758,7 @@ Status Store::restore(const ObjectID& id) {
       } else {
         e.state = SlotState::kSealed;
         e.last_access = ++ctl_->access_clock;
-        release_later_.push_back({packed, size});
+        defer_release(packed, size);
         --ctl_->spilled_objects;
         ctl_->spilled_bytes -= size;
         ++ctl_->restores_total;
@@ -873,10 +881,14 @@ void Store::spill_loop(double high_water) {
       if (pf_stop_) return;
     }
     uint64_t allocations;
+    std::vector<SpillRelease> releases;
     {
       Locked lock(*this);
       allocations = ctl_->allocations;
+      releases.assign(ctl_->releases, ctl_->releases + ctl_->n_releases);
+      ctl_->n_releases = 0;
     }
+    for (const SpillRelease& r : releases) release_spilled(r);
     idle_passes = allocations == last_allocations ? idle_passes + 1 : 0;
     last_allocations = allocations;
     if (idle_passes >= kIdlePasses && trimmed_at != allocations) {

@@ -24,8 +24,9 @@
 //    the spiller pins each object and flags it kEntrySpilling), then frees their memory (state
 //    SPILLED; `spilled_at` says where the bytes are). A pin of a SPILLED object brings it back
 //    the same way (CREATED with kEntryRestoring while the file is read; others wait as for a
-//    promise). An object restored or freed punches its bytes out of its file; the file is
-//    deleted when nothing is left in it.
+//    promise). An object restored or freed has its bytes punched out of its file (by the
+//    driver's spiller thread, queued in the segment, so a restoring get does not wait for the
+//    disk); the file is deleted when nothing is left in it.
 //  - Idle trim: after a second without allocations the driver gives the pages of free blocks
 //    (1 MiB and up; taken out of the free lists while punched) and of the wilderness (under
 //    the lock, so no allocation can land there meanwhile) back to the kernel, so memory in use
@@ -88,6 +89,13 @@ struct StoreStats {
 };
 
 /// The shared control block of the store (in the segment, after the header page).
+/// Bytes of a spill file to punch out: an object left it (restored or freed).
+struct SpillRelease {
+  uint64_t packed;  ///< where: ObjectEntry::spilled_at
+  uint64_t size;
+};
+inline constexpr uint32_t kReleaseQueue = 512;
+
 struct StoreControl {
   RobustMutex lock;                ///< guards alloc and table
   std::atomic<uint64_t> next_seq;  ///< the next ObjectID sequence number
@@ -102,6 +110,10 @@ struct StoreControl {
   uint64_t restores_total;         ///< guarded by lock
   uint64_t allocations;            ///< guarded by lock: objects ever allocated (idle detection)
   uint64_t spill_files;            ///< guarded by lock: spill files ever made (the next's number)
+  /// Spilled bytes to punch out of their files, left by any process for the driver's spiller
+  /// thread, so a get that restores does not pay for it. Guarded by lock.
+  uint32_t n_releases;
+  SpillRelease releases[kReleaseQueue];
   char spill_dir[256];             ///< written once at creation; "" disables spilling
 };
 
@@ -220,7 +232,9 @@ class Store : public std::enable_shared_from_this<Store> {
   std::string spill_path(uint64_t file) const;
   /// Punches an object's bytes out of its spill file, deleting the file once it holds
   /// nothing. Unlocked.
-  void release_spilled(uint64_t packed, uint64_t size);
+  void release_spilled(const SpillRelease& r);
+  /// Queues that for the driver's spiller thread (or for this thread, after the lock). Locked.
+  void defer_release(uint64_t packed, uint64_t size);
   Ledger ledger(uint32_t client) const;
   Status full_error(uint64_t size, const Status& why);
   /// Marks 2 MiB chunks of the heap populated in this process; populates the unmarked ones.
@@ -260,11 +274,8 @@ class Store : public std::enable_shared_from_this<Store> {
   uint64_t pf_window_ = 0;        ///< guarded by pf_mu_: bytes to keep populated past top
   uint64_t pf_requests_ = 0;      ///< guarded by pf_mu_: bumped on each hint
   std::thread spiller_;           ///< creator only, when spilling is on (stops with pf_stop_)
-  struct SpilledBytes {
-    uint64_t packed;  ///< where: ObjectEntry::spilled_at
-    uint64_t size;
-  };
-  std::vector<SpilledBytes> release_later_;  ///< guarded by the store lock: punched out after it
+  /// Guarded by the store lock: punched out by this thread after it (the shared queue was full).
+  std::vector<SpillRelease> release_later_;
 };
 
 }  // namespace ember
