@@ -513,10 +513,11 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init([](std::shared_ptr<Store> store, std::vector<int64_t> totals,
                        std::vector<std::string> names, uint32_t num_cpus, uint32_t max_workers,
                        uint32_t task_capacity, std::string log_dir, double memory_threshold,
-                       uint64_t memory_limit) {
+                       uint64_t memory_limit, uint32_t oom_retry_delay_ms) {
              SchedulerConfig cfg;
              cfg.memory_threshold = memory_threshold;
              cfg.memory_limit = memory_limit;
+             cfg.oom_retry_delay_ms = oom_retry_delay_ms;
              for (size_t i = 0; i < totals.size() && i < kMaxResources; ++i) cfg.totals[i] = totals[i];
              cfg.names = std::move(names);
              cfg.num_cpus = num_cpus;
@@ -530,7 +531,8 @@ PYBIND11_MODULE(_core, m) {
            }),
            py::arg("store"), py::arg("totals"), py::arg("names"), py::arg("num_cpus"),
            py::arg("max_workers"), py::arg("task_capacity"), py::arg("log_dir"),
-           py::arg("memory_threshold") = 0.95, py::arg("memory_limit") = 0)
+           py::arg("memory_threshold") = 0.95, py::arg("memory_limit") = 0,
+           py::arg("oom_retry_delay_ms") = 1000)
       .def("start", [](DriverRuntime& rt) { rt.scheduler->start(); })
       .def("stop",
            [](DriverRuntime& rt) {

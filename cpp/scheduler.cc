@@ -20,6 +20,14 @@ namespace {
 constexpr uint64_t kDepth = 4;
 /// How long the scheduler thread sleeps when nothing rings it (housekeeping period).
 constexpr int64_t kIdleSleepNs = 50'000'000;
+/// The longest backoff before retrying a task killed for memory.
+constexpr uint64_t kMaxOomRetryDelayMs = 60'000;
+
+uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 /// The last `n` lines of a text file ("" if unreadable).
 std::string tail_lines(const std::string& path, int n) {
@@ -432,7 +440,16 @@ void Scheduler::reap_dead_workers() {
         if (spec.max_retries < 0 || static_cast<int32_t>(spec.attempt) < spec.max_retries) {
           ++spec.attempt;
           ++stats_.retried;
-          queue_.push_front(Pending{spec, {}});
+          // After an OOM kill, back off (doubling, as Ray does): the memory that was short may
+          // still be in use, and an immediate rerun would likely be killed again.
+          uint64_t not_before = 0;
+          if (!info.oom.empty()) {
+            const uint64_t delay_ms = std::min<uint64_t>(
+                uint64_t{cfg_.oom_retry_delay_ms} << std::min<uint32_t>(spec.attempt - 1, 16),
+                kMaxOomRetryDelayMs);
+            not_before = monotonic_ns() + delay_ms * 1'000'000;
+          }
+          queue_.push_front(Pending{spec, {}, not_before});
           continue;
         }
         if (!info.oom.empty()) {
@@ -584,8 +601,9 @@ void Scheduler::steal_for_idle_workers() {
 }
 
 void Scheduler::dispatch_queued() {
+  const uint64_t now = monotonic_ns();
   for (auto it = queue_.begin(); it != queue_.end();) {
-    if (!deps_ready(it->deps)) {
+    if (it->not_before_ns > now || !deps_ready(it->deps)) {
       ++it;
       continue;
     }
@@ -631,8 +649,9 @@ void Scheduler::start_workers() {
   uint32_t want = 0;
   int64_t avail[kMaxResources];
   std::copy(available_, available_ + kMaxResources, avail);
+  const uint64_t now = monotonic_ns();
   for (const Pending& p : queue_) {
-    if (!p.deps.empty()) continue;
+    if (!p.deps.empty() || p.not_before_ns > now) continue;
     bool fits = true;
     for (uint32_t i = 0; i < kMaxResources; ++i) fits = fits && p.spec.resources[i] <= avail[i];
     if (!fits) continue;
@@ -787,12 +806,6 @@ static uint64_t private_memory(int32_t pid) {
   uint64_t size = 0, resident = 0, shared = 0;
   if (!(f >> size >> resident >> shared)) return 0;
   return (resident > shared ? resident - shared : 0) * 4096;
-}
-
-static uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 void Scheduler::watch_memory() {

@@ -50,6 +50,7 @@ struct SchedulerConfig {
   double memory_threshold = 0.95;        ///< kill a task's worker above this fraction; 0: off
   uint64_t memory_limit = 0;             ///< bytes the node may use (0: the machine's/cgroup's)
   uint32_t memory_period_ms = 250;       ///< how often the monitor looks
+  uint32_t oom_retry_delay_ms = 1000;    ///< first backoff of a task retried after an OOM kill
 };
 
 /// Bytes of runtime region a store needs for this config.
@@ -121,6 +122,7 @@ class Scheduler {
   struct Pending {
     TaskSpec spec;
     std::vector<ObjectID> deps;
+    uint64_t not_before_ns = 0;  ///< a retry after an OOM kill waits out its backoff
   };
   struct ActorInfo {
     TaskSpec creation;                 ///< run again on each restart

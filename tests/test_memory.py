@@ -26,7 +26,9 @@ def tight_node():
 
 
 @ember.remote(max_retries=1)
-def hog():
+def hog(started_log):
+    with open(started_log, "a") as f:
+        f.write(f"{time.monotonic()}\n")
     blocks = []
     for _ in range(30):  # up to 3 GiB: far past the limit, far below the machine's memory
         blocks.append(bytearray(100 << 20))
@@ -40,14 +42,17 @@ def steady(seconds):
     return "alive"
 
 
-def test_a_memory_hog_is_killed_and_retried_then_fails(tight_node):
+def test_a_memory_hog_is_killed_and_retried_then_fails(tight_node, tmp_path):
     bystander = steady.remote(2.0)
+    started_log = tmp_path / "starts"
     with pytest.raises(OutOfMemoryError) as info:
-        ember.get(hog.remote(), timeout=30)
+        ember.get(hog.remote(str(started_log)), timeout=30)
     assert isinstance(info.value, MemoryError)
     message = str(info.value)
     assert "hog" in message and "memory monitor" in message and "95%" in message
     assert tight_node.scheduler.stats()["oom_kills"] == 2  # the first run and its one retry
+    first, retry = (float(t) for t in started_log.read_text().split())
+    assert retry - first >= 1.0  # the retry waited out the 1 s backoff after the kill
     assert ember.get(bystander, timeout=10) == "alive"  # the other worker was spared
     assert ember.get(steady.remote(0)) == "alive"  # and the node goes on
 

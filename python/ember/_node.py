@@ -165,9 +165,11 @@ class Node:
         self.log_dir = os.path.join(self.session_dir, "logs")
         os.makedirs(self.log_dir, exist_ok=True)
         totals = [round(v * _core.RESOURCE_UNIT) for v in self.resources.values()]
+        # Ray's name for it is RAY_task_oom_retry_delay_base_ms.
+        oom_retry_delay_ms = int(os.environ.get("EMBER_TASK_OOM_RETRY_DELAY_BASE_MS", 1000))
         self.scheduler = _core.Scheduler(
             self.store, totals, list(self.resources), self.num_cpus, max_workers, task_capacity,
-            self.log_dir, memory_threshold, memory_limit)
+            self.log_dir, memory_threshold, memory_limit, oom_retry_delay_ms)
         self.scheduler.start()
         self._start_forkserver()
         if log_to_driver:

@@ -50,9 +50,11 @@ def init(
             available memory, as in Ray).
         log_to_driver: print the workers' output here, prefixed ``(task pid=N)``.
         ignore_reinit_error: return the running node instead of raising if already started.
-        memory_usage_threshold: the memory monitor kills the newest retriable task's worker
-            when this fraction of the machine's (or cgroup's) memory is in use (default 0.95,
-            or $EMBER_MEMORY_USAGE_THRESHOLD; 0 turns the monitor off).
+        memory_usage_threshold: when this fraction of the machine's (or cgroup's) memory is
+            in use, the memory monitor kills the worker of the task holding the most memory
+            (the newest retriable one among near-equals); the task is retried after a backoff
+            of 1 s, doubling ($EMBER_TASK_OOM_RETRY_DELAY_BASE_MS), or fails with
+            OutOfMemoryError (default 0.95, or $EMBER_MEMORY_USAGE_THRESHOLD; 0: no monitor).
         _memory_limit: bytes the monitor treats as all the memory there is (tests;
             or $EMBER_MEMORY_LIMIT).
     """
