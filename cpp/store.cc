@@ -902,13 +902,17 @@ void Store::spill_loop(double high_water) {
     };
     if (!over(high_water)) continue;
     while (!closed() && over(low_water)) {
-      uint64_t excess;
+      uint64_t bytes;
       {
         Locked lock(*this);
         AllocatorStats a = alloc_.stats();
-        excess = a.used_bytes - static_cast<uint64_t>(low_water * static_cast<double>(a.capacity));
+        // Down to the low-water mark, in batches of at least 4 MiB (an eighth of a small
+        // store): a trickle of small puts would otherwise make a file for every few objects.
+        bytes = std::max(
+            a.used_bytes - static_cast<uint64_t>(low_water * static_cast<double>(a.capacity)),
+            std::min(kMinSpillBatch, a.capacity / 8));
       }
-      if (spill_batch(excess) == 0) break;
+      if (spill_batch(bytes) == 0) break;
     }
   }
 }
