@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -124,7 +126,7 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
 
   std::shared_ptr<Store> store(new Store(std::move(*seg), true, options.copy_threads));
   if (options.prefault) store->start_prefaulter();
-  if (!options.spill_dir.empty() && options.spill_high_water > 0 && options.spill_high_water < 1) {
+  if (!options.spill_dir.empty()) {
     Store* raw = store.get();
     double hw = options.spill_high_water;
     store->spiller_ = std::thread([raw, hw] { raw->spill_loop(hw); });
@@ -600,8 +602,10 @@ void Store::release_spilled(const SpillRelease& r) {
 }
 
 void Store::defer_release(uint64_t packed, uint64_t size) {
-  if (ctl_->n_releases < kReleaseQueue) {
+  // Bounded in bytes too, so a spiller thread that falls behind never holds much disk.
+  if (ctl_->n_releases < kReleaseQueue && ctl_->release_bytes + size <= kMaxDeferredRelease) {
     ctl_->releases[ctl_->n_releases++] = SpillRelease{packed, size};
+    ctl_->release_bytes += size;
   } else {
     release_later_.push_back(SpillRelease{packed, size});
   }
@@ -868,8 +872,10 @@ void Store::spill_loop(double high_water) {
   // Spilling here, ahead of need, keeps writes to disk off the threads that allocate: they
   // only spill themselves when a burst outruns this loop. Down to 5 points under the mark, so
   // it does not run for every object.
-  sched_param sp{};
-  pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+  // Nice 19, not SCHED_IDLE like the prefaulter: when the user's tasks keep every core busy,
+  // an idle-class thread can stall for seconds in the middle of a batch (its objects pinned)
+  // and leave freed spilled bytes on disk; at nice 19 it still gets a small, steady share.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
   const double low_water = high_water - 0.05;
   constexpr int kIdlePasses = 10;  // a second without allocations
   uint64_t last_allocations = 0, trimmed_at = ~uint64_t{0};
@@ -887,6 +893,7 @@ void Store::spill_loop(double high_water) {
       allocations = ctl_->allocations;
       releases.assign(ctl_->releases, ctl_->releases + ctl_->n_releases);
       ctl_->n_releases = 0;
+      ctl_->release_bytes = 0;
     }
     for (const SpillRelease& r : releases) release_spilled(r);
     idle_passes = allocations == last_allocations ? idle_passes + 1 : 0;
@@ -900,7 +907,7 @@ void Store::spill_loop(double high_water) {
       AllocatorStats a = alloc_.stats();
       return static_cast<double>(a.used_bytes) > mark * static_cast<double>(a.capacity);
     };
-    if (!over(high_water)) continue;
+    if (high_water <= 0 || high_water >= 1 || !over(high_water)) continue;  // >= 1: never ahead
     while (!closed() && over(low_water)) {
       uint64_t bytes;
       {

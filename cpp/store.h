@@ -70,7 +70,7 @@ struct StoreOptions {
   uint32_t ledger_clients = 0;            ///< processes whose holds are tracked (ledger.h)
   uint32_t ledger_capacity = 8192;        ///< objects each of them may hold, tracked
   std::string spill_dir;                  ///< where objects go when memory is full; "": never
-  double spill_high_water = 0.8;          ///< above this share of capacity, spill in the background
+  double spill_high_water = 0.8;          ///< above this share of capacity, spill in the background (>= 1: only on demand)
 };
 
 /// Counters of the whole store, read under the lock.
@@ -95,6 +95,7 @@ struct SpillRelease {
   uint64_t size;
 };
 inline constexpr uint32_t kReleaseQueue = 512;
+inline constexpr uint64_t kMaxDeferredRelease = uint64_t{1} << 30;
 
 struct StoreControl {
   RobustMutex lock;                ///< guards alloc and table
@@ -113,6 +114,7 @@ struct StoreControl {
   /// Spilled bytes to punch out of their files, left by any process for the driver's spiller
   /// thread, so a get that restores does not pay for it. Guarded by lock.
   uint32_t n_releases;
+  uint64_t release_bytes;          ///< their total size, at most kMaxDeferredRelease
   SpillRelease releases[kReleaseQueue];
   char spill_dir[256];             ///< written once at creation; "" disables spilling
 };
@@ -242,8 +244,9 @@ class Store : public std::enable_shared_from_this<Store> {
   static void prepare_thunk(void* self, uint8_t* p, size_t len);
   void start_prefaulter();
   void prefault_loop();
-  /// The creator's background spiller: keeps used memory under the high-water mark, and
-  /// gives free memory back to the kernel once the store has been idle for a second.
+  /// The creator's background spiller: keeps used memory under the high-water mark, punches
+  /// the queued spill releases, and gives free memory back to the kernel once the store has
+  /// been idle for a second.
   void spill_loop(double high_water);
   /// Punches out the pages of free blocks and of the wilderness past the high-water mark
   /// (they come back zeroed, on first touch). Returns the bytes given back. Unlocked.
@@ -273,7 +276,7 @@ class Store : public std::enable_shared_from_this<Store> {
   bool pf_stop_ = false;          ///< guarded by pf_mu_
   uint64_t pf_window_ = 0;        ///< guarded by pf_mu_: bytes to keep populated past top
   uint64_t pf_requests_ = 0;      ///< guarded by pf_mu_: bumped on each hint
-  std::thread spiller_;           ///< creator only, when spilling is on (stops with pf_stop_)
+  std::thread spiller_;           ///< creator only, when spill_dir is set (stops with pf_stop_)
   /// Guarded by the store lock: punched out by this thread after it (the shared queue was full).
   std::vector<SpillRelease> release_later_;
 };

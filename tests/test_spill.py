@@ -35,9 +35,35 @@ def settle_spilling(store) -> None:
 
 @pytest.fixture
 def small_node():
-    ember.init(num_cpus=1, object_store_memory=STORE)
+    # Spilling only when a put does not fit: what is spilled does not depend on when the
+    # background spiller gets a core (it may not, for seconds, on a busy machine).
+    ember.init(num_cpus=1, object_store_memory=STORE,
+               _system_config={"object_spilling_threshold": 1.0})
     yield ember._node.current()
     ember.shutdown()
+
+
+def test_the_background_spiller_keeps_the_store_under_its_threshold():
+    ember.init(num_cpus=1, object_store_memory=STORE,
+               _system_config={"object_spilling_threshold": 0.5})
+    try:
+        store = ember._node.current().store
+        refs = [ember.put(np.full(CHUNK, float(i))) for i in range(12)]  # 48 of 64 MiB: fits
+        deadline = time.monotonic() + 10
+        while store.stats()["used_bytes"] > STORE // 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.stats()["used_bytes"] <= STORE // 2
+        assert refs[0].hex() in spilled()  # least recently used first
+        assert [float(ember.get(r)[0]) for r in refs] == [float(i) for i in range(12)]
+    finally:
+        ember.shutdown()
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, "0.8"])
+def test_a_bad_spilling_threshold_is_refused(bad):
+    with pytest.raises(ValueError, match="object_spilling_threshold"):
+        ember.init(num_cpus=1, _system_config={"object_spilling_threshold": bad})
+    assert not ember.is_initialized()
 
 
 def test_twice_the_store_fits_through_spilling(small_node):

@@ -246,7 +246,7 @@ def is_running() -> bool:
 
 def start(resources: dict[str, float], object_store_memory: int, *, max_workers: int = 256,
           task_capacity: int = 8192, log_to_driver: bool = True, memory_threshold: float = 0.95,
-          memory_limit: int = 0) -> Node:
+          memory_limit: int = 0, spilling_threshold: float = 0.8) -> Node:
     """Creates the node (driver only)."""
     global _current
     with _lock:
@@ -261,7 +261,8 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
         os.makedirs(spill_dir)
         store = _core.Store.create(
             object_store_memory, runtime_bytes=_core.runtime_bytes(max_workers, task_capacity),
-            ledger_clients=max_workers + 1, spill_dir=spill_dir)
+            ledger_clients=max_workers + 1, spill_dir=spill_dir,
+            spill_high_water=spilling_threshold)
         node = Node(store, resources, is_driver=True)
         node.session_dir = session_dir
         node.spill_dir = spill_dir

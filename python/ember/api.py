@@ -57,6 +57,10 @@ def init(
             OutOfMemoryError (default 0.95, or $EMBER_MEMORY_USAGE_THRESHOLD; 0: no monitor).
         _memory_limit: bytes the monitor treats as all the memory there is (tests;
             or $EMBER_MEMORY_LIMIT).
+        _system_config: as in Ray; ember reads ``object_spilling_threshold``: above this
+            fraction of the store, a background thread spills least recently used objects
+            (default 0.8, or $EMBER_OBJECT_SPILLING_THRESHOLD; 1: spill only when a put
+            does not fit). Other keys are ignored.
     """
     if _node.is_running():
         if ignore_reinit_error:
@@ -93,9 +97,15 @@ def init(
             f"memory_usage_threshold must be between 0 and 1, got {memory_usage_threshold!r}")
     if _memory_limit is None:
         _memory_limit = int(os.environ.get("EMBER_MEMORY_LIMIT", 0))
+    system_config = dict(_ray_options.get("_system_config") or {})
+    spilling = system_config.get(
+        "object_spilling_threshold", float(os.environ.get("EMBER_OBJECT_SPILLING_THRESHOLD", 0.8)))
+    if not isinstance(spilling, (int, float)) or not 0 < spilling <= 1:
+        raise ValueError(f"object_spilling_threshold must be in (0, 1], got {spilling!r}")
     totals = {"CPU": num_cpus, "GPU": num_gpus, **custom}
     return _node.start(totals, object_store_memory, log_to_driver=log_to_driver,
-                       memory_threshold=memory_usage_threshold, memory_limit=_memory_limit).info
+                       memory_threshold=memory_usage_threshold, memory_limit=_memory_limit,
+                       spilling_threshold=float(spilling)).info
 
 
 def shutdown() -> None:
