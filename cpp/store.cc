@@ -17,6 +17,7 @@
 #include <random>
 #include <unordered_map>
 #include <string>
+#include <thread>
 
 #include "futex.h"
 #include "object_format.h"
@@ -613,13 +614,20 @@ void Store::defer_release(uint64_t packed, uint64_t size) {
 
 bool Store::make_room(uint64_t size) {
   for (;;) {
+    bool in_flight;
     {
       Locked lock(*this);
       if (alloc_.largest_free() >= size) return true;
+      in_flight = ctl_->trimming_bytes != 0 || ctl_->spilling_bytes != 0;
     }
     // At least kMinSpillBatch at a time, so that a stream of small allocations (or restores)
     // does not pay a scan of the table and a file for each.
-    if (spill_batch(std::max(size, kMinSpillBatch)) == 0) return false;
+    if (spill_batch(std::max(size, kMinSpillBatch)) != 0) continue;
+    if (!in_flight) return false;
+    // Memory on its way back: free blocks the idle trim holds out of the free lists while it
+    // punches their pages, or objects another thread is writing out. Wait for it rather than
+    // report the store full.
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
 }
 
@@ -634,7 +642,7 @@ size_t Store::spill_batch(uint64_t bytes) {
     bool written;
   };
   std::vector<Victim> victims;
-  uint64_t file;
+  uint64_t file, batch_bytes = 0;
   {
     Locked lock(*this);
     for (uint64_t i = 0; i < table_.capacity(); ++i) {
@@ -663,21 +671,24 @@ size_t Store::spill_batch(uint64_t bytes) {
       ++e.pins;  // the spiller's pin: the bytes stay put while they are written out
       note(e.id, 0, 1);
       e.flags |= kEntrySpilling;
+      batch_bytes += v.size;
     }
     file = ctl_->spill_files++;
+    ctl_->spilling_bytes += batch_bytes;
   }
   // Written without the lock. A failed write (disk full) keeps that object and the rest of
   // the batch in memory.
   const std::string path = spill_path(file);
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   for (Victim& v : victims) {
-    v.written = fd >= 0 && pwrite_all(fd, v.data, v.size, v.offset);
-    if (!v.written) break;
+    v.written = fd >= 0 && write_unless_unwanted(fd, v.slot, v.data, v.size, v.offset);
+    if (!v.written && fd >= 0 && still_wanted(v.slot)) break;  // the disk failed
   }
   if (fd >= 0) ::close(fd);
   size_t spilled = 0;
   {
     Locked lock(*this);
+    ctl_->spilling_bytes -= batch_bytes;
     std::vector<ObjectID> released;
     for (const Victim& v : victims) {
       int64_t slot = table_.find(v.id);  // still there: our pin keeps it
@@ -705,6 +716,25 @@ size_t Store::spill_batch(uint64_t bytes) {
     release_all(released);
   }
   return spilled;
+}
+
+bool Store::still_wanted(int64_t slot) {
+  Locked lock(*this);
+  const ObjectEntry& e = table_.at(slot);  // our pin keeps the entry in this slot
+  return e.refs > 0 && e.pins == 1;
+}
+
+bool Store::write_unless_unwanted(int fd, int64_t slot, const uint8_t* data, uint64_t size,
+                                  uint64_t offset) {
+  // In chunks, checking between them that the object is still worth writing: its last ref
+  // may go, or a reader may pin it, while a large one is written; memory someone is waiting
+  // for comes back sooner if we stop.
+  constexpr uint64_t kChunk = uint64_t{64} << 20;
+  for (uint64_t done = 0; done < size; done += kChunk) {
+    if (done != 0 && !still_wanted(slot)) return false;
+    if (!pwrite_all(fd, data + done, std::min(kChunk, size - done), offset + done)) return false;
+  }
+  return true;
 }
 
 Status Store::restore(const ObjectID& id) {
@@ -951,11 +981,13 @@ uint64_t Store::give_back_memory() {
     {
       Locked lock(*this);
       if (!alloc_.take_for_trim(payload, bytes)) continue;  // taken or merged meanwhile
+      ctl_->trimming_bytes += bytes;
     }
     punch(payload, bytes);
     given += bytes;
     Locked lock(*this);
     alloc_.return_trimmed(payload, bytes);
+    ctl_->trimming_bytes -= bytes;
   }
   // The wilderness: never handed out, but the prefaulter may have populated it.
   Locked lock(*this);

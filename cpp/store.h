@@ -111,6 +111,8 @@ struct StoreControl {
   uint64_t restores_total;         ///< guarded by lock
   uint64_t allocations;            ///< guarded by lock: objects ever allocated (idle detection)
   uint64_t spill_files;            ///< guarded by lock: spill files ever made (the next's number)
+  uint64_t trimming_bytes;         ///< guarded by lock: free blocks the idle trim holds right now
+  uint64_t spilling_bytes;         ///< guarded by lock: objects being written out right now
   /// Spilled bytes to punch out of their files, left by any process for the driver's spiller
   /// thread, so a get that restores does not pay for it. Guarded by lock.
   uint32_t n_releases;
@@ -228,6 +230,12 @@ class Store : public std::enable_shared_from_this<Store> {
   /// spilled: 0 when there is nothing to spill or the disk fails. Unlocked.
   size_t spill_batch(uint64_t bytes);
   static constexpr uint64_t kMinSpillBatch = uint64_t{4} << 20;
+  /// Writes one victim of a batch; false if the write failed or the object stopped being
+  /// worth spilling (freed, or pinned by a reader) before it was all written. Unlocked.
+  bool write_unless_unwanted(int fd, int64_t slot, const uint8_t* data, uint64_t size,
+                             uint64_t offset);
+  /// True if a victim being spilled still has refs and only the spiller's pin. Unlocked.
+  bool still_wanted(int64_t slot);
   static constexpr size_t kMaxSpillBatch = 1024;
   /// Brings a SPILLED object back into memory; the caller then pins it. Unlocked.
   Status restore(const ObjectID& id);

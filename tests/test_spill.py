@@ -209,3 +209,21 @@ def test_spill_files_go_when_the_driver_is_killed():
     while os.path.exists(spill_dir) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(spill_dir)
+
+
+def test_a_put_waits_for_memory_the_background_spiller_is_writing_out():
+    store_bytes = 256 << 20
+    ember.init(num_cpus=1, object_store_memory=store_bytes,
+               _system_config={"object_spilling_threshold": 0.5})
+    try:
+        spill_dir = ember._node.current().spill_dir
+        big = ember.put(np.ones(200 << 20, dtype=np.uint8))  # over the threshold: spilled
+        deadline = time.monotonic() + 10
+        while not os.listdir(spill_dir) and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        assert os.listdir(spill_dir)  # the spiller is writing it out (or has)
+        del big  # its memory comes back when the spiller lets go of it
+        again = ember.put(np.ones(200 << 20, dtype=np.uint8))  # no ObjectStoreFullError
+        assert ember.get(again)[-1] == 1
+    finally:
+        ember.shutdown()
