@@ -503,11 +503,15 @@ def spilled_object(b, src: np.ndarray, store_bytes: int) -> tuple[object, str]:
 
 def restore(args) -> dict:
     b = Ember()
-    store_bytes = 2 * max(args.restore_sizes)
-    b.init(store_bytes)
-    ref_path = os.path.join(b.info.session_dir, "disk_reference")
-    out: dict = {"store": store_bytes, "filesystem_of": b.spill_dir(), "sizes": {}}
+    out: dict = {"sizes": {}}
     for size in args.restore_sizes:
+        # A store of twice the object (16 MiB at least) per size: the filler that pushes the
+        # object out is then about its size. A filler of a fixed 2 GiB would also flush the
+        # CPU caches before every small get, which the file read it is compared with is spared.
+        store_bytes = max(2 * size, 16 * MiB)
+        b.init(store_bytes)
+        ref_path = os.path.join(b.info.session_dir, "disk_reference")
+        out["filesystem_of"] = b.spill_dir()
         src = np.arange(size // 8, dtype=np.int64)
         write_file(ref_path, src)
         dst = np.ones(size // 8, dtype=np.int64)  # written: page faults are not measured
@@ -558,6 +562,9 @@ def restore(args) -> dict:
         for k in ("disk_cold", "disk_warm", "ember_cold", "ember_warm"):
             res[k + "_gbps"] = gbps(size, statistics.median(r[k]))
         res["resident_get_us"] = statistics.median(r["resident_get"]) * 1e6
+        res["store"] = store_bytes
+        res["stats"] = b.stats()
+        b.shutdown()
         out["sizes"][size] = res
         progress(
             f"restore {fmt_size(size)}: cold ember {res['ember_cold_gbps']:.2f} vs disk "
@@ -565,8 +572,6 @@ def restore(args) -> dict:
             f"page cache {res['disk_warm_gbps']:.2f} GB/s; cached before cold reads: "
             f"{r['cached_cold']}"
         )
-    out["stats"] = b.stats()
-    b.shutdown()
     return out
 
 
