@@ -18,6 +18,7 @@ import inspect
 from typing import Any
 
 from ember import _core, _node
+from ember import _ray_backend as _ray
 from ember.exceptions import _BadArgument
 from ember.object_ref import ObjectRef
 from ember.serialization import serialize
@@ -46,6 +47,7 @@ def method(*, num_returns: int = 1, **_options):
 
     def mark(fn):
         fn.__ember_num_returns__ = num_returns
+        fn.__ray_num_returns__ = num_returns  # read by Ray, under the Ray backend
         return fn
 
     return mark
@@ -54,6 +56,8 @@ def method(*, num_returns: int = 1, **_options):
 def exit_actor():
     """Ends the current actor from inside one of its methods: its process exits after this
     call, it is not restarted, and calls still waiting fail with ActorDiedError."""
+    if _ray.active():
+        _ray.module().actor.exit_actor()
     node = _node.current()
     if node.worker is None or getattr(node, "actor_state", None) is None:
         raise TypeError("exit_actor() can only be called inside an actor")
@@ -125,6 +129,8 @@ class ActorClass:
 
     def remote(self, *args, **kwargs) -> ActorHandle:
         """Starts the actor and returns its handle at once (``__init__`` runs in the actor)."""
+        if _ray.active():
+            return _ray.remote(self._cls, self._options, _ACTOR_OPTIONS).remote(*args, **kwargs)
         return self._create(args, kwargs)
 
     def _class_ref(self, node) -> ObjectRef:
@@ -257,6 +263,8 @@ class ActorMethod:
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     """The live actor created with ``name`` (in ``namespace``); ValueError if there is none."""
+    if _ray.active():
+        return _ray.module().get_actor(name, namespace=namespace)
     node = _node.current()
     if not node.is_driver:
         raise NotImplementedError("get_actor() inside tasks is not supported yet")
@@ -270,6 +278,8 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     """Kills the actor's process at once (running calls fail with ActorDiedError). With
     no_restart=False an actor with max_restarts is restarted."""
+    if _ray.active():
+        return _ray.module().kill(actor, no_restart=no_restart)
     if not isinstance(actor, ActorHandle):
         raise _BadArgument(f"kill() takes an actor handle, not a {type(actor).__name__}")
     node = _node.current()

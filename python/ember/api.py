@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from ember import _core, _node
+from ember import _ray_backend as _ray
 from ember.exceptions import GetTimeoutError, _BadArgument
 from ember.object_ref import ObjectRef
 from ember.serialization import deserialize, serialize
@@ -42,7 +43,10 @@ def init(
     """Starts the node on this machine and returns a description of it.
 
     Args:
-        address: must be None (or "local"): ember runs the node in this process.
+        address: None, "local" or "auto": ember runs the node in this process. Any other
+            address (e.g. "ray://head:10001"), or $EMBER_BACKEND=ray, runs the program on Ray
+            instead: ray.init() gets the arguments (and Ray's own, e.g. namespace), and every
+            ember call goes to Ray (see ember._ray_backend).
         num_cpus: CPUs the node may use (default: the machine's logical CPUs).
         num_gpus: GPUs the node may hand out (default 0).
         resources: custom resources, e.g. ``{"accelerator": 2}``.
@@ -62,13 +66,13 @@ def init(
             (default 0.8, or $EMBER_OBJECT_SPILLING_THRESHOLD; 1: spill only when a put
             does not fit). Other keys are ignored.
     """
+    if _ray.requested(address) or _ray.active():
+        return _ray.init(address, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
+                         object_store_memory=object_store_memory, log_to_driver=log_to_driver,
+                         ignore_reinit_error=ignore_reinit_error, **_ray_options)
     if _node.is_running():
         if ignore_reinit_error:
             return _node.current().info
-    if address not in (None, "local", "auto"):
-        raise ValueError(
-            f"ember.init(address={address!r}): ember runs the node in this process; "
-            "cluster addresses need the Ray backend")
     if num_cpus is None:
         num_cpus = os.cpu_count() or 1
     if not isinstance(num_cpus, int) or isinstance(num_cpus, bool) or num_cpus < 0:
@@ -110,11 +114,16 @@ def init(
 
 def shutdown() -> None:
     """Stops the node and every process it started. Safe to call when it is not running."""
+    if _ray.active():
+        _ray.shutdown()
+        return
     _node.stop()
 
 
 def is_initialized() -> bool:
     """True between init() and shutdown()."""
+    if _ray.active():
+        return _ray.module().is_initialized()
     return _node.is_running() and _node.current().is_driver
 
 
@@ -144,6 +153,8 @@ def put(value: Any) -> ObjectRef:
     Large buffers (numpy arrays, bytes) are copied once into shared memory; ``get`` returns
     them as zero-copy read-only views.
     """
+    if _ray.active():
+        return _ray.module().put(value)
     store = _node.current().store
     if isinstance(value, ObjectRef):
         raise _BadArgument(
@@ -178,6 +189,8 @@ def get(object_refs: ObjectRef | list[ObjectRef], *, timeout: float | None = Non
     Raises GetTimeoutError after `timeout` seconds, and a task's exception (as an instance of
     both TaskError and the exception's own class) if the task failed.
     """
+    if _ray.active():
+        return _ray.get(object_refs, timeout)
     node = _node.current()
     single = isinstance(object_refs, ObjectRef)
     refs = [object_refs] if single else object_refs
@@ -224,6 +237,9 @@ def wait(
 
     Returns (ready, not_ready), each in the order of `object_refs`, as Ray does.
     """
+    if _ray.active():
+        return _ray.module().wait(object_refs, num_returns=num_returns, timeout=timeout,
+                                  fetch_local=fetch_local)
     del fetch_local  # one node: every object is local
     node = _node.current()
     if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, list):
@@ -254,6 +270,8 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     """Cancels the task that returns `object_ref`: a queued task never runs; a running one gets
     KeyboardInterrupt (or, with force=True, its worker is killed). ``get`` then raises
     TaskCancelledError. Cancelling a finished task does nothing."""
+    if _ray.active():
+        return _ray.module().cancel(object_ref, force=force, recursive=recursive)
     del recursive  # nested tasks are not tracked per parent yet
     if not isinstance(object_ref, ObjectRef):
         raise _BadArgument(f"cancel() takes an ObjectRef, not a {type(object_ref).__name__}")
@@ -265,12 +283,16 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
 
 def cluster_resources() -> dict[str, float]:
     """The node's total resources."""
+    if _ray.active():
+        return _ray.module().cluster_resources()
     node = _node.current()
     return {k: float(v) for k, v in node.resources.items() if v}
 
 
 def available_resources() -> dict[str, float]:
     """The node's resources not held by running tasks (driver only)."""
+    if _ray.active():
+        return _ray.module().available_resources()
     node = _node.current()
     if node.scheduler is None:
         return cluster_resources()

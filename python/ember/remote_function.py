@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from ember import _core, _node
+from ember import _ray_backend as _ray
 from ember.exceptions import ObjectStoreFullError
 from ember.object_ref import ObjectRef
 from ember.serialization import serialize
@@ -70,6 +71,7 @@ class RemoteFunction:
         self._ref: ObjectRef | None = None  # the pickled function in the current node's store
         self._ref_node: str | None = None
         self._vectors: dict[int, list[int]] = {}  # node tag -> resource vector of _options
+        self._ray_function = None  # ray.remote() of it, under the Ray backend
         self.__doc__ = function.__doc__
         self.__name__ = getattr(function, "__name__", "remote_function")
         self.__qualname__ = getattr(function, "__qualname__", self.__name__)
@@ -91,10 +93,15 @@ class RemoteFunction:
         copy.__dict__.update(self.__dict__)
         copy._options = validate_options({**self._options, **options})
         copy._vectors = {}
+        copy._ray_function = None
         return copy
 
     def remote(self, *args, **kwargs):
         """Submits the task; returns an ObjectRef (a list of them for num_returns != 1)."""
+        if _ray.active():
+            if self._ray_function is None:
+                self._ray_function = _ray.remote(self._function, self._options, DEFAULT_OPTIONS)
+            return self._ray_function.remote(*args, **kwargs)
         return self._submit(args, kwargs, self._options)
 
     def _function_ref(self, node: _node.Node) -> ObjectRef:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from ember import _node
+from ember import _ray_backend as _ray
 
 
 class RuntimeContext:
@@ -61,4 +62,6 @@ class RuntimeContext:
 
 def get_runtime_context() -> RuntimeContext:
     """Where the calling code runs: in the driver or in a task."""
+    if _ray.active():
+        return _ray.module().get_runtime_context()
     return RuntimeContext(_node.current())

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from ember import _node
+from ember import _ray_backend as _ray
 
 
 def list_objects() -> list[dict]:
     """Every object in the node's store: id, state, size, reference and pin counts, the pid of
     the process that created it, and which worker slots hold refs or views on it (a worker's
     own holds; the rest of ref_count is held by the driver, by queued tasks, or by other
-    objects that contain the ref)."""
+    objects that contain the ref). Under the Ray backend: Ray's list_objects()."""
+    if _ray.active():
+        from ray.util.state import list_objects as ray_list_objects  # noqa: PLC0415
+
+        return ray_list_objects()
     return _node.current().store.list_objects()
