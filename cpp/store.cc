@@ -357,6 +357,16 @@ void Store::wake_waiters() {
 size_t Store::wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t timeout_ns,
                    bool* ready) {
   const auto start = std::chrono::steady_clock::now();
+  // Waiting for all of them (get of a list) goes through them in order, flagging only the
+  // first one not ready: results mostly come in order, so each seal wakes us at most once
+  // and each id is looked up O(1) times. Waiting for some flags them all and rescans.
+  const bool all = num_ready >= n;
+  size_t cursor = 0;  // with `all`: every id before it is ready
+  auto readable = [&](size_t i) {
+    int64_t slot = table_.find(ids[i]);
+    return slot < 0 || table_.at(slot).state == SlotState::kSealed ||
+           table_.at(slot).state == SlotState::kSpilled;  // readable: pin() restores it
+  };
   for (;;) {
     size_t count = 0;
     uint32_t seq;
@@ -364,31 +374,38 @@ size_t Store::wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t time
       Locked lock(*this);
       // relaxed: read under the lock, after which any seal we must see bumps it again.
       seq = ctl_->seal_seq.load(std::memory_order_relaxed);
-      for (size_t i = 0; i < n; ++i) {
-        if (ready[i]) {
-          ++count;
-          continue;
-        }
-        int64_t slot = table_.find(ids[i]);
-        if (slot < 0 || table_.at(slot).state == SlotState::kSealed ||
-            table_.at(slot).state == SlotState::kSpilled) {  // readable: pin() restores it
-          ready[i] = true;
-          ++count;
-        }
-      }
-      if (count < num_ready) {
+      if (all) {
+        while (cursor < n && (ready[cursor] || readable(cursor))) ready[cursor++] = true;
+        count = cursor;
+        if (cursor < n) table_.at(table_.find(ids[cursor])).waiters = 1;
+      } else {
         for (size_t i = 0; i < n; ++i) {
-          if (!ready[i]) table_.at(table_.find(ids[i])).waiters = 1;
+          if (!ready[i] && readable(i)) ready[i] = true;
+          count += ready[i] ? 1 : 0;
+        }
+        if (count < num_ready) {
+          for (size_t i = 0; i < n; ++i) {
+            if (!ready[i]) table_.at(table_.find(ids[i])).waiters = 1;
+          }
         }
       }
     }
-    if (count >= num_ready || closed()) return count;
     int64_t left = -1;
     if (timeout_ns >= 0) {
       left = timeout_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(
                               std::chrono::steady_clock::now() - start)
                               .count();
-      if (left <= 0) return count;
+    }
+    if (count >= num_ready || closed() || (timeout_ns >= 0 && left <= 0)) {
+      if (all && count < n) {  // report every ready one, not just those before the cursor
+        Locked lock(*this);
+        count = 0;
+        for (size_t i = 0; i < n; ++i) {
+          if (!ready[i] && readable(i)) ready[i] = true;
+          count += ready[i] ? 1 : 0;
+        }
+      }
+      return count;
     }
     // Spin briefly first: a small task's result usually arrives within tens of microseconds,
     // sooner than a futex wake-up would. The flag set above makes the sealer bump seal_seq.

@@ -169,6 +169,20 @@ def test_wait_returns_ready_refs_in_input_order(cluster):
     assert ember.wait(refs, num_returns=0) == ([], refs)
 
 
+def test_waiting_for_all_reports_every_ready_ref_when_it_times_out(cluster):
+    # Waiting for all of them walks the list in order; one late ref first must not hide the
+    # ready ones after it.
+    slow = sleep_and_return.remote(1.0, "slow")
+    fast = [sleep_and_return.remote(0, i) for i in range(3)]
+    assert ember.get(fast) == [0, 1, 2]
+    refs = [slow, *fast]
+    ready, not_ready = ember.wait(refs, num_returns=4, timeout=0.2)
+    assert ready == fast and not_ready == [slow]
+    with pytest.raises(GetTimeoutError, match="1 of 4 object"):
+        ember.get(refs, timeout=0.2)
+    assert ember.get(refs) == ["slow", 0, 1, 2]
+
+
 def test_wait_timeout_and_bad_input(cluster):
     slow = sleep_and_return.remote(0.5)
     ready, not_ready = ember.wait([slow], timeout=0.05)

@@ -10,6 +10,7 @@ loop (async def methods), and handles exit_actor().
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import os
 import sys
@@ -32,6 +33,11 @@ class ActorState:
         self.slots = None
         if self.is_async:
             self.loop = asyncio.new_event_loop()
+            # Calls for the loop, handed over in batches: one wake-up of the loop thread per
+            # batch rather than per call (run_coroutine_threadsafe costs a pipe write and a
+            # concurrent Future each). Deque appends and the flag are atomic under the GIL.
+            self.pending = collections.deque()
+            self.drain_scheduled = False
             threading.Thread(target=self.loop.run_forever, name="ember-actor-loop",
                              daemon=True).start()
             self.slots = threading.BoundedSemaphore(self.max_concurrency)
@@ -48,9 +54,10 @@ class ActorState:
         method = getattr(self.instance, method_name)
         if self.loop is not None and inspect.iscoroutinefunction(method):
             self.slots.acquire()  # at most max_concurrency calls in flight
-            asyncio.run_coroutine_threadsafe(
-                self._run_async(worker_state, index, name, num_returns, args, inline, method),
-                self.loop)
+            self.pending.append((worker_state, index, name, num_returns, args, inline, method))
+            if not self.drain_scheduled:
+                self.drain_scheduled = True
+                self.loop.call_soon_threadsafe(self._drain)
             return False
         if self.pool is not None:
             self.pool.submit(self._run_and_finish, worker_state, index, name, num_returns, args,
@@ -58,6 +65,12 @@ class ActorState:
             return False
         self._run(worker_state, index, name, num_returns, args, inline, method)
         return True
+
+    def _drain(self) -> None:
+        """In the loop thread: starts every call handed over so far, in order."""
+        self.drain_scheduled = False  # first: a call appended from now on schedules a drain
+        while self.pending:
+            self.loop.create_task(self._run_async(*self.pending.popleft()))
 
     def _run_and_finish(self, *a) -> None:
         try:
