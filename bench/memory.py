@@ -74,6 +74,7 @@ MB = 10**6
 #: Targets for ember (docs/performance.md states them).
 RETURN_TOLERANCE = 0.05  # memory in use after the churn within 5% of its level
 RESTORE_VS_DISK = 0.5  # a restore reads at >= half the disk's sequential read speed
+TRIM_WAIT_S = 11.0  # churn's end is measured this long after the last ref goes (ember: 10 s)
 
 
 # --- formatting --------------------------------------------------------------------------
@@ -364,8 +365,8 @@ def churn(b, args, window: int) -> dict:
     held.clear()
     gc.collect()
     # "After refs are dropped": Ray frees plasma objects asynchronously, and ember gives free
-    # pages back to the kernel after one second without allocations. Same wait for both.
-    time.sleep(2.0)
+    # pages back to the kernel after 10 s without allocations. Same wait for both.
+    time.sleep(TRIM_WAIT_S)
     end = sample(args.churn_n, 0.0)
     b.shutdown()
 

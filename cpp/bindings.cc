@@ -425,10 +425,11 @@ PYBIND11_MODULE(_core, m) {
           "create",
           [](uint64_t capacity, uint64_t table_capacity, bool prefault, unsigned copy_threads,
              uint64_t runtime_bytes, uint32_t ledger_clients, std::string spill_dir,
-             double spill_high_water) {
+             double spill_high_water, double idle_trim_s) {
             StoreOptions o;
             o.spill_dir = std::move(spill_dir);
             o.spill_high_water = spill_high_water;
+            o.idle_trim_s = idle_trim_s;
             o.runtime_bytes = runtime_bytes;
             o.ledger_clients = ledger_clients;
             o.capacity = capacity;
@@ -440,6 +441,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("capacity"), py::arg("table_capacity") = 0, py::arg("prefault") = true,
           py::arg("copy_threads") = 0, py::arg("runtime_bytes") = 0, py::arg("ledger_clients") = 0,
           py::arg("spill_dir") = "", py::arg("spill_high_water") = 0.8,
+          py::arg("idle_trim_s") = 10.0,
           "Creates a node's store in a new memfd.")
       .def_static(
           "attach", [](int fd) { return unwrap(Store::attach(fd)); }, py::arg("fd"),

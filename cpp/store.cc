@@ -130,7 +130,8 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
   if (!options.spill_dir.empty()) {
     Store* raw = store.get();
     double hw = options.spill_high_water;
-    store->spiller_ = std::thread([raw, hw] { raw->spill_loop(hw); });
+    double idle = options.idle_trim_s;
+    store->spiller_ = std::thread([raw, hw, idle] { raw->spill_loop(hw, idle); });
   }
   return store;
 }
@@ -915,7 +916,7 @@ void Store::prepare_range(uint8_t* p, size_t len) {
   }
 }
 
-void Store::spill_loop(double high_water) {
+void Store::spill_loop(double high_water, double idle_trim_s) {
   // Spilling here, ahead of need, keeps writes to disk off the threads that allocate: they
   // only spill themselves when a burst outruns this loop. Down to 5 points under the mark, so
   // it does not run for every object.
@@ -924,7 +925,8 @@ void Store::spill_loop(double high_water) {
   // and leave freed spilled bytes on disk; at nice 19 it still gets a small, steady share.
   setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
   const double low_water = high_water - 0.05;
-  constexpr int kIdlePasses = 10;  // a second without allocations
+  // Passes of 100 ms without an allocation before the trim (<= 0: never).
+  const int idle_passes_to_trim = idle_trim_s > 0 ? std::max(1, static_cast<int>(idle_trim_s * 10)) : -1;
   uint64_t last_allocations = 0, trimmed_at = ~uint64_t{0};
   int idle_passes = 0;
   for (;;) {
@@ -945,7 +947,7 @@ void Store::spill_loop(double high_water) {
     for (const SpillRelease& r : releases) release_spilled(r);
     idle_passes = allocations == last_allocations ? idle_passes + 1 : 0;
     last_allocations = allocations;
-    if (idle_passes >= kIdlePasses && trimmed_at != allocations) {
+    if (idle_passes_to_trim > 0 && idle_passes >= idle_passes_to_trim && trimmed_at != allocations) {
       give_back_memory();
       trimmed_at = allocations;
     }

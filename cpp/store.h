@@ -27,10 +27,11 @@
 //    promise). An object restored or freed has its bytes punched out of its file (by the
 //    driver's spiller thread, queued in the segment, so a restoring get does not wait for the
 //    disk); the file is deleted when nothing is left in it.
-//  - Idle trim: after a second without allocations the driver gives the pages of free blocks
-//    (1 MiB and up; taken out of the free lists while punched) and of the wilderness (under
-//    the lock, so no allocation can land there meanwhile) back to the kernel, so memory in use
-//    returns to what live objects need. A trimmed block is marked cold and not trimmed again.
+//  - Idle trim: after `idle_trim_s` (10 s) without allocations the driver gives the pages of
+//    free blocks (1 MiB and up; taken out of the free lists while punched) and of the
+//    wilderness (under the lock, so no allocation can land there meanwhile) back to the
+//    kernel, so memory in use returns to what live objects need. A trimmed block is marked
+//    cold and not trimmed again. Not sooner: a put into given-back pages faults them in again.
 //  - A process that set a client id (a worker) records in its ledger every ref and pin it
 //    holds itself (`mine`); release_client() gives them all back when it dies, and turns what
 //    it was writing back into a promise (PENDING) or frees it: never visible as sealed.
@@ -71,6 +72,7 @@ struct StoreOptions {
   uint32_t ledger_capacity = 8192;        ///< objects each of them may hold, tracked
   std::string spill_dir;                  ///< where objects go when memory is full; "": never
   double spill_high_water = 0.8;          ///< above this share of capacity, spill in the background (>= 1: only on demand)
+  double idle_trim_s = 10;                ///< give free pages back after this long without allocations (<= 0: never)
 };
 
 /// Counters of the whole store, read under the lock.
@@ -254,8 +256,8 @@ class Store : public std::enable_shared_from_this<Store> {
   void prefault_loop();
   /// The creator's background spiller: keeps used memory under the high-water mark, punches
   /// the queued spill releases, and gives free memory back to the kernel once the store has
-  /// been idle for a second.
-  void spill_loop(double high_water);
+  /// been idle for `idle_trim_s`.
+  void spill_loop(double high_water, double idle_trim_s);
   /// Punches out the pages of free blocks and of the wilderness past the high-water mark
   /// (they come back zeroed, on first touch). Returns the bytes given back. Unlocked.
   uint64_t give_back_memory();

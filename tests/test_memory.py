@@ -152,9 +152,10 @@ def test_a_store_full_of_pinned_objects_fails_fast_then_recovers():
         ember.shutdown()
 
 
-def test_idle_store_gives_free_memory_back():
+def test_idle_store_gives_free_memory_back(monkeypatch):
     import numpy as np
 
+    monkeypatch.setenv("EMBER_IDLE_TRIM_SECONDS", "1")  # 10 s by default
     ember.init(num_cpus=1, object_store_memory=STORE_BYTES)
     try:
         node = ember._node.current()
