@@ -458,6 +458,17 @@ PYBIND11_MODULE(_core, m) {
       .def("check", [](Store& s) { check(s.check()); })
       .def("close", &Store::close)
       .def("put", &put_object, py::arg("stream"), py::arg("buffers"), py::arg("nested"))
+      .def(
+          "put_at",
+          [](const std::shared_ptr<Store>& store, const py::bytes& id, const py::bytes& stream,
+             const py::list& buffers) {
+            // An object at an id the caller chose (the actor-name registry); ValueError if
+            // one is there already.
+            ObjectID oid = id_from_binary(id);
+            write_object(*store, oid, stream, buffers, {}, 0);
+            return std::make_unique<ObjectRef>(oid, store, true);
+          },
+          py::arg("id"), py::arg("stream"), py::arg("buffers"))
       .def("get", &get_object, py::arg("ref"))
       .def("wait", &wait_objects, py::arg("refs"), py::arg("num_ready"), py::arg("timeout"))
       .def("release_binary",
@@ -469,6 +480,8 @@ PYBIND11_MODULE(_core, m) {
              return std::make_unique<ObjectRef>(id, s, counted);
            })
       .def("contains", [](Store& s, const ObjectRef& r) { return s.is_sealed(r.id()); })
+      .def("exists", [](Store& s, const ObjectRef& r) { return s.contains(r.id()); },
+           "True if the object is in the store in any state (promised, being written, sealed).")
       .def("list_objects",
            [](Store& s) {
              static const char* kStates[] = {"EMPTY",     "CREATED", "SEALED",
@@ -626,7 +639,38 @@ PYBIND11_MODULE(_core, m) {
       .def("set_blocked", [](WorkerRuntime& rt, bool b) { rt.worker->set_blocked(b); })
       .def("mark_exit_intended", [](WorkerRuntime& rt) { rt.worker->mark_exit_intended(); })
       .def("current_task", [](WorkerRuntime& rt) { return rt.worker->current(); })
-      .def("submit_actor", &submit_actor_call<WorkerRuntime>);
+      .def("submit_actor", &submit_actor_call<WorkerRuntime>)
+      .def("create_actor",
+           [](WorkerRuntime& rt, const ObjectRef& cls, const std::string& name,
+              const std::vector<int64_t>& resources, uint32_t flags, const py::object& args_stream,
+              const py::list& args_buffers, const py::list& args_nested, const py::list& deps,
+              int32_t max_restarts, int32_t max_task_retries, bool detached) {
+             // The id is ours to take, so the handle exists at once; the scheduler reads the
+             // creation from our ring before any call made on the handle (see
+             // Scheduler::collect_submissions).
+             Submission sub = prepare(*rt.store, rt.control(), cls, name, 1, resources,
+                                      max_restarts, flags, args_stream, args_buffers, args_nested,
+                                      deps);
+             auto* rc = const_cast<RuntimeControl*>(&rt.control());
+             sub.spec.actor = rc->next_actor.fetch_add(1, std::memory_order_relaxed);
+             sub.spec.flags |= kSpecActorCreate | (detached ? kSpecDetached : 0u);
+             sub.spec.max_task_retries = max_task_retries;
+             py::list refs = return_refs(rt.store, sub.spec);
+             check(rt.dispatch(sub));
+             return py::make_tuple(sub.spec.actor, refs[0]);
+           })
+      .def("kill_actor", [](WorkerRuntime& rt, uint32_t actor, bool no_restart) {
+        TaskSpec spec{};
+        spec.actor = actor;
+        spec.flags = kSpecActorKill;
+        spec.max_retries = no_restart ? 1 : 0;
+        Status st;
+        {
+          py::gil_scoped_release nogil;  // a full ring waits for the scheduler
+          st = rt.worker->submit(spec);
+        }
+        check(st);
+      });
 
   // The forkserver's view: spawn requests in, worker exits out.
   m.def("pop_spawn", [](const std::shared_ptr<Store>& store, int timeout_ms) -> py::object {

@@ -96,6 +96,7 @@ bool Scheduler::is_idle(uint32_t w) const {
 
 void Scheduler::start() {
   // The region is fresh from the memfd, so all zero: the atomics start at 0.
+  rc_->next_actor.store(1, std::memory_order_relaxed);
   rc_->max_workers = cfg_.max_workers;
   rc_->task_capacity = cfg_.task_capacity;
   for (uint32_t i = 0; i < kMaxResources; ++i) {
@@ -534,20 +535,37 @@ void Scheduler::finish_failed(const TaskSpec& spec, ErrorKind kind, const std::s
 
 void Scheduler::collect_submissions() {
   TaskSpec spec;
+  std::vector<Pending> unknown;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
     if (workers_[w].state != WorkerState::kReady) continue;
     while (slot(w)->outbound.try_pop(spec)) {
       std::vector<ObjectID> deps(spec.deps, spec.deps + std::min(spec.num_deps, kMaxDeps));
-      if ((spec.flags & kSpecActorMethod) != 0) {
+      if ((spec.flags & kSpecActorCreate) != 0) {
+        Status st = create_actor_locked(spec, std::move(deps), spec.max_retries,
+                                        spec.max_task_retries, (spec.flags & kSpecDetached) != 0);
+        if (!st.ok()) fail_actor_creation(spec, st.message());
+      } else if ((spec.flags & kSpecActorKill) != 0) {
+        kill_actor_locked(spec.actor, spec.max_retries != 0);
+      } else if ((spec.flags & kSpecActorMethod) != 0) {
         auto it = actors_.find(spec.actor);
         if (it == actors_.end()) {
-          finish_failed(spec, ErrorKind::kActorDied, "no such actor");
+          unknown.push_back(Pending{spec, std::move(deps)});  // created later in this pass?
         } else {
           enqueue_actor_call(it->second, spec, std::move(deps));
         }
-        continue;
+      } else {
+        queue_.push_back(Pending{spec, std::move(deps)});
       }
-      queue_.push_back(Pending{spec, std::move(deps)});
+    }
+  }
+  // A handle can travel from the worker that created the actor to another one whose ring was
+  // read first; the creation was pushed before the handle escaped, so it has been read now.
+  for (Pending& p : unknown) {
+    auto it = actors_.find(p.spec.actor);
+    if (it == actors_.end()) {
+      finish_failed(p.spec, ErrorKind::kActorDied, "no such actor");
+    } else {
+      enqueue_actor_call(it->second, p.spec, std::move(p.deps));
     }
   }
 }
@@ -700,6 +718,24 @@ Result<uint32_t> Scheduler::create_actor(TaskSpec creation, std::vector<ObjectID
   Status st = check_feasible(*rc_, creation);
   if (!st.ok()) return st;
   std::lock_guard<std::mutex> g(mu_);
+  creation.actor = rc_->next_actor.fetch_add(1, std::memory_order_relaxed);
+  st = create_actor_locked(creation, std::move(deps), max_restarts, max_task_retries, detached);
+  if (!st.ok()) return st;
+  return creation.actor;
+}
+
+void Scheduler::fail_actor_creation(const TaskSpec& creation, const std::string& why) {
+  // Known as dead, so that calls already made on its handle fail with the reason.
+  ActorInfo& a = actors_[creation.actor];
+  a.creation = creation;
+  a.dead = true;
+  a.death = why;
+  finish_failed(creation, ErrorKind::kActorDied, why);
+}
+
+Status Scheduler::create_actor_locked(TaskSpec creation, std::vector<ObjectID> deps,
+                                      int32_t max_restarts, int32_t max_task_retries,
+                                      bool detached) {
   uint32_t w = 0;
   while (w < cfg_.max_workers && workers_[w].state != WorkerState::kUnused) ++w;
   if (w == cfg_.max_workers) {
@@ -707,8 +743,7 @@ Result<uint32_t> Scheduler::create_actor(TaskSpec creation, std::vector<ObjectID
                                             ": all " + std::to_string(cfg_.max_workers) +
                                             " worker slots are in use");
   }
-  uint32_t id = next_actor_++;
-  creation.actor = id;
+  const uint32_t id = creation.actor;
   creation.flags |= kSpecActorCreate;
   ActorInfo& a = actors_[id];
   a.creation = creation;
@@ -723,7 +758,7 @@ Result<uint32_t> Scheduler::create_actor(TaskSpec creation, std::vector<ObjectID
   spawn(w);
   workers_[w].actor = id;
   ring_doorbell(rc_);
-  return id;
+  return Status::OK();
 }
 
 void Scheduler::hold_creation(const TaskSpec& spec) {
@@ -753,6 +788,10 @@ void Scheduler::enqueue_actor_call(ActorInfo& a, const TaskSpec& spec, std::vect
 void Scheduler::submit_actor_call(const TaskSpec& spec, std::vector<ObjectID> deps) {
   std::lock_guard<std::mutex> g(mu_);
   auto it = actors_.find(spec.actor);
+  if (it == actors_.end()) {
+    collect_submissions();  // created by a worker whose creation is still in its ring?
+    it = actors_.find(spec.actor);
+  }
   if (it == actors_.end()) {
     finish_failed(spec, ErrorKind::kActorDied, "no such actor (it was never created here)");
     return;
@@ -932,6 +971,10 @@ void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
 
 void Scheduler::kill_actor(uint32_t actor, bool no_restart) {
   std::lock_guard<std::mutex> g(mu_);
+  kill_actor_locked(actor, no_restart);
+}
+
+void Scheduler::kill_actor_locked(uint32_t actor, bool no_restart) {
   auto it = actors_.find(actor);
   if (it == actors_.end() || it->second.dead) return;
   ActorInfo& a = it->second;
@@ -947,6 +990,10 @@ void Scheduler::kill_actor(uint32_t actor, bool no_restart) {
 bool Scheduler::actor_alive(uint32_t actor, std::string* why) {
   std::lock_guard<std::mutex> g(mu_);
   auto it = actors_.find(actor);
+  if (it == actors_.end()) {
+    collect_submissions();  // created by a worker whose creation is still in its ring?
+    it = actors_.find(actor);
+  }
   if (it == actors_.end()) return false;
   if (it->second.dead && why != nullptr) *why = it->second.death;
   return !it->second.dead;

@@ -161,6 +161,12 @@ class Scheduler {
   // One pass of the scheduler thread, under mu_; each step is one verb.
   void reap_dead_workers();
   void collect_submissions();
+  /// Registers and starts actor `creation.actor` (ids come from RuntimeControl::next_actor).
+  Status create_actor_locked(TaskSpec creation, std::vector<ObjectID> deps, int32_t max_restarts,
+                             int32_t max_task_retries, bool detached);
+  /// An actor that could not be created: known as dead, its creation return an error.
+  void fail_actor_creation(const TaskSpec& creation, const std::string& why);
+  void kill_actor_locked(uint32_t actor, bool no_restart);
   void lend_blocked_leases();
   void steal_for_idle_workers();
   void dispatch_queued();
@@ -204,7 +210,6 @@ class Scheduler {
   std::deque<Pending> queue_;         ///< submitted, not yet dispatched (FIFO)
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
   std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id
-  uint32_t next_actor_ = 1;
   uint64_t next_memory_check_ns_ = 0;
   bool oom_kill_pending_ = false;     ///< a worker was killed for memory and is not reaped yet
   uint32_t startup_failures_ = 0;     ///< task workers in a row that died before announcing

@@ -44,6 +44,8 @@ enum SpecFlags : uint32_t {
   kSpecActorCreate = 8,      ///< creates actor `actor` (function: the class)
   kSpecActorMethod = 16,     ///< calls a method of actor `actor` (name: "Class.method")
   kSpecHoldResources = 32,   ///< an actor that keeps its resources while it lives
+  kSpecActorKill = 64,       ///< from a worker: kill actor `actor` (max_retries 1: no restart)
+  kSpecDetached = 128,       ///< with kSpecActorCreate: the actor outlives its handles
 };
 
 /// What to run: written once by the submitter, read by the worker.
@@ -60,7 +62,7 @@ struct TaskSpec {
   uint32_t attempt;                  ///< 0 on the first run
   int64_t resources[kMaxResources];  ///< in kResourceUnit
   uint32_t actor;                    ///< the actor id, for actor creations and calls
-  uint32_t reserved;
+  int32_t max_task_retries;          ///< for an actor creation (max_retries: its max_restarts)
   char name[88];                     ///< the task name (logs, errors); "Class.method" for calls
   uint8_t args_inline[kInlineArgs];
 };
@@ -127,6 +129,7 @@ struct alignas(64) RuntimeControl {
   std::atomic<uint32_t> sched_asleep;   ///< 1 while the scheduler sleeps (ring it then)
   std::atomic<uint32_t> notify;         ///< 1: workers ring the doorbell when (nearly) idle
   std::atomic<uint32_t> shutting_down;  ///< 1 once the driver shuts the node down
+  std::atomic<uint32_t> next_actor;     ///< the next actor id (any process may create actors)
   uint32_t max_workers;
   uint32_t task_capacity;
   int64_t totals[kMaxResources];        ///< the node's resources, in kResourceUnit

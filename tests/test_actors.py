@@ -328,3 +328,75 @@ def test_calls_submitted_before_the_last_handle_goes_still_run(node):
         ref = c.slow.remote(0.2)
         del c
         assert ember.get(ref, timeout=10) == 0
+
+
+@ember.remote
+def make_counter_and_use_it(start):
+    c = Counter.remote(start)  # an actor created inside a task
+    return ember.get([c.add.remote(1), c.add.remote(2)]), c
+
+
+@ember.remote
+def add_to_named(name, k):
+    return ember.get(ember.get_actor(name).add.remote(k))
+
+
+@ember.remote
+def kill_it(handle):
+    ember.kill(handle)
+    return True
+
+
+@ember.remote
+class Parent:
+    def __init__(self):
+        self.child = Counter.remote(100)  # an actor made by an actor
+
+    def poke(self):
+        return ember.get(self.child.add.remote())
+
+
+def test_tasks_and_actors_create_look_up_and_kill_actors(node):
+    values, handle = ember.get(make_counter_and_use_it.remote(10))
+    assert values == [11, 13]
+    assert ember.get(handle.add.remote(5)) == 18  # the handle works in the driver too
+
+    named = Counter.options(name="shared").remote(0)
+    assert sorted(ember.get([add_to_named.remote("shared", 1) for _ in range(4)])) == [1, 2, 3, 4]
+    assert ember.get(named.add.remote(0)) == 4
+
+    parent = Parent.remote()
+    assert ember.get([parent.poke.remote() for _ in range(3)]) == [101, 102, 103]
+
+    assert ember.get(kill_it.remote(handle))
+    with pytest.raises(ActorDiedError):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the kill goes through the scheduler's ring
+            ember.get(handle.add.remote(), timeout=10)
+            time.sleep(0.05)
+
+
+def test_a_named_actor_ends_with_its_last_handle_like_rays(node):
+    a = Counter.options(name="temp").remote()
+    assert ember.get(ember.get_actor("temp").add.remote()) == 1
+    del a
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            ember.get_actor("temp")
+        except ValueError:
+            break
+        time.sleep(0.05)
+    with pytest.raises(ValueError, match="temp"):
+        ember.get_actor("temp")
+    again = Counter.options(name="temp").remote(7)  # the name is free again
+    assert ember.get(again.add.remote()) == 8
+
+
+def test_a_named_actor_made_in_a_task_says_to_make_it_in_the_driver(node):
+    @ember.remote
+    def make_named():
+        Counter.options(name="inner").remote()
+
+    with pytest.raises(NotImplementedError, match="named actors are created by the driver"):
+        ember.get(make_named.remote())

@@ -145,7 +145,8 @@ class Node:
         self.log_dir = ""
         self.spill_dir = ""  # driver only: removed at shutdown
         self.info: NodeInfo | None = None
-        self.actor_names: dict[tuple[str, str], object] = {}  # (namespace, name) -> handle
+        # (namespace, name) -> the ObjectRef of its registry record (ember.actor)
+        self.actor_names: dict[tuple[str, str], object] = {}
         self.actor_state = None  # in an actor's process: its _ActorState
 
     @property

@@ -14,12 +14,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from typing import Any
 
 from ember import _core, _node
 from ember import _ray_backend as _ray
-from ember.exceptions import _BadArgument
+from ember.exceptions import ObjectLostError, _BadArgument
 from ember.object_ref import ObjectRef
 from ember.serialization import serialize
 
@@ -145,13 +146,17 @@ class ActorClass:
     def _create(self, args, kwargs) -> ActorHandle:
         node = _node.current()
         opts = self._options
-        if not node.is_driver:
-            raise NotImplementedError("creating actors inside tasks or actors is not supported yet")
-        registry = node.actor_names
+        runtime = node.scheduler if node.is_driver else node.worker
+        if runtime is None:
+            raise _BadArgument("actors can be created in the driver, tasks and actors only")
         key = (opts["namespace"] or "default", opts["name"])
         if opts["name"] is not None:
-            existing = registry.get(key)
-            if existing is not None and node.scheduler.actor_alive(existing._actor_id)[0]:
+            if not node.is_driver:
+                raise NotImplementedError(
+                    f"named actors are created by the driver for now; create {opts['name']!r} "
+                    "there (tasks and actors can look it up with ember.get_actor)")
+            existing = _lookup(node, *key)
+            if existing is not None:
                 if opts["get_if_exists"]:
                     return existing
                 raise ValueError(
@@ -173,12 +178,12 @@ class ActorClass:
         except TypeError as e:
             raise TypeError(f"cannot pass the arguments of {self._class_name}.__init__: {e}") from e
         deps = [a for a in args if isinstance(a, ObjectRef)]
-        actor_id, ready = node.scheduler.create_actor(
+        actor_id, ready = runtime.create_actor(
             self._class_ref(node), self._class_name, vector, flags, stream, buffers, nested, deps,
             opts["max_restarts"], opts["max_task_retries"], opts["lifetime"] == "detached")
         handle = ActorHandle(actor_id, self._class_name, self._methods, self._class_ref(node), ready)
         if opts["name"] is not None:
-            registry[key] = handle
+            _register(node, key, handle)
         return handle
 
 
@@ -261,15 +266,53 @@ class ActorMethod:
         return refs
 
 
+# --- the actor-name registry ----------------------------------------------------------------
+#
+# A named actor is recorded in the store, at an id derived from its namespace and name, so that
+# any process of the node can look it up. The record holds the handle's parts as plain data,
+# not refs: like Ray, a named actor still ends when its last handle goes. The driver holds each
+# record (node.actor_names) and replaces it when the name is reused.
+
+
+def _registry_id(store, namespace: str, name: str) -> bytes:
+    digest = hashlib.blake2b(f"{namespace}\0{name}".encode(), digest_size=8).digest()
+    lo = int.from_bytes(digest, "big") | (1 << 63)  # never a sequence number of new_id()
+    return store.node_tag.to_bytes(8, "big") + lo.to_bytes(8, "big")
+
+
+def _register(node, key: tuple[str, str], handle: ActorHandle) -> None:
+    node.actor_names.pop(key, None)  # a dead actor's record, freed now
+    record = (handle._actor_id, handle._class_name, handle._methods, handle._class_ref.binary(),
+              handle._ready.binary())
+    stream, buffers, _ = serialize(record)
+    node.actor_names[key] = node.store.put_at(_registry_id(node.store, *key), stream, buffers)
+
+
+def _lookup(node, namespace: str, name: str) -> ActorHandle | None:
+    """The live actor recorded under the name, or None."""
+    from ember.api import get  # noqa: PLC0415 (api imports this module)
+
+    store = node.store
+    try:
+        record = get(store.ref_from_binary(_registry_id(store, namespace, name)))
+    except ObjectLostError:
+        return None
+    actor_id, class_name, methods, class_id, ready_id = record
+    ready = store.ref_from_binary(ready_id)
+    if not store.exists(ready):  # its last handle went: the actor was ended
+        return None
+    if node.is_driver and not node.scheduler.actor_alive(actor_id)[0]:
+        return None
+    return ActorHandle(actor_id, class_name, methods, store.ref_from_binary(class_id), ready)
+
+
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
-    """The live actor created with ``name`` (in ``namespace``); ValueError if there is none."""
+    """The live actor created with ``name`` (in ``namespace``); ValueError if there is none.
+    Works in the driver, tasks and actors."""
     if _ray.active():
         return _ray.module().get_actor(name, namespace=namespace)
-    node = _node.current()
-    if not node.is_driver:
-        raise NotImplementedError("get_actor() inside tasks is not supported yet")
-    handle = node.actor_names.get((namespace or "default", name))
-    if handle is None or not node.scheduler.actor_alive(handle._actor_id)[0]:
+    handle = _lookup(_node.current(), namespace or "default", name)
+    if handle is None:
         raise ValueError(f"Failed to look up actor with name '{name}'"
                          + (f" in namespace '{namespace}'" if namespace else ""))
     return handle
@@ -283,6 +326,9 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     if not isinstance(actor, ActorHandle):
         raise _BadArgument(f"kill() takes an actor handle, not a {type(actor).__name__}")
     node = _node.current()
-    if not node.is_driver:
-        raise NotImplementedError("kill() inside tasks is not supported yet")
-    node.scheduler.kill_actor(actor._actor_id, no_restart)
+    if node.is_driver:
+        node.scheduler.kill_actor(actor._actor_id, no_restart)
+    elif node.worker is not None:
+        node.worker.kill_actor(actor._actor_id, no_restart)  # via the scheduler's ring
+    else:
+        raise _BadArgument("kill() can be called in the driver, tasks and actors only")
