@@ -459,16 +459,18 @@ PYBIND11_MODULE(_core, m) {
       .def("close", &Store::close)
       .def("put", &put_object, py::arg("stream"), py::arg("buffers"), py::arg("nested"))
       .def(
-          "put_at",
-          [](const std::shared_ptr<Store>& store, const py::bytes& id, const py::bytes& stream,
-             const py::list& buffers) {
-            // An object at an id the caller chose (the actor-name registry); ValueError if
-            // one is there already.
-            ObjectID oid = id_from_binary(id);
-            write_object(*store, oid, stream, buffers, {}, 0);
-            return std::make_unique<ObjectRef>(oid, store, true);
+          "put_unowned",
+          [](Store& store, const py::bytes& id, const py::bytes& stream, const py::list& buffers) {
+            // An object at an id the caller chose (the actor-name registry), whose one count
+            // belongs to no process: it stays when its writer exits, until release_unowned.
+            // EmberError if one is there already.
+            write_object(store, id_from_binary(id), stream, buffers, {}, 0, /*mine=*/false);
           },
           py::arg("id"), py::arg("stream"), py::arg("buffers"))
+      .def(
+          "release_unowned",
+          [](Store& store, const py::bytes& id) { store.release_ref(id_from_binary(id), false); },
+          py::arg("id"))
       .def("get", &get_object, py::arg("ref"))
       .def("wait", &wait_objects, py::arg("refs"), py::arg("num_ready"), py::arg("timeout"))
       .def("release_binary",

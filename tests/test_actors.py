@@ -393,10 +393,24 @@ def test_a_named_actor_ends_with_its_last_handle_like_rays(node):
     assert ember.get(again.add.remote()) == 8
 
 
-def test_a_named_actor_made_in_a_task_says_to_make_it_in_the_driver(node):
+def test_a_named_actor_made_in_a_task_outlives_the_task(node):
     @ember.remote
-    def make_named():
-        Counter.options(name="inner").remote()
+    def make_named(start):
+        return Counter.options(name="inner", lifetime="detached").remote(start)
 
-    with pytest.raises(NotImplementedError, match="named actors are created by the driver"):
-        ember.get(make_named.remote())
+    handle = ember.get(make_named.remote(40))
+    assert ember.get(ember.get_actor("inner").add.remote(2)) == 42
+    assert ember.get(add_to_named.remote("inner", 1)) == 43
+    with pytest.raises(ValueError, match="already taken"):
+        Counter.options(name="inner").remote()
+    ember.kill(handle)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            ember.get_actor("inner")
+        except ValueError:
+            break
+        time.sleep(0.05)
+    again = Counter.options(name="inner").remote(1)  # a dead actor's name can be taken again
+    assert ember.get(ember.get_actor("inner").add.remote()) == 2
+    del again

@@ -145,8 +145,6 @@ class Node:
         self.log_dir = ""
         self.spill_dir = ""  # driver only: removed at shutdown
         self.info: NodeInfo | None = None
-        # (namespace, name) -> the ObjectRef of its registry record (ember.actor)
-        self.actor_names: dict[tuple[str, str], object] = {}
         self.actor_state = None  # in an actor's process: its _ActorState
 
     @property

@@ -20,7 +20,7 @@ from typing import Any
 
 from ember import _core, _node
 from ember import _ray_backend as _ray
-from ember.exceptions import ObjectLostError, _BadArgument
+from ember.exceptions import EmberError, ObjectLostError, _BadArgument
 from ember.object_ref import ObjectRef
 from ember.serialization import serialize
 
@@ -151,10 +151,6 @@ class ActorClass:
             raise _BadArgument("actors can be created in the driver, tasks and actors only")
         key = (opts["namespace"] or "default", opts["name"])
         if opts["name"] is not None:
-            if not node.is_driver:
-                raise NotImplementedError(
-                    f"named actors are created by the driver for now; create {opts['name']!r} "
-                    "there (tasks and actors can look it up with ember.get_actor)")
             existing = _lookup(node, *key)
             if existing is not None:
                 if opts["get_if_exists"]:
@@ -270,8 +266,9 @@ class ActorMethod:
 #
 # A named actor is recorded in the store, at an id derived from its namespace and name, so that
 # any process of the node can look it up. The record holds the handle's parts as plain data,
-# not refs: like Ray, a named actor still ends when its last handle goes. The driver holds each
-# record (node.actor_names) and replaces it when the name is reused.
+# not refs: like Ray, a named actor still ends when its last handle goes. The record's count
+# belongs to no process (it outlives a task that made the actor); a record whose actor is gone
+# is replaced when the name is used again, and all go with the node.
 
 
 def _registry_id(store, namespace: str, name: str) -> bytes:
@@ -281,11 +278,16 @@ def _registry_id(store, namespace: str, name: str) -> bytes:
 
 
 def _register(node, key: tuple[str, str], handle: ActorHandle) -> None:
-    node.actor_names.pop(key, None)  # a dead actor's record, freed now
+    """Records the new actor under its name; the caller found no live actor under it."""
     record = (handle._actor_id, handle._class_name, handle._methods, handle._class_ref.binary(),
               handle._ready.binary())
     stream, buffers, _ = serialize(record)
-    node.actor_names[key] = node.store.put_at(_registry_id(node.store, *key), stream, buffers)
+    rid = _registry_id(node.store, *key)
+    try:
+        node.store.put_unowned(rid, stream, buffers)
+    except EmberError:  # the record of an actor that is gone: replace it
+        node.store.release_unowned(rid)
+        node.store.put_unowned(rid, stream, buffers)
 
 
 def _lookup(node, namespace: str, name: str) -> ActorHandle | None:
