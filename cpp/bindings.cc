@@ -576,6 +576,14 @@ PYBIND11_MODULE(_core, m) {
              return d;
            })
       .def("worker_pids", [](DriverRuntime& rt) { return rt.scheduler->worker_pids(); })
+      .def("task_events",
+           [](DriverRuntime& rt) {
+             py::list out;
+             for (const auto& e : rt.scheduler->task_events()) {
+               out.append(py::make_tuple(e.name, e.worker_pid, e.started_ns, e.finished_ns));
+             }
+             return out;
+           })
       .def("busy", [](DriverRuntime& rt) { return rt.scheduler->busy(); })
       .def("create_actor",
            [](DriverRuntime& rt, const ObjectRef& cls, const std::string& name,

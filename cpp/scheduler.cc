@@ -215,6 +215,7 @@ void Scheduler::reclaim(uint32_t w) {
     if (claim_gen(c) == ref.gen && claim_state(c) != TaskState::kDone) break;
     assigned.pop_front();
     if (claim_gen(c) == ref.gen) {  // DONE and not yet freed (a copy may be elsewhere)
+      record_event(*record(ref.index));
       uint32_t gen = ++record_gen_[ref.index];
       // release: a stale TaskRef's CAS (old gen) fails from now on.
       record(ref.index)->claim.store(make_claim(gen, 0, TaskState::kFree),
@@ -1060,6 +1061,37 @@ SchedulerStats Scheduler::stats() {
   s.queued = queue_.size();
   std::copy(available_, available_ + kMaxResources, s.available);
   return s;
+}
+
+void Scheduler::record_event(const TaskRecord& r) {
+  if (r.started_ns == 0) return;  // cancelled before it ran
+  const std::string name(r.spec.name, strnlen(r.spec.name, sizeof r.spec.name));
+  auto it = event_name_ids_.find(name);
+  if (it == event_name_ids_.end()) {
+    it = event_name_ids_.emplace(name, static_cast<uint32_t>(event_names_.size())).first;
+    event_names_.push_back(name);
+  }
+  Event e{it->second, r.worker_pid, r.started_ns, r.finished_ns};
+  if (events_.size() < kMaxTaskEvents) {
+    events_.push_back(e);
+  } else {
+    events_[events_next_] = e;
+    events_next_ = (events_next_ + 1) % kMaxTaskEvents;
+  }
+}
+
+std::vector<Scheduler::TaskEvent> Scheduler::task_events() {
+  std::lock_guard<std::mutex> g(mu_);
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    if (workers_[w].state == WorkerState::kReady) reclaim(w);  // the ones just finished too
+  }
+  std::vector<TaskEvent> out;
+  out.reserve(events_.size());
+  for (size_t i = 0; i < events_.size(); ++i) {
+    const Event& e = events_[(events_next_ + i) % events_.size()];
+    out.push_back(TaskEvent{event_names_[e.name], e.worker_pid, e.started_ns, e.finished_ns});
+  }
+  return out;
 }
 
 std::vector<int32_t> Scheduler::worker_pids() {

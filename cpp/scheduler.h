@@ -116,6 +116,17 @@ class Scheduler {
 
   SchedulerStats stats();
   std::vector<int32_t> worker_pids();
+
+  /// A finished task or actor call, for ember.timeline().
+  struct TaskEvent {
+    std::string name;
+    int32_t worker_pid;
+    uint64_t started_ns;   ///< CLOCK_MONOTONIC
+    uint64_t finished_ns;
+  };
+  /// The last kMaxTaskEvents finished tasks, oldest first.
+  std::vector<TaskEvent> task_events();
+  static constexpr size_t kMaxTaskEvents = 200'000;
   RuntimeControl* control() const { return rc_; }
 
  private:
@@ -218,6 +229,19 @@ class Scheduler {
   int64_t available_[kMaxResources] = {};
   uint32_t free_gpus_ = 0;            ///< GPU ids not leased (bit i: GPU i)
   SchedulerStats stats_{};
+  /// Finished tasks, a ring of at most kMaxTaskEvents: names interned (a task's name is one
+  /// of few), 24 bytes per event.
+  struct Event {
+    uint32_t name;
+    int32_t worker_pid;
+    uint64_t started_ns;
+    uint64_t finished_ns;
+  };
+  std::vector<Event> events_;
+  size_t events_next_ = 0;  ///< where the next event goes once the ring is full
+  std::vector<std::string> event_names_;
+  std::unordered_map<std::string, uint32_t> event_name_ids_;
+  void record_event(const TaskRecord& r);
 
   std::thread thread_;
   std::atomic<bool> stop_{false};

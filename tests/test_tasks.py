@@ -294,3 +294,24 @@ def test_init_info(cluster):
     assert os.path.isdir(os.path.join(info.session_dir, "logs"))
     assert info["node_id"] == info.node_id
 
+
+
+def test_timeline_shows_each_finished_task_on_its_worker(cluster, tmp_path):
+    before = len(ember.timeline())
+    refs = [sleep_and_return.remote(0.05, i) for i in range(4)]
+    assert ember.get(refs) == [0, 1, 2, 3]
+    deadline = time.monotonic() + 5  # a worker marks its task done just after the result
+    while True:
+        mine = [e for e in ember.timeline()[before:] if e["name"] == "sleep_and_return"]
+        if len(mine) >= 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert len(mine) == 4
+    assert all(e["ph"] == "X" and e["dur"] >= 50_000 * 0.9 for e in mine)  # us
+    pids = {e["args"]["worker_pid"] for e in mine}
+    assert pids <= set(cluster.scheduler.worker_pids()) and pids
+    path = tmp_path / "trace.json"
+    assert ember.timeline(str(path)) is None
+    import json
+
+    assert len(json.loads(path.read_text())) >= before + 4

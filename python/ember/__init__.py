@@ -16,6 +16,7 @@ from ember.api import (
     put,
     remote,
     shutdown,
+    timeline,
     wait,
 )
 from ember.object_ref import ObjectRef
@@ -44,5 +45,6 @@ __all__ = [
     "put",
     "remote",
     "shutdown",
+    "timeline",
     "wait",
 ]

@@ -306,3 +306,36 @@ def available_resources() -> dict[str, float]:
 
 
 atexit.register(shutdown)
+
+
+def timeline(filename: str | None = None) -> list[dict] | None:
+    """Every finished task and actor call (the last 200,000) as Chrome trace events, one row
+    per worker process, as Ray's ``ray.timeline()``: returned as a list, or written as JSON to
+    `filename` (open it in chrome://tracing or https://ui.perfetto.dev). Driver only."""
+    if _ray.active():
+        return _ray.module().timeline(filename=filename)
+    node = _node.current()
+    if node.scheduler is None:
+        raise RuntimeError("ember.timeline() can only be called from the driver")
+    raw = node.scheduler.task_events()
+    origin = min((started for _, _, started, _ in raw), default=0)
+    events = [
+        {
+            "cat": "task",
+            "name": name,
+            "pid": "ember node",
+            "tid": f"worker {pid}",
+            "ts": (started - origin) / 1e3,  # microseconds
+            "dur": max(0, finished - started) / 1e3,
+            "ph": "X",
+            "args": {"worker_pid": pid},
+        }
+        for name, pid, started, finished in raw
+    ]
+    if filename is None:
+        return events
+    import json  # noqa: PLC0415 (rarely needed: keep it off import time)
+
+    with open(filename, "w") as f:
+        json.dump(events, f)
+    return None
