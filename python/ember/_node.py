@@ -7,6 +7,7 @@ runtime reaches it through :func:`current`, never through module globals of its 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import re
@@ -141,6 +142,7 @@ class Node:
         self.forkserver: subprocess.Popen | None = None  # driver only
         self._forkserver_pipe: int | None = None  # write end; closing it stops the forkserver
         self.log_printer = None  # driver only, with log_to_driver
+        self.dashboard = None  # driver only, with include_dashboard
         self.session_dir = ""
         self.log_dir = ""
         self.spill_dir = ""  # driver only: removed at shutdown
@@ -168,7 +170,8 @@ class Node:
     # --- driver ---------------------------------------------------------------------
 
     def start_runtime(self, max_workers: int, task_capacity: int, log_to_driver: bool,
-                      memory_threshold: float, memory_limit: int) -> None:
+                      memory_threshold: float, memory_limit: int,
+                      dashboard: tuple[str, int] | None = None) -> None:
         self.log_dir = os.path.join(self.session_dir, "logs")
         os.makedirs(self.log_dir, exist_ok=True)
         totals = [round(v * _core.RESOURCE_UNIT) for v in self.resources.values()]
@@ -191,6 +194,11 @@ class Node:
             object_store_memory=self.store.stats()["capacity"],
             session_dir=self.session_dir,
         )
+        if dashboard is not None:
+            from ember.dashboard import Dashboard  # noqa: PLC0415 (~30 ms: only when asked)
+
+            self.dashboard = Dashboard(self, *dashboard)
+            self.info = dataclasses.replace(self.info, dashboard_url=self.dashboard.url)
 
     def _start_forkserver(self) -> None:
         read_end, write_end = os.pipe()
@@ -212,6 +220,9 @@ class Node:
         """Stops the node: the scheduler, every worker, the forkserver, the log printer, then
         the store. Views still alive keep the mapping until they die; ObjectRefs hold nothing.
         """
+        if self.dashboard is not None:
+            self.dashboard.stop()
+            self.dashboard = None
         if self.scheduler is not None:
             self.scheduler.stop()  # workers see shutting_down and leave their loops
         if self.forkserver is not None:
@@ -253,7 +264,8 @@ def is_running() -> bool:
 
 def start(resources: dict[str, float], object_store_memory: int, *, max_workers: int = 256,
           task_capacity: int = 8192, log_to_driver: bool = True, memory_threshold: float = 0.95,
-          memory_limit: int = 0, spilling_threshold: float = 0.8) -> Node:
+          memory_limit: int = 0, spilling_threshold: float = 0.8,
+          dashboard: tuple[str, int] | None = None) -> Node:
     """Creates the node (driver only)."""
     global _current
     with _lock:
@@ -275,7 +287,7 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
         node.spill_dir = spill_dir
         try:
             node.start_runtime(max_workers, task_capacity, log_to_driver, memory_threshold,
-                               memory_limit)
+                               memory_limit, dashboard)
         except BaseException:
             node.shutdown()
             raise

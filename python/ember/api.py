@@ -37,6 +37,9 @@ def init(
     log_to_driver: bool = True,
     ignore_reinit_error: bool = False,
     memory_usage_threshold: float | None = None,
+    include_dashboard: bool | None = None,
+    dashboard_host: str = "127.0.0.1",
+    dashboard_port: int | None = None,
     _memory_limit: int | None = None,
     **_ray_options: Any,
 ) -> _node.NodeInfo:
@@ -59,6 +62,10 @@ def init(
             (the newest retriable one among near-equals); the task is retried after a backoff
             of 1 s, doubling ($EMBER_TASK_OOM_RETRY_DELAY_BASE_MS), or fails with
             OutOfMemoryError (default 0.95, or $EMBER_MEMORY_USAGE_THRESHOLD; 0: no monitor).
+        include_dashboard: serve the dashboard (ember.dashboard) from this process, at
+            http://127.0.0.1:8265 or the next free port (``init(...).dashboard_url``). Off by
+            default ($EMBER_DASHBOARD=1 turns it on): it costs ~30 ms of start-up.
+        dashboard_host, dashboard_port: where it listens.
         _memory_limit: bytes the monitor treats as all the memory there is (tests;
             or $EMBER_MEMORY_LIMIT).
         _system_config: as in Ray; ember reads ``object_spilling_threshold``: above this
@@ -69,7 +76,9 @@ def init(
     if _ray.requested(address) or _ray.active():
         return _ray.init(address, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
                          object_store_memory=object_store_memory, log_to_driver=log_to_driver,
-                         ignore_reinit_error=ignore_reinit_error, **_ray_options)
+                         ignore_reinit_error=ignore_reinit_error,
+                         include_dashboard=include_dashboard, dashboard_port=dashboard_port,
+                         **_ray_options)
     if _node.is_running():
         if ignore_reinit_error:
             return _node.current().info
@@ -106,10 +115,17 @@ def init(
         "object_spilling_threshold", float(os.environ.get("EMBER_OBJECT_SPILLING_THRESHOLD", 0.8)))
     if not isinstance(spilling, (int, float)) or not 0 < spilling <= 1:
         raise ValueError(f"object_spilling_threshold must be in (0, 1], got {spilling!r}")
+    if include_dashboard is None:
+        include_dashboard = os.environ.get("EMBER_DASHBOARD", "0") not in ("", "0")
+    dashboard = None
+    if include_dashboard:
+        from ember.dashboard import DEFAULT_PORT  # noqa: PLC0415
+
+        dashboard = (dashboard_host, DEFAULT_PORT if dashboard_port is None else dashboard_port)
     totals = {"CPU": num_cpus, "GPU": num_gpus, **custom}
     return _node.start(totals, object_store_memory, log_to_driver=log_to_driver,
                        memory_threshold=memory_usage_threshold, memory_limit=_memory_limit,
-                       spilling_threshold=float(spilling)).info
+                       spilling_threshold=float(spilling), dashboard=dashboard).info
 
 
 def shutdown() -> None:

@@ -1,0 +1,213 @@
+"""The dashboard: a page in the browser showing what the node is doing.
+
+``ember.init(include_dashboard=True)`` (or ``EMBER_DASHBOARD=1``) serves it from the driver at
+http://127.0.0.1:8265 (Ray's port; the next free port if that one is taken), on a daemon
+thread with the standard library's HTTP server. It is off by default because importing
+``http.server`` alone takes ~30 ms, a third of ember's start-up.
+
+The page polls JSON endpoints, which are also the API for scripts:
+
+    /api/summary         resources (total, available), store and scheduler counters, workers
+    /api/objects         ember.util.state.list_objects()
+    /api/timeline        ember.timeline() (the last 2,000 events; ?all=1 for every one)
+    /api/logs            the session's worker log files
+    /api/logs/<file>     the last 200 lines of one (?lines=N)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+DEFAULT_PORT = 8265
+
+
+class Dashboard:
+    """The HTTP server of one node (driver only)."""
+
+    def __init__(self, node, host: str = "127.0.0.1", port: int = DEFAULT_PORT):
+        self.node = node
+        self.started = time.time()
+        handler = type("Handler", (_Handler,), {"dashboard": self})
+        try:
+            self.server = ThreadingHTTPServer((host, port), handler)
+        except OSError:  # taken (another node's dashboard?): any free port
+            self.server = ThreadingHTTPServer((host, 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://{host}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={
+            "poll_interval": 0.2}, name="ember-dashboard", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    # --- what the endpoints return --------------------------------------------------------
+
+    def summary(self) -> dict:
+        node = self.node
+        from ember import api  # noqa: PLC0415 (api imports the node, which imports this)
+
+        return {
+            "node_id": node.info.node_id,
+            "session_dir": node.session_dir,
+            "uptime_s": round(time.time() - self.started, 1),
+            "resources": {"total": api.cluster_resources(),
+                          "available": api.available_resources()},
+            "store": node.store.stats(),
+            "scheduler": {k: v for k, v in node.scheduler.stats().items() if k != "available"},
+            "workers": sorted(node.scheduler.worker_pids()),
+        }
+
+    def objects(self) -> list[dict]:
+        return self.node.store.list_objects()
+
+    def timeline(self, every: bool) -> list[dict]:
+        from ember import api  # noqa: PLC0415
+
+        events = api.timeline()
+        return events if every else events[-2000:]
+
+    def logs(self) -> list[dict]:
+        log_dir = self.node.log_dir
+        out = []
+        for name in sorted(os.listdir(log_dir)):
+            st = os.stat(os.path.join(log_dir, name))
+            out.append({"name": name, "bytes": st.st_size, "modified": st.st_mtime})
+        return out
+
+    def log_tail(self, name: str, lines: int) -> str | None:
+        if name not in os.listdir(self.node.log_dir):  # only the session's own files
+            return None
+        with open(os.path.join(self.node.log_dir, name), errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    dashboard: Dashboard
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        d = self.dashboard
+        try:
+            if url.path in ("/", "/index.html"):
+                self._send(200, "text/html; charset=utf-8", _PAGE.encode())
+            elif url.path == "/api/summary":
+                self._json(d.summary())
+            elif url.path == "/api/objects":
+                self._json(d.objects())
+            elif url.path == "/api/timeline":
+                self._json(d.timeline(every=query.get("all") == ["1"]))
+            elif url.path == "/api/logs":
+                self._json(d.logs())
+            elif url.path.startswith("/api/logs/"):
+                lines = int(query.get("lines", ["200"])[0])
+                text = d.log_tail(url.path[len("/api/logs/"):], lines)
+                if text is None:
+                    self._send(404, "text/plain", b"no such log file")
+                else:
+                    self._send(200, "text/plain; charset=utf-8", text.encode())
+            else:
+                self._send(404, "text/plain", b"not found")
+        except Exception as e:  # noqa: BLE001 (e.g. the node is shutting down)
+            self._send(503, "text/plain", f"{type(e).__name__}: {e}".encode())
+
+    def _json(self, value) -> None:
+        self._send(200, "application/json", json.dumps(value).encode())
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 (the http.server API)
+        pass  # not into the user's terminal
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ember dashboard</title>
+<style>
+ body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }
+ h1 { font-size: 1.3em; margin: 0 0 .2em; } h2 { font-size: 1.05em; margin: 1.4em 0 .4em; }
+ .muted { color: #777; } table { border-collapse: collapse; }
+ td, th { padding: .2em .8em .2em 0; text-align: left; vertical-align: top; }
+ th { border-bottom: 1px solid #ccc; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+ .bar { background: #eee; width: 16em; height: .9em; display: inline-block; }
+ .bar > span { background: #e8590c; height: 100%; display: block; }
+ #timeline { position: relative; border: 1px solid #ddd; background: #fafafa; }
+ #timeline div.ev { position: absolute; height: 14px; background: #e8590c; opacity: .8; }
+ #timeline div.row { position: absolute; left: 0; font-size: 11px; color: #555; }
+ pre { background: #f6f6f6; padding: .6em; max-height: 20em; overflow: auto; }
+</style></head>
+<body>
+<h1>ember</h1><div class="muted" id="node"></div>
+<h2>Resources</h2><table id="resources"></table>
+<h2>Object store</h2><div id="store"></div>
+<h2>Tasks</h2><table id="scheduler"></table>
+<h2>Timeline <span class="muted">(last 2,000 tasks; one row per worker)</span></h2>
+<div id="timeline"></div>
+<h2>Objects</h2><table id="objects"></table>
+<h2>Worker logs</h2><table id="logs"></table><pre id="log" hidden></pre>
+<script>
+const fmt = n => n >= 1 << 30 ? (n / (1 << 30)).toFixed(2) + " GiB"
+  : n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + " MiB"
+  : n >= 1024 ? (n / 1024).toFixed(1) + " KiB" : n + " B";
+const esc = s => String(s).replace(/[&<>]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;"}[c]));
+const rows = (el, head, body) => { document.getElementById(el).innerHTML =
+  "<tr>" + head.map(h => "<th>" + h + "</th>").join("") + "</tr>" +
+  body.map(r => "<tr>" + r.map(c => "<td" + (typeof c === "number" ? " class=num" : "") +
+    ">" + esc(c) + "</td>").join("") + "</tr>").join(""); };
+async function get(path) { const r = await fetch(path); return r.json(); }
+async function refresh() {
+  const s = await get("/api/summary");
+  document.getElementById("node").textContent = "node " + s.node_id + " · up " + s.uptime_s +
+    " s · " + s.workers.length + " worker processes · " + s.session_dir;
+  rows("resources", ["resource", "available", "total"], Object.keys(s.resources.total).map(
+    k => [k, s.resources.available[k] ?? 0, s.resources.total[k]]));
+  const st = s.store, used = st.used_bytes / st.capacity;
+  document.getElementById("store").innerHTML = '<span class="bar"><span style="width:' +
+    (100 * used).toFixed(1) + '%"></span></span> ' + fmt(st.used_bytes) + " of " +
+    fmt(st.capacity) + " in " + st.num_objects + " objects · spilled " + st.spilled_objects +
+    " (" + fmt(st.spilled_bytes) + ") · restores " + st.restores_total;
+  rows("scheduler", ["counter", "value"], Object.entries(s.scheduler));
+  const objs = await get("/api/objects");
+  rows("objects", ["id", "state", "size", "refs", "pins", "owner pid"], objs.slice(0, 200).map(
+    o => [o.object_id, o.state, fmt(o.size), o.ref_count, o.pin_count, o.owner_pid]));
+  drawTimeline(await get("/api/timeline"));
+  const logs = await get("/api/logs");
+  rows("logs", ["file", "size"], logs.map(l => [l.name, fmt(l.bytes)]));
+  document.querySelectorAll("#logs td:first-child").forEach(td => {
+    td.style.cursor = "pointer";
+    td.onclick = async () => { const r = await fetch("/api/logs/" + td.textContent);
+      const pre = document.getElementById("log"); pre.hidden = false;
+      pre.textContent = await r.text(); };
+  });
+}
+function drawTimeline(events) {
+  const box = document.getElementById("timeline");
+  if (!events.length) { box.textContent = "no task has finished yet"; box.style.height = "";
+    return; }
+  const tids = [...new Set(events.map(e => e.tid))].sort();
+  const t0 = Math.min(...events.map(e => e.ts));
+  const t1 = Math.max(...events.map(e => e.ts + e.dur));
+  const width = box.clientWidth - 110, span = Math.max(t1 - t0, 1);
+  box.style.height = (tids.length * 18 + 4) + "px";
+  box.innerHTML = tids.map((t, i) => '<div class="row" style="top:' + (i * 18 + 2) + 'px">' +
+    esc(t) + "</div>").join("") + events.map(e => '<div class="ev" title="' + esc(e.name) +
+    " " + (e.dur / 1000).toFixed(2) + ' ms" style="top:' + (tids.indexOf(e.tid) * 18 + 2) +
+    "px;left:" + (105 + (e.ts - t0) / span * width) + "px;width:" +
+    Math.max(1, e.dur / span * width) + 'px"></div>').join("");
+}
+refresh(); setInterval(refresh, 2000);
+</script></body></html>
+"""
