@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import threading
 import time
 import urllib.error
@@ -71,3 +73,24 @@ def test_no_dashboard_unless_asked():
         assert info.dashboard_url is None
     finally:
         ember.shutdown()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_the_page_renders_the_node_in_a_real_browser():
+    info = ember.init(num_cpus=2, object_store_memory=STORE_BYTES, include_dashboard=True,
+                      dashboard_port=0, log_to_driver=False)
+    try:
+        ref = ember.put(np.ones(1000))
+        assert ember.get([shout.remote(str(i)) for i in range(8)])[0] == "0"
+        time.sleep(0.2)  # the last task's record is freed just after its result
+        dom = subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+             "--virtual-time-budget=5000", "--dump-dom", info.dashboard_url],
+            capture_output=True, text=True, timeout=60, check=True).stdout
+    finally:
+        ember.shutdown()
+    # What the page's script filled in from the endpoints:
+    assert f"node {info.node_id}" in dom
+    assert ref.hex() in dom  # the objects table
+    assert 'class="ev" title="shout' in dom  # the timeline's bars
+    assert "worker-" in dom and ".out</td>" in dom  # the log files
