@@ -347,6 +347,7 @@ struct WorkerRuntime {
 
   const RuntimeControl& control() const { return *worker->control(); }
   Status dispatch(Submission& sub) {
+    worker->stamp_parent(sub.spec);
     py::gil_scoped_release nogil;  // a full ring waits for the scheduler
     return worker->submit(sub.spec);
   }
@@ -607,8 +608,8 @@ PYBIND11_MODULE(_core, m) {
         bool alive = rt.scheduler->actor_alive(actor, &why);
         return py::make_tuple(alive, why);
       })
-      .def("cancel", [](DriverRuntime& rt, const ObjectRef& ref, bool force) {
-        return rt.scheduler->cancel(ref.id(), force);
+      .def("cancel", [](DriverRuntime& rt, const ObjectRef& ref, bool force, bool recursive) {
+        return rt.scheduler->cancel(ref.id(), force, recursive);
       });
 
   py::class_<WorkerRuntime>(m, "Worker")

@@ -1009,11 +1009,12 @@ bool is_return_of(const TaskSpec& spec, const ObjectID& id) {
 }
 }  // namespace
 
-bool Scheduler::cancel(const ObjectID& ret, bool force) {
+bool Scheduler::cancel(const ObjectID& ret, bool force, bool recursive) {
   std::lock_guard<std::mutex> g(mu_);
+  collect_submissions();  // the children of a task may still be in its worker's ring
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
     if (!is_return_of(it->spec, ret)) continue;
-    TaskSpec spec = it->spec;
+    TaskSpec spec = it->spec;  // never ran: it has no children
     queue_.erase(it);
     finish_failed(spec, ErrorKind::kTaskCancelled, std::string("task ") + spec.name + " was cancelled");
     return true;
@@ -1023,25 +1024,65 @@ bool Scheduler::cancel(const ObjectID& ret, bool force) {
       TaskRecord* r = record(ref.index);
       uint64_t c = r->claim.load(std::memory_order_acquire);
       if (claim_gen(c) != ref.gen || !is_return_of(r->spec, ret)) continue;
-      if (claim_state(c) == TaskState::kQueued) {
-        // Win the claim so no worker runs it; the worker that pops it counts it as skipped.
-        if (r->claim.compare_exchange_strong(c, make_claim(ref.gen, 0, TaskState::kDone),
-                                             std::memory_order_acq_rel)) {
-          finish_failed(r->spec, ErrorKind::kTaskCancelled,
-                        std::string("task ") + r->spec.name + " was cancelled");
-          return true;
-        }
-      }
-      if (claim_state(c) == TaskState::kRunning) {
-        int32_t pid = slot(claim_worker(c))->pid.load(std::memory_order_relaxed);
-        if (force) force_cancelled_.push_back(r->spec.returns);
-        if (pid > 0) kill(pid, force ? SIGKILL : SIGINT);
-        return true;
-      }
-      return false;  // done
+      return cancel_record(ref.index, ref.gen, force, recursive, 0);
     }
   }
   return false;
+}
+
+bool Scheduler::cancel_record(uint32_t index, uint32_t gen, bool force, bool recursive,
+                              int depth) {
+  TaskRecord* r = record(index);
+  uint64_t c = r->claim.load(std::memory_order_acquire);
+  if (claim_gen(c) != gen) return false;
+  if (claim_state(c) == TaskState::kQueued) {
+    // Win the claim so no worker runs it; the worker that pops it counts it as skipped.
+    if (r->claim.compare_exchange_strong(c, make_claim(gen, 0, TaskState::kDone),
+                                         std::memory_order_acq_rel)) {
+      finish_failed(r->spec, ErrorKind::kTaskCancelled,
+                    std::string("task ") + r->spec.name + " was cancelled");
+      return true;
+    }
+  }
+  if (claim_state(c) == TaskState::kRunning) {
+    // Its children first: once interrupted, it no longer waits for them.
+    if (recursive) cancel_children(index, gen, force, depth + 1);
+    int32_t pid = slot(claim_worker(c))->pid.load(std::memory_order_relaxed);
+    if (force) force_cancelled_.push_back(r->spec.returns);
+    if (pid > 0) kill(pid, force ? SIGKILL : SIGINT);
+    return true;
+  }
+  return false;  // done
+}
+
+void Scheduler::cancel_children(uint32_t index, uint32_t gen, bool force, int depth) {
+  if (depth > 64) return;  // a chain of nested tasks this deep is a bug elsewhere
+  auto is_child = [&](const TaskSpec& s) {
+    return s.parent_index == index + 1 && s.parent_gen == gen &&
+           (s.flags & (kSpecActorMethod | kSpecActorCreate)) == 0;
+  };
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (!is_child(it->spec)) {
+      ++it;
+      continue;
+    }
+    finish_failed(it->spec, ErrorKind::kTaskCancelled,
+                  std::string("task ") + it->spec.name + " was cancelled with its parent");
+    it = queue_.erase(it);
+  }
+  std::vector<TaskRef> children;  // once each: a stolen task is in two workers' lists
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    for (const TaskRef& ref : workers_[w].assigned) {
+      TaskRecord* r = record(ref.index);
+      if (claim_gen(r->claim.load(std::memory_order_acquire)) != ref.gen || !is_child(r->spec)) {
+        continue;
+      }
+      bool seen = false;
+      for (const TaskRef& c : children) seen = seen || c.index == ref.index;
+      if (!seen) children.push_back(ref);
+    }
+  }
+  for (const TaskRef& ref : children) cancel_record(ref.index, ref.gen, force, true, depth);
 }
 
 // --- introspection --------------------------------------------------------------------

@@ -109,7 +109,7 @@ class Scheduler {
   /// TaskCancelledError; a running one is interrupted (SIGINT: KeyboardInterrupt in the task)
   /// or, with `force`, its worker is killed and the task not retried. Returns false if the task
   /// was not found (finished already).
-  bool cancel(const ObjectID& ret, bool force);
+  bool cancel(const ObjectID& ret, bool force, bool recursive = true);
 
   /// True while some task is queued or dispatched and not finished.
   bool busy();
@@ -178,6 +178,11 @@ class Scheduler {
   /// An actor that could not be created: known as dead, its creation return an error.
   void fail_actor_creation(const TaskSpec& creation, const std::string& why);
   void kill_actor_locked(uint32_t actor, bool no_restart);
+  /// Cancels a dispatched task by its record (queued: never runs; running: interrupted or,
+  /// with force, killed), then, if `recursive`, the tasks it submitted. False if it is done.
+  bool cancel_record(uint32_t index, uint32_t gen, bool force, bool recursive, int depth);
+  /// Cancels every task submitted by the task of record (index, gen), and theirs.
+  void cancel_children(uint32_t index, uint32_t gen, bool force, int depth);
   void lend_blocked_leases();
   void steal_for_idle_workers();
   void dispatch_queued();

@@ -63,7 +63,9 @@ struct TaskSpec {
   int64_t resources[kMaxResources];  ///< in kResourceUnit
   uint32_t actor;                    ///< the actor id, for actor creations and calls
   int32_t max_task_retries;          ///< for an actor creation (max_retries: its max_restarts)
-  char name[88];                     ///< the task name (logs, errors); "Class.method" for calls
+  uint32_t parent_index;             ///< 1 + the record of the task that submitted this one
+  uint32_t parent_gen;               ///< (0: the driver did) and its generation then
+  char name[80];                     ///< the task name (logs, errors); "Class.method" for calls
   uint8_t args_inline[kInlineArgs];
 };
 static_assert(std::is_trivially_copyable_v<TaskSpec>);

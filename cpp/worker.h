@@ -41,6 +41,14 @@ class Worker {
   void set_blocked(bool blocked);
 
   /// The record index of the task this worker claimed and has not finished, or -1.
+  /// Marks `spec` as submitted by the task this worker runs (for recursive cancel).
+  void stamp_parent(TaskSpec& spec) const {
+    int64_t index = current();
+    if (index < 0) return;
+    spec.parent_index = static_cast<uint32_t>(index) + 1;
+    // relaxed: our own record's claim, written by our CAS.
+    spec.parent_gen = claim_gen(records_[index].claim.load(std::memory_order_relaxed));
+  }
   int64_t current() const {
     return static_cast<int64_t>(slot_->current.load(std::memory_order_relaxed)) - 1;
   }

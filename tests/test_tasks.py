@@ -257,6 +257,53 @@ def test_cancel(cluster):
     assert ember.get(double.remote(1)) == 2  # the node goes on
 
 
+@ember.remote
+class Mailbox:
+    def __init__(self):
+        self.items = []
+
+    def put(self, item):
+        self.items.append(item)
+
+    def take(self):
+        return self.items
+
+
+@ember.remote
+def parent_of_sleepers(mailbox, seconds):
+    children = [sleep_and_return.remote(seconds, i) for i in range(2)]
+    ember.get(mailbox.put.remote(children))  # (a list: the refs travel, not their values)
+    return ember.get(children)
+
+
+def children_of(mailbox):
+    deadline = time.monotonic() + 10
+    while not (items := ember.get(mailbox.take.remote())):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return items[0]
+
+
+@pytest.mark.parametrize("recursive", [True, False])
+def test_cancel_reaches_the_tasks_a_task_submitted_unless_told_not_to(cluster, recursive):
+    mailbox = Mailbox.remote()
+    parent = parent_of_sleepers.remote(mailbox, 30 if recursive else 0.5)
+    children = children_of(mailbox)
+    time.sleep(0.1)  # the children are running
+    start = time.monotonic()
+    ember.cancel(parent, recursive=recursive)
+    with pytest.raises(ember.exceptions.TaskCancelledError):
+        ember.get(parent, timeout=10)
+    if recursive:
+        for child in children:
+            with pytest.raises(ember.exceptions.TaskCancelledError):
+                ember.get(child, timeout=10)
+        assert time.monotonic() - start < 10  # not the 30 s they would have slept
+    else:
+        assert ember.get(children, timeout=10) == [0, 1]  # left to finish
+    assert ember.get(double.remote(1)) == 2
+
+
 def test_runtime_context(cluster):
     @ember.remote
     def ctx():

@@ -285,16 +285,16 @@ def wait(
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
     """Cancels the task that returns `object_ref`: a queued task never runs; a running one gets
     KeyboardInterrupt (or, with force=True, its worker is killed). ``get`` then raises
-    TaskCancelledError. Cancelling a finished task does nothing."""
+    TaskCancelledError. With recursive=True (the default, as in Ray) the tasks it submitted,
+    and theirs, are cancelled too. Cancelling a finished task does nothing."""
     if _ray.active():
         return _ray.module().cancel(object_ref, force=force, recursive=recursive)
-    del recursive  # nested tasks are not tracked per parent yet
     if not isinstance(object_ref, ObjectRef):
         raise _BadArgument(f"cancel() takes an ObjectRef, not a {type(object_ref).__name__}")
     node = _node.current()
     if node.scheduler is None:
         raise RuntimeError("ember.cancel() can only be called from the driver for now")
-    node.scheduler.cancel(object_ref, force)
+    node.scheduler.cancel(object_ref, force, recursive)
 
 
 def cluster_resources() -> dict[str, float]:
