@@ -287,6 +287,7 @@ def children_of(mailbox):
 @pytest.mark.parametrize("recursive", [True, False])
 def test_cancel_reaches_the_tasks_a_task_submitted_unless_told_not_to(cluster, recursive):
     mailbox = Mailbox.remote()
+    assert ember.get(mailbox.take.remote()) == []  # up, with its CPU, before the sleepers
     parent = parent_of_sleepers.remote(mailbox, 30 if recursive else 0.5)
     children = children_of(mailbox)
     time.sleep(0.1)  # the children are running
