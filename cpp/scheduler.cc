@@ -20,8 +20,10 @@ namespace {
 constexpr uint64_t kDepth = 4;
 /// How long the scheduler thread sleeps when nothing rings it (housekeeping period).
 constexpr int64_t kIdleSleepNs = 50'000'000;
-/// How far into the queue the per-pass bookkeeping (workers to start, notify level) looks.
+/// How far into the queue the per-pass bookkeeping (workers to start, notify level) looks,
+/// and how often start_workers() looks at all of it.
 constexpr size_t kQueueLookahead = 256;
+constexpr uint64_t kQueueScanPeriodNs = 10'000'000;
 /// The longest backoff before retrying a task killed for memory.
 constexpr uint64_t kMaxOomRetryDelayMs = 60'000;
 
@@ -623,15 +625,26 @@ void Scheduler::steal_for_idle_workers() {
 
 void Scheduler::dispatch_queued() {
   const uint64_t now = monotonic_ns();
+  // FIFO for default tasks: when one cannot go, none after it may overtake it. Tasks with
+  // other resources (zero CPUs, GPUs, custom) may still fit, so the look goes on for them:
+  // through the whole queue every 10 ms (see start_workers), else 256 entries further.
+  bool defaults_blocked = false;
+  const bool whole = now >= next_queue_scan_ns_;
+  size_t looked_past = 0;
   for (auto it = queue_.begin(); it != queue_.end();) {
+    if (defaults_blocked) {
+      if (!whole && ++looked_past > kQueueLookahead) break;
+      if (is_default(it->spec)) {
+        ++it;
+        continue;
+      }
+    }
     if (it->not_before_ns > now || !deps_ready(it->deps)) {
       ++it;
       continue;
     }
     if (!try_dispatch(it->spec, false)) {
-      // FIFO for default tasks: when one cannot go, none after it may overtake it. Tasks with
-      // other resources may still fit elsewhere.
-      if (is_default(it->spec)) break;
+      defaults_blocked = defaults_blocked || is_default(it->spec);
       ++it;
       continue;
     }
@@ -671,12 +684,14 @@ void Scheduler::start_workers() {
   int64_t avail[kMaxResources];
   std::copy(available_, available_ + kMaxResources, avail);
   const uint64_t now = monotonic_ns();
-  // A look at the head of the queue is enough: tasks deep in a long queue start as those in
-  // front go, and a scan of 10,000 queued tasks on every pass of this thread cost ~5% of the
-  // CPU of a burst of tiny tasks (perf).
+  // A scan of 10,000 queued tasks on every pass of this thread cost ~5% of the CPU of a burst
+  // of tiny tasks (perf), so a long queue is scanned whole only every 10 ms; in between, 256
+  // entries that cannot start now end the look (a zero-CPU task far back waits <= 10 ms).
+  const bool whole = now >= next_queue_scan_ns_;
+  if (whole) next_queue_scan_ns_ = now + kQueueScanPeriodNs;
   size_t misses = 0;
   for (const Pending& p : queue_) {
-    if (misses >= kQueueLookahead) break;
+    if (!whole && misses >= kQueueLookahead) break;
     if (!p.deps.empty() || p.not_before_ns > now) {
       ++misses;
       continue;
@@ -705,7 +720,7 @@ void Scheduler::update_notify_flags() {
   // 1: ring when nearly out of work (the queue has more, or a task could move to you);
   // 0: never (everything is dispatched and nobody waits).
   uint32_t level = queue_.empty() ? 0 : 1;
-  size_t looked = 0;  // the head of the queue (see start_workers): the rest waits behind it
+  size_t looked = 0;  // the head of a long queue is enough: the rest waits behind it
   for (const Pending& p : queue_) {
     if (++looked > kQueueLookahead) break;
     if (!p.deps.empty() || !is_default(p.spec)) {

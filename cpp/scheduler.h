@@ -227,6 +227,7 @@ class Scheduler {
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
   std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id
   uint64_t next_memory_check_ns_ = 0;
+  uint64_t next_queue_scan_ns_ = 0;   ///< start_workers() looks at the whole queue then
   bool oom_kill_pending_ = false;     ///< a worker was killed for memory and is not reaped yet
   uint32_t startup_failures_ = 0;     ///< task workers in a row that died before announcing
   std::vector<uint32_t> free_records_;

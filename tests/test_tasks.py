@@ -245,6 +245,20 @@ def test_resources_and_options(cluster):
         double.options(num_cpus=-1)
 
 
+def test_a_zero_cpu_task_starts_behind_a_long_backlog(cluster):
+    @ember.remote(num_cpus=0)
+    def no_cpu():
+        return "ran"
+
+    blockers = [sleep_and_return.remote(2.0, i) for i in range(2)]  # both CPUs
+    backlog = [double.remote(i) for i in range(600)]  # waits for a CPU
+    start = time.monotonic()
+    assert ember.get(no_cpu.remote(), timeout=10) == "ran"
+    assert time.monotonic() - start < 1.5  # before the CPUs free up
+    assert ember.get(blockers) == [0, 1]
+    assert ember.get(backlog)[-1] == 1198
+
+
 def test_cancel(cluster):
     running = sleep_and_return.remote(5)
     queued = [sleep_and_return.remote(5) for _ in range(4)]
