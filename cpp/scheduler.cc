@@ -244,6 +244,21 @@ bool Scheduler::push_ref(uint32_t w, TaskRef ref) {
   return true;
 }
 
+uint32_t Scheduler::take_gpus(const TaskSpec& spec) {
+  // GPU ids for CUDA_VISIBLE_DEVICES: as many as the request rounded up (a fraction of a GPU
+  // still names the one it shares), lowest free ids first.
+  uint32_t mask = 0;
+  int64_t want = (spec.resources[kResourceGPU] + kResourceUnit - 1) / kResourceUnit;
+  for (uint32_t g = 0; g < 32 && want > 0; ++g) {
+    if ((free_gpus_ >> g) & 1u) {
+      mask |= 1u << g;
+      --want;
+    }
+  }
+  free_gpus_ &= ~mask;
+  return mask;
+}
+
 bool Scheduler::push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask) {
   int64_t idx = alloc_record();
   TaskRecord* r = record(static_cast<uint32_t>(idx));
@@ -319,16 +334,7 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
     if (!acquire(spec.resources)) return false;
     std::copy(spec.resources, spec.resources + kMaxResources, info.lease);
     info.leased = info.exclusive = true;
-    // GPU ids for CUDA_VISIBLE_DEVICES: as many as the request rounded up (a fraction of a
-    // GPU still names the one it shares), lowest free ids first.
-    int64_t want = (spec.resources[kResourceGPU] + kResourceUnit - 1) / kResourceUnit;
-    for (uint32_t g = 0; g < 32 && want > 0; ++g) {
-      if ((free_gpus_ >> g) & 1u) {
-        info.gpu_mask |= 1u << g;
-        --want;
-      }
-    }
-    free_gpus_ &= ~info.gpu_mask;
+    info.gpu_mask = take_gpus(spec);
     if (!push(w, spec, info.gpu_mask)) {
       release(info);
       return false;
@@ -842,11 +848,12 @@ void Scheduler::dispatch_actor_calls() {
         if (!acquire(p.spec.resources)) break;
         if ((p.spec.flags & kSpecHoldResources) != 0) {
           std::copy(p.spec.resources, p.spec.resources + kMaxResources, a.hold);
+          a.gpu_mask = take_gpus(p.spec);  // its CUDA_VISIBLE_DEVICES while it lives
         } else {
           for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += p.spec.resources[i];
         }
       }
-      if (!push(a.slot, p.spec)) break;
+      if (!push(a.slot, p.spec, (p.spec.flags & kSpecActorCreate) != 0 ? a.gpu_mask : 0)) break;
       a.calls.pop_front();
     }
   }
@@ -980,6 +987,8 @@ void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
   info.assigned.clear();
   for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += a.hold[i];
   std::fill(a.hold, a.hold + kMaxResources, 0);
+  free_gpus_ |= a.gpu_mask;
+  a.gpu_mask = 0;
   if (restart) {
     if (a.restarts_left > 0) --a.restarts_left;
     // Creation first, then the calls it had, then the ones that were waiting.

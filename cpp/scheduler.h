@@ -147,6 +147,7 @@ class Scheduler {
     std::string death_cause;           ///< set when the driver kills it for a reason
     std::string death;                 ///< why it died, for ActorDiedError
     int64_t hold[kMaxResources] = {};  ///< resources it keeps while it lives
+    uint32_t gpu_mask = 0;             ///< the GPU ids of that hold
     std::deque<Pending> calls;         ///< creation and calls not yet in its ring, in order
   };
   struct WorkerInfo {
@@ -206,6 +207,8 @@ class Scheduler {
   /// Dispatches `spec` to worker `w` in a new record; false (nothing changed) if its ring is
   /// full.
   bool push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask = 0);
+  /// Takes GPU ids for `spec`'s GPU request out of the free ones.
+  uint32_t take_gpus(const TaskSpec& spec);
   bool push_ref(uint32_t w, TaskRef ref);
   bool has_room(uint32_t w) const;
   int64_t alloc_record();

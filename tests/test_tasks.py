@@ -377,3 +377,43 @@ def test_timeline_shows_each_finished_task_on_its_worker(cluster, tmp_path):
     import json
 
     assert len(json.loads(path.read_text())) >= before + 4
+
+
+def test_refs_can_be_awaited_and_turned_into_futures(cluster):
+    import asyncio
+
+    async def gather():
+        return await asyncio.gather(*[double.remote(i) for i in range(20)])
+
+    assert asyncio.run(gather()) == [2 * i for i in range(20)]
+    assert double.remote(21).future().result(timeout=10) == 42
+
+    @ember.remote
+    class Summer:
+        async def total(self, refs):
+            return sum(await asyncio.gather(*refs))  # an async actor awaits refs
+
+    summer = Summer.remote()
+    assert ember.get(summer.total.remote([double.remote(i) for i in range(5)])) == 20
+
+    @ember.remote(max_retries=0)
+    def fails():
+        raise KeyError("nope")
+
+    async def awaited_error():
+        return await fails.remote()
+
+    with pytest.raises(KeyError):
+        asyncio.run(awaited_error())
+
+
+def test_gpu_ids_and_nodes(cluster):
+    assert ember.get_gpu_ids() == []  # the driver, and this node has no GPUs
+
+    @ember.remote
+    def ids():
+        return ember.get_gpu_ids()
+
+    assert ember.get(ids.remote()) == []
+    (node,) = ember.nodes()
+    assert node["Alive"] and node["Resources"] == ember.cluster_resources()

@@ -148,6 +148,7 @@ class Node:
         self.spill_dir = ""  # driver only: removed at shutdown
         self.info: NodeInfo | None = None
         self.actor_state = None  # in an actor's process: its _ActorState
+        self.gpu_ids: list[int] = []  # in a worker: the GPUs of its task (or actor)
 
     @property
     def num_cpus(self) -> int:

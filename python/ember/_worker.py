@@ -69,18 +69,18 @@ class _WorkerState:
          task_id, flags, _actor) = rt.task_info(index)
         self.mark_name(name)
         self.node.current_task = (name, task_id)
-        if flags & _core.SPEC_ACTOR_CREATE:
-            self.create_actor(index, name, fid, args, inline)
-            return True
-        if flags & _core.SPEC_ACTOR_METHOD:
+        if flags & _core.SPEC_ACTOR_METHOD:  # an actor keeps the GPUs of its creation
             return self.node.actor_state.call(self, index, name, num_returns, args, inline)
+        self.node.gpu_ids = [i for i in range(32) if gpu_mask >> i & 1]
         if gpu_mask:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(
-                str(i) for i in range(32) if gpu_mask >> i & 1)
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in self.node.gpu_ids)
         elif _INHERITED_CUDA is None:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = _INHERITED_CUDA
+        if flags & _core.SPEC_ACTOR_CREATE:
+            self.create_actor(index, name, fid, args, inline)
+            return True
         tries = 0
         while True:
             try:

@@ -355,3 +355,26 @@ def timeline(filename: str | None = None) -> list[dict] | None:
     with open(filename, "w") as f:
         json.dump(events, f)
     return None
+
+
+def get_gpu_ids() -> list[int]:
+    """The GPU ids given to the calling task or actor (its CUDA_VISIBLE_DEVICES); [] in the
+    driver and in tasks without GPUs."""
+    if _ray.active():
+        return _ray.module().get_gpu_ids()
+    return list(_node.current().gpu_ids)
+
+
+def nodes() -> list[dict]:
+    """The cluster's nodes, as Ray lists them: here, this one machine."""
+    if _ray.active():
+        return _ray.module().nodes()
+    node = _node.current()
+    return [{
+        "NodeID": f"{node.store.node_tag:016x}",
+        "Alive": True,
+        "NodeManagerAddress": "127.0.0.1",
+        "NodeManagerHostname": os.uname().nodename,
+        "Resources": cluster_resources(),
+        "alive": True,
+    }]

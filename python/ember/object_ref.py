@@ -31,3 +31,65 @@ def _reduce(ref: ObjectRef):
 
 ObjectRef.__reduce__ = _reduce
 ObjectRef.__module__ = "ember"
+
+
+def _future(ref: ObjectRef):
+    """A concurrent.futures.Future of the object's value (``ref.future()``, as in Ray)."""
+    from concurrent.futures import Future  # noqa: PLC0415
+
+    future = Future()
+    _waiters().put((ref, future))
+    return future
+
+
+def _await(ref: ObjectRef):
+    """``await ref`` in async code (an async actor, or asyncio in the driver): the value,
+    got on a helper thread so the event loop is never blocked."""
+    import asyncio  # noqa: PLC0415
+
+    return asyncio.wrap_future(_future(ref)).__await__()
+
+
+#: Daemon threads that wait for futures' refs (a thread pool of the standard library would
+#: be joined at exit, so a ref that never becomes ready would hang the interpreter's exit).
+#: Each job takes an idle thread or starts one, up to _MAX_WAITERS; beyond, jobs queue.
+_MAX_WAITERS = 64
+_jobs = None
+_threads = 0
+_idle = 0
+_waiters_lock = threading.Lock()
+
+
+def _waiters():
+    global _jobs, _threads, _idle
+    import queue  # noqa: PLC0415
+
+    with _waiters_lock:
+        if _jobs is None:
+            _jobs = queue.SimpleQueue()
+        if _idle > 0:
+            _idle -= 1  # that thread takes this job
+        elif _threads < _MAX_WAITERS:
+            _threads += 1
+            threading.Thread(target=_wait_loop, name="ember-await", daemon=True).start()
+        return _jobs
+
+
+def _wait_loop() -> None:
+    global _idle
+    from ember.api import get  # noqa: PLC0415 (api imports this module)
+
+    while True:
+        ref, future = _jobs.get()
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(get(ref))
+            except BaseException as e:  # noqa: BLE001 (the awaiting code gets it)
+                future.set_exception(e)
+        del ref, future
+        with _waiters_lock:
+            _idle += 1
+
+
+ObjectRef.future = _future
+ObjectRef.__await__ = _await
