@@ -28,6 +28,7 @@ namespace ember {
 namespace {
 
 constexpr uint64_t kChunk = uint64_t{2} << 20;           // populated-map granularity
+constexpr uint64_t kPrefaultFrom = uint64_t{1} << 20;    // allocations this big hint it
 constexpr uint64_t kMinWindow = uint64_t{16} << 20;      // prefault at least this far ahead
 constexpr uint64_t kMaxWindow = uint64_t{256} << 20;     // and never further than this
 
@@ -318,7 +319,11 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
       }
       continue;
     }
-    if (top_after != top_before) grown_by_.store(size, std::memory_order_relaxed);
+    // Only objects big enough for their page faults to matter wake the prefaulter: a node
+    // that stores small objects keeps no 16 MiB window of populated pages (idle PSS).
+    if (top_after != top_before && size >= kPrefaultFrom) {
+      grown_by_.store(size, std::memory_order_relaxed);
+    }
     return seg_->base() + payload;
   }
 }
