@@ -139,6 +139,20 @@ bool Scheduler::is_default(const TaskSpec& spec) const {
   return true;
 }
 
+void Scheduler::enqueue(Pending p, bool front) {
+  if (!is_default(p.spec)) ++queued_special_;
+  if (front) {
+    queue_.push_front(std::move(p));
+  } else {
+    queue_.push_back(std::move(p));
+  }
+}
+
+std::deque<Scheduler::Pending>::iterator Scheduler::dequeue(std::deque<Pending>::iterator it) {
+  if (!is_default(it->spec)) --queued_special_;
+  return queue_.erase(it);
+}
+
 Status check_feasible(const RuntimeControl& rc, const TaskSpec& spec) {
   for (uint32_t i = 0; i < kMaxResources; ++i) {
     if (spec.resources[i] <= rc.totals[i]) continue;
@@ -165,7 +179,7 @@ Status Scheduler::submit(const TaskSpec& spec, std::vector<ObjectID> deps) {
   // doorbell wakes it): workers must now ring when they run low, or after every task if this
   // one waits on results or needs other resources.
   uint32_t level = (deps.empty() && is_default(spec)) ? 1 : 2;
-  queue_.push_back(Pending{spec, std::move(deps)});
+  enqueue(Pending{spec, std::move(deps)});
   if (rc_->notify.load(std::memory_order_relaxed) < level) {
     rc_->notify.store(level, std::memory_order_relaxed);
   }
@@ -461,7 +475,7 @@ void Scheduler::reap_dead_workers() {
                 kMaxOomRetryDelayMs);
             not_before = monotonic_ns() + delay_ms * 1'000'000;
           }
-          queue_.push_front(Pending{spec, {}, not_before});
+          enqueue(Pending{spec, {}, not_before}, /*front=*/true);
           continue;
         }
         if (!info.oom.empty()) {
@@ -475,7 +489,7 @@ void Scheduler::reap_dead_workers() {
                       std::string("the worker running task ") + spec.name + " died: " + why);
         continue;
       }
-      queue_.push_front(Pending{spec, {}});
+      enqueue(Pending{spec, {}}, /*front=*/true);
     }
     release(info);
     info = WorkerInfo{};
@@ -522,6 +536,7 @@ void Scheduler::fail_queue_after_startup_failures(const std::string& last) {
                     std::to_string(startup_failures_) + " in a row); the last one: " + last;
   for (const Pending& p : queue_) finish_failed(p.spec, ErrorKind::kWorkerCrashed, msg);
   queue_.clear();
+  queued_special_ = 0;
   startup_failures_ = 0;
 }
 
@@ -565,7 +580,7 @@ void Scheduler::collect_submissions() {
           enqueue_actor_call(it->second, spec, std::move(deps));
         }
       } else {
-        queue_.push_back(Pending{spec, std::move(deps)});
+        enqueue(Pending{spec, std::move(deps)});
       }
     }
   }
@@ -639,6 +654,7 @@ void Scheduler::dispatch_queued() {
   size_t looked_past = 0;
   for (auto it = queue_.begin(); it != queue_.end();) {
     if (defaults_blocked) {
+      if (queued_special_ == 0) break;  // only default tasks left: none may overtake
       if (!whole && ++looked_past > kQueueLookahead) break;
       if (is_default(it->spec)) {
         ++it;
@@ -654,7 +670,7 @@ void Scheduler::dispatch_queued() {
       ++it;
       continue;
     }
-    it = queue_.erase(it);
+    it = dequeue(it);
   }
 }
 
@@ -705,6 +721,7 @@ void Scheduler::start_workers() {
     bool fits = true;
     for (uint32_t i = 0; i < kMaxResources; ++i) fits = fits && p.spec.resources[i] <= avail[i];
     if (!fits) {
+      if (queued_special_ == 0) break;  // all the rest need what this one could not get
       ++misses;
       continue;
     }
@@ -1054,7 +1071,7 @@ bool Scheduler::cancel(const ObjectID& ret, bool force, bool recursive) {
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
     if (!is_return_of(it->spec, ret)) continue;
     TaskSpec spec = it->spec;  // never ran: it has no children
-    queue_.erase(it);
+    dequeue(it);
     finish_failed(spec, ErrorKind::kTaskCancelled, std::string("task ") + spec.name + " was cancelled");
     return true;
   }
@@ -1107,7 +1124,7 @@ void Scheduler::cancel_children(uint32_t index, uint32_t gen, bool force, int de
     }
     finish_failed(it->spec, ErrorKind::kTaskCancelled,
                   std::string("task ") + it->spec.name + " was cancelled with its parent");
-    it = queue_.erase(it);
+    it = dequeue(it);
   }
   std::vector<TaskRef> children;  // once each: a stolen task is in two workers' lists
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {

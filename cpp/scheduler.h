@@ -173,6 +173,9 @@ class Scheduler {
   // One pass of the scheduler thread, under mu_; each step is one verb.
   void reap_dead_workers();
   void collect_submissions();
+  /// The only ways into and out of queue_: they keep queued_special_ right.
+  void enqueue(Pending p, bool front = false);
+  std::deque<Pending>::iterator dequeue(std::deque<Pending>::iterator it);
   /// Registers and starts actor `creation.actor` (ids come from RuntimeControl::next_actor).
   Status create_actor_locked(TaskSpec creation, std::vector<ObjectID> deps, int32_t max_restarts,
                              int32_t max_task_retries, bool detached);
@@ -227,6 +230,7 @@ class Scheduler {
   std::mutex mu_;                     ///< guards everything below
   std::vector<WorkerInfo> workers_;   ///< by slot
   std::deque<Pending> queue_;         ///< submitted, not yet dispatched (FIFO)
+  size_t queued_special_ = 0;         ///< of which not default tasks (see enqueue/dequeue)
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
   std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id
   uint64_t next_memory_check_ns_ = 0;
