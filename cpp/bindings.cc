@@ -577,6 +577,21 @@ PYBIND11_MODULE(_core, m) {
              return d;
            })
       .def("worker_pids", [](DriverRuntime& rt) { return rt.scheduler->worker_pids(); })
+      .def("actors",
+           [](DriverRuntime& rt) {
+             py::list out;
+             for (const auto& a : rt.scheduler->actors()) {
+               py::dict d;
+               d["actor_id"] = a.id;
+               d["class_name"] = a.class_name;
+               d["state"] = a.state;
+               d["pid"] = a.pid;
+               d["death_cause"] = a.death;
+               d["pending_calls"] = a.pending_calls;
+               out.append(d);
+             }
+             return out;
+           })
       .def("task_events",
            [](DriverRuntime& rt) {
              py::list out;

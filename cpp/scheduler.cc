@@ -1191,6 +1191,27 @@ std::vector<Scheduler::TaskEvent> Scheduler::task_events() {
   return out;
 }
 
+std::vector<Scheduler::ActorSummary> Scheduler::actors() {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<ActorSummary> out;
+  for (const auto& [id, a] : actors_) {
+    const WorkerInfo& w = workers_[a.slot];
+    const bool here = !a.dead && w.actor == id;  // the slot's process is (or will be) this actor's
+    std::string state = a.dead ? "DEAD"
+                        : !here || w.state == WorkerState::kStarting ||
+                                w.state == WorkerState::kUnused
+                            ? "PENDING_CREATION"
+                            : w.state == WorkerState::kReady ? "ALIVE" : "RESTARTING";
+    int32_t pid = here && w.state == WorkerState::kReady
+                      ? slot(a.slot)->pid.load(std::memory_order_relaxed)
+                      : 0;
+    out.push_back(ActorSummary{id, a.creation.name, state, pid, a.death, a.calls.size()});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ActorSummary& x, const ActorSummary& y) { return x.id < y.id; });
+  return out;
+}
+
 std::vector<int32_t> Scheduler::worker_pids() {
   std::lock_guard<std::mutex> g(mu_);
   std::vector<int32_t> pids;

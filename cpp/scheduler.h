@@ -126,6 +126,17 @@ class Scheduler {
   };
   /// The last kMaxTaskEvents finished tasks, oldest first.
   std::vector<TaskEvent> task_events();
+
+  /// An actor as introspection shows it (ember.util.state.list_actors()).
+  struct ActorSummary {
+    uint32_t id;
+    std::string class_name;
+    std::string state;   ///< PENDING_CREATION, ALIVE, RESTARTING or DEAD
+    int32_t pid;         ///< its process (0 while there is none)
+    std::string death;   ///< why it died ("" if alive)
+    uint64_t pending_calls;  ///< calls waiting in the scheduler (not yet in its ring)
+  };
+  std::vector<ActorSummary> actors();
   static constexpr size_t kMaxTaskEvents = 200'000;
   RuntimeControl* control() const { return rc_; }
 

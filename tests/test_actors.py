@@ -414,3 +414,22 @@ def test_a_named_actor_made_in_a_task_outlives_the_task(node):
     again = Counter.options(name="inner").remote(1)  # a dead actor's name can be taken again
     assert ember.get(ember.get_actor("inner").add.remote()) == 2
     del again
+
+
+def test_list_actors_shows_each_actor_and_how_it_ended(node):
+    from ember.util.state import list_actors
+
+    c = Counter.remote()
+    ember.get(c.add.remote())
+    pid = ember.get(c.pid.remote())
+    (alive,) = [a for a in list_actors() if a["actor_id"] == c._actor_id]
+    assert alive["class_name"] == "Counter" and alive["state"] == "ALIVE"
+    assert alive["pid"] == pid and alive["death_cause"] == ""
+    ember.kill(c)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        (entry,) = [a for a in list_actors() if a["actor_id"] == c._actor_id]
+        if entry["state"] == "DEAD":
+            break
+        time.sleep(0.02)
+    assert entry["state"] == "DEAD" and "kill" in entry["death_cause"]

@@ -24,6 +24,12 @@ def fetch(url: str) -> bytes:
 
 
 @ember.remote
+class Keeper:
+    def ping(self):
+        return "pong"
+
+
+@ember.remote
 def shout(word):
     print(f"the word is {word}")
     return word.upper()
@@ -37,11 +43,16 @@ def test_the_dashboard_shows_resources_objects_tasks_and_logs():
         assert url.startswith("http://127.0.0.1:")
         ref = ember.put(np.ones(1000))
         assert ember.get(shout.remote("ember")) == "EMBER"
+        keeper = Keeper.remote()
+        assert ember.get(keeper.ping.remote()) == "pong"
 
         summary = json.loads(fetch(url + "/api/summary"))
         assert summary["resources"]["total"]["CPU"] == 2.0
         assert summary["store"]["capacity"] == STORE_BYTES
         assert summary["workers"] and summary["node_id"] == info.node_id
+
+        actors = json.loads(fetch(url + "/api/actors"))
+        assert [(a["class_name"], a["state"]) for a in actors] == [("Keeper", "ALIVE")]
 
         objects = json.loads(fetch(url + "/api/objects"))
         assert ref.hex() in {o["object_id"] for o in objects}
@@ -81,6 +92,8 @@ def test_the_page_renders_the_node_in_a_real_browser():
                       dashboard_port=0, log_to_driver=False)
     try:
         ref = ember.put(np.ones(1000))
+        keeper = Keeper.remote()
+        assert ember.get(keeper.ping.remote()) == "pong"
         assert ember.get([shout.remote(str(i)) for i in range(8)])[0] == "0"
         time.sleep(0.2)  # the last task's record is freed just after its result
         dom = subprocess.run(
@@ -92,5 +105,6 @@ def test_the_page_renders_the_node_in_a_real_browser():
     # What the page's script filled in from the endpoints:
     assert f"node {info.node_id}" in dom
     assert ref.hex() in dom  # the objects table
+    assert "<td>Keeper</td><td>ALIVE</td>" in dom  # the actors table
     assert 'class="ev" title="shout' in dom  # the timeline's bars
     assert "worker-" in dom and ".out</td>" in dom  # the log files

@@ -9,6 +9,7 @@ The page polls JSON endpoints, which are also the API for scripts:
 
     /api/summary         resources (total, available), store and scheduler counters, workers
     /api/objects         ember.util.state.list_objects()
+    /api/actors          ember.util.state.list_actors()
     /api/timeline        ember.timeline() (the last 2,000 events; ?all=1 for every one)
     /api/logs            the session's worker log files
     /api/logs/<file>     the last 200 lines of one (?lines=N)
@@ -103,6 +104,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(d.summary())
             elif url.path == "/api/objects":
                 self._json(d.objects())
+            elif url.path == "/api/actors":
+                self._json(d.node.scheduler.actors())
             elif url.path == "/api/timeline":
                 self._json(d.timeline(every=query.get("all") == ["1"]))
             elif url.path == "/api/logs":
@@ -156,6 +159,7 @@ _PAGE = """<!doctype html>
 <h2>Tasks</h2><table id="scheduler"></table>
 <h2>Timeline <span class="muted">(last 2,000 tasks; one row per worker)</span></h2>
 <div id="timeline"></div>
+<h2>Actors</h2><table id="actors"></table>
 <h2>Objects</h2><table id="objects"></table>
 <h2>Worker logs</h2><table id="logs"></table><pre id="log" hidden></pre>
 <script>
@@ -180,6 +184,9 @@ async function refresh() {
     fmt(st.capacity) + " in " + st.num_objects + " objects · spilled " + st.spilled_objects +
     " (" + fmt(st.spilled_bytes) + ") · restores " + st.restores_total;
   rows("scheduler", ["counter", "value"], Object.entries(s.scheduler));
+  const actors = await get("/api/actors");
+  rows("actors", ["id", "class", "state", "pid", "waiting calls", "death"], actors.map(
+    a => [a.actor_id, a.class_name, a.state, a.pid || "", a.pending_calls, a.death_cause]));
   const objs = await get("/api/objects");
   rows("objects", ["id", "state", "size", "refs", "pins", "owner pid"], objs.slice(0, 200).map(
     o => [o.object_id, o.state, fmt(o.size), o.ref_count, o.pin_count, o.owner_pid]));

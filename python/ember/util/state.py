@@ -16,3 +16,17 @@ def list_objects() -> list[dict]:
 
         return ray_list_objects()
     return _node.current().store.list_objects()
+
+
+def list_actors() -> list[dict]:
+    """Every actor the node has made: id, class name, state (PENDING_CREATION, ALIVE,
+    RESTARTING, DEAD), pid, why it died, and calls waiting in the scheduler. Driver only.
+    Under the Ray backend: Ray's list_actors()."""
+    if _ray.active():
+        from ray.util.state import list_actors as ray_list_actors  # noqa: PLC0415
+
+        return ray_list_actors()
+    node = _node.current()
+    if node.scheduler is None:
+        raise RuntimeError("list_actors() can only be called from the driver")
+    return node.scheduler.actors()
