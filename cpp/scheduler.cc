@@ -179,10 +179,13 @@ Status Scheduler::submit(const TaskSpec& spec, std::vector<ObjectID> deps) {
   // doorbell wakes it): workers must now ring when they run low, or after every task if this
   // one waits on results or needs other resources.
   uint32_t level = (deps.empty() && is_default(spec)) ? 1 : 2;
-  // Behind queued default tasks a default task cannot start sooner than they do, and the
-  // scheduler was rung for the first of them: waking it again for each one of a burst only
-  // made it fight this thread for the lock (perf: futex wake-ups, ~35% of the driver's time).
-  const bool behind_defaults = !queue_.empty() && queued_special_ == 0 && level == 1;
+  // Behind a long queue of default tasks a default task cannot start sooner than they do,
+  // and the scheduler was rung for them: waking it again for each one of a burst only made it
+  // fight this thread for the lock (perf: futex wake-ups, ~35% of the driver's time). A short
+  // queue still rings: the scheduler then refills workers' rings sooner (fan-out measured
+  // 1.003x ideal with, 1.007x without).
+  const bool behind_defaults =
+      queue_.size() >= kQueueLookahead && queued_special_ == 0 && level == 1;
   enqueue(Pending{spec, std::move(deps)});
   if (rc_->notify.load(std::memory_order_relaxed) < level) {
     rc_->notify.store(level, std::memory_order_relaxed);
