@@ -1219,6 +1219,38 @@ std::vector<Scheduler::ActorSummary> Scheduler::actors() {
   return out;
 }
 
+std::vector<Scheduler::TaskSummary> Scheduler::tasks() {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<TaskSummary> out;
+  const uint64_t now = monotonic_ns();
+  for (Pending& p : queue_) {
+    const char* state = p.not_before_ns > now ? "BACKOFF"
+                        : !deps_ready(p.deps) ? "PENDING_ARGS"
+                                              : "PENDING_RESOURCES";
+    out.push_back(TaskSummary{p.spec.name, p.spec.returns, state, 0, 0});
+  }
+  std::vector<uint32_t> seen;  // a stolen task is in two workers' lists: once
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    if (workers_[w].actor != 0) continue;  // actor calls: list_actors()
+    for (const TaskRef& ref : workers_[w].assigned) {
+      const TaskRecord* r = record(ref.index);
+      uint64_t c = r->claim.load(std::memory_order_acquire);
+      if (claim_gen(c) != ref.gen) continue;
+      TaskState ts = claim_state(c);
+      if (ts == TaskState::kDone || std::find(seen.begin(), seen.end(), ref.index) != seen.end()) {
+        continue;
+      }
+      seen.push_back(ref.index);
+      const bool running = ts == TaskState::kRunning;
+      int32_t pid = running ? r->worker_pid : slot(w)->pid.load(std::memory_order_relaxed);
+      out.push_back(TaskSummary{r->spec.name, r->spec.returns,
+                                running ? "RUNNING" : "QUEUED_ON_WORKER", pid,
+                                running ? r->started_ns : 0});
+    }
+  }
+  return out;
+}
+
 std::vector<int32_t> Scheduler::worker_pids() {
   std::lock_guard<std::mutex> g(mu_);
   std::vector<int32_t> pids;

@@ -137,6 +137,16 @@ class Scheduler {
     uint64_t pending_calls;  ///< calls waiting in the scheduler (not yet in its ring)
   };
   std::vector<ActorSummary> actors();
+
+  /// A task not finished yet, for ember.util.state.list_tasks().
+  struct TaskSummary {
+    std::string name;
+    ObjectID returns;       ///< its first return
+    std::string state;      ///< PENDING_ARGS, PENDING_RESOURCES, BACKOFF, QUEUED_ON_WORKER, RUNNING
+    int32_t worker_pid;     ///< RUNNING and QUEUED_ON_WORKER: the worker's process
+    uint64_t started_ns;    ///< RUNNING: CLOCK_MONOTONIC when it started
+  };
+  std::vector<TaskSummary> tasks();
   static constexpr size_t kMaxTaskEvents = 200'000;
   RuntimeControl* control() const { return rc_; }
 

@@ -51,6 +51,10 @@ def test_the_dashboard_shows_resources_objects_tasks_and_logs():
         assert summary["store"]["capacity"] == STORE_BYTES
         assert summary["workers"] and summary["node_id"] == info.node_id
 
+        deadline = time.monotonic() + 5  # nothing unfinished (once the last is marked done)
+        while json.loads(fetch(url + "/api/tasks")):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         actors = json.loads(fetch(url + "/api/actors"))
         assert [(a["class_name"], a["state"]) for a in actors] == [("Keeper", "ALIVE")]
 

@@ -417,3 +417,24 @@ def test_gpu_ids_and_nodes(cluster):
     assert ember.get(ids.remote()) == []
     (node,) = ember.nodes()
     assert node["Alive"] and node["Resources"] == ember.cluster_resources()
+
+
+def test_list_tasks_says_what_each_unfinished_task_waits_for(cluster):
+    from ember.util.state import list_tasks
+
+    blockers = [sleep_and_return.remote(1.0, i) for i in range(2)]  # both CPUs
+    time.sleep(0.3)
+    waiting = double.remote(blockers[0])  # its argument is not ready
+    states = {t["task_id"]: t for t in list_tasks()}
+    running = [states[b.hex()] for b in blockers]
+    assert {t["state"] for t in running} <= {"RUNNING", "QUEUED_ON_WORKER"}
+    assert any(t["state"] == "RUNNING" and t["running_s"] > 0.1 and t["worker_pid"] > 0
+               for t in running)
+    assert states[waiting.hex()]["state"] == "PENDING_ARGS"
+    assert states[waiting.hex()]["name"] == "double"
+    assert ember.get(waiting) == 0
+    ember.get(blockers)
+    deadline = time.monotonic() + 5  # a worker marks its task done just after the result
+    while {b.hex() for b in blockers} & {t["task_id"] for t in list_tasks()}:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)

@@ -10,6 +10,7 @@ The page polls JSON endpoints, which are also the API for scripts:
     /api/summary         resources (total, available), store and scheduler counters, workers
     /api/objects         ember.util.state.list_objects()
     /api/actors          ember.util.state.list_actors()
+    /api/tasks           ember.util.state.list_tasks() (not finished yet)
     /api/timeline        ember.timeline() (the last 2,000 events; ?all=1 for every one)
     /api/logs            the session's worker log files
     /api/logs/<file>     the last 200 lines of one (?lines=N)
@@ -106,6 +107,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(d.objects())
             elif url.path == "/api/actors":
                 self._json(d.node.scheduler.actors())
+            elif url.path == "/api/tasks":
+                self._json(d.node.scheduler.tasks())
             elif url.path == "/api/timeline":
                 self._json(d.timeline(every=query.get("all") == ["1"]))
             elif url.path == "/api/logs":
@@ -157,6 +160,7 @@ _PAGE = """<!doctype html>
 <h2>Resources</h2><table id="resources"></table>
 <h2>Object store</h2><div id="store"></div>
 <h2>Tasks</h2><table id="scheduler"></table>
+<h2>Unfinished tasks <span class="muted">(first 200)</span></h2><table id="tasks"></table>
 <h2>Timeline <span class="muted">(last 2,000 tasks; one row per worker)</span></h2>
 <div id="timeline"></div>
 <h2>Actors</h2><table id="actors"></table>
@@ -184,6 +188,9 @@ async function refresh() {
     fmt(st.capacity) + " in " + st.num_objects + " objects · spilled " + st.spilled_objects +
     " (" + fmt(st.spilled_bytes) + ") · restores " + st.restores_total;
   rows("scheduler", ["counter", "value"], Object.entries(s.scheduler));
+  const tasks = await get("/api/tasks");
+  rows("tasks", ["task", "state", "worker pid", "running s"], tasks.slice(0, 200).map(
+    t => [t.name, t.state, t.worker_pid || "", t.running_s ? t.running_s.toFixed(1) : ""]));
   const actors = await get("/api/actors");
   rows("actors", ["id", "class", "state", "pid", "waiting calls", "death"], actors.map(
     a => [a.actor_id, a.class_name, a.state, a.pid || "", a.pending_calls, a.death_cause]));

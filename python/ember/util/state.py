@@ -30,3 +30,18 @@ def list_actors() -> list[dict]:
     if node.scheduler is None:
         raise RuntimeError("list_actors() can only be called from the driver")
     return node.scheduler.actors()
+
+
+def list_tasks() -> list[dict]:
+    """Every task not finished yet: name, task id (its first return's id), state
+    (PENDING_ARGS, PENDING_RESOURCES, BACKOFF after an OOM kill, QUEUED_ON_WORKER, RUNNING),
+    worker pid and seconds running; what a program that seems stuck is waiting for. Actor
+    calls are not listed (see list_actors). Driver only. Under the Ray backend: Ray's."""
+    if _ray.active():
+        from ray.util.state import list_tasks as ray_list_tasks  # noqa: PLC0415
+
+        return ray_list_tasks()
+    node = _node.current()
+    if node.scheduler is None:
+        raise RuntimeError("list_tasks() can only be called from the driver")
+    return node.scheduler.tasks()
