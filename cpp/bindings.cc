@@ -6,8 +6,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <time.h>
-
 #include <cstring>
 #include <memory>
 #include <string>
@@ -597,19 +595,13 @@ PYBIND11_MODULE(_core, m) {
       .def("tasks",
            [](DriverRuntime& rt) {
              py::list out;
-             timespec ts;
-             clock_gettime(CLOCK_MONOTONIC, &ts);
-             const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
-                                  static_cast<uint64_t>(ts.tv_nsec);
              for (const auto& t : rt.scheduler->tasks()) {
                py::dict d;
                d["name"] = t.name;
                d["task_id"] = ObjectRef(t.returns, nullptr, false).hex();
                d["state"] = t.state;
                d["worker_pid"] = t.worker_pid;
-               d["running_s"] = t.started_ns != 0 && now > t.started_ns
-                                    ? static_cast<double>(now - t.started_ns) / 1e9
-                                    : 0.0;
+               d["running_s"] = static_cast<double>(t.running_ns) / 1e9;
                out.append(d);
              }
              return out;

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <unordered_set>
 
 namespace ember {
 
@@ -26,12 +27,6 @@ constexpr size_t kQueueLookahead = 256;
 constexpr uint64_t kQueueScanPeriodNs = 10'000'000;
 /// The longest backoff before retrying a task killed for memory.
 constexpr uint64_t kMaxOomRetryDelayMs = 60'000;
-
-uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 /// The last `n` lines of a text file ("" if unreadable).
 std::string tail_lines(const std::string& path, int n) {
@@ -1133,19 +1128,9 @@ void Scheduler::cancel_children(uint32_t index, uint32_t gen, bool force, int de
                   std::string("task ") + it->spec.name + " was cancelled with its parent");
     it = dequeue(it);
   }
-  std::vector<TaskRef> children;  // once each: a stolen task is in two workers' lists
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    for (const TaskRef& ref : workers_[w].assigned) {
-      TaskRecord* r = record(ref.index);
-      if (claim_gen(r->claim.load(std::memory_order_acquire)) != ref.gen || !is_child(r->spec)) {
-        continue;
-      }
-      bool seen = false;
-      for (const TaskRef& c : children) seen = seen || c.index == ref.index;
-      if (!seen) children.push_back(ref);
-    }
+  for (const HeldRef& ref : unfinished_refs(/*with_actors=*/true)) {
+    if (is_child(record(ref.index)->spec)) cancel_record(ref.index, ref.gen, force, true, depth);
   }
-  for (const TaskRef& ref : children) cancel_record(ref.index, ref.gen, force, true, depth);
 }
 
 // --- introspection --------------------------------------------------------------------
@@ -1169,13 +1154,18 @@ SchedulerStats Scheduler::stats() {
 
 void Scheduler::record_event(const TaskRecord& r) {
   if (r.started_ns == 0) return;  // cancelled before it ran
-  const std::string name(r.spec.name, strnlen(r.spec.name, sizeof r.spec.name));
-  auto it = event_name_ids_.find(name);
-  if (it == event_name_ids_.end()) {
-    it = event_name_ids_.emplace(name, static_cast<uint32_t>(event_names_.size())).first;
-    event_names_.push_back(name);
+  const size_t len = strnlen(r.spec.name, sizeof r.spec.name);
+  if (last_event_name_ >= event_names_.size() ||
+      event_names_[last_event_name_].compare(0, std::string::npos, r.spec.name, len) != 0) {
+    const std::string name(r.spec.name, len);
+    auto it = event_name_ids_.find(name);
+    if (it == event_name_ids_.end()) {
+      it = event_name_ids_.emplace(name, static_cast<uint32_t>(event_names_.size())).first;
+      event_names_.push_back(name);
+    }
+    last_event_name_ = it->second;
   }
-  Event e{it->second, r.worker_pid, r.started_ns, r.finished_ns};
+  Event e{last_event_name_, r.worker_pid, r.started_ns, r.finished_ns};
   if (events_.size() < kMaxTaskEvents) {
     events_.push_back(e);
   } else {
@@ -1229,23 +1219,28 @@ std::vector<Scheduler::TaskSummary> Scheduler::tasks() {
                                               : "PENDING_RESOURCES";
     out.push_back(TaskSummary{p.spec.name, p.spec.returns, state, 0, 0});
   }
-  std::vector<uint32_t> seen;  // a stolen task is in two workers' lists: once
+  for (const HeldRef& ref : unfinished_refs(/*with_actors=*/false)) {  // actors: list_actors()
+    const TaskRecord* r = record(ref.index);
+    uint64_t c = r->claim.load(std::memory_order_acquire);
+    const bool running = claim_state(c) == TaskState::kRunning;
+    int32_t pid = running ? r->worker_pid
+                          : slot(ref.worker)->pid.load(std::memory_order_relaxed);
+    uint64_t ran = running && now > r->started_ns ? now - r->started_ns : 0;
+    out.push_back(TaskSummary{r->spec.name, r->spec.returns,
+                              running ? "RUNNING" : "QUEUED_ON_WORKER", pid, ran});
+  }
+  return out;
+}
+
+std::vector<Scheduler::HeldRef> Scheduler::unfinished_refs(bool with_actors) {
+  std::vector<HeldRef> out;
+  std::unordered_set<uint32_t> seen;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].actor != 0) continue;  // actor calls: list_actors()
+    if (!with_actors && workers_[w].actor != 0) continue;
     for (const TaskRef& ref : workers_[w].assigned) {
-      const TaskRecord* r = record(ref.index);
-      uint64_t c = r->claim.load(std::memory_order_acquire);
-      if (claim_gen(c) != ref.gen) continue;
-      TaskState ts = claim_state(c);
-      if (ts == TaskState::kDone || std::find(seen.begin(), seen.end(), ref.index) != seen.end()) {
-        continue;
-      }
-      seen.push_back(ref.index);
-      const bool running = ts == TaskState::kRunning;
-      int32_t pid = running ? r->worker_pid : slot(w)->pid.load(std::memory_order_relaxed);
-      out.push_back(TaskSummary{r->spec.name, r->spec.returns,
-                                running ? "RUNNING" : "QUEUED_ON_WORKER", pid,
-                                running ? r->started_ns : 0});
+      uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
+      if (claim_gen(c) != ref.gen || claim_state(c) == TaskState::kDone) continue;
+      if (seen.insert(ref.index).second) out.push_back(HeldRef{ref.index, ref.gen, w});
     }
   }
   return out;

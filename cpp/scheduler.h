@@ -144,7 +144,7 @@ class Scheduler {
     ObjectID returns;       ///< its first return
     std::string state;      ///< PENDING_ARGS, PENDING_RESOURCES, BACKOFF, QUEUED_ON_WORKER, RUNNING
     int32_t worker_pid;     ///< RUNNING and QUEUED_ON_WORKER: the worker's process
-    uint64_t started_ns;    ///< RUNNING: CLOCK_MONOTONIC when it started
+    uint64_t running_ns;    ///< RUNNING: how long it has run
   };
   std::vector<TaskSummary> tasks();
   static constexpr size_t kMaxTaskEvents = 200'000;
@@ -206,6 +206,15 @@ class Scheduler {
   /// Cancels a dispatched task by its record (queued: never runs; running: interrupted or,
   /// with force, killed), then, if `recursive`, the tasks it submitted. False if it is done.
   bool cancel_record(uint32_t index, uint32_t gen, bool force, bool recursive, int depth);
+  /// A dispatched task a worker holds: its record, generation and the worker.
+  struct HeldRef {
+    uint32_t index;
+    uint32_t gen;
+    uint32_t worker;
+  };
+  /// The dispatched tasks workers hold and have not finished, each once (a stolen task is in
+  /// two workers' lists); actors' calls only with `with_actors`.
+  std::vector<HeldRef> unfinished_refs(bool with_actors);
   /// Cancels every task submitted by the task of record (index, gen), and theirs.
   void cancel_children(uint32_t index, uint32_t gen, bool force, int depth);
   void lend_blocked_leases();
@@ -275,6 +284,7 @@ class Scheduler {
   size_t events_next_ = 0;  ///< where the next event goes once the ring is full
   std::vector<std::string> event_names_;
   std::unordered_map<std::string, uint32_t> event_name_ids_;
+  uint32_t last_event_name_ = UINT32_MAX;  ///< a burst is mostly one task's name: no lookup
   void record_event(const TaskRecord& r);
 
   std::thread thread_;

@@ -373,6 +373,14 @@ size_t Store::wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t time
     return slot < 0 || table_.at(slot).state == SlotState::kSealed ||
            table_.at(slot).state == SlotState::kSpilled;  // readable: pin() restores it
   };
+  auto mark_all = [&] {  // locked: sets ready[] for every readable id, returns how many
+    size_t count = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (!ready[i] && readable(i)) ready[i] = true;
+      count += ready[i] ? 1 : 0;
+    }
+    return count;
+  };
   for (;;) {
     size_t count = 0;
     uint32_t seq;
@@ -385,10 +393,7 @@ size_t Store::wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t time
         count = cursor;
         if (cursor < n) table_.at(table_.find(ids[cursor])).waiters = 1;
       } else {
-        for (size_t i = 0; i < n; ++i) {
-          if (!ready[i] && readable(i)) ready[i] = true;
-          count += ready[i] ? 1 : 0;
-        }
+        count = mark_all();
         if (count < num_ready) {
           for (size_t i = 0; i < n; ++i) {
             if (!ready[i]) table_.at(table_.find(ids[i])).waiters = 1;
@@ -405,11 +410,7 @@ size_t Store::wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t time
     if (count >= num_ready || closed() || (timeout_ns >= 0 && left <= 0)) {
       if (all && count < n) {  // report every ready one, not just those before the cursor
         Locked lock(*this);
-        count = 0;
-        for (size_t i = 0; i < n; ++i) {
-          if (!ready[i] && readable(i)) ready[i] = true;
-          count += ready[i] ? 1 : 0;
-        }
+        count = mark_all();
       }
       return count;
     }

@@ -16,6 +16,8 @@
 //    `pushed` minus `done` is what the worker still has to look at.
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -80,6 +82,13 @@ inline uint64_t make_claim(uint32_t gen, uint32_t worker, TaskState st) {
 inline uint32_t claim_gen(uint64_t c) { return static_cast<uint32_t>(c >> 32); }
 inline uint32_t claim_worker(uint64_t c) { return static_cast<uint32_t>(c >> 8) & 0xFFFFFF; }
 inline TaskState claim_state(uint64_t c) { return static_cast<TaskState>(c & 0xFF); }
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of TaskRecord's times, the same in every process.
+inline uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 /// A dispatched task, in the segment.
 struct alignas(64) TaskRecord {

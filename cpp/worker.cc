@@ -1,18 +1,10 @@
 // Worker: claiming, finishing and submitting tasks from a worker process.
 #include "worker.h"
 
-#include <time.h>
-
 namespace ember {
 
 namespace {
 constexpr int64_t kWorkerSpinNanos = 50'000;
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
 }  // namespace
 
 Worker::Worker(std::shared_ptr<Store> store, uint32_t index)
@@ -48,7 +40,7 @@ int64_t Worker::next_task(int timeout_ms) {
     // acq_rel: acquire the spec the driver wrote before queueing; release our claim.
     if (r.claim.compare_exchange_strong(expected, make_claim(ref.gen, index_, TaskState::kRunning),
                                         std::memory_order_acq_rel)) {
-      r.started_ns = now_ns();
+      r.started_ns = monotonic_ns();
       r.worker_pid = slot_->pid.load(std::memory_order_relaxed);
       slot_->current.store(ref.index + 1, std::memory_order_relaxed);
       return ref.index;
@@ -60,7 +52,7 @@ int64_t Worker::next_task(int timeout_ms) {
 
 void Worker::finish(uint32_t index) {
   TaskRecord& r = records_[index];
-  r.finished_ns = now_ns();
+  r.finished_ns = monotonic_ns();
   slot_->current.store(0, std::memory_order_relaxed);
   // relaxed: our own claim (RUNNING, set by our CAS); safe from any of our threads.
   const uint32_t gen = claim_gen(r.claim.load(std::memory_order_relaxed));

@@ -71,13 +71,15 @@ class _WorkerState:
         self.node.current_task = (name, task_id)
         if flags & _core.SPEC_ACTOR_METHOD:  # an actor keeps the GPUs of its creation
             return self.node.actor_state.call(self, index, name, num_returns, args, inline)
-        self.node.gpu_ids = [i for i in range(32) if gpu_mask >> i & 1]
         if gpu_mask:
+            self.node.gpu_ids = [i for i in range(32) if gpu_mask >> i & 1]
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in self.node.gpu_ids)
-        elif _INHERITED_CUDA is None:
-            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-        else:
-            os.environ["CUDA_VISIBLE_DEVICES"] = _INHERITED_CUDA
+        else:  # most tasks: no 32-bit scan
+            self.node.gpu_ids = []
+            if _INHERITED_CUDA is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = _INHERITED_CUDA
         if flags & _core.SPEC_ACTOR_CREATE:
             self.create_actor(index, name, fid, args, inline)
             return True
