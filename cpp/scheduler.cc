@@ -25,6 +25,8 @@ constexpr int64_t kIdleSleepNs = 50'000'000;
 /// and how often start_workers() looks at all of it.
 constexpr size_t kQueueLookahead = 256;
 constexpr uint64_t kQueueScanPeriodNs = 10'000'000;
+/// How long a worker beyond num_cpus may idle before it is retired (Ray: 1 s).
+constexpr uint64_t kIdleWorkerRetireNs = 1'000'000'000;
 /// The longest backoff before retrying a task killed for memory.
 constexpr uint64_t kMaxOomRetryDelayMs = 60'000;
 
@@ -89,7 +91,8 @@ uint64_t Scheduler::done_of(uint32_t w) const {
 
 bool Scheduler::is_idle(uint32_t w) const {
   const WorkerInfo& info = workers_[w];
-  return info.state == WorkerState::kReady && info.actor == 0 && info.pushed == done_of(w) &&
+  return info.state == WorkerState::kReady && info.actor == 0 && !info.retiring &&
+         info.pushed == done_of(w) &&
          slot(w)->blocked.load(std::memory_order_relaxed) == 0;
 }
 
@@ -329,7 +332,8 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
       for (uint32_t w = 0; w < n; ++w) {
         WorkerInfo& info = workers_[w];
         if (info.state != WorkerState::kReady || !info.leased || info.exclusive ||
-            info.lease_lent || slot(w)->blocked.load(std::memory_order_relaxed) != 0) {
+            info.lease_lent || info.retiring ||
+            slot(w)->blocked.load(std::memory_order_relaxed) != 0) {
           continue;
         }
         uint64_t load = info.pushed - done_of(w);
@@ -379,6 +383,7 @@ void Scheduler::loop() {
       watch_memory();
       release_idle_leases();
       start_workers();
+      retire_idle_workers();
       update_notify_flags();
     }
     // seq_cst: Dekker pair with ring_doorbell (task.h): set the flag, then re-check the bell.
@@ -730,6 +735,11 @@ void Scheduler::start_workers() {
     for (uint32_t i = 0; i < kMaxResources; ++i) avail[i] -= p.spec.resources[i];
     ++want;
   }
+  // Tasks stranded in a ring: queued behind a worker's running task, or in the ring of a
+  // worker blocked in get()/wait(). No idle worker will steal them unless one exists, so they
+  // count as wanting a worker too, each as far as the resources not leased allow (a blocked
+  // worker has lent its CPU back: that is what lets a nested get() make progress).
+  want += count_stranded(avail);
   if (want <= starting + idle) return;
   uint32_t to_start = want - starting - idle;
   for (uint32_t w = 0; w < cfg_.max_workers && to_start > 0; ++w) {
@@ -737,6 +747,70 @@ void Scheduler::start_workers() {
       spawn(w);
       --to_start;
     }
+  }
+}
+
+uint32_t Scheduler::count_stranded(int64_t* avail) {
+  uint32_t stranded = 0;
+  // A busy node has leased every CPU: then nothing could start anyway (the common case of a
+  // burst of tiny tasks costs one comparison here).
+  if (avail[kResourceCPU] < kResourceUnit) return 0;
+  // A worker that is neither blocked nor running anything is about to claim what its ring
+  // holds; a task stolen for it is still listed (QUEUED) in its victim's ring too.
+  auto free_to_claim = [this](uint32_t w) {
+    return slot(w)->blocked.load(std::memory_order_relaxed) == 0 &&
+           slot(w)->current.load(std::memory_order_relaxed) == 0;
+  };
+  std::vector<uint32_t> claimable;
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    const WorkerInfo& info = workers_[w];
+    if (info.state != WorkerState::kReady || info.actor != 0 || !free_to_claim(w)) continue;
+    for (const TaskRef& ref : info.assigned) claimable.push_back(ref.index);
+  }
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    const WorkerInfo& info = workers_[w];
+    if (info.state != WorkerState::kReady || info.actor != 0 || info.exclusive) continue;
+    if (info.pushed == done_of(w) || free_to_claim(w)) continue;
+    for (const TaskRef& ref : info.assigned) {
+      uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
+      if (claim_gen(c) != ref.gen || claim_state(c) != TaskState::kQueued) continue;
+      if (std::find(claimable.begin(), claimable.end(), ref.index) != claimable.end()) continue;
+      const TaskSpec& spec = record(ref.index)->spec;
+      bool fits = true;
+      for (uint32_t i = 0; i < kMaxResources; ++i) fits = fits && spec.resources[i] <= avail[i];
+      if (!fits) return stranded;
+      for (uint32_t i = 0; i < kMaxResources; ++i) avail[i] -= spec.resources[i];
+      ++stranded;
+    }
+  }
+  return stranded;
+}
+
+void Scheduler::retire_idle_workers() {
+  // Workers beyond num_cpus were started for tasks stranded behind blocked or busy ones (or
+  // for zero-CPU tasks); once idle for kIdleWorkerRetireNs they go, as Ray's idle workers do,
+  // so a burst of nested gets does not leave the node holding their memory.
+  const uint64_t now = monotonic_ns();
+  uint32_t alive = 0;
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    const WorkerInfo& info = workers_[w];
+    alive += info.actor == 0 && (info.state == WorkerState::kReady ||
+                                 info.state == WorkerState::kStarting) && !info.retiring;
+  }
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    WorkerInfo& info = workers_[w];
+    if (info.actor != 0 || info.retiring || info.state != WorkerState::kReady) continue;
+    if (info.leased || !is_idle(w)) {
+      info.idle_since_ns = 0;
+      continue;
+    }
+    if (info.idle_since_ns == 0) info.idle_since_ns = now;
+    if (alive <= cfg_.num_cpus || now - info.idle_since_ns < kIdleWorkerRetireNs) continue;
+    // Nothing is pushed to a retiring worker (is_idle() is false for it); the forkserver
+    // reaps it and reap_dead_workers() frees the slot without replacing it.
+    info.retiring = true;
+    --alive;
+    kill(slot(w)->pid.load(std::memory_order_relaxed), SIGKILL);
   }
 }
 

@@ -181,6 +181,8 @@ class Scheduler {
     bool lease_lent = false;              ///< lease given back while blocked in get()
     uint32_t gpu_mask = 0;                ///< GPU ids its lease holds (bit i: GPU i)
     uint32_t actor = 0;                   ///< the actor living in this slot; 0: a task worker
+    bool retiring = false;                ///< an idle extra worker being stopped
+    uint64_t idle_since_ns = 0;           ///< when it last became idle (0: it is not)
     std::string oom;                      ///< set when the memory monitor killed it: why
     std::deque<TaskRef> assigned;         ///< pushed, not yet seen finished
   };
@@ -222,6 +224,10 @@ class Scheduler {
   void dispatch_queued();
   void release_idle_leases();
   void start_workers();
+  /// Default tasks in workers' rings that no worker is about to claim (behind a running task
+  /// or in a blocked worker's ring), as many as `avail` has resources for (taken from it).
+  uint32_t count_stranded(int64_t* avail);
+  void retire_idle_workers();
   void update_notify_flags();
   void dispatch_actor_calls();
   void kill_unreferenced_actors();
