@@ -6,6 +6,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -245,15 +247,33 @@ py::object get_object(const std::shared_ptr<Store>& current, const ObjectRef& re
                         h.flags, h.error_kind);
 }
 
+/// How long a wait sleeps without the GIL before it lets Python's signal handlers run: Ctrl-C
+/// (KeyboardInterrupt), SIGALRM timeouts and a cancel's SIGINT in a task act within this.
+constexpr int64_t kSignalCheckNs = 20'000'000;
+
 /// Waits (without the GIL) until `num_ready` of `refs` are sealed or `timeout` seconds pass
-/// (None: forever); returns a list of booleans, one per ref.
+/// (None: forever); returns a list of booleans, one per ref. The wait is cut into slices of
+/// kSignalCheckNs with the GIL taken back between them to run signal handlers, so an exception
+/// a handler raises (KeyboardInterrupt) ends the wait; the refs can be waited on again.
 py::list wait_objects(Store& store, const py::list& refs, size_t num_ready, py::object timeout) {
   std::vector<ObjectID> ids = ids_of(refs);
   int64_t timeout_ns = timeout.is_none() ? -1 : static_cast<int64_t>(timeout.cast<double>() * 1e9);
   std::unique_ptr<bool[]> ready(new bool[ids.size()]());
-  {
-    py::gil_scoped_release nogil;
-    store.wait(ids.data(), ids.size(), num_ready, timeout_ns, ready.get());
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    int64_t slice = kSignalCheckNs;
+    if (timeout_ns >= 0) {
+      int64_t spent = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now() - start).count();
+      slice = std::min(slice, std::max<int64_t>(0, timeout_ns - spent));
+    }
+    size_t count;
+    {
+      py::gil_scoped_release nogil;
+      count = store.wait(ids.data(), ids.size(), num_ready, slice, ready.get());
+    }
+    if (count >= num_ready || slice < kSignalCheckNs || store.closed()) break;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
   }
   py::list out;
   for (size_t i = 0; i < ids.size(); ++i) out.append(ready[i]);
