@@ -5,6 +5,7 @@ Run from the repository root::
     python bench/tasks.py                                     # ember and the stdlib references
     python bench/tasks.py --compare-ray /opt/rayenv/bin/python --json tasks.json
     python bench/tasks.py --quick                             # smoke run, under a minute
+    python bench/tasks.py --load 2 --compare-ray /opt/rayenv/bin/python   # under contention
 
 One run measures, each system in fresh processes of its own (ember, Ray, and for reference
 multiprocessing.Pool(2), concurrent.futures.ProcessPoolExecutor(2), joblib's loky backend
@@ -31,6 +32,10 @@ with n_jobs=2 and serial Python):
     7 memory   total PSS (``memory_full_info().pss``) of the driver and every process it
                started, idle after init and one task. Ray: also every process whose command
                line names the driver's session.
+
+``--load N`` measures under contention instead: N processes spinning on a CPU each run beside
+the benchmark for the whole run, and only parts 2 and 3 are measured, for ember, Ray (with
+``--compare-ray``) and multiprocessing.Pool (the same load for each, in turn).
 
 The parent process launches everything: ``--child SYSTEM`` runs parts 2-6 of one system
 in a fresh interpreter (Ray's under the ``--compare-ray`` Python) and writes JSON. All times
@@ -541,6 +546,9 @@ def run_runtime(system: str, args) -> dict:
     progress(
         f"{system} sync: p50 {res['sync']['p50_us']:.0f} us, p99 {res['sync']['p99_us']:.0f} us"
     )
+    if args.load:  # parts 4-6 measure against an ideal that needs idle CPUs
+        mod.shutdown()
+        return res
 
     res["fanout"] = fan_out(args.fanout, lambda k: mod.get([seed.remote() for _ in range(k)]))
     progress(
@@ -567,25 +575,41 @@ def run_runtime(system: str, args) -> dict:
     return res
 
 
-def stdlib_pool(args) -> dict:
+@contextlib.contextmanager
+def multiprocessing_pool():
+    """multiprocessing.Pool(2), warmed up by 100 calls."""
     import multiprocessing  # noqa: PLC0415
 
-    n = args.n_async
     with multiprocessing.Pool(2) as pool:
         for _ in range(100):
             pool.apply(noop)
+        yield pool
 
-        def batch():
-            rs = [pool.apply_async(noop) for _ in range(n)]
-            t = time.perf_counter()
-            for r in rs:
-                r.get()
-            return t
 
+def pool_rates(pool, args) -> dict:
+    """Parts 2 and 3 on a multiprocessing.Pool."""
+    import multiprocessing  # noqa: PLC0415
+
+    n = args.n_async
+
+    def batch():
+        rs = [pool.apply_async(noop) for _ in range(n)]
+        t = time.perf_counter()
+        for r in rs:
+            r.get()
+        return t
+
+    return {
+        "start_method": multiprocessing.get_start_method(),
+        "async": rates(n, batch, args.repeat),
+        "sync": latencies(args.n_sync, lambda: pool.apply(noop), settle_s=SETTLE_S),
+    }
+
+
+def stdlib_pool(args) -> dict:
+    with multiprocessing_pool() as pool:
         return {
-            "start_method": multiprocessing.get_start_method(),
-            "async": rates(n, batch, args.repeat),
-            "sync": latencies(args.n_sync, lambda: pool.apply(noop), settle_s=SETTLE_S),
+            **pool_rates(pool, args),
             "fanout": fan_out(
                 args.fanout,
                 lambda k: [x.get() for x in [pool.apply_async(seed_task) for _ in range(k)]],
@@ -659,6 +683,12 @@ def run_stdlib(args) -> dict:
             noop()
         return time.perf_counter()
 
+    if args.load:
+        with multiprocessing_pool() as pool:
+            res = {"python": sys.executable, "pool": pool_rates(pool, args)}
+        progress(f"Pool: {res['pool']['async']['per_s']:,.0f} tasks/s, "
+                 f"sync p50 {res['pool']['sync']['p50_us']:.0f} us")
+        return res
     res: dict = {"python": sys.executable, "serial": {"async": rates(n, serial, args.repeat)}}
     # How much time.sleep itself oversleeps here, in a plain process (timer slack, wake-up).
     durations = drain_durations(args.n_drain)[:300]
@@ -692,6 +722,8 @@ def run_child(python: str, system: str, args) -> dict:
             out,
             "--repeat",
             str(args.repeat),
+            "--load",
+            str(args.load),
         ] + (["--quick"] if args.quick else [])
         with tempfile.TemporaryFile(mode="w+") as err:
             proc = subprocess.run(cmd, stderr=err, text=True, check=False, timeout=900)
@@ -972,6 +1004,54 @@ def print_report(results: dict) -> None:
 # --- main ----------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def cpu_burners(n: int):
+    """n processes that each keep a CPU busy until the block ends."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(0.5)  # running before anything is measured
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def under_load(args) -> None:
+    """--load N: parts 2-3 for ember, Pool and (--compare-ray) Ray, each beside N burners."""
+    systems = {"ember": (sys.executable, "ember"), "pool": (sys.executable, "stdlib")}
+    if args.compare_ray:
+        systems["ray"] = (args.compare_ray, "ray")
+    results: dict = {"meta": {
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "ember_checkout": git_describe(),
+        "load": args.load,
+    }}
+    for system, (python, child) in systems.items():
+        progress(f"{LABELS[system]} beside {args.load} CPU-bound processes")
+        with cpu_burners(args.load):
+            out = run_child(python, child, args)
+        results[system] = out["pool"] if system == "pool" else out
+    pool = results["pool"]["async"]["per_s"]
+    rows = [
+        [LABELS[s], f"{r['async']['per_s']:,.0f}", f"{r['async']['per_s'] / pool:.2f}x",
+         f"{r['sync']['p50_us']:.0f}", f"{r['sync']['p99_us']:.0f}"]
+        for s, r in results.items() if s != "meta"
+    ]
+    table(f"Under --load {args.load} ({os.cpu_count()} CPUs):",
+          ["system", "no-op tasks/s", "vs Pool", "sync p50 us", "sync p99 us"], rows,
+          [24, 14, 8, 12, 12])
+    ember_res = results["ember"]
+    print(f"targets: tasks/s >= 1.5x Pool: {ember_res['async']['per_s'] / pool:.2f}x; "
+          f"sync p50 <= 200 us: {ember_res['sync']['p50_us']:.0f} us")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+        print(f"results written to {args.json}")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -999,11 +1079,20 @@ def parse_args(argv=None):
         help="before each part, wait up to S seconds for other processes to leave "
         "the CPUs idle (default 20; --quick: 0)",
     )
+    p.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N CPU-bound processes beside the benchmark and measure parts 2-3 only",
+    )
     p.add_argument("--child", choices=("ember", "ray", "stdlib"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
     q = args.quick
+    if args.load < 0:
+        p.error("--load must be at least 0")
     if args.wait_quiet is None:
         args.wait_quiet = 0.0 if q else 20.0
     args.n_async = 1000 if q else 10_000
@@ -1027,6 +1116,9 @@ def main(argv=None) -> None:
             json.dump(res, f)
         return
 
+    if args.load:
+        under_load(args)
+        return
     t_begin = time.perf_counter()
     results: dict = {
         "meta": {
