@@ -593,6 +593,7 @@ PYBIND11_MODULE(_core, m) {
              d["oom_kills"] = st.oom_kills;
              d["workers_alive"] = st.workers_alive;
              d["workers_started"] = st.workers_started;
+             d["cpus_contended"] = st.cpus_contended;
              d["available"] = std::vector<int64_t>(st.available, st.available + kMaxResources);
              return d;
            })

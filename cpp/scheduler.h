@@ -71,6 +71,7 @@ struct SchedulerStats {
   uint64_t oom_kills;     ///< workers killed by the memory monitor
   uint32_t workers_alive;
   uint32_t workers_started;
+  bool cpus_contended;     ///< the node's processes wait for CPUs: nobody spins
   int64_t available[kMaxResources];  ///< resources not leased, in kResourceUnit
 };
 
@@ -182,6 +183,7 @@ class Scheduler {
     uint32_t gpu_mask = 0;                ///< GPU ids its lease holds (bit i: GPU i)
     uint32_t actor = 0;                   ///< the actor living in this slot; 0: a task worker
     bool retiring = false;                ///< an idle extra worker being stopped
+    uint64_t run_delay_ns = 0;            ///< its last schedstat run delay (watch_contention)
     uint64_t idle_since_ns = 0;           ///< when it last became idle (0: it is not)
     std::string oom;                      ///< set when the memory monitor killed it: why
     std::deque<TaskRef> assigned;         ///< pushed, not yet seen finished
@@ -232,6 +234,9 @@ class Scheduler {
   void dispatch_actor_calls();
   void kill_unreferenced_actors();
   void watch_memory();
+  /// Every kContentionPeriodNs: sets the store's cpus_contended flag from how long the
+  /// driver and the workers waited for a CPU (schedstat's run delay) since the last look.
+  void watch_contention();
   void reap_actor(uint32_t w, int32_t status, int32_t pid);
   void enqueue_actor_call(ActorInfo& actor, const TaskSpec& spec, std::vector<ObjectID> deps);
   /// Takes / drops one count on a creation spec's class and arguments.
@@ -270,6 +275,9 @@ class Scheduler {
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
   std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id
   uint64_t next_memory_check_ns_ = 0;
+  uint64_t last_contention_check_ns_ = 0;
+  uint64_t driver_run_delay_ns_ = 0;  ///< the driver's main thread's, at that check
+  bool contended_ = false;            ///< what watch_contention() last decided
   uint64_t next_queue_scan_ns_ = 0;   ///< start_workers() looks at the whole queue then
   bool oom_kill_pending_ = false;     ///< a worker was killed for memory and is not reaped yet
   uint32_t startup_failures_ = 0;     ///< task workers in a row that died before announcing

@@ -416,7 +416,8 @@ size_t Store::wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t time
     }
     // Spin briefly first: a small task's result usually arrives within tens of microseconds,
     // sooner than a futex wake-up would. The flag set above makes the sealer bump seal_seq.
-    const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(30);
+    const auto spin_until =
+        std::chrono::steady_clock::now() + std::chrono::microseconds(may_spin() ? 30 : 0);
     while (ctl_->seal_seq.load(std::memory_order_acquire) == seq &&
            std::chrono::steady_clock::now() < spin_until) {
 #if defined(__x86_64__)

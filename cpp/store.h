@@ -103,6 +103,9 @@ struct StoreControl {
   RobustMutex lock;                ///< guards alloc and table
   std::atomic<uint64_t> next_seq;  ///< the next ObjectID sequence number
   std::atomic<uint32_t> seal_seq;  ///< bumped by seals someone waits for (a futex word)
+  /// 1 while the node's processes wait for a CPU (the scheduler measures it): then nobody
+  /// spins before sleeping, so spinning never takes a CPU that user code needs.
+  std::atomic<uint32_t> cpus_contended;
   uint64_t recoveries;             ///< guarded by lock
   AllocatorState alloc;            ///< guarded by lock
   TableState table;                ///< guarded by lock
@@ -198,6 +201,12 @@ class Store : public std::enable_shared_from_this<Store> {
   /// Stops the prefaulter and closes the fd; later calls fail with kClosed.
   void close();
   bool closed() const { return closed_.load(std::memory_order_acquire); }
+  /// Whether waiting processes may spin before they sleep (see StoreControl::cpus_contended).
+  bool may_spin() const { return ctl_->cpus_contended.load(std::memory_order_relaxed) == 0; }
+  void set_cpus_contended(bool contended) {
+    // relaxed: a hint; a late flag costs one spin too many or too few.
+    ctl_->cpus_contended.store(contended ? 1 : 0, std::memory_order_relaxed);
+  }
 
   const Segment& segment() const { return *seg_; }
   int fd() const { return seg_->fd(); }

@@ -32,7 +32,8 @@ int64_t Worker::next_task(int timeout_ms) {
     // Spin longer than the ring's default before sleeping: a caller that just got a result
     // often sends the next call within tens of microseconds, and a futex wake-up across vCPUs
     // costs ~30 us each way here (measured: sync actor calls 66-74 us across vCPUs).
-    if (!slot_->inbound.pop_wait(ref, timeout_ms, kWorkerSpinNanos)) {
+    // Not while the node's processes wait for CPUs: the spin would take one from user code.
+    if (!slot_->inbound.pop_wait(ref, timeout_ms, store_->may_spin() ? kWorkerSpinNanos : 0)) {
       return rc_->shutting_down.load(std::memory_order_acquire) != 0 ? -2 : -1;
     }
     TaskRecord& r = records_[ref.index];

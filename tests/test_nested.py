@@ -6,6 +6,9 @@ Each test starts its own node: prestarted workers from an earlier test would hid
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -136,3 +139,29 @@ def test_workers_started_for_blocked_ones_are_retired_when_idle(fresh):
         time.sleep(0.1)
     assert alive_workers() == fresh
     node_still_works()
+
+
+def test_spinning_stops_while_the_cpus_are_contended():
+    # More CPU-bound processes than cores beside a stream of tiny tasks: the node's processes
+    # queue for CPUs, so the scheduler tells waiters to sleep at once instead of spinning.
+    ember.init(num_cpus=2, object_store_memory=STORE_BYTES)
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+               for _ in range(2 * (os.cpu_count() or 1))]
+    try:
+        stats = ember._node.current().scheduler.stats
+        deadline = time.monotonic() + 20
+        while not stats()["cpus_contended"] and time.monotonic() < deadline:
+            ember.get([leaf.remote(i) for i in range(200)], timeout=GET_TIMEOUT)
+        assert stats()["cpus_contended"]
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+    try:
+        deadline = time.monotonic() + 20
+        while stats()["cpus_contended"] and time.monotonic() < deadline:
+            ember.get([leaf.remote(i) for i in range(20)], timeout=GET_TIMEOUT)
+            time.sleep(0.05)
+        assert not stats()["cpus_contended"]
+    finally:
+        ember.shutdown()
