@@ -743,7 +743,7 @@ PYBIND11_MODULE(_core, m) {
       got = rc->spawn.pop_wait(req, timeout_ms);
     }
     if (!got) return py::none();
-    return py::make_tuple(req.slot, req.generation);
+    return py::make_tuple(req.slot, req.generation, req.actor != 0);
   });
   m.def("report_exit", [](const std::shared_ptr<Store>& store, uint32_t index, int32_t pid,
                           int32_t status) {

@@ -417,7 +417,7 @@ void Scheduler::loop() {
   }
 }
 
-void Scheduler::spawn(uint32_t w) {
+void Scheduler::spawn(uint32_t w, uint32_t actor) {
   WorkerSlot* s = slot(w);
   WorkerInfo& info = workers_[w];
   Ring<TaskRef, kInboundCapacity>::create_at(&s->inbound);
@@ -434,7 +434,8 @@ void Scheduler::spawn(uint32_t w) {
   info = WorkerInfo{};
   info.generation = gen;
   info.state = WorkerState::kStarting;
-  if (!rc_->spawn.push_wait(SpawnRequest{w, gen}, 1000)) {
+  info.actor = actor;
+  if (!rc_->spawn.push_wait(SpawnRequest{w, gen, actor != 0}, 1000)) {
     info.state = WorkerState::kUnused;  // the forkserver is gone: the node is shutting down
     return;
   }
@@ -937,8 +938,7 @@ Status Scheduler::create_actor_locked(TaskSpec creation, std::vector<ObjectID> d
   // The actor's own hold on its class and arguments, for re-running __init__ on restarts (each
   // run of the creation releases the hold that run was given).
   hold_creation(a.creation);
-  spawn(w);
-  workers_[w].actor = id;
+  spawn(w, id);
   ring_doorbell(rc_);
   return Status::OK();
 }
@@ -1140,9 +1140,7 @@ void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
     for (auto it = unfinished.rbegin(); it != unfinished.rend(); ++it) a.calls.push_front(*it);
     hold_creation(a.creation);  // what this new run of __init__ will release
     a.calls.push_front(Pending{a.creation, {}});
-    uint32_t actor = info.actor;
-    spawn(w);
-    workers_[w].actor = actor;
+    spawn(w, info.actor);
     return;
   }
   a.dead = true;

@@ -257,7 +257,8 @@ class Scheduler {
   bool has_room(uint32_t w) const;
   int64_t alloc_record();
   void reclaim(uint32_t w);
-  void spawn(uint32_t w);
+  /// Asks the forkserver for a process in slot `w`, for actor `actor` (0: a task worker).
+  void spawn(uint32_t w, uint32_t actor = 0);
   void finish_failed(const TaskSpec& spec, ErrorKind kind, const std::string& msg);
   void fail_queue_after_startup_failures(const std::string& last);
   static constexpr uint32_t kMaxStartupFailures = 5;

@@ -132,6 +132,7 @@ struct alignas(64) WorkerSlot {
 struct SpawnRequest {
   uint32_t slot;
   uint32_t generation;
+  uint32_t actor;  ///< 1: the process will host an actor (the forkserver preloads its runtime)
 };
 
 /// The runtime's shared control block: the start of the runtime region.
