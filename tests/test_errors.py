@@ -119,3 +119,26 @@ def test_a_store_full_of_live_objects_spills_instead_of_failing(node):
     refs = [ember.put(chunk) for _ in range(5)]  # more than fits: the oldest are spilled
     assert node.store.stats()["spilled_objects"] >= 1
     assert all(ember.get(r).nbytes == chunk.nbytes for r in refs)
+
+
+class _Custom(ValueError):
+    pass
+
+
+@ember.remote
+def _raise_custom():
+    raise _Custom("deep down")
+
+
+@ember.remote
+def _get_nested(levels):
+    ref = _raise_custom.remote() if levels == 1 else _get_nested.remote(levels - 1)
+    return ember.get(ref)
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_an_exception_keeps_its_class_through_intermediate_tasks(node, levels):
+    with pytest.raises(_Custom) as info:
+        ember.get(_get_nested.remote(levels))
+    assert isinstance(info.value, ember.exceptions.TaskError)
+    assert "deep down" in str(info.value)

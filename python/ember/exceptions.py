@@ -106,8 +106,11 @@ class TaskError(EmberError):
     def as_instanceof_cause(self) -> BaseException:
         """This error as an instance of a class deriving from both TaskError and the cause's
         class (cached per class); itself if that class cannot be derived from."""
-        cause_cls = type(self.cause) if self.cause is not None else None
-        if cause_cls is None or issubclass(cause_cls, TaskError):
+        cause = self.cause
+        while isinstance(cause, TaskError):  # raised by a nested get: the original's class
+            cause = cause.cause
+        cause_cls = type(cause) if cause is not None else None
+        if cause_cls is None:
             return self
         cls = _dual_classes.get(cause_cls)
         if cls is None:
