@@ -193,6 +193,8 @@ def test_wait_timeout_and_bad_input(cluster):
         ember.wait([slow], num_returns=2)
     with pytest.raises(TypeError):
         ember.wait(slow)
+    assert ember.wait([]) == ([], [])  # as Ray, whatever num_returns says
+    assert ember.wait([], num_returns=3) == ([], [])
 
 
 def test_drain_with_wait(cluster):

@@ -265,6 +265,8 @@ def wait(
         if not isinstance(ref, ObjectRef):
             raise _BadArgument(f"wait() expected a list of ObjectRefs; item {i} is a "
                                f"{type(ref).__name__}")
+    if not object_refs:
+        return [], []  # as Ray: whatever num_returns asks for
     if len(set(object_refs)) != len(object_refs):
         raise ValueError("Wait requires a list of unique object refs.")
     if not isinstance(num_returns, int) or num_returns < 0:
@@ -273,8 +275,6 @@ def wait(
         raise ValueError("num_returns cannot be greater than the number of objects provided.")
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be None or >= 0, got {timeout}")
-    if not object_refs:
-        return [], []
     ready = _wait_ready(node, object_refs, num_returns, timeout)
     done, pending = [], []
     for ref, ok in zip(object_refs, ready):
