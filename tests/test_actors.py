@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -209,6 +210,23 @@ def test_exit_actor(node):
         ember.get(q.quit.remote(), timeout=10)
     with pytest.raises(ActorDiedError):
         ember.get(q.ping.remote(), timeout=10)
+
+
+def test_sys_exit_in_a_method_ends_the_actor(node):
+    @ember.remote
+    class Leaver:
+        def leave(self):
+            sys.exit(0)
+
+        def ping(self):
+            return "pong"
+
+    a = Leaver.remote()
+    assert ember.get(a.ping.remote()) == "pong"
+    with pytest.raises(ActorDiedError):  # not a call left waiting forever
+        ember.get(a.leave.remote(), timeout=10)
+    with pytest.raises(ActorDiedError):
+        ember.get(a.ping.remote(), timeout=10)
 
 
 def test_threaded_actor_runs_calls_concurrently(node):

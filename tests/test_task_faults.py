@@ -159,6 +159,8 @@ def die(how: str, marker: str):
     print(marker, file=sys.stderr, flush=True)
     if how == "exit":
         os._exit(3)
+    elif how == "sys_exit":  # SystemExit through the worker's loop: Ray's WorkerCrashedError
+        sys.exit(4)
     elif how == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif how == "segfault":
@@ -293,7 +295,8 @@ def test_a_queued_task_keeps_its_function_alive(node, how):
 
 @pytest.mark.parametrize(
     "how, expected",
-    [("exit", r"exited with code 3"), ("sigkill", r"SIGKILL"), ("segfault", r"SIGSEGV")],
+    [("exit", r"exited with code 3"), ("sys_exit", r"exited with code 4"),
+     ("sigkill", r"SIGKILL"), ("segfault", r"SIGSEGV")],
 )
 def test_a_dying_worker_raises_worker_crashed_and_is_replaced(node, how, expected):
     baseline = objects(node)

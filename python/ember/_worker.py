@@ -205,15 +205,17 @@ def main(store_fd: int, slot: int) -> None:
                 if os.getppid() != parent:
                     return
                 continue
-            done = True
+            # SystemExit (sys.exit() in the task) and other BaseExceptions end the process with
+            # the task unfinished, so the scheduler retries it or fails it with
+            # WorkerCrashedError, as Ray does: finishing it would leave its returns unwritten.
             try:
                 done = state.run(index)
             except KeyboardInterrupt:  # a cancel that landed outside the task's own code
                 info = node.worker.task_info(index)
                 state.store_cancelled(index, num_returns=info[2], name=info[1])
-            finally:
-                if done:
-                    node.worker.finish(index)
+                done = True
+            if done:
+                node.worker.finish(index)
         except KeyboardInterrupt:
             # A cancel (SIGINT) that landed between claiming a task and running it: that task
             # must still end, as cancelled, or its caller would wait forever.
