@@ -315,8 +315,8 @@ def available_resources() -> dict[str, float]:
     available = node.scheduler.stats()["available"]
     out = {}
     for i, name in enumerate(node.resources):
-        if node.resources[name]:
-            out[name] = max(0.0, available[i] / _core.RESOURCE_UNIT)
+        if available[i] > 0:  # Ray leaves out what is all taken
+            out[name] = available[i] / _core.RESOURCE_UNIT
     return out
 
 
