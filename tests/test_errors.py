@@ -142,3 +142,38 @@ def test_an_exception_keeps_its_class_through_intermediate_tasks(node, levels):
         ember.get(_get_nested.remote(levels))
     assert isinstance(info.value, ember.exceptions.TaskError)
     assert "deep down" in str(info.value)
+
+
+def test_rays_exception_names_and_their_family():
+    ex = ember.exceptions
+    for name in ("ObjectFreedError", "OwnerDiedError", "ObjectReconstructionFailedError",
+                 "ObjectFetchTimedOutError", "ReferenceCountingAssertionError"):
+        assert issubclass(getattr(ex, name), ex.ObjectLostError), name
+    for name in ("ActorDiedError", "ActorUnavailableError"):
+        assert issubclass(getattr(ex, name), ex.RayActorError), name
+    assert issubclass(ex.ActorAlreadyExistsError, ValueError)
+    assert issubclass(ex.RaySystemError, ex.RayError) and ex.RaySystemError is not ex.RayError
+    for name in ex.__all__:
+        assert issubclass(getattr(ex, name), ex.RayError), name
+
+
+def test_a_taken_actor_name_raises_actor_already_exists(node):
+    @ember.remote
+    class Named:
+        def ping(self):
+            return 1
+
+    a = Named.options(name="only-one").remote()
+    assert ember.get(a.ping.remote()) == 1
+    with pytest.raises(ember.exceptions.ActorAlreadyExistsError, match="only-one"):
+        Named.options(name="only-one").remote()
+
+
+def test_inheriting_from_an_actor_class_raises():
+    @ember.remote
+    class Base:
+        pass
+
+    with pytest.raises(ember.actor.ActorClassInheritanceException, match="Base"):
+        class Derived(Base):  # noqa: F841
+            pass

@@ -20,7 +20,7 @@ from typing import Any
 
 from ember import _core, _node
 from ember import _ray_backend as _ray
-from ember.exceptions import EmberError, ObjectLostError, _BadArgument
+from ember.exceptions import ActorAlreadyExistsError, EmberError, ObjectLostError, _BadArgument
 from ember.object_ref import ObjectRef
 from ember.serialization import serialize
 
@@ -65,6 +65,10 @@ def exit_actor():
     raise _ActorExit()
 
 
+class ActorClassInheritanceException(TypeError):  # noqa: N818 (Ray's name)
+    """A class tried to inherit from an actor class (Ray's ``ray.actor`` name)."""
+
+
 class _ActorExit(BaseException):  # noqa: N818 (a control-flow signal, like SystemExit)
     """Raised by exit_actor(); handled by the actor's loop."""
 
@@ -97,6 +101,12 @@ class ActorClass:
         self.__qualname__ = cls.__qualname__
         self.__module__ = cls.__module__
         self.__doc__ = cls.__doc__
+
+    def __mro_entries__(self, bases):
+        # `class Derived(SomeActor)` names the ActorClass among its bases.
+        raise ActorClassInheritanceException(
+            f"class {self._class_name} is an actor class (decorated with @remote) and cannot "
+            "be inherited from; inherit from the plain class and decorate the subclass instead")
 
     @staticmethod
     def _validate(options):
@@ -155,7 +165,7 @@ class ActorClass:
             if existing is not None:
                 if opts["get_if_exists"]:
                     return existing
-                raise ValueError(
+                raise ActorAlreadyExistsError(
                     f"The name {opts['name']!r} (namespace={key[0]!r}) is already taken by "
                     "another actor; pass get_if_exists=True to reuse it")
         explicit = opts["num_cpus"] is not None or opts["num_gpus"] or opts["resources"]

@@ -10,20 +10,45 @@ from __future__ import annotations
 from ember import _core
 
 __all__ = [
+    "ActorAlreadyExistsError",
     "ActorDiedError",
     "ActorError",
+    "ActorPlacementGroupRemoved",
+    "ActorUnavailableError",
+    "ActorUnschedulableError",
+    "AsyncioActorExit",
+    "AuthenticationError",
+    "CrossLanguageError",
     "EmberError",
     "GetTimeoutError",
+    "LocalRayletDiedError",
+    "NodeDiedError",
     "NotInitializedError",
+    "ObjectFetchTimedOutError",
+    "ObjectFreedError",
     "ObjectLostError",
+    "ObjectReconstructionFailedError",
+    "ObjectRefStreamEndOfStreamError",
     "ObjectStoreFullError",
+    "OufOfBandObjectRefSerializationException",
+    "OutOfDiskError",
     "OutOfMemoryError",
+    "OwnerDiedError",
+    "PendingCallsLimitExceeded",
+    "PlasmaObjectNotAvailable",
     "RayActorError",
     "RayError",
     "RaySystemError",
     "RayTaskError",
+    "ReferenceCountingAssertionError",
+    "RpcError",
+    "RuntimeEnvSetupError",
     "TaskCancelledError",
     "TaskError",
+    "TaskPlacementGroupRemoved",
+    "TaskUnschedulableError",
+    "UnserializableException",
+    "UserCodeException",
     "WorkerCrashedError",
 ]
 
@@ -69,11 +94,120 @@ class OutOfMemoryError(EmberError, MemoryError):
 
 
 class ActorError(EmberError):
-    """An actor could not run a method."""
+    """An actor could not run a method (Ray's ``RayActorError``)."""
 
 
 class ActorDiedError(ActorError):
     """The actor's process died, was killed, or its ``__init__`` raised."""
+
+
+class ActorUnavailableError(ActorError):
+    """The actor cannot take calls right now (it is restarting); it may again later."""
+
+
+class ActorAlreadyExistsError(EmberError, ValueError):
+    """An actor of that name already exists in the namespace (``get_if_exists=True`` reuses
+    it)."""
+
+
+class ObjectFreedError(ObjectLostError):
+    """The object was freed explicitly and cannot be read any more."""
+
+
+class OwnerDiedError(ObjectLostError):
+    """The process that owned the object died."""
+
+
+class ObjectReconstructionFailedError(ObjectLostError):
+    """The object was lost and could not be rebuilt by re-running its task."""
+
+
+class ObjectFetchTimedOutError(ObjectLostError):
+    """Fetching the object from another node timed out (clusters only)."""
+
+
+class ReferenceCountingAssertionError(ObjectLostError, AssertionError):
+    """The object was freed although a reference to it still existed (a bug)."""
+
+
+class RaySystemError(EmberError):
+    """A failure of the runtime itself, not of user code."""
+
+
+class UnserializableException(EmberError):
+    """A task raised an exception that could not be pickled back to the caller; the message
+    keeps its original text and traceback."""
+
+
+class AsyncioActorExit(EmberError):
+    """Raised inside an async actor's method by ``exit_actor()`` to end the actor."""
+
+
+class PendingCallsLimitExceeded(EmberError):
+    """An actor already has ``max_pending_calls`` calls waiting."""
+
+
+class TaskUnschedulableError(EmberError):
+    """The task can never be scheduled (e.g. its placement group was removed)."""
+
+
+class ActorUnschedulableError(EmberError):
+    """The actor can never be scheduled (e.g. its placement group was removed)."""
+
+
+class TaskPlacementGroupRemoved(EmberError):
+    """The placement group the task was scheduled into was removed."""
+
+
+class ActorPlacementGroupRemoved(EmberError):
+    """The placement group the actor was scheduled into was removed."""
+
+
+class RuntimeEnvSetupError(EmberError):
+    """A task's or actor's ``runtime_env`` could not be set up; the message says which key
+    and why."""
+
+
+class UserCodeException(EmberError):
+    """Raised in place of an exception from user code that ember must not wrap."""
+
+
+class OutOfDiskError(EmberError):
+    """The disk the object store spills to is full."""
+
+
+class ObjectRefStreamEndOfStreamError(EmberError):
+    """A streaming generator has no more items."""
+
+
+class OufOfBandObjectRefSerializationException(EmberError):  # noqa: N818 (Ray's name)
+    """An ObjectRef was pickled out of band, where its reference count cannot follow it."""
+
+
+# Failures of a cluster's machinery: a node of ember is one process tree on one machine, so
+# these never occur, but programs written for Ray name them in ``except`` clauses.
+class NodeDiedError(EmberError):
+    """A node of the cluster died (clusters only)."""
+
+
+class LocalRayletDiedError(EmberError):
+    """The node's raylet died (Ray clusters only)."""
+
+
+class RpcError(EmberError):
+    """A remote procedure call between cluster processes failed (clusters only)."""
+
+
+class AuthenticationError(EmberError):
+    """A cluster connection failed authentication (clusters only)."""
+
+
+class CrossLanguageError(EmberError):
+    """A call between Python and another language failed (Ray only)."""
+
+
+class PlasmaObjectNotAvailable(EmberError):
+    """An object is not in this node's object store yet (Ray internals)."""
 
 
 class TaskError(EmberError):
@@ -164,9 +298,8 @@ def raise_stored_error(stream, buffers, flags: int, error_kind: int):
 
 # Ray's names for the same classes.
 RayError = EmberError
-RaySystemError = EmberError
 RayTaskError = TaskError
-RayActorError = ActorDiedError
+RayActorError = ActorError
 
 _core.set_error_classes(
     {
