@@ -212,6 +212,25 @@ def test_exit_actor(node):
         ember.get(q.ping.remote(), timeout=10)
 
 
+def test_sync_methods_of_an_async_actor_run_on_its_loop(node):
+    @ember.remote
+    class Signal:
+        def __init__(self):
+            self.event = asyncio.Event()
+
+        def send(self):  # sync: must still wake the loop's waiters
+            self.event.set()
+
+        async def wait(self):
+            await self.event.wait()
+            return "woke"
+
+    s = Signal.remote()
+    waiting = s.wait.remote()
+    s.send.remote()
+    assert ember.get(waiting, timeout=10) == "woke"
+
+
 def test_sys_exit_in_a_method_ends_the_actor(node):
     @ember.remote
     class Leaver:

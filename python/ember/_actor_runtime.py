@@ -3,7 +3,7 @@ loop (async def methods), and handles exit_actor().
 
     main thread: next_task() ──► call() ─┬─ inline (the default: one call at a time, in order)
                                          ├─ thread pool (max_concurrency > 1)
-                                         └─ asyncio loop thread (async actors)
+                                         └─ asyncio loop thread (async actors: every method)
     whoever runs a call stores its results and calls finish() for it.
 """
 
@@ -52,7 +52,9 @@ class ActorState:
             return True
         method_name = name.rsplit(".", 1)[-1]
         method = getattr(self.instance, method_name)
-        if self.loop is not None and inspect.iscoroutinefunction(method):
+        # In an async actor every method runs on its event loop, sync ones too (as in Ray):
+        # they may touch loop objects (asyncio.Event.set() wakes no waiter from another thread).
+        if self.loop is not None:
             self.slots.acquire()  # at most max_concurrency calls in flight
             self.pending.append((worker_state, index, name, num_returns, args, inline, method))
             if not self.drain_scheduled:
@@ -90,7 +92,9 @@ class ActorState:
         try:
             try:
                 a, kw = ws.resolved_arguments(args, inline)
-                result, raised = await method(*a, **kw), None
+                result, raised = method(*a, **kw), None
+                if inspect.isawaitable(result):
+                    result = await result
             except BaseException as e:  # noqa: BLE001 (sorted out by _store)
                 result, raised = None, e
             self._store(ws, index, name, num_returns, result, raised)
