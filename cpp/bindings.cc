@@ -255,8 +255,12 @@ constexpr int64_t kSignalCheckNs = 20'000'000;
 /// (None: forever); returns a list of booleans, one per ref. The wait is cut into slices of
 /// kSignalCheckNs with the GIL taken back between them to run signal handlers, so an exception
 /// a handler raises (KeyboardInterrupt) ends the wait; the refs can be waited on again.
-py::list wait_objects(Store& store, const py::list& refs, size_t num_ready, py::object timeout) {
+/// With `fail_fast` (get() of a list), the wait also ends as soon as one of the objects is a
+/// failure, so that get() raises it without waiting for the rest (Ray's behaviour).
+py::list wait_objects(Store& store, const py::list& refs, size_t num_ready, py::object timeout,
+                      bool fail_fast) {
   std::vector<ObjectID> ids = ids_of(refs);
+  WaitErrors errors;
   int64_t timeout_ns = timeout.is_none() ? -1 : static_cast<int64_t>(timeout.cast<double>() * 1e9);
   std::unique_ptr<bool[]> ready(new bool[ids.size()]());
   const auto start = std::chrono::steady_clock::now();
@@ -270,9 +274,10 @@ py::list wait_objects(Store& store, const py::list& refs, size_t num_ready, py::
     size_t count;
     {
       py::gil_scoped_release nogil;
-      count = store.wait(ids.data(), ids.size(), num_ready, slice, ready.get());
+      count = store.wait(ids.data(), ids.size(), num_ready, slice, ready.get(),
+                         fail_fast ? &errors : nullptr);
     }
-    if (count >= num_ready || slice < kSignalCheckNs || store.closed()) break;
+    if (count >= num_ready || errors.found || slice < kSignalCheckNs || store.closed()) break;
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
   }
   py::list out;
@@ -493,7 +498,8 @@ PYBIND11_MODULE(_core, m) {
           [](Store& store, const py::bytes& id) { store.release_ref(id_from_binary(id), false); },
           py::arg("id"))
       .def("get", &get_object, py::arg("ref"))
-      .def("wait", &wait_objects, py::arg("refs"), py::arg("num_ready"), py::arg("timeout"))
+      .def("wait", &wait_objects, py::arg("refs"), py::arg("num_ready"), py::arg("timeout"),
+           py::arg("fail_fast") = false)
       .def("release_binary",
            [](Store& s, const py::bytes& b) { s.release_ref(id_from_binary(b)); })
       .def("ref_from_binary",
@@ -544,6 +550,7 @@ PYBIND11_MODULE(_core, m) {
   });
   m.attr("MAX_RESOURCES") = kMaxResources;
   m.attr("RESOURCE_UNIT") = kResourceUnit;
+  m.attr("FLAG_ERROR") = static_cast<uint32_t>(kFlagError);
   m.attr("SPEC_RETRY_EXCEPTIONS") = static_cast<uint32_t>(kSpecRetryExceptions);
   m.attr("SPEC_ACTOR_CREATE") = static_cast<uint32_t>(kSpecActorCreate);
   m.attr("SPEC_ACTOR_METHOD") = static_cast<uint32_t>(kSpecActorMethod);

@@ -50,6 +50,7 @@ enum EntryFlags : uint32_t {
   kEntryHasRefs = 1,    ///< the payload lists nested ObjectRefs the object holds (object_format.h)
   kEntrySpilling = 2,   ///< its bytes are being written to a spill file (a spiller pins it)
   kEntryRestoring = 4,  ///< CREATED by a reader bringing it back from its spill file
+  kEntryError = 8,      ///< sealed holding a failure (kFlagError): get() raises it at once
 };
 
 /// One object's record (one cache line).

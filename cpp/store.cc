@@ -342,6 +342,15 @@ Status Store::seal(const ObjectID& id) {
     e.last_access = ++ctl_->access_clock;
     wake = e.waiters != 0;
     e.waiters = 0;
+    const ObjectHeader h = e.size >= sizeof(ObjectHeader) ? read_header(seg_->base() + e.payload)
+                                                           : ObjectHeader{};
+    if (h.magic == kObjectMagic && (h.flags & kFlagError) != 0) {
+      // A failure: get()s of lists that hold it must raise now, though they sleep on another
+      // object (the first one not ready): wake every sleeper to look.
+      e.flags |= kEntryError;
+      ++ctl_->error_seals;
+      wake = true;
+    }
     if (--e.pins == 0 && e.refs == 0) {
       std::vector<ObjectID> released;
       free_slot(slot, released);
@@ -361,7 +370,7 @@ void Store::wake_waiters() {
 }
 
 size_t Store::wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t timeout_ns,
-                   bool* ready) {
+                   bool* ready, WaitErrors* errors) {
   const auto start = std::chrono::steady_clock::now();
   // Waiting for all of them (get of a list) goes through them in order, flagging only the
   // first one not ready: results mostly come in order, so each seal wakes us at most once
@@ -391,6 +400,18 @@ size_t Store::wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t time
       if (all) {
         while (cursor < n && (ready[cursor] || readable(cursor))) ready[cursor++] = true;
         count = cursor;
+        if (errors != nullptr && cursor < n && errors->seen != ctl_->error_seals) {
+          errors->seen = ctl_->error_seals;
+          for (size_t i = 0; i < n && !errors->found; ++i) {  // before the cursor too
+            int64_t slot = table_.find(ids[i]);
+            errors->found = slot >= 0 && (table_.at(slot).flags & kEntryError) != 0 &&
+                            readable(i);
+          }
+          if (errors->found) {
+            count = mark_all();
+            return count;
+          }
+        }
         if (cursor < n) table_.at(table_.find(ids[cursor])).waiters = 1;
       } else {
         count = mark_all();

@@ -107,6 +107,7 @@ struct StoreControl {
   /// spins before sleeping, so spinning never takes a CPU that user code needs.
   std::atomic<uint32_t> cpus_contended;
   uint64_t recoveries;             ///< guarded by lock
+  uint64_t error_seals;            ///< guarded by lock: failures (kEntryError) ever sealed
   AllocatorState alloc;            ///< guarded by lock
   TableState table;                ///< guarded by lock
   uint64_t access_clock;           ///< guarded by lock: ticks on every pin (LRU order)
@@ -124,6 +125,14 @@ struct StoreControl {
   uint64_t release_bytes;          ///< their total size, at most kMaxDeferredRelease
   SpillRelease releases[kReleaseQueue];
   char spill_dir[256];             ///< written once at creation; "" disables spilling
+};
+
+/// For a wait that ends early when one of its objects is a failure (get() of a list raises the
+/// first failure it finds, as Ray does, instead of waiting for the rest). Keep it across the
+/// calls of one get(): the ids are scanned again only after a new failure was sealed.
+struct WaitErrors {
+  uint64_t seen = UINT64_MAX;  ///< StoreControl::error_seals at the last scan
+  bool found = false;          ///< set when the wait ended because a failure is ready
 };
 
 /// A pinned, sealed object: its payload bytes.
@@ -176,7 +185,8 @@ class Store : public std::enable_shared_from_this<Store> {
   /// Waits until at least `num_ready` of `ids` are sealed (or gone: a missing object counts
   /// as ready, its reader gets kNotFound) or `timeout_ns` passes (< 0: forever). Sets
   /// ready[i] for each ready id and returns how many are. Call without the GIL.
-  size_t wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t timeout_ns, bool* ready);
+  size_t wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t timeout_ns, bool* ready,
+              WaitErrors* errors = nullptr);
 
   /// Copies `len` bytes into a payload of this store, with threads and bulk page population
   /// for large copies. The caller does not hold the lock (and should not hold the GIL).

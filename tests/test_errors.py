@@ -177,3 +177,39 @@ def test_inheriting_from_an_actor_class_raises():
     with pytest.raises(ember.actor.ActorClassInheritanceException, match="Base"):
         class Derived(Base):  # noqa: F841
             pass
+
+
+@ember.remote
+def _fails_soon():
+    raise ValueError("first to fail")
+
+
+@ember.remote
+def _sleeps(seconds):
+    import time  # noqa: PLC0415
+
+    time.sleep(seconds)
+
+
+@pytest.mark.parametrize("order", ["failure_first", "failure_last"])
+def test_get_of_a_list_raises_a_failure_without_waiting_for_the_rest(node, order):
+    slow = _sleeps.remote(60)
+    bad = _fails_soon.remote()
+    refs = [bad, slow] if order == "failure_first" else [slow, bad]
+    with pytest.raises(ValueError, match="first to fail"):
+        ember.get(refs, timeout=30)  # long before the sleeper ends
+    ember.cancel(slow, force=True)
+
+
+def test_get_of_a_list_raises_when_an_actor_dies(node):
+    @ember.remote
+    class Fragile:
+        def die(self):
+            import os  # noqa: PLC0415
+
+            os._exit(1)
+
+    slow = _sleeps.remote(60)
+    with pytest.raises(ember.exceptions.ActorDiedError):
+        ember.get([slow, Fragile.remote().die.remote()], timeout=30)
+    ember.cancel(slow, force=True)

@@ -180,9 +180,11 @@ def put(value: Any) -> ObjectRef:
     return store.put(*serialize(value))
 
 
-def _wait_ready(node: _node.Node, refs: list, num_ready: int, timeout: float | None) -> list:
-    """Blocks (without the GIL) until `num_ready` refs are sealed; in a worker, gives the
-    task's CPU back to the node while it waits so nested tasks cannot deadlock it."""
+def _wait_ready(node: _node.Node, refs: list, num_ready: int, timeout: float | None,
+                fail_fast: bool = False) -> list:
+    """Blocks (without the GIL) until `num_ready` refs are sealed (with `fail_fast`, or one of
+    them is a failure); in a worker, gives the task's CPU back to the node while it waits so
+    nested tasks cannot deadlock it."""
     store = node.store
     ready = store.wait(refs, num_ready, 0)
     if sum(ready) >= num_ready or timeout == 0:
@@ -191,10 +193,17 @@ def _wait_ready(node: _node.Node, refs: list, num_ready: int, timeout: float | N
     if worker is not None:
         worker.set_blocked(True)
     try:
-        return store.wait(refs, num_ready, timeout)
+        return store.wait(refs, num_ready, timeout, fail_fast)
     finally:
         if worker is not None:
             worker.set_blocked(False)
+
+
+def _raise_first_failure(parts: list) -> None:
+    """Raises the failure stored in the first fetched object that is one (kFlagError)."""
+    for p in parts:
+        if p is not None and p[2] & _core.FLAG_ERROR:
+            deserialize(*p)
 
 
 def get(object_refs: ObjectRef | list[ObjectRef], *, timeout: float | None = None) -> Any:
@@ -229,14 +238,18 @@ def get(object_refs: ObjectRef | list[ObjectRef], *, timeout: float | None = Non
     missing = [i for i, p in enumerate(parts) if p is None]
     deadline = None if timeout is None else time.monotonic() + timeout
     while missing:
+        _raise_first_failure(parts)  # as Ray: a failure is raised without waiting for the rest
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready = _wait_ready(node, [refs[i] for i in missing], len(missing), left)
+        ready = _wait_ready(node, [refs[i] for i in missing], len(missing), left,
+                            fail_fast=True)
+        for i, ok in zip(missing, ready):
+            if ok:
+                parts[i] = store.get(refs[i])
         if not all(ready):
+            _raise_first_failure(parts)
             raise GetTimeoutError(
                 f"Get timed out: {ready.count(False)} of {len(refs)} object(s) not ready after "
                 f"{timeout} s")
-        for i in missing:
-            parts[i] = store.get(refs[i])
         missing = [i for i in missing if parts[i] is None]  # restored by another process
     values = [deserialize(*p) for p in parts]
     return values[0] if single else values
