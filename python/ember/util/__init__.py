@@ -2,5 +2,6 @@
 
 from ember.util import state
 from ember.util.actor_pool import ActorPool
+from ember.util.helpers import as_completed, map_unordered
 
-__all__ = ["ActorPool", "state"]
+__all__ = ["ActorPool", "as_completed", "map_unordered", "state"]
