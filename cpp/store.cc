@@ -635,7 +635,7 @@ std::string Store::spill_path(uint64_t file) const {
 
 void Store::release_spilled(const SpillRelease& r) {
   const std::string path = spill_path(spill_file(r.packed));
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return;
   const uint64_t len = (r.size + kFileBlock - 1) / kFileBlock * kFileBlock;
   struct stat st{};
@@ -725,7 +725,7 @@ size_t Store::spill_batch(uint64_t bytes) {
   // Written without the lock. A failed write (disk full) keeps that object and the rest of
   // the batch in memory.
   const std::string path = spill_path(file);
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   for (Victim& v : victims) {
     v.written = fd >= 0 && write_unless_unwanted(fd, v.slot, v.data, v.size, v.offset);
     if (!v.written && fd >= 0 && still_wanted(v.slot)) break;  // the disk failed
@@ -816,7 +816,7 @@ Status Store::restore(const ObjectID& id) {
     }
     const std::string path = spill_path(spill_file(packed));
     errno = 0;
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     bool ok = fd >= 0 && pread_all(fd, dst, size, spill_offset(packed));
     const int read_errno = errno;  // 0 if the file was merely short
     if (fd >= 0) ::close(fd);

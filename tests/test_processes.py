@@ -144,10 +144,9 @@ def test_kill_9_of_the_driver_leaves_nothing_behind():
     assert leftovers.stdout == ""
 
 
-def test_init_keeps_a_few_ended_sessions_and_every_live_one(tmp_path, monkeypatch):
-    from ember import _node
+def test_init_keeps_a_few_ended_sessions_and_every_live_one(tmp_path):
+    from ember import _node, _session
 
-    monkeypatch.setattr(_node, "SESSIONS_ROOT", str(tmp_path))
     dead = subprocess.Popen(["true"])
     dead.wait()
     ended = [f"session_2099-01-01_00-00-{i:02d}_{dead.pid}" for i in range(8)]
@@ -156,13 +155,13 @@ def test_init_keeps_a_few_ended_sessions_and_every_live_one(tmp_path, monkeypatc
     for name in ended + [live, "not_a_session"]:
         (tmp_path / name).mkdir()
     (tmp_path / ended[-1] / "logs").mkdir()
-    ember.init(num_cpus=1, object_store_memory=STORE_BYTES)
+    ember.init(num_cpus=1, object_store_memory=STORE_BYTES, _temp_dir=str(tmp_path))
     try:
         current = _node.current().session_dir
     finally:
         ember.shutdown()
     left = sorted(p.name for p in tmp_path.iterdir())
-    kept = ended[-_node.KEEP_ENDED_SESSIONS:]  # the newest ended ones, with their logs
+    kept = ended[-_session.KEEP_ENDED_SESSIONS:]  # the newest ended ones, with their logs
     assert left == sorted(kept + [live, "not_a_session", os.path.basename(current),
                                   "session_latest"])
     assert os.readlink(tmp_path / "session_latest") == current

@@ -354,7 +354,7 @@ def test_worker_output_reaches_the_driver(cluster, capfd):
 def test_init_info(cluster):
     info = cluster.info
     assert info.num_cpus == 2
-    assert info.session_dir.startswith("/tmp/ember/session_")
+    assert info.session_dir.startswith(f"/tmp/ember-{os.getuid()}/session_")
     assert os.path.isdir(os.path.join(info.session_dir, "logs"))
     assert info["node_id"] == info.node_id
 

@@ -43,7 +43,9 @@ def _start_worker(store_fd: int, slot: int, log_dir: str, forkserver_pid: int) -
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         me = os.getpid()
         for fd, suffix in ((1, "out"), (2, "err")):
-            log = os.open(f"{log_dir}/worker-{me}.{suffix}", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            # 0600: a task's output is its user's business (the directory is 0700 as well).
+            log = os.open(f"{log_dir}/worker-{me}.{suffix}",
+                          os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
             os.dup2(log, fd)
             os.close(log)
         from ember import _worker  # noqa: PLC0415 (imported by the parent already)

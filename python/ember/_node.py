@@ -10,17 +10,15 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
-import re
 import shutil
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 
 import psutil
 
-from ember import _core
+from ember import _core, _session
 from ember.exceptions import NotInitializedError
 
 #: Share of the available memory the store takes by default (Ray's default too).
@@ -46,59 +44,6 @@ class NodeInfo:
     @property
     def address_info(self) -> dict:
         return {"node_id": self.node_id, "session_dir": self.session_dir}
-
-
-#: Where session directories live, and how many ended sessions' directories are kept (their
-#: logs are what a user reads after a crash); older ones are removed by the next ``init``.
-SESSIONS_ROOT = "/tmp/ember"
-KEEP_ENDED_SESSIONS = 5
-
-
-def new_session_dir() -> str:
-    """Creates ``/tmp/ember/session_<time>_<pid>`` (logs and spill files live there), points
-    ``/tmp/ember/session_latest`` at it, and prunes the directories of old ended sessions."""
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime())
-    path = os.path.join(SESSIONS_ROOT, f"session_{stamp}_{os.getpid()}")
-    os.makedirs(path, exist_ok=True)
-    latest = os.path.join(SESSIONS_ROOT, "session_latest")
-    try:
-        tmp = f"{latest}.{os.getpid()}"
-        os.symlink(path, tmp)
-        os.replace(tmp, latest)  # atomic: a reader never sees the link missing
-    except OSError:
-        pass
-    prune_session_dirs(keep=path)
-    return path
-
-
-def prune_session_dirs(keep: str) -> None:
-    """Removes all but the newest KEEP_ENDED_SESSIONS directories of sessions whose driver
-    has exited. A session whose driver is alive (another program's node) is never touched."""
-    ended = []
-    for entry in os.scandir(SESSIONS_ROOT):
-        match = re.fullmatch(r"session_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_(\d+)", entry.name)
-        if match is None or entry.path == keep or entry.is_symlink():
-            continue
-        if _driver_alive(entry.name, int(match.group(1))):
-            continue
-        ended.append(entry.name)  # names sort by start time
-    ended.sort()
-    for name in ended[:max(0, len(ended) - KEEP_ENDED_SESSIONS)]:
-        shutil.rmtree(os.path.join(SESSIONS_ROOT, name), ignore_errors=True)
-
-
-def _driver_alive(name: str, pid: int) -> bool:
-    """True if process `pid` runs and is older than the session `name` (else the pid was
-    reused by a later process). This process's own earlier sessions have ended."""
-    if pid == os.getpid():
-        return False
-    try:
-        started = psutil.Process(pid).create_time()
-    except psutil.Error:
-        return False
-    stamp = time.mktime(time.strptime(name[len("session_"):len("session_") + 19],
-                                      "%Y-%m-%d_%H-%M-%S"))
-    return started <= stamp + 1
 
 
 def memory_limit() -> int:
@@ -173,8 +118,7 @@ class Node:
     def start_runtime(self, max_workers: int, task_capacity: int, log_to_driver: bool,
                       memory_threshold: float, memory_limit: int,
                       dashboard: tuple[str, int] | None = None) -> None:
-        self.log_dir = os.path.join(self.session_dir, "logs")
-        os.makedirs(self.log_dir, exist_ok=True)
+        self.log_dir = os.path.join(self.session_dir, "logs")  # made by _session, 0700
         totals = [round(v * _core.RESOURCE_UNIT) for v in self.resources.values()]
         # Ray's name for it is RAY_task_oom_retry_delay_base_ms.
         oom_retry_delay_ms = int(os.environ.get("EMBER_TASK_OOM_RETRY_DELAY_BASE_MS", 1000))
@@ -266,8 +210,9 @@ def is_running() -> bool:
 def start(resources: dict[str, float], object_store_memory: int, *, max_workers: int = 256,
           task_capacity: int = 8192, log_to_driver: bool = True, memory_threshold: float = 0.95,
           memory_limit: int = 0, spilling_threshold: float = 0.8,
-          dashboard: tuple[str, int] | None = None) -> Node:
-    """Creates the node (driver only)."""
+          dashboard: tuple[str, int] | None = None, temp_dir: str | None = None) -> Node:
+    """Creates the node (driver only); its session directory goes under `temp_dir`
+    (default: ember._session.default_root())."""
     global _current
     with _lock:
         if _current is not None:
@@ -276,9 +221,8 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
                 "by passing in 'ignore_reinit_error=True' or by calling 'ember.shutdown()' "
                 "prior to 'ember.init()'."
             )
-        session_dir = new_session_dir()
+        session_dir = _session.new_session_dir(temp_dir)
         spill_dir = os.path.join(session_dir, "spill")
-        os.makedirs(spill_dir)
         store = _core.Store.create(
             object_store_memory, runtime_bytes=_core.runtime_bytes(max_workers, task_capacity),
             ledger_clients=max_workers + 1, spill_dir=spill_dir,

@@ -41,6 +41,7 @@ def init(
     dashboard_host: str = "127.0.0.1",
     dashboard_port: int | None = None,
     _memory_limit: int | None = None,
+    _temp_dir: str | None = None,
     **_ray_options: Any,
 ) -> _node.NodeInfo:
     """Starts the node on this machine and returns a description of it.
@@ -68,6 +69,9 @@ def init(
         dashboard_host, dashboard_port: where it listens.
         _memory_limit: bytes the monitor treats as all the memory there is (tests;
             or $EMBER_MEMORY_LIMIT).
+        _temp_dir: the directory that holds this user's session directories (logs, spill
+            files), as in Ray (default: $EMBER_TMPDIR, else /tmp/ember-<uid>). It must belong
+            to the user and be writable by nobody else; session directories are 0700.
         _system_config: as in Ray; ember reads ``object_spilling_threshold``: above this
             fraction of the store, a background thread spills least recently used objects
             (default 0.8, or $EMBER_OBJECT_SPILLING_THRESHOLD; 1: spill only when a put
@@ -78,7 +82,7 @@ def init(
                          object_store_memory=object_store_memory, log_to_driver=log_to_driver,
                          ignore_reinit_error=ignore_reinit_error,
                          include_dashboard=include_dashboard, dashboard_port=dashboard_port,
-                         **_ray_options)
+                         _temp_dir=_temp_dir, **_ray_options)
     if _node.is_running():
         if ignore_reinit_error:
             return _node.current().info
@@ -125,7 +129,8 @@ def init(
     totals = {"CPU": num_cpus, "GPU": num_gpus, **custom}
     return _node.start(totals, object_store_memory, log_to_driver=log_to_driver,
                        memory_threshold=memory_usage_threshold, memory_limit=_memory_limit,
-                       spilling_threshold=float(spilling), dashboard=dashboard).info
+                       spilling_threshold=float(spilling), dashboard=dashboard,
+                       temp_dir=_temp_dir).info
 
 
 def shutdown() -> None:
