@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import time
 from typing import Any
 
@@ -64,9 +65,11 @@ def init(
             of 1 s, doubling ($EMBER_TASK_OOM_RETRY_DELAY_BASE_MS), or fails with
             OutOfMemoryError (default 0.95, or $EMBER_MEMORY_USAGE_THRESHOLD; 0: no monitor).
         include_dashboard: serve the dashboard (ember.dashboard) from this process, at
-            http://127.0.0.1:8265 or the next free port (``init(...).dashboard_url``). Off by
+            http://127.0.0.1:8265 or a free port, behind a token of this session: the URL
+            with the token is printed once and is ``init(...).dashboard_url``. Off by
             default ($EMBER_DASHBOARD=1 turns it on): it costs ~30 ms of start-up.
-        dashboard_host, dashboard_port: where it listens.
+        dashboard_host, dashboard_port: where it listens (any host but a loopback address
+            warns: other machines can reach it then).
         _memory_limit: bytes the monitor treats as all the memory there is (tests;
             or $EMBER_MEMORY_LIMIT).
         _temp_dir: the directory that holds this user's session directories (logs, spill
@@ -127,10 +130,13 @@ def init(
 
         dashboard = (dashboard_host, DEFAULT_PORT if dashboard_port is None else dashboard_port)
     totals = {"CPU": num_cpus, "GPU": num_gpus, **custom}
-    return _node.start(totals, object_store_memory, log_to_driver=log_to_driver,
+    info = _node.start(totals, object_store_memory, log_to_driver=log_to_driver,
                        memory_threshold=memory_usage_threshold, memory_limit=_memory_limit,
                        spilling_threshold=float(spilling), dashboard=dashboard,
                        temp_dir=_temp_dir).info
+    if info.dashboard_url is not None:  # once, here: the token is in it (as Jupyter prints)
+        print(f"ember: the dashboard is at {info.dashboard_url}", file=sys.stderr, flush=True)
+    return info
 
 
 def shutdown() -> None:

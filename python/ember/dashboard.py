@@ -5,6 +5,18 @@ http://127.0.0.1:8265 (Ray's port; the next free port if that one is taken), on 
 thread with the standard library's HTTP server. It is off by default because importing
 ``http.server`` alone takes ~30 ms, a third of ember's start-up.
 
+Who may look (the node's logs, objects and task names are its user's data):
+
+- It listens on 127.0.0.1 unless ``dashboard_host`` says otherwise (then with a warning).
+- Every request needs the session's random token, as Jupyter's do: ``init`` prints and returns
+  the URL ``http://127.0.0.1:8265/?token=...``; the first visit trades it for a cookie
+  (HttpOnly, SameSite=Strict) and redirects to the bare URL so the token leaves the address
+  bar. Scripts may send ``Authorization: Bearer <token>`` or ``?token=`` instead. Without it,
+  any local process (another user's too) could read everything.
+- The ``Host`` header must name a loopback address when the server listens on one: a web page
+  that rebinds its own domain to 127.0.0.1 (DNS rebinding) is refused even before the token.
+- It serves GET and HEAD only; nothing in it changes the node.
+
 The page polls JSON endpoints, which are also the API for scripts:
 
     /api/summary         resources (total, available), store and scheduler counters, workers
@@ -18,14 +30,30 @@ The page polls JSON endpoints, which are also the API for scripts:
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import os
+import secrets
 import threading
 import time
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_PORT = 8265
+
+#: Host names that mean this machine's loopback interface (checked against the Host header).
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Dashboard:
@@ -34,13 +62,29 @@ class Dashboard:
     def __init__(self, node, host: str = "127.0.0.1", port: int = DEFAULT_PORT):
         self.node = node
         self.started = time.time()
+        self.token = secrets.token_urlsafe(24)  # 192 random bits, new for every session
+        self.loopback_only = _is_loopback(host)
+        if not self.loopback_only:
+            warnings.warn(
+                f"the ember dashboard listens on {host}, so other machines can reach it; "
+                "only its token (in the URL ember.init() printed) keeps them from reading your "
+                "logs and objects, and it travels unencrypted over HTTP. Use the default "
+                "dashboard_host='127.0.0.1' and an SSH tunnel instead.", stacklevel=5)
         handler = type("Handler", (_Handler,), {"dashboard": self})
         try:
             self.server = ThreadingHTTPServer((host, port), handler)
-        except OSError:  # taken (another node's dashboard?): any free port
+        except OSError as e:  # taken (another node's dashboard?): any free port
             self.server = ThreadingHTTPServer((host, 0), handler)
+            if port != 0:
+                warnings.warn(f"the ember dashboard cannot listen on port {port} ({e.strerror}); "
+                              f"it uses port {self.server.server_address[1]} instead",
+                              stacklevel=5)
         self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_address[1]}"
+        self.port = self.server.server_address[1]
+        self.cookie = f"ember-token-{self.port}"  # per port: cookies are shared across ports
+        shown = f"[{host}]" if ":" in host else host
+        self.base_url = f"http://{shown}:{self.port}"
+        self.url = f"{self.base_url}/?token={self.token}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={
             "poll_interval": 0.2}, name="ember-dashboard", daemon=True)
         self.thread.start()
@@ -94,10 +138,65 @@ class Dashboard:
 class _Handler(BaseHTTPRequestHandler):
     dashboard: Dashboard
 
+    def _host_ok(self) -> bool:
+        """The Host header names this server's loopback address (or any name, when it listens
+        on other interfaces: then the token alone guards it)."""
+        host = self.headers.get("Host")
+        if host is None:
+            return False
+        if not self.dashboard.loopback_only:
+            return True
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        return _is_loopback(name.strip("[]"))
+
+    def _token_given(self, query: dict) -> str | None:
+        """Where the request carries the token: "query", "header", "cookie", or None."""
+        want = self.dashboard.token.encode()
+
+        def same(value: str) -> bool:  # constant time: no guessing it byte by byte
+            return hmac.compare_digest(value.encode(), want)
+
+        if any(same(v) for v in query.get("token", [])):
+            return "query"
+        auth = self.headers.get("Authorization", "")
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() in ("bearer", "token") and same(value.strip()):
+            return "header"
+        for part in self.headers.get("Cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == self.dashboard.cookie and same(value):
+                return "cookie"
+        return None
+
+    def _refuse_method(self) -> None:
+        self._send(405, "text/plain", b"the ember dashboard only serves GET requests",
+                   extra={"Allow": "GET, HEAD"})
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = _refuse_method  # noqa: N815 (http.server API)
+
+    def do_HEAD(self) -> None:  # noqa: N802 (the http.server API)
+        self.do_GET()
+
     def do_GET(self) -> None:  # noqa: N802 (the http.server API)
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         d = self.dashboard
+        if not self._host_ok():
+            self._send(403, "text/plain",
+                       b"wrong Host header: open the dashboard at the URL ember.init() printed")
+            return
+        given = self._token_given(query)
+        if given is None:
+            self._send(403, "text/plain; charset=utf-8", (
+                "this ember dashboard needs its token: open the URL that ember.init() printed "
+                f"({d.base_url}/?token=...), also in ember.init().dashboard_url").encode())
+            return
+        if given == "query" and url.path in ("/", "/index.html"):
+            # Trade the token for a cookie and drop it from the address bar (and history).
+            self._send(303, "text/plain", b"", extra={
+                "Location": "/",
+                "Set-Cookie": f"{d.cookie}={d.token}; Path=/; HttpOnly; SameSite=Strict"})
+            return
         try:
             if url.path in ("/", "/index.html"):
                 self._send(200, "text/html; charset=utf-8", _PAGE.encode())
@@ -128,13 +227,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, value) -> None:
         self._send(200, "application/json", json.dumps(value).encode())
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
+    def _send(self, status: int, content_type: str, body: bytes,
+              extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        # No framing by other sites, no sniffing of a log file into HTML, and no token in the
+        # Referer of anything the page might link to.
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_message(self, format, *args) -> None:  # noqa: A002 (the http.server API)
         pass  # not into the user's terminal
