@@ -40,6 +40,7 @@ py::dict& error_classes() {
     case StatusCode::kClosed: key = "NotInitializedError"; break;
     case StatusCode::kInvalid: key = "ValueError"; break;
     case StatusCode::kIOError: key = "OSError"; break;
+    case StatusCode::kOutOfDisk: key = "OutOfDiskError"; break;
     default: break;
   }
   py::object cls;

@@ -20,6 +20,7 @@ enum class StatusCode : uint8_t {
   kTableFull,       ///< the object table has no free entry (-> ObjectStoreFullError)
   kIOError,         ///< an OS call failed (-> OSError)
   kNotReady,        ///< the object exists but is not sealed yet (a promise, being written)
+  kOutOfDisk,       ///< the store is full and the spill disk too (-> OutOfDiskError)
 };
 
 /// A StatusCode plus a message; cheap when ok.

@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "checksum.h"
 #include "futex.h"
 #include "object_format.h"
 #include "parallel_copy.h"
@@ -312,10 +313,14 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
       }
     }
     if (payload == 0) {
-      if (!make_room(size)) {
+      Status room = make_room(size);
+      if (room.code() == StatusCode::kStoreFull) {
         Locked lock(*this);
-        return full_error(size, Status(StatusCode::kStoreFull,
-                                       "spilling cannot make room: the rest is pinned or in use"));
+        return full_error(size, room);
+      }
+      if (!room.ok()) {  // the disk is full (OutOfDiskError) or failing
+        return Status(room.code(), "cannot store an object of " + format_bytes(size) + ": " +
+                                       room.message());
       }
       continue;
     }
@@ -585,7 +590,8 @@ void Store::recover() {
 // --- spilling -----------------------------------------------------------------------------
 //
 // A batch of objects goes into one file (creating a file costs 8-270 us on this VM's ext4,
-// more than writing 16 KiB), each object at a 4 KiB-aligned offset. An object leaving its file
+// more than writing 16 KiB), each object at a 4 KiB-aligned offset behind a 64-byte header
+// (its id, size and checksum: a file that changed on disk makes the object lost, never wrong). An object leaving its file
 // (restored or freed) punches its pages out; the process that punches the file's last
 // allocated block deletes it. File numbers are never reused within a node, so a late delete
 // can never hit another batch's file.
@@ -593,6 +599,35 @@ void Store::recover() {
 namespace {
 constexpr uint64_t kFileBlock = 4096;
 constexpr int kSpillPageBits = 40;  // 2^40 pages of 4 KiB: 4 PiB per spill file
+
+/// What precedes each object in a spill file: enough to tell, when it is read back, that
+/// these bytes are that object and unchanged.
+struct SpillHeader {
+  uint64_t magic;
+  uint64_t id_hi, id_lo;
+  uint64_t size;
+  uint64_t checksum;  // checksum64 of the object's bytes
+  uint64_t reserved[3];
+};
+static_assert(sizeof(SpillHeader) == 64, "one cache line, so the payload stays 64-aligned");
+constexpr uint64_t kSpillMagic = 0x314C4C4950534D45ull;  // "EMSPILL1", little-endian
+
+/// Bytes an object of `size` takes in its spill file: header and payload, in whole blocks.
+uint64_t spilled_span(uint64_t size) {
+  return (sizeof(SpillHeader) + size + kFileBlock - 1) / kFileBlock * kFileBlock;
+}
+
+/// The Status of a spill that the disk refused: OutOfDiskError when it is full.
+Status disk_error(const std::string& dir, int err) {
+  const bool full = err == ENOSPC || err == EDQUOT;
+  return Status(full ? StatusCode::kOutOfDisk : StatusCode::kIOError,
+                std::string("the object store is full and spilling to ") + dir + " failed (" +
+                    std::strerror(err) + ")" +
+                    (full ? ": free space on that disk, or point EMBER_TMPDIR (or "
+                            "ember.init(_temp_dir=...)) to a disk with room; dropping ObjectRefs "
+                            "you no longer need frees store memory"
+                          : ""));
+}
 
 uint64_t pack_spill(uint64_t file, uint64_t offset) {
   return (file << kSpillPageBits) | (offset / kFileBlock);
@@ -637,7 +672,7 @@ void Store::release_spilled(const SpillRelease& r) {
   const std::string path = spill_path(spill_file(r.packed));
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return;
-  const uint64_t len = (r.size + kFileBlock - 1) / kFileBlock * kFileBlock;
+  const uint64_t len = spilled_span(r.size);
   struct stat st{};
   // Where holes cannot be punched the file stays until the session's spill directory goes.
   if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -658,18 +693,23 @@ void Store::defer_release(uint64_t packed, uint64_t size) {
   }
 }
 
-bool Store::make_room(uint64_t size) {
+Status Store::make_room(uint64_t size) {
   for (;;) {
     bool in_flight;
     {
       Locked lock(*this);
-      if (alloc_.largest_free() >= size) return true;
+      if (alloc_.largest_free() >= size) return Status::OK();
       in_flight = ctl_->trimming_bytes != 0 || ctl_->spilling_bytes != 0;
     }
     // At least kMinSpillBatch at a time, so that a stream of small allocations (or restores)
     // does not pay a scan of the table and a file for each.
-    if (spill_batch(std::max(size, kMinSpillBatch)) != 0) continue;
-    if (!in_flight) return false;
+    int disk_errno = 0;
+    if (spill_batch(std::max(size, kMinSpillBatch), &disk_errno) != 0) continue;
+    // A disk that refuses writes will refuse the ones in flight too: say so now.
+    if (disk_errno != 0) return disk_error(ctl_->spill_dir, disk_errno);
+    if (!in_flight) {
+      return Status(StatusCode::kStoreFull, "spilling cannot make room: the rest is pinned or in use");
+    }
     // Memory on its way back: free blocks the idle trim holds out of the free lists while it
     // punches their pages, or objects another thread is writing out. Wait for it rather than
     // report the store full.
@@ -677,7 +717,7 @@ bool Store::make_room(uint64_t size) {
   }
 }
 
-size_t Store::spill_batch(uint64_t bytes) {
+size_t Store::spill_batch(uint64_t bytes, int* disk_errno) {
   struct Victim {
     uint64_t last_access;
     int64_t slot;
@@ -707,7 +747,7 @@ size_t Store::spill_batch(uint64_t bytes) {
     size_t n = 0;
     while (n < victims.size() && n < kMaxSpillBatch && total < bytes) {
       victims[n].offset = offset;
-      offset += (victims[n].size + kFileBlock - 1) / kFileBlock * kFileBlock;
+      offset += spilled_span(victims[n].size);
       total += victims[n++].size;
     }
     victims.resize(n);
@@ -726,10 +766,21 @@ size_t Store::spill_batch(uint64_t bytes) {
   // the batch in memory.
   const std::string path = spill_path(file);
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int write_errno = fd < 0 ? errno : 0;
   for (Victim& v : victims) {
-    v.written = fd >= 0 && write_unless_unwanted(fd, v.slot, v.data, v.size, v.offset);
-    if (!v.written && fd >= 0 && still_wanted(v.slot)) break;  // the disk failed
+    if (fd < 0) break;
+    // The bytes are sealed and pinned: the checksum taken now is what gets written.
+    SpillHeader h{kSpillMagic, v.id.hi, v.id.lo, v.size, checksum64(v.data, v.size), {}};
+    errno = 0;
+    v.written = pwrite_all(fd, reinterpret_cast<const uint8_t*>(&h), sizeof h, v.offset) &&
+                write_unless_unwanted(fd, v.slot, v.data, v.size, v.offset + sizeof h);
+    const int err = errno;  // before still_wanted's lock calls
+    if (!v.written && still_wanted(v.slot)) {  // the disk failed (a pwrite of 0 bytes: EIO)
+      write_errno = err != 0 ? err : EIO;
+      break;
+    }
   }
+  if (disk_errno != nullptr) *disk_errno = write_errno;
   if (fd >= 0) ::close(fd);
   size_t spilled = 0;
   {
@@ -808,18 +859,20 @@ Status Store::restore(const ObjectID& id) {
       }
     }
     if (dst == nullptr) {
-      if (!make_room(size)) {
+      Status room = make_room(size);
+      if (room.code() == StatusCode::kStoreFull) {
         Locked lock(*this);
         return full_error(size, Status(StatusCode::kStoreFull, "cannot restore a spilled object"));
+      }
+      if (!room.ok()) {
+        return Status(room.code(), "cannot restore object " + id.hex() + " (" +
+                                       format_bytes(size) + "): " + room.message());
       }
       continue;
     }
     const std::string path = spill_path(spill_file(packed));
-    errno = 0;
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    bool ok = fd >= 0 && pread_all(fd, dst, size, spill_offset(packed));
-    const int read_errno = errno;  // 0 if the file was merely short
-    if (fd >= 0) ::close(fd);
+    const std::string why = read_spilled(path, spill_offset(packed), id, dst, size);
+    const bool ok = why.empty();
     bool wake;
     {
       Locked lock(*this);
@@ -847,13 +900,36 @@ Status Store::restore(const ObjectID& id) {
     if (wake) wake_waiters();
     if (!ok) {
       return Status(StatusCode::kNotFound,
-                    "object " + id.hex() + " is lost: it was spilled to " + path +
-                        ", which cannot be read back (" +
-                        (read_errno != 0 ? std::strerror(read_errno) : "the file is too short") +
-                        ")");
+                    "object " + id.hex() + " is lost: it was spilled to " + path + ", which " +
+                        why + ". Its data cannot be recovered; recreate it (re-run the task or "
+                        "put it again)");
     }
     return Status::OK();
   }
+}
+
+std::string Store::read_spilled(const std::string& path, uint64_t offset, const ObjectID& id,
+                                uint8_t* dst, uint64_t size) {
+  errno = 0;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::string("cannot be read back (") + std::strerror(errno) + ")";
+  SpillHeader h{};
+  bool read = pread_all(fd, reinterpret_cast<uint8_t*>(&h), sizeof h, offset) &&
+              pread_all(fd, dst, size, offset + sizeof h);
+  const int read_errno = errno;  // 0 if the file was merely short
+  ::close(fd);
+  if (!read) {
+    return std::string("cannot be read back (") +
+           (read_errno != 0 ? std::strerror(read_errno) : "the file is too short") + ")";
+  }
+  if (h.magic != kSpillMagic || h.id_hi != id.hi || h.id_lo != id.lo || h.size != size) {
+    return "holds something else where this object was written (the file was changed)";
+  }
+  if (checksum64(dst, size) != h.checksum) {
+    return "is corrupt: the object's bytes read back differ from those written (checksum "
+           "mismatch)";
+  }
+  return "";
 }
 
 std::vector<Store::ObjectInfo> Store::list_objects() {

@@ -243,13 +243,15 @@ class Store : public std::enable_shared_from_this<Store> {
   void wake_waiters();
   /// Records in this process's ledger (if any) a change of what it holds. Locked.
   void note(const ObjectID& id, int32_t refs, int32_t pins);
-  /// Spills least-recently used objects until `size` bytes could fit (best effort). Unlocked.
-  /// Returns false when nothing more can be spilled.
-  bool make_room(uint64_t size);
+  /// Spills least-recently used objects until `size` bytes could fit. Unlocked. Returns
+  /// kStoreFull when nothing more can be spilled, kOutOfDisk (or kIOError) when the disk
+  /// refuses the spill.
+  Status make_room(uint64_t size);
   /// Writes the least recently used unpinned objects out, oldest first, until `bytes` are
   /// spilled (or kMaxSpillBatch objects), with one scan of the table. Returns how many were
-  /// spilled: 0 when there is nothing to spill or the disk fails. Unlocked.
-  size_t spill_batch(uint64_t bytes);
+  /// spilled: 0 when there is nothing to spill or the disk fails (then `*disk_errno` says
+  /// why; it is 0 otherwise). Unlocked.
+  size_t spill_batch(uint64_t bytes, int* disk_errno = nullptr);
   static constexpr uint64_t kMinSpillBatch = uint64_t{4} << 20;
   /// Writes one victim of a batch; false if the write failed or the object stopped being
   /// worth spilling (freed, or pinned by a reader) before it was all written. Unlocked.
@@ -261,6 +263,10 @@ class Store : public std::enable_shared_from_this<Store> {
   /// Brings a SPILLED object back into memory; the caller then pins it. Unlocked.
   Status restore(const ObjectID& id);
   std::string spill_path(uint64_t file) const;
+  /// Reads object `id` of `size` bytes from its place in a spill file into `dst` and checks
+  /// its header and checksum. Returns "" if intact, else what is wrong (for the error).
+  static std::string read_spilled(const std::string& path, uint64_t offset, const ObjectID& id,
+                                  uint8_t* dst, uint64_t size);
   /// Punches an object's bytes out of its spill file, deleting the file once it holds
   /// nothing. Unlocked.
   void release_spilled(const SpillRelease& r);

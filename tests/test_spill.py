@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import ember
-from ember.exceptions import ObjectLostError, ObjectStoreFullError
+from ember.exceptions import ObjectLostError, ObjectStoreFullError, OutOfDiskError
 from ember.util.state import list_objects
 
 STORE = 64 << 20
@@ -137,6 +137,67 @@ def test_an_object_whose_spill_file_is_gone_is_lost_not_hung(small_node):
     assert isinstance(info.value.cause, ObjectLostError)
     assert ember.get(refs[-1])[0] == 23.0  # the objects in memory are fine
     small_node.store.check()
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated"])
+def test_an_object_whose_spill_file_changed_is_lost_not_wrong(small_node, damage):
+    refs = [ember.put(np.full(CHUNK, float(i))) for i in range(24)]
+    assert refs[0].hex() in spilled()
+    path = os.path.join(small_node.spill_dir, min(os.listdir(small_node.spill_dir)))
+    with open(path, "r+b") as f:
+        if damage == "flipped":  # one byte inside the first object's array
+            f.seek(4096 * 8)
+            byte = f.read(1)
+            f.seek(4096 * 8)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        else:
+            f.truncate(CHUNK * 8 // 2)
+    why = "is corrupt" if damage == "flipped" else "the file is too short"
+    with pytest.raises(ObjectLostError, match=f"object {refs[0].hex()} is lost: .*{why}"):
+        ember.get(refs[0], timeout=10)
+    assert ember.get(refs[-1])[0] == 23.0  # the objects in memory are fine
+    small_node.store.check()
+
+
+def _mount_tmpfs(path, size: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to mount a small tmpfs as the spill disk")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                           str(path)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+
+
+def test_a_full_spill_disk_fails_put_with_out_of_disk_and_loses_nothing(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir(mode=0o700)
+    _mount_tmpfs(disk, "24m")  # the session (and its spill directory) on a 24 MiB disk
+    try:
+        ember.init(num_cpus=1, object_store_memory=STORE, _temp_dir=str(disk),
+                   log_to_driver=False, _system_config={"object_spilling_threshold": 1.0})
+        try:
+            refs, i = [], 0
+            with pytest.raises(OutOfDiskError, match="spilling to .* failed .No space left"):
+                while i < 40:  # 64 MiB of store + 24 MiB of disk hold ~21 of these
+                    refs.append(ember.put(np.full(CHUNK, float(i))))
+                    i += 1
+            assert 16 <= len(refs) < 40
+            assert isinstance(OutOfDiskError("x"), OSError)
+            # Everything stored before is still there: in memory, or in the spill files (read
+            # back once the objects in memory are dropped: restoring needs store memory, and
+            # the disk has no room to spill others for it).
+            on_disk = spilled()
+            assert on_disk and len(on_disk) < len(refs)
+            values = {r.hex(): float(ember.get(r)[0]) for r in refs if r.hex() not in on_disk}
+            refs = [r for r in refs if r.hex() in on_disk]
+            values.update({r.hex(): float(ember.get(r)[0]) for r in refs})
+            assert sorted(values.values()) == [float(j) for j in range(len(values))]
+            ember._node.current().store.check()
+            assert ember.get(ember.put(np.full(CHUNK, -1.0)))[0] == -1.0  # room again
+        finally:
+            ember.shutdown()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_small_objects_share_spill_files_that_go_with_their_last_object(small_node):

@@ -67,7 +67,13 @@ class ObjectStoreFullError(EmberError, MemoryError):
 
 
 class ObjectLostError(EmberError):
-    """An ObjectRef's object no longer exists in the store."""
+    """An ObjectRef's object no longer exists in the store, or its spill file is gone or
+    corrupt; the message names the object."""
+
+
+class OutOfDiskError(EmberError, OSError):
+    """The object store is full and spilling to disk failed because the disk is full too
+    (Ray's name). Nothing already stored is lost; the message names the spill directory."""
 
 
 class _BadArgument(EmberError, TypeError, ValueError):
@@ -170,10 +176,6 @@ class RuntimeEnvSetupError(EmberError):
 
 class UserCodeException(EmberError):
     """Raised in place of an exception from user code that ember must not wrap."""
-
-
-class OutOfDiskError(EmberError):
-    """The disk the object store spills to is full."""
 
 
 class ObjectRefStreamEndOfStreamError(EmberError):
@@ -307,6 +309,7 @@ _core.set_error_classes(
         "NotInitializedError": NotInitializedError,
         "ObjectStoreFullError": ObjectStoreFullError,
         "ObjectLostError": ObjectLostError,
+        "OutOfDiskError": OutOfDiskError,
         "ValueError": ValueError,
         "OSError": OSError,
     }
