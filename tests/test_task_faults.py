@@ -431,6 +431,75 @@ def test_random_sigkill_of_workers_loses_no_result(node):
     assert wait_for(lambda: not arrays_left(), 5), arrays_left()
 
 
+# --- 3c. workers that close or flood their output -------------------------------------
+
+
+def close_python_streams():
+    sys.stdout.close()
+    sys.stderr.close()
+    return os.getpid()
+
+
+def close_stream_fds():
+    os.close(1)
+    os.close(2)
+    return os.getpid()
+
+
+def say(word):
+    print(word)
+    return os.getpid()
+
+
+@pytest.mark.parametrize("close", [close_python_streams, close_stream_fds],
+                         ids=["sys.stdout.close", "os.close(1)"])
+def test_a_worker_that_closes_its_output_keeps_working_and_printing(capfd, close):
+    # One CPU: the next tasks run in the worker that closed its output.
+    ember.init(num_cpus=1, object_store_memory=STORE_BYTES)
+    try:
+        pid = ember.get(ember.remote(close).remote(), timeout=20)
+        assert ember.get([ember.remote(say).remote(f"after-{i}") for i in range(3)],
+                         timeout=20) == [pid] * 3
+        out = ""
+        deadline = time.monotonic() + 5
+        while "after-2" not in out and time.monotonic() < deadline:
+            time.sleep(0.05)
+            out += capfd.readouterr().out
+        assert f"(say pid={pid}) after-2" in out
+    finally:
+        ember.shutdown()
+
+
+def flood(megabytes):
+    block = (b"x" * 1023 + b"\n") * 1024
+    for _ in range(megabytes):
+        os.write(1, block)
+    return os.getpid()
+
+
+def test_a_worker_flooding_its_output_neither_stalls_the_node_nor_the_printer(capfd):
+    from ember import _logs
+
+    ember.init(num_cpus=2, object_store_memory=STORE_BYTES)
+    try:
+        node = ember._node.current()
+        ref = ember.remote(flood).remote(100)  # 100 MB, while other tasks run beside it
+        assert ember.get([ember.remote(add_one).remote(i) for i in range(50)],
+                         timeout=20) == list(range(1, 51))
+        pid = ember.get(ref, timeout=30)
+        log = os.path.join(node.log_dir, f"worker-{pid}.out")
+        assert os.path.getsize(log) >= 100 << 20  # the file keeps all of it
+        tail = node.log_printer.tails[os.path.basename(log)]
+        # The printer skips what it cannot print and catches up with the file's end at once.
+        assert wait_for(lambda: tail.offset == os.path.getsize(log), 5)
+        printed = capfd.readouterr().out
+        assert f"of output skipped: printing cannot keep up; all of it is in {log}" in printed
+        assert len(printed) < 3 * _logs.MAX_BEHIND  # not 100 MB
+        assert ember.get(ember.remote(say).remote("still here"), timeout=20)
+    finally:
+        ember.shutdown()
+
+
 # --- 4. requests the node can never satisfy -------------------------------------------
 
 

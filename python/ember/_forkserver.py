@@ -41,16 +41,16 @@ def _start_worker(store_fd: int, slot: int, log_dir: str, forkserver_pid: int) -
         if os.getppid() != forkserver_pid:  # the forkserver died before prctl took effect
             os._exit(1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        from ember import _worker  # noqa: PLC0415 (imported by the parent already)
+
         me = os.getpid()
         for fd, suffix in ((1, "out"), (2, "err")):
             # 0600: a task's output is its user's business (the directory is 0700 as well).
-            log = os.open(f"{log_dir}/worker-{me}.{suffix}",
+            log = os.open(_worker.log_path(log_dir, me, suffix),
                           os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
             os.dup2(log, fd)
             os.close(log)
-        from ember import _worker  # noqa: PLC0415 (imported by the parent already)
-
-        _worker.main(store_fd, slot)
+        _worker.main(store_fd, slot, log_dir)
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1

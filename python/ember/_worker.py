@@ -56,10 +56,16 @@ class _WorkerState:
         return _resolve_all(*self.arguments(args, inline))
 
     def mark_name(self, name: str) -> None:
+        if sys.stdout.closed or sys.stderr.closed:  # an earlier task closed them
+            _reopen_streams()
         if name != self.last_name:
             self.last_name = name
-            for stream in (sys.stdout, sys.stderr):
-                stream.write(f"{LOG_MARKER}{name}\n")
+            for which in ("stdout", "stderr"):
+                try:
+                    getattr(sys, which).write(f"{LOG_MARKER}{name}\n")
+                except (OSError, ValueError):  # its fd was closed (os.close(1)) by a task
+                    _reopen_streams()
+                    getattr(sys, which).write(f"{LOG_MARKER}{name}\n")
 
     def run(self, index: int) -> bool:
         """Runs one task or actor call; False if it was handed to another thread, which then
@@ -163,6 +169,38 @@ class _WorkerState:
                 continue
 
 
+#: (log_dir, pid) of this worker's log files, as the forkserver opened them (None outside a
+#: node's worker).
+_log_prefix: tuple[str, int] | None = None
+
+
+def log_path(log_dir: str, pid: int, suffix: str) -> str:
+    """Where worker `pid` writes its stdout ("out") or stderr ("err")."""
+    return f"{log_dir}/worker-{pid}.{suffix}"
+
+
+def _reopen_streams() -> None:
+    """A task closed the worker's stdout or stderr (the file object, or fd 1 or 2): open them
+    again on the worker's log files, so that ember's markers and the next tasks' prints do not
+    fail and take the worker (and the task it runs) down."""
+    for fd, name, suffix in ((1, "stdout", "out"), (2, "stderr", "err")):
+        try:
+            os.fstat(fd)
+            fd_open = True
+        except OSError:
+            fd_open = False
+        if not fd_open:
+            path = log_path(*_log_prefix, suffix) if _log_prefix else os.devnull
+            log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            if log != fd:
+                os.dup2(log, fd)
+                os.close(log)
+        stream = getattr(sys, name)
+        if not fd_open or stream is None or stream.closed:
+            setattr(sys, name, open(fd, "w", buffering=1, closefd=False,  # noqa: SIM115
+                                    errors="backslashreplace"))
+
+
 def _resolve_all(args, kwargs):
     return [_resolve(x) for x in args], {k: _resolve(v) for k, v in kwargs.items()}
 
@@ -187,9 +225,12 @@ def _split(result, n: int, name: str):
     return values
 
 
-def main(store_fd: int, slot: int) -> None:
+def main(store_fd: int, slot: int, log_dir: str = "") -> None:
+    global _log_prefix
     if os.environ.get("EMBER_TEST_WORKER_START_FAILS"):  # tests: a broken worker environment
         raise SystemExit(7)
+    if log_dir:
+        _log_prefix = (log_dir, os.getpid())
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     node = _node.connect(store_fd, worker_slot=slot)
