@@ -12,6 +12,7 @@ void ObjectTable::init(TableState* st, uint64_t capacity) {
   st->live = 0;
   st->max_displacement = 0;
   st->trim_cursor = 0;
+  std::memset(st->counters_touched, 0, sizeof st->counters_touched);
   // The memfd is zero-filled, so every slot already reads as kEmpty and every page counter
   // as 0; touching the array here would only fault in pages early.
 }

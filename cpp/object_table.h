@@ -21,7 +21,8 @@
 //    too high, never too low; recount() makes it exact). A page whose counter is 0 is all
 //    EMPTY, so find() and the scans never read it: a read of a memfd hole would allocate it.
 //    Its kPageTouched bit says the page may be resident; trim() gives such pages whose
-//    counter is 0 back to the kernel and clears the bit.
+//    counter is 0 back to the kernel and clears the bit. The counters themselves are read
+//    only in their 4 KiB pages that TableState::counters_touched marks (for the same reason).
 //  - Displacement. `max_displacement` is at least the largest (slot - home) of any entry
 //    (inserts raise it; recount() recomputes it). An erased slot needs to stay a TOMBSTONE
 //    only if a live entry within max_displacement slots after it has its home at or before
@@ -90,12 +91,19 @@ struct ObjectEntry {
 };
 static_assert(sizeof(ObjectEntry) == 64);
 
+/// The most slots a table may have: 16 GiB of address space, 234M objects at the limit.
+inline constexpr uint64_t kMaxTableCapacity = uint64_t{1} << 28;
+
 /// The table's shared counters (in the segment).
 struct TableState {
   uint64_t capacity;          ///< a power of two
   uint64_t live;              ///< PENDING + CREATED + SEALED + SPILLED slots
   uint64_t max_displacement;  ///< >= (slot - home) of every entry (see the invariants)
   uint64_t trim_cursor;       ///< the page trim() looks at next
+  /// Bit c: the c-th 4 KiB page of page counters may be non-zero (set before its first
+  /// increment). The counters are read only where this is set: reading a memfd hole
+  /// allocates it, and 16 Mi slots have 512 KiB of counters.
+  uint64_t counters_touched[kMaxTableCapacity / 64 / 2048 / 64];
 };
 
 class ObjectTable {
@@ -158,8 +166,17 @@ class ObjectTable {
     const uint64_t pages = num_pages();
     uint64_t p = st_->trim_cursor % pages, given = 0;
     for (uint64_t n = 0; n < std::min(max_pages, pages);) {
+      if (!counters_touched(p)) {  // a whole counter page never used: skip it unread
+        uint64_t skip = std::min(kCountersPerPage - p % kCountersPerPage, pages - p);
+        n += skip;
+        p = (p + skip) % pages;
+        continue;
+      }
       uint64_t run = 0;
-      while (n + run < max_pages && p + run < pages && page_used_[p + run] == kPageTouched) ++run;
+      while (n + run < max_pages && p + run < pages && counters_touched(p + run) &&
+             page_used_[p + run] == kPageTouched) {
+        ++run;
+      }
       if (run > 0) {
         punch(p * kSlotsPerPage, std::min(st_->capacity, (p + run) * kSlotsPerPage) - p * kSlotsPerPage);
         for (uint64_t k = 0; k < run; ++k) page_used_[p + k] = 0;
@@ -175,7 +192,8 @@ class ObjectTable {
   }
   uint64_t num_pages() const { return (st_->capacity + kSlotsPerPage - 1) / kSlotsPerPage; }
   /// Non-EMPTY slots counted in page `p` (an upper bound after a crash; see the invariants).
-  uint64_t count(uint64_t p) const { return page_used_[p] & ~kPageTouched; }
+  uint64_t count(uint64_t p) const { return counters_touched(p) ? page_used_[p] & ~kPageTouched : 0; }
+  static constexpr uint64_t kCountersPerPage = 4096 / sizeof(uint16_t);
   static bool is_live(SlotState s) { return s != SlotState::kEmpty && s != SlotState::kTombstone; }
 
   /// Recounts `live`, the page counters and the displacement after a process died holding
@@ -186,8 +204,14 @@ class ObjectTable {
 
  private:
   uint64_t mask() const { return st_->capacity - 1; }
+  bool counters_touched(uint64_t p) const {
+    const uint64_t c = p / kCountersPerPage;
+    return (st_->counters_touched[c / 64] >> (c % 64)) & 1;
+  }
   /// Marks slot `i` about to leave EMPTY (before its state is written).
   void count_in(uint64_t i) {
+    const uint64_t c = i / kSlotsPerPage / kCountersPerPage;
+    st_->counters_touched[c / 64] |= uint64_t{1} << (c % 64);
     uint16_t& u = page_used_[i / kSlotsPerPage];
     u = static_cast<uint16_t>((u + 1) | kPageTouched);
   }

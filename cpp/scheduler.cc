@@ -126,10 +126,10 @@ void Scheduler::stop() {
 
 // --- submission -----------------------------------------------------------------------
 
-bool Scheduler::is_default(const TaskSpec& spec) const {
-  if (spec.resources[kResourceCPU] != kResourceUnit) return false;
+bool Scheduler::is_default(const int64_t* resources) const {
+  if (resources[kResourceCPU] != kResourceUnit) return false;
   for (uint32_t i = 1; i < kMaxResources; ++i) {
-    if (spec.resources[i] != 0) return false;
+    if (resources[i] != 0) return false;
   }
   return true;
 }
@@ -1061,7 +1061,8 @@ bool Scheduler::actor_alive(uint32_t actor, std::string* why) {
 // --- cancel ---------------------------------------------------------------------------
 
 namespace {
-bool is_return_of(const TaskSpec& spec, const ObjectID& id) {
+template <typename Spec>  // a TaskSpec or a QueuedSpec (no 512-byte copy per queued task)
+bool is_return_of(const Spec& spec, const ObjectID& id) {
   return id.hi == spec.returns.hi && id.lo >= spec.returns.lo &&
          id.lo < spec.returns.lo + std::max<uint32_t>(spec.num_returns, 1);
 }
@@ -1115,7 +1116,7 @@ bool Scheduler::cancel_record(uint32_t index, uint32_t gen, bool force, bool rec
 
 void Scheduler::cancel_children(uint32_t index, uint32_t gen, bool force, int depth) {
   if (depth > 64) return;  // a chain of nested tasks this deep is a bug elsewhere
-  auto is_child = [&](const TaskSpec& s) {
+  auto is_child = [&](const auto& s) {  // a TaskSpec or a QueuedSpec
     return s.parent_index == index + 1 && s.parent_gen == gen &&
            (s.flags & (kSpecActorMethod | kSpecActorCreate)) == 0;
   };

@@ -93,6 +93,7 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
   uint64_t slots = options.table_capacity != 0
                        ? pow2_at_least(options.table_capacity)
                        : pow2_at_least(std::max(kMinTableObjects, heap / 256) / 7 * 8 + 8);
+  slots = std::min(slots, kMaxTableCapacity);
   uint64_t store_off = kPageSize;
   uint64_t runtime_off = round_up(store_off + sizeof(StoreControl), kPageSize);
   uint64_t runtime_size = round_up(options.runtime_bytes, kPageSize);
