@@ -268,6 +268,7 @@ class Scheduler {
 
   std::mutex mu_;                     ///< guards everything below
   std::vector<WorkerInfo> workers_;   ///< by slot
+  uint32_t slots_used_ = 0;           ///< 1 + the highest slot ever spawned
   std::deque<Pending> queue_;         ///< submitted, not yet dispatched (FIFO)
   size_t queued_special_ = 0;         ///< of which not default tasks (see enqueue/dequeue)
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
