@@ -398,9 +398,9 @@ void Scheduler::loop() {
 }
 
 void Scheduler::spawn(uint32_t w) {
-  slots_used_ = std::max(slots_used_, w + 1);
   WorkerSlot* s = slot(w);
   WorkerInfo& info = workers_[w];
+  slots_used_ = std::max(slots_used_, w + 1);  // try_dispatch() looks no further
   Ring<TaskRef, kInboundCapacity>::create_at(&s->inbound);
   Ring<TaskSpec, kOutboundCapacity>::create_at(&s->outbound);
   s->done.store(0, std::memory_order_relaxed);
