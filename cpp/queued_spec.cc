@@ -115,12 +115,11 @@ QueuedSpec::QueuedSpec(const TaskSpec& s)
   std::memcpy(t + l.deps, s.deps, num_deps_ * sizeof(ObjectID));
   std::memcpy(t + l.args, s.args_inline, args_len_);
   if (has_ & kOwnName) std::memcpy(t + l.name, terminated, name_len + 1);
-  repoint();
+  repoint(name_len);
 }
 
-void QueuedSpec::repoint() {
+void QueuedSpec::repoint(size_t name_len) {
   if (!tail_) return;
-  const size_t name_len = (has_ & kOwnName) ? std::strlen(name) : 0;
   Layout l(has_, num_deps_, args_len_, name_len);
   if (has_ & kOwnResources) resources = reinterpret_cast<const int64_t*>(tail_.get() + l.res);
   if (has_ & kOwnName) name = reinterpret_cast<const char*>(tail_.get() + l.name);
@@ -142,10 +141,11 @@ QueuedSpec::QueuedSpec(const QueuedSpec& o)
       num_deps_(o.num_deps_),
       has_(o.has_) {
   if (!o.tail_) return;
-  Layout l(has_, num_deps_, args_len_, (has_ & kOwnName) ? std::strlen(o.name) : 0);
+  const size_t name_len = (has_ & kOwnName) ? std::strlen(o.name) : 0;
+  Layout l(has_, num_deps_, args_len_, name_len);
   tail_.reset(new uint8_t[l.size]);
   std::memcpy(tail_.get(), o.tail_.get(), l.size);
-  repoint();  // `name` still points at o's tail here; repoint reads its length from it first
+  repoint(name_len);
 }
 
 QueuedSpec& QueuedSpec::operator=(const QueuedSpec& o) {

@@ -54,7 +54,8 @@ class QueuedSpec {
  private:
   enum Has : uint8_t { kArgsId = 1, kMaxTaskRetries = 2, kOwnResources = 4, kOwnName = 8 };
   struct Layout;  // where each part of the tail is, from `has_`, num_deps_ and args_len_
-  void repoint();
+  /// Points `resources` and `name` into this spec's own tail where they live there.
+  void repoint(size_t name_len);
 
   std::unique_ptr<uint8_t[]> tail_;
   uint16_t args_len_ = 0;   ///< inline args bytes

@@ -31,8 +31,9 @@ struct IdHash {
 class ObjectTableTest : public ::testing::Test {
  protected:
   void make(uint64_t capacity) {
-    region_.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, ObjectTable::bytes(capacity))));
-    std::memset(region_.get(), 0, ObjectTable::bytes(capacity));
+    const uint64_t bytes = (ObjectTable::bytes(capacity) + 4095) / 4096 * 4096;  // aligned_alloc
+    region_.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)));
+    std::memset(region_.get(), 0, bytes);
     st_ = TableState{};
     ObjectTable::init(&st_, capacity);
     t_ = std::make_unique<ObjectTable>(&st_, region_.get());
