@@ -5,14 +5,35 @@
 //    home slot is its sequence number modulo the capacity, so ids issued in order fill the
 //    table in order (cache- and page-friendly) and collide only after a full wrap.
 //  - A slot is EMPTY, TOMBSTONE (erased; probing continues past it) or LIVE (PENDING,
-//    CREATED or SEALED). erase() turns trailing tombstones back into EMPTY so probes stay short.
+//    CREATED, SEALED or SPILLED).
 //  - A slot's `state` is written last on insert and first on erase, so a process that dies
 //    mid-call leaves either the old or the new entry visible, never a torn one.
 //  - An object is immutable once SEALED: its payload bytes are never written again.
 //  - `refs` counts ObjectRefs (node-wide); `pins` counts readers and the writer of a
 //    CREATED object. The store frees an object when both reach zero.
+//
+// Size and memory. The table is sized for many more objects than a node usually holds (10M
+// and up, see store.cc); it costs memory only where it is used, because the memfd's pages are
+// allocated on first touch. Three rules keep it that way:
+//  - Pages. The slots are grouped in pages of kSlotsPerPage (one 4 KiB memory page). A
+//    counter per page, `page_used`, is at least the number of its non-EMPTY slots (incremented
+//    before a slot leaves EMPTY, decremented after it returns to EMPTY, so a crash leaves it
+//    too high, never too low; recount() makes it exact). A page whose counter is 0 is all
+//    EMPTY, so find() and the scans never read it: a read of a memfd hole would allocate it.
+//    Its kPageTouched bit says the page may be resident; trim() gives such pages whose
+//    counter is 0 back to the kernel and clears the bit. The counters themselves are read
+//    only in their 4 KiB pages that TableState::counters_touched marks (for the same reason).
+//  - Displacement. `max_displacement` is at least the largest (slot - home) of any entry
+//    (inserts raise it; recount() recomputes it). An erased slot needs to stay a TOMBSTONE
+//    only if a live entry within max_displacement slots after it has its home at or before
+//    it; otherwise it becomes EMPTY at once, and so does the run of tombstones before it.
+//    Ids issued in order never collide before a wrap, so then no tombstone is ever left and
+//    a page becomes all EMPTY as soon as its objects are gone.
+//  - Beyond kMaxDisplacementCheck the check is not worth it: such erasures leave a
+//    tombstone, as a plain linear-probing table does, until the trailing run is cleaned.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -71,18 +92,44 @@ struct ObjectEntry {
 };
 static_assert(sizeof(ObjectEntry) == 64);
 
+/// The most slots a table may have: 16 GiB of address space, 234M objects at the limit.
+inline constexpr uint64_t kMaxTableCapacity = uint64_t{1} << 28;
+
 /// The table's shared counters (in the segment).
 struct TableState {
-  uint64_t capacity;  ///< a power of two
-  uint64_t live;      ///< PENDING + CREATED + SEALED slots
+  uint64_t capacity;          ///< a power of two
+  uint64_t live;              ///< PENDING + CREATED + SEALED + SPILLED slots
+  uint64_t max_displacement;  ///< >= (slot - home) of every entry (see the invariants)
+  uint64_t trim_cursor;       ///< the page trim() looks at next
+  /// Bit c: the c-th 4 KiB page of page counters may be non-zero (set before its first
+  /// increment). The counters are read only where this is set: reading a memfd hole
+  /// allocates it, and 16 Mi slots have 512 KiB of counters.
+  uint64_t counters_touched[kMaxTableCapacity / 64 / 2048 / 64];
 };
 
 class ObjectTable {
  public:
-  ObjectTable(TableState* st, ObjectEntry* slots) : st_(st), slots_(slots) {}
+  static constexpr uint64_t kSlotsPerPage = 4096 / sizeof(ObjectEntry);
+  static constexpr uint16_t kPageTouched = 0x8000;  ///< in page_used: may be resident
+  static constexpr uint64_t kMaxDisplacementCheck = 64;
+
+  /// Bytes of segment a table of `capacity` slots needs: the page counters, then the slots
+  /// (page aligned).
+  static uint64_t bytes(uint64_t capacity) { return slots_at(capacity) + capacity * sizeof(ObjectEntry); }
+  /// Where the slots begin in the table's region.
+  static uint64_t slots_at(uint64_t capacity) {
+    uint64_t pages = (capacity + kSlotsPerPage - 1) / kSlotsPerPage;
+    return (pages * sizeof(uint16_t) + 4095) / 4096 * 4096;
+  }
+
+  /// `region`: bytes(capacity) zeroed bytes, 4 KiB aligned, with `st` initialised by init().
+  ObjectTable(TableState* st, uint8_t* region)
+      : st_(st),
+        page_used_(reinterpret_cast<uint16_t*>(region)),
+        slots_(reinterpret_cast<ObjectEntry*>(region + slots_at(st->capacity))) {}
 
   /// Initialises an empty table of `capacity` slots (a power of two) (creator only).
-  static void init(TableState* st, ObjectEntry* slots, uint64_t capacity);
+  static void init(TableState* st, uint64_t capacity);
 
   /// The slot holding `id`, or -1.
   int64_t find(const ObjectID& id) const;
@@ -90,7 +137,7 @@ class ObjectTable {
   /// kTableFull.
   Result<int64_t> insert(const ObjectID& id, int32_t owner_pid, uint64_t payload, uint64_t size,
                          SlotState state = SlotState::kCreated);
-  /// Removes the entry in `slot`.
+  /// Removes the entry in `slot` (its slot becomes EMPTY unless a probe chain needs it).
   void erase(int64_t slot);
 
   ObjectEntry& at(int64_t slot) { return slots_[slot]; }
@@ -99,14 +146,82 @@ class ObjectTable {
   /// The most entries the table accepts (7/8 of its capacity, to keep probes short).
   uint64_t limit() const { return st_->capacity - st_->capacity / 8; }
 
-  /// Recounts `live` after a process died holding the lock.
+  /// Calls f(slot, entry) for every LIVE entry, reading only pages that hold entries.
+  template <typename F>
+  void for_each_live(F&& f) {
+    const uint64_t pages = num_pages();
+    for (uint64_t p = 0; p < pages; ++p) {
+      if (count(p) == 0) continue;
+      const uint64_t end = std::min(st_->capacity, (p + 1) * kSlotsPerPage);
+      for (uint64_t i = p * kSlotsPerPage; i < end; ++i) {
+        if (is_live(slots_[i].state)) f(static_cast<int64_t>(i), slots_[i]);
+      }
+    }
+  }
+
+  /// Looks at up to `max_pages` pages from where the last call stopped and calls
+  /// punch(first_slot, n_slots) for each run of pages that are all EMPTY and may be resident
+  /// (they read as zero, i.e. EMPTY, after the punch). Returns the pages handed to punch.
+  template <typename F>
+  uint64_t trim(uint64_t max_pages, F&& punch) {
+    const uint64_t pages = num_pages();
+    uint64_t p = st_->trim_cursor % pages, given = 0;
+    for (uint64_t n = 0; n < std::min(max_pages, pages);) {
+      if (!counters_touched(p)) {  // a whole counter page never used: skip it unread
+        uint64_t skip = std::min(kCountersPerPage - p % kCountersPerPage, pages - p);
+        n += skip;
+        p = (p + skip) % pages;
+        continue;
+      }
+      uint64_t run = 0;
+      while (n + run < max_pages && p + run < pages && counters_touched(p + run) &&
+             page_used_[p + run] == kPageTouched) {
+        ++run;
+      }
+      if (run > 0) {
+        punch(p * kSlotsPerPage, std::min(st_->capacity, (p + run) * kSlotsPerPage) - p * kSlotsPerPage);
+        for (uint64_t k = 0; k < run; ++k) page_used_[p + k] = 0;
+        given += run;
+      } else {
+        run = 1;
+      }
+      n += run;
+      p = (p + run) % pages;
+    }
+    st_->trim_cursor = p;
+    return given;
+  }
+  uint64_t num_pages() const { return (st_->capacity + kSlotsPerPage - 1) / kSlotsPerPage; }
+  /// Non-EMPTY slots counted in page `p` (an upper bound after a crash; see the invariants).
+  uint64_t count(uint64_t p) const { return counters_touched(p) ? page_used_[p] & ~kPageTouched : 0; }
+  static constexpr uint64_t kCountersPerPage = 4096 / sizeof(uint16_t);
+  static bool is_live(SlotState s) { return s != SlotState::kEmpty && s != SlotState::kTombstone; }
+
+  /// Recounts `live`, the page counters and the displacement after a process died holding
+  /// the lock.
   void recount();
   /// Verifies the invariants; returns the first violation.
   Status check() const;
 
  private:
   uint64_t mask() const { return st_->capacity - 1; }
+  bool counters_touched(uint64_t p) const {
+    const uint64_t c = p / kCountersPerPage;
+    return (st_->counters_touched[c / 64] >> (c % 64)) & 1;
+  }
+  /// Marks slot `i` about to leave EMPTY (before its state is written).
+  void count_in(uint64_t i) {
+    const uint64_t c = i / kSlotsPerPage / kCountersPerPage;
+    st_->counters_touched[c / 64] |= uint64_t{1} << (c % 64);
+    uint16_t& u = page_used_[i / kSlotsPerPage];
+    u = static_cast<uint16_t>((u + 1) | kPageTouched);
+  }
+  /// Notes that slot `i` has just become EMPTY.
+  void count_out(uint64_t i) { --page_used_[i / kSlotsPerPage]; }
+  /// True if some live entry's probe path from its home runs through `slot`.
+  bool needed_by_probe(uint64_t slot) const;
   TableState* st_;
+  uint16_t* page_used_;  ///< per page: its non-EMPTY slots, | kPageTouched
   ObjectEntry* slots_;
 };
 

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "object_format.h"
+#include "queued_spec.h"
 #include "status.h"
 #include "store.h"
 #include "task.h"
@@ -152,11 +153,17 @@ class Scheduler {
   RuntimeControl* control() const { return rc_; }
 
  private:
+  /// A task waiting in queue_ (or an actor's calls): 128 bytes, plus a tail for the rare
+  /// parts (queued_spec.h), so that a million queued tasks fit in the node's memory target.
   struct Pending {
-    TaskSpec spec;
-    std::vector<ObjectID> deps;
+    Pending(const TaskSpec& s, std::vector<ObjectID> d = {}, uint64_t not_before = 0)
+        : spec(s), deps(std::move(d)), not_before_ns(not_before) {}
+    QueuedSpec spec;
+    std::vector<ObjectID> deps;  ///< top-level ref arguments not seen sealed yet
     uint64_t not_before_ns = 0;  ///< a retry after an OOM kill waits out its backoff
   };
+  // Four to a 512-byte block of std::deque (libstdc++): the queue's memory per task.
+  static_assert(sizeof(Pending) <= 128);
   struct ActorInfo {
     TaskSpec creation;                 ///< run again on each restart
     uint32_t slot = 0;                 ///< its worker slot (kept across restarts)
@@ -245,7 +252,9 @@ class Scheduler {
 
   bool try_dispatch(const TaskSpec& spec, bool direct);
   bool deps_ready(std::vector<ObjectID>& deps);
-  bool is_default(const TaskSpec& spec) const;
+  bool is_default(const TaskSpec& spec) const { return is_default(spec.resources); }
+  bool is_default(const QueuedSpec& spec) const { return is_default(spec.resources); }
+  bool is_default(const int64_t* resources) const;
   bool acquire(const int64_t* need);
   void release(WorkerInfo& w);
   /// Dispatches `spec` to worker `w` in a new record; false (nothing changed) if its ring is
@@ -271,6 +280,7 @@ class Scheduler {
 
   std::mutex mu_;                     ///< guards everything below
   std::vector<WorkerInfo> workers_;   ///< by slot
+  uint32_t slots_used_ = 0;           ///< 1 + the highest slot ever spawned
   std::deque<Pending> queue_;         ///< submitted, not yet dispatched (FIFO)
   size_t queued_special_ = 0;         ///< of which not default tasks (see enqueue/dequeue)
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()

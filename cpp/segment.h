@@ -22,7 +22,7 @@
 namespace ember {
 
 inline constexpr uint64_t kSegmentMagic = 0x4745'5352'4542'4d45ULL;  // "EMBERSEG"
-inline constexpr uint32_t kSegmentVersion = 1;
+inline constexpr uint32_t kSegmentVersion = 2;
 inline constexpr uint64_t kPageSize = 4096;
 
 /// Where each region of the segment lives; all offsets from the segment base.
@@ -33,7 +33,7 @@ struct SegmentHeader {
   uint64_t total_size;           ///< bytes mapped
   uint64_t node_tag;             ///< random per node: the high half of every ObjectID
   uint64_t store_offset;         ///< StoreControl (lock, allocator state, id counter)
-  uint64_t table_offset;         ///< object table entries
+  uint64_t table_offset;         ///< object table (page counters, then entries)
   uint64_t table_capacity;       ///< number of entries (a power of two)
   uint64_t heap_offset;          ///< first byte of the object heap (page aligned)
   uint64_t heap_size;            ///< bytes of heap

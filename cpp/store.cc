@@ -32,6 +32,8 @@ constexpr uint64_t kChunk = uint64_t{2} << 20;           // populated-map granul
 constexpr uint64_t kPrefaultFrom = uint64_t{1} << 20;    // allocations this big hint it
 constexpr uint64_t kMinWindow = uint64_t{16} << 20;      // prefault at least this far ahead
 constexpr uint64_t kMaxWindow = uint64_t{256} << 20;     // and never further than this
+constexpr uint64_t kMinTableObjects = 10'000'000;        // objects that can exist at once
+constexpr uint64_t kTrimPagesPerLock = 4096;             // table pages looked at per lock hold
 
 uint64_t round_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
@@ -85,11 +87,14 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
     return Status(StatusCode::kInvalid, "object_store_memory must be at least 1 MiB");
   }
   uint64_t heap = round_up(options.capacity, kPageSize);
-  // One slot per 16 KiB of store, within [64 Ki, 1 Mi] slots (4 MiB to 64 MiB of table,
-  // touched only as it is used).
+  // Room for kMinTableObjects at once, or one object per 256 bytes of store if that is more
+  // (the smallest object takes a 128-byte block), at the 7/8 fill limit: the store's memory,
+  // not the table, is what runs out. The table is virtual until used (object_table.h): 16 Mi
+  // slots are 1 GiB of address space and cost 64 bytes per object that exists.
   uint64_t slots = options.table_capacity != 0
                        ? pow2_at_least(options.table_capacity)
-                       : pow2_at_least(std::clamp<uint64_t>(heap / (16 << 10), 1 << 16, 1 << 20));
+                       : pow2_at_least(std::max(kMinTableObjects, heap / 256) / 7 * 8 + 8);
+  slots = std::min(slots, kMaxTableCapacity);
   uint64_t store_off = kPageSize;
   uint64_t runtime_off = round_up(store_off + sizeof(StoreControl), kPageSize);
   uint64_t runtime_size = round_up(options.runtime_bytes, kPageSize);
@@ -98,7 +103,7 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
   uint64_t ledger_size = round_up(uint64_t{options.ledger_clients} * Ledger::bytes(ledger_cap),
                                   kPageSize);
   uint64_t table_off = round_up(ledger_off + ledger_size, kPageSize);
-  uint64_t heap_off = round_up(table_off + slots * sizeof(ObjectEntry), kPageSize);
+  uint64_t heap_off = round_up(table_off + ObjectTable::bytes(slots), kPageSize);
   auto seg = Segment::create(heap_off + heap);
   if (!seg.ok()) return seg.status();
 
@@ -123,7 +128,7 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
   ctl->next_seq.store(1, std::memory_order_relaxed);
   std::strncpy(ctl->spill_dir, options.spill_dir.c_str(), sizeof(ctl->spill_dir) - 1);
   Allocator::init(&ctl->alloc, heap_off, heap_off + heap);
-  ObjectTable::init(&ctl->table, s.at<ObjectEntry>(table_off), slots);
+  ObjectTable::init(&ctl->table, slots);
   // release: an attaching process that reads the magic sees everything written above.
   h->magic.store(kSegmentMagic, std::memory_order_release);
 
@@ -148,7 +153,7 @@ Store::Store(std::unique_ptr<Segment> seg, bool creator, unsigned copy_threads)
     : seg_(std::move(seg)),
       ctl_(seg_->at<StoreControl>(seg_->header()->store_offset)),
       alloc_(seg_->base(), &ctl_->alloc),
-      table_(&ctl_->table, seg_->at<ObjectEntry>(seg_->header()->table_offset)),
+      table_(&ctl_->table, seg_->at<uint8_t>(seg_->header()->table_offset)),
       pid_(static_cast<int32_t>(getpid())),
       copy_threads_(copy_threads != 0 ? copy_threads
                                       : std::max(1u, std::thread::hardware_concurrency())) {
@@ -225,9 +230,9 @@ uint64_t Store::release_client(uint32_t client, int32_t pid) {
   }
   release_all(released);  // first: a half-written object may be held only by its writer
   // What it was writing: a promise again if someone holds it (a retry writes it), else freed.
-  for (uint64_t i = 0; i < table_.capacity(); ++i) {
-    ObjectEntry& e = table_.at(static_cast<int64_t>(i));
-    if (e.state != SlotState::kCreated || e.owner_pid != pid) continue;
+  std::vector<int64_t> to_free;  // freed after the walk: an erase may clean slots behind it
+  table_.for_each_live([&](int64_t slot, ObjectEntry& e) {
+    if (e.state != SlotState::kCreated || e.owner_pid != pid) return;
     ++n;
     uint64_t payload = e.payload;
     if ((e.flags & kEntryRestoring) != 0) {  // its spill file is intact: spilled again
@@ -236,7 +241,7 @@ uint64_t Store::release_client(uint32_t client, int32_t pid) {
       e.payload = 0;
       e.pins = 0;
       alloc_.free(payload);
-      continue;
+      return;
     }
     e.flags = 0;  // its nested refs were taken only at seal time
     if (e.refs > 0) {
@@ -246,10 +251,11 @@ uint64_t Store::release_client(uint32_t client, int32_t pid) {
       e.pins = 0;
       alloc_.free(payload);
     } else {
-      std::vector<ObjectID> none;
-      free_slot(static_cast<int64_t>(i), none);
+      to_free.push_back(slot);
     }
-  }
+  });
+  std::vector<ObjectID> none;
+  for (int64_t slot : to_free) free_slot(slot, none);
   return n;
 }
 
@@ -731,16 +737,15 @@ size_t Store::spill_batch(uint64_t bytes, int* disk_errno) {
   uint64_t file, batch_bytes = 0;
   {
     Locked lock(*this);
-    for (uint64_t i = 0; i < table_.capacity(); ++i) {
-      const ObjectEntry& e = table_.at(static_cast<int64_t>(i));
+    table_.for_each_live([&](int64_t slot, const ObjectEntry& e) {
       // Objects holding nested refs stay: their list of refs lives in their bytes.
       if (e.state != SlotState::kSealed || e.pins != 0 || e.refs == 0 || e.payload == 0 ||
           (e.flags & (kEntrySpilling | kEntryHasRefs)) != 0) {
-        continue;
+        return;
       }
-      victims.push_back(Victim{e.last_access, static_cast<int64_t>(i), e.id,
-                               seg_->base() + e.payload, e.size, 0, false});
-    }
+      victims.push_back(Victim{e.last_access, slot, e.id, seg_->base() + e.payload, e.size, 0,
+                               false});
+    });
     std::sort(victims.begin(), victims.end(),
               [](const Victim& a, const Victim& b) { return a.last_access < b.last_access; });
     uint64_t total = 0, offset = 0;
@@ -937,12 +942,10 @@ std::vector<Store::ObjectInfo> Store::list_objects() {
   if (closed()) return out;
   Locked lock(*this);
   std::unordered_map<uint64_t, size_t> where;  // id.lo -> index in out
-  for (uint64_t i = 0; i < table_.capacity(); ++i) {
-    const ObjectEntry& e = table_.at(static_cast<int64_t>(i));
-    if (e.state == SlotState::kEmpty || e.state == SlotState::kTombstone) continue;
+  table_.for_each_live([&](int64_t, const ObjectEntry& e) {
     where[e.id.lo] = out.size();
     out.push_back(ObjectInfo{e.id, e.state, e.size, e.refs, e.pins, e.owner_pid, {}});
-  }
+  });
   const SegmentHeader* h = seg_->header();
   for (uint32_t c = 1; c < h->ledger_clients; ++c) {
     Ledger l = ledger(c);
@@ -1111,6 +1114,17 @@ uint64_t Store::give_back_memory() {
     Locked lock(*this);
     alloc_.return_trimmed(payload, bytes);
     ctl_->trimming_bytes -= bytes;
+  }
+  // Table pages whose objects are all gone (ids move on through the table and never come
+  // back to a page before a wrap), a batch per lock hold: an insert landing in a page while
+  // it is punched would be lost, and a whole 1 GiB table at once would stall every process.
+  const uint8_t* slots0 = reinterpret_cast<const uint8_t*>(&table_.at(0));
+  const uint64_t slots_off = static_cast<uint64_t>(slots0 - seg_->base());
+  for (uint64_t looked = 0; looked < table_.num_pages(); looked += kTrimPagesPerLock) {
+    Locked lock(*this);
+    given += kPageSize * table_.trim(kTrimPagesPerLock, [&](uint64_t first, uint64_t n) {
+      punch(slots_off + first * sizeof(ObjectEntry), n * sizeof(ObjectEntry));
+    });
   }
   // The wilderness: never handed out, but the prefaulter may have populated it.
   Locked lock(*this);

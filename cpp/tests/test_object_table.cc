@@ -1,10 +1,13 @@
 // Tests for ember::ObjectTable: insert/find/erase, duplicates, tombstones and their cleanup,
-// probing across the wrap-around, the fill limit, recount/check, and a fuzz against a std map.
+// probing across the wrap-around, the fill limit, recount/check, page counters and trim, and
+// a fuzz against a std map.
 #include "object_table.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <random>
@@ -28,9 +31,13 @@ struct IdHash {
 class ObjectTableTest : public ::testing::Test {
  protected:
   void make(uint64_t capacity) {
-    slots_.assign(capacity, ObjectEntry{});
-    ObjectTable::init(&st_, slots_.data(), capacity);
-    t_ = std::make_unique<ObjectTable>(&st_, slots_.data());
+    const uint64_t bytes = (ObjectTable::bytes(capacity) + 4095) / 4096 * 4096;  // aligned_alloc
+    region_.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)));
+    std::memset(region_.get(), 0, bytes);
+    st_ = TableState{};
+    ObjectTable::init(&st_, capacity);
+    t_ = std::make_unique<ObjectTable>(&st_, region_.get());
+    slots_ = &t_->at(0);
   }
   void SetUp() override { make(16); }
 
@@ -43,7 +50,11 @@ class ObjectTableTest : public ::testing::Test {
   }
   SlotState state(uint64_t slot) { return slots_[slot].state; }
 
-  std::vector<ObjectEntry> slots_;
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> region_;
+  ObjectEntry* slots_ = nullptr;
   TableState st_{};
   std::unique_ptr<ObjectTable> t_;
 };
@@ -194,10 +205,10 @@ TEST_F(ObjectTableTest, TableFullAtLimit) {
 
 TEST_F(ObjectTableTest, NoEmptySlotLeftStillTerminates) {
   make(8);  // limit 7
-  for (uint64_t lo = 0; lo < 7; ++lo) put(ObjectID{1, lo});
-  t().erase(0);  // tombstone: slot 1 is live
+  for (uint64_t k = 0; k < 7; ++k) put(ObjectID{1, 8 * k});  // all home 0: slots 0..6
+  t().erase(0);  // tombstone: slot 1's entry probes through it
   EXPECT_EQ(put(ObjectID{1, 7}), 7);
-  t().erase(1);  // tombstone: slot 2 is live
+  t().erase(1);  // tombstone: slot 2's entry probes through it
   EXPECT_EQ(state(0), SlotState::kTombstone);
   EXPECT_EQ(state(1), SlotState::kTombstone);
   // Slots: T T L L L L L L: no EMPTY slot anywhere. find and insert must still stop.
@@ -206,6 +217,72 @@ TEST_F(ObjectTableTest, NoEmptySlotLeftStillTerminates) {
   EXPECT_EQ(put(ObjectID{2, 2}), 0) << "probes 2..7, then takes the first tombstone";
   EXPECT_EQ(t().find(ObjectID{2, 2}), 0);
   EXPECT_EQ(t().live(), 7u);
+  EXPECT_TRUE(CheckOk(t()));
+}
+
+TEST_F(ObjectTableTest, IdsInOrderLeaveNoTombstones) {
+  // Without collisions no slot is on another entry's probe path: erasing the oldest of a run
+  // of live entries empties its slot at once (a tombstone there would keep its page resident).
+  for (uint64_t lo = 1; lo <= 5; ++lo) put(ObjectID{1, lo});
+  t().erase(1);
+  EXPECT_EQ(state(1), SlotState::kEmpty);
+  t().erase(3);
+  EXPECT_EQ(state(3), SlotState::kEmpty);
+  EXPECT_EQ(t().find(ObjectID{1, 4}), 4);
+  EXPECT_TRUE(CheckOk(t()));
+  // A collision raises the displacement; a slot an entry probes through stays a tombstone.
+  EXPECT_EQ(put(ObjectID{1, 2 + 16}), 3);
+  EXPECT_EQ(st_.max_displacement, 1u);
+  t().erase(2);
+  EXPECT_EQ(state(2), SlotState::kTombstone) << "the entry at 3 (home 2) probes through 2";
+  t().erase(4);
+  EXPECT_EQ(state(4), SlotState::kEmpty) << "5's home is 5: nobody probes through 4";
+  EXPECT_EQ(t().find(ObjectID{1, 2 + 16}), 3);
+  EXPECT_TRUE(CheckOk(t()));
+}
+
+TEST_F(ObjectTableTest, EmptyPagesAreNeverReadAndAreTrimmed) {
+  const uint64_t per = ObjectTable::kSlotsPerPage;
+  make(8 * per);
+  EXPECT_EQ(t().num_pages(), 8u);
+  // Ids 0 .. 3 pages: pages 0-2 counted; the rest never touched.
+  for (uint64_t lo = 0; lo < 3 * per; ++lo) put(ObjectID{1, lo});
+  EXPECT_EQ(t().count(0), per);
+  EXPECT_EQ(t().count(3), 0u);
+  // A page counted empty is not read: scribble on it and find() still says "absent" there.
+  slots_[5 * per].state = SlotState::kSealed;
+  slots_[5 * per].id = ObjectID{1, 5 * per};
+  EXPECT_EQ(t().find(ObjectID{1, 5 * per}), -1);
+  slots_[5 * per] = ObjectEntry{};
+  int visited = 0;
+  t().for_each_live([&](int64_t, ObjectEntry&) { ++visited; });
+  EXPECT_EQ(visited, static_cast<int>(3 * per));
+
+  // Free pages 0 and 1 (and half of 2): the trim punches exactly pages 0-1, in one run.
+  for (uint64_t lo = 0; lo < 2 * per + per / 2; ++lo) t().erase(t().find(ObjectID{1, lo}));
+  EXPECT_EQ(t().count(0), 0u);
+  EXPECT_EQ(t().count(2), per / 2);
+  std::vector<std::pair<uint64_t, uint64_t>> punched;
+  uint64_t pages = t().trim(100, [&](uint64_t first, uint64_t n) { punched.push_back({first, n}); });
+  EXPECT_EQ(pages, 2u);
+  ASSERT_EQ(punched.size(), 1u);
+  EXPECT_EQ(punched[0], (std::pair<uint64_t, uint64_t>{0, 2 * per}));
+  EXPECT_EQ(t().trim(100, [&](uint64_t, uint64_t) { ADD_FAILURE() << "punched twice"; }), 0u)
+      << "a punched page is not resident until it is used again";
+  // Reuse after a wrap: ids of the next round land in the punched pages again.
+  EXPECT_EQ(put(ObjectID{1, 8 * per}), 0);
+  EXPECT_EQ(t().count(0), 1u);
+  EXPECT_TRUE(CheckOk(t()));
+}
+
+TEST_F(ObjectTableTest, RecountRepairsPageCountersAndDisplacement) {
+  make(2 * ObjectTable::kSlotsPerPage);
+  put(ObjectID{1, 3});
+  put(ObjectID{1, 3 + 128});  // displaced by 1
+  st_.max_displacement = 0;   // as if a process died between the write and the update
+  EXPECT_FALSE(t().check().ok());
+  t().recount();
+  EXPECT_EQ(st_.max_displacement, 1u);
   EXPECT_TRUE(CheckOk(t()));
 }
 

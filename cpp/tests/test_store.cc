@@ -88,7 +88,10 @@ TEST(StoreTest, CreateValidatesAndSizesTheStore) {
   EXPECT_EQ(st.high_water, 0u);
   EXPECT_EQ(st.largest_free, st.capacity - 64);
   EXPECT_EQ(st.recoveries, 0u);
-  EXPECT_EQ(make_store()->stats().table_capacity, uint64_t{1} << 16) << "derived minimum";
+  EXPECT_EQ(make_store()->stats().table_capacity, uint64_t{1} << 24)
+      << "derived: at least 10M objects at the 7/8 limit";
+  EXPECT_EQ(make_store(uint64_t{8} << 30)->stats().table_capacity, uint64_t{1} << 26)
+      << "derived from a large store: one object per 256 bytes";
   EXPECT_TRUE(CheckOk(*s));
 }
 
