@@ -40,6 +40,9 @@ constexpr uint64_t kIdleWorkerRetireNs = 1'000'000'000;
 constexpr uint64_t kContentionPeriodNs = 100'000'000;
 constexpr double kContendedOn = 0.2;
 constexpr double kContendedOff = 0.05;
+/// ... and how many CPUs' worth processes outside the node must keep busy meanwhile.
+constexpr double kOthersOn = 0.5;
+constexpr double kOthersOff = 0.25;
 /// The longest backoff before retrying a task killed for memory.
 constexpr uint64_t kMaxOomRetryDelayMs = 60'000;
 
@@ -59,17 +62,42 @@ std::string tail_lines(const std::string& path, int n) {
   return out;
 }
 
-/// Nanoseconds process `pid` (its main thread) has waited on a run queue, from
-/// /proc/PID/schedstat ("run_ns wait_ns slices"); 0 if unreadable.
-uint64_t run_delay_ns(int32_t pid) {
+/// Process `pid`'s main thread from /proc/PID/schedstat: nanoseconds it ran and waited on a
+/// run queue ({0, 0} if unreadable).
+struct SchedTimes {
+  uint64_t ran_ns = 0;
+  uint64_t waited_ns = 0;
+};
+SchedTimes sched_times(int32_t pid) {
   char path[48];
   std::snprintf(path, sizeof path, "/proc/%d/schedstat", pid);
+  SchedTimes t;
   FILE* f = std::fopen(path, "re");
-  if (f == nullptr) return 0;
-  unsigned long long run = 0, wait = 0;
-  int got = std::fscanf(f, "%llu %llu", &run, &wait);
+  if (f == nullptr) return t;
+  unsigned long long ran = 0, waited = 0;
+  if (std::fscanf(f, "%llu %llu", &ran, &waited) == 2) t = {ran, waited};
   std::fclose(f);
-  return got == 2 ? wait : 0;
+  return t;
+}
+
+/// Nanoseconds all CPUs of the machine have been busy, from /proc/stat (0 if unreadable).
+uint64_t machine_busy_ns() {
+  FILE* f = std::fopen("/proc/stat", "re");
+  if (f == nullptr) return 0;
+  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+  int got = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system,
+                        &idle, &iowait, &irq, &softirq);
+  std::fclose(f);
+  if (got != 7) return 0;
+  return (user + nice + system + irq + softirq) * (1'000'000'000ULL /
+                                                  static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));
+}
+
+/// Nanoseconds of CPU this whole process (every thread) has used.
+uint64_t own_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 std::string format_units(int64_t v) {
@@ -846,10 +874,12 @@ void Scheduler::retire_idle_workers() {
 }
 
 void Scheduler::watch_contention() {
-  // Spinning before a sleep saves a futex wake-up (~30 us here) when a CPU is free; when the
-  // node's processes queue for CPUs (other programs load the machine, or more workers than
-  // cores), a spinner only delays whoever it displaced, user code included. Run delay is the
-  // direct measure of that queueing, whoever causes it.
+  // Spinning before a sleep saves a futex wake-up (~30 us here) when a CPU is free; when other
+  // programs keep the CPUs busy, a spinner only delays whoever it displaced. Two signs must
+  // agree: the node's processes waited for a CPU (schedstat's run delay), and processes
+  // outside the node used CPU meanwhile. Run delay alone is not enough: on a quiet 2-core
+  // machine the driver and two spinning workers queue behind each other (measured: the flag
+  // went on in a loop of sync round trips and p50 rose from 10 to 28 us).
   const uint64_t now = monotonic_ns();
   if (now - last_contention_check_ns_ < kContentionPeriodNs) return;
   const uint64_t elapsed = now - last_contention_check_ns_;
@@ -860,15 +890,23 @@ void Scheduler::watch_contention() {
     last = current;
     return d;
   };
-  uint64_t waited = delta(driver_run_delay_ns_, run_delay_ns(getpid()));
+  const SchedTimes driver = sched_times(getpid());
+  uint64_t waited = delta(driver_run_delay_ns_, driver.waited_ns);
+  uint64_t ours = delta(driver_cpu_ns_, own_cpu_ns());
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
     WorkerInfo& info = workers_[w];
     if (info.state != WorkerState::kReady) continue;
-    waited += delta(info.run_delay_ns, run_delay_ns(slot(w)->pid.load(std::memory_order_relaxed)));
+    const SchedTimes t = sched_times(slot(w)->pid.load(std::memory_order_relaxed));
+    waited += delta(info.run_delay_ns, t.waited_ns);
+    ours += delta(info.ran_ns, t.ran_ns);
   }
+  const uint64_t busy = delta(machine_busy_ns_, machine_busy_ns());
   if (first) return;
-  const double share = static_cast<double>(waited) / static_cast<double>(elapsed);
-  const bool contended = contended_ ? share > kContendedOff : share > kContendedOn;
+  const double wait_share = static_cast<double>(waited) / static_cast<double>(elapsed);
+  const double others = busy > ours ? static_cast<double>(busy - ours) / elapsed : 0.0;
+  const bool contended = contended_
+                             ? wait_share > kContendedOff && others > kOthersOff
+                             : wait_share > kContendedOn && others > kOthersOn;
   if (contended != contended_) {
     contended_ = contended;
     store_->set_cpus_contended(contended);

@@ -191,6 +191,7 @@ class Scheduler {
     uint32_t actor = 0;                   ///< the actor living in this slot; 0: a task worker
     bool retiring = false;                ///< an idle extra worker being stopped
     uint64_t run_delay_ns = 0;            ///< its last schedstat run delay (watch_contention)
+    uint64_t ran_ns = 0;                  ///< and its last schedstat run time
     uint64_t idle_since_ns = 0;           ///< when it last became idle (0: it is not)
     std::string oom;                      ///< set when the memory monitor killed it: why
     std::deque<TaskRef> assigned;         ///< pushed, not yet seen finished
@@ -288,6 +289,8 @@ class Scheduler {
   uint64_t next_memory_check_ns_ = 0;
   uint64_t last_contention_check_ns_ = 0;
   uint64_t driver_run_delay_ns_ = 0;  ///< the driver's main thread's, at that check
+  uint64_t driver_cpu_ns_ = 0;        ///< the driver's CPU time (all threads), at that check
+  uint64_t machine_busy_ns_ = 0;      ///< all CPUs' busy time (/proc/stat), at that check
   bool contended_ = false;            ///< what watch_contention() last decided
   uint64_t next_queue_scan_ns_ = 0;   ///< start_workers() looks at the whole queue then
   bool oom_kill_pending_ = false;     ///< a worker was killed for memory and is not reaped yet
