@@ -5,7 +5,7 @@ ember, Ray, multiprocessing.Pool and serial Python.
 Run from the repository root::
 
     python bench/actors.py                                    # ember, Pool and serial
-    python bench/actors.py --compare-ray /opt/rayenv/bin/python --json actors.json
+    python bench/actors.py --compare-ray RAY_VENV/bin/python --json actors.json
     python bench/actors.py --quick                            # smoke run, under a minute
 
 Every system runs in a fresh process of its own, all started with ``num_cpus=2`` (Pool: 2

@@ -4,7 +4,7 @@ creates N actors (100) and gets one call from each (``os.getpid()``, checked dis
 Run from the repository root::
 
     python bench/actors_cold.py                                   # ember
-    python bench/actors_cold.py --compare-ray /opt/rayenv/bin/python --json cold.json
+    python bench/actors_cold.py --compare-ray RAY_VENV/bin/python --json cold.json
 
 Each launch is a new process, so nothing is warm: the forkserver (ember) or Ray's raylet and
 worker pool start with the program. Reported per system, median of --runs launches (Ray:

@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python bench/memory.py --json memory.json                 # ember only, about 1-2 minutes
-    python bench/memory.py --compare-ray /opt/rayenv/bin/python   # + Ray for parts 1 and 2
+    python bench/memory.py --compare-ray RAY_VENV/bin/python   # + Ray for parts 1 and 2
     python bench/memory.py --quick                            # smoke run, about 15 s
 
 One run measures, each part on a fresh node (``init(num_cpus=2, object_store_memory=...)``):

@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python bench/put_get.py                                   # ember only, ~1 minute
-    python bench/put_get.py --compare-ray /opt/rayenv/bin/python --json out.json
+    python bench/put_get.py --compare-ray RAY_VENV/bin/python --json out.json
     python bench/put_get.py --quick                           # smoke run, seconds
 
 One run measures, for each size of float64 array (default 1 MiB, 16 MiB, 256 MiB, 1 GiB):
@@ -625,7 +625,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--compare-ray",
         metavar="PYTHON",
-        help="a python with Ray installed (e.g. /opt/rayenv/bin/python)",
+        help="a python with Ray installed (e.g. RAY_VENV/bin/python)",
     )
     p.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
     # internal: the Ray side of --compare-ray is this script under Ray's python

@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python bench/scale.py                                         # ember only, ~1-2 minutes
-    python bench/scale.py --compare-ray /opt/rayenv/bin/python --json scale.json
+    python bench/scale.py --compare-ray RAY_VENV/bin/python --json scale.json
     python bench/scale.py --quick                                 # smoke run, ~20 s
 
 Each system runs in a fresh interpreter of its own (Ray's under the ``--compare-ray``

@@ -3,9 +3,9 @@
 Run from the repository root::
 
     python bench/tasks.py                                     # ember and the stdlib references
-    python bench/tasks.py --compare-ray /opt/rayenv/bin/python --json tasks.json
+    python bench/tasks.py --compare-ray RAY_VENV/bin/python --json tasks.json
     python bench/tasks.py --quick                             # smoke run, under a minute
-    python bench/tasks.py --load 2 --compare-ray /opt/rayenv/bin/python   # under contention
+    python bench/tasks.py --load 2 --compare-ray RAY_VENV/bin/python   # under contention
 
 One run measures, each system in fresh processes of its own (ember, Ray, and for reference
 multiprocessing.Pool(2), concurrent.futures.ProcessPoolExecutor(2), joblib's loky backend
