@@ -25,6 +25,16 @@ def node():
         ember.shutdown()
 
 
+@pytest.fixture(scope="module")
+def shared_node():
+    """One node for a whole module whose tests do not disturb each other."""
+    ember.init(num_cpus=2, object_store_memory=STORE_BYTES)
+    try:
+        yield ember._node.current()
+    finally:
+        ember.shutdown()
+
+
 def open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 

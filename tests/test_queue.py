@@ -11,14 +11,10 @@ import pytest
 import ember
 from ember.util.queue import Empty, Full, Queue
 
-from .conftest import STORE_BYTES
-
 
 @pytest.fixture(scope="module")
-def node():
-    ember.init(num_cpus=2, object_store_memory=STORE_BYTES)
-    yield
-    ember.shutdown()
+def node(shared_node):
+    return shared_node
 
 
 def test_fifo_sizes_and_nowait(node):

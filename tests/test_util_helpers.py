@@ -9,14 +9,10 @@ import pytest
 import ember
 from ember.util import as_completed, map_unordered
 
-from .conftest import STORE_BYTES
-
 
 @pytest.fixture(scope="module")
-def node():
-    ember.init(num_cpus=2, object_store_memory=STORE_BYTES)
-    yield
-    ember.shutdown()
+def node(shared_node):
+    return shared_node
 
 
 @ember.remote
