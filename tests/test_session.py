@@ -111,7 +111,12 @@ def _python_for(user: pwd.struct_passwd, shared: pathlib.Path) -> tuple[list[str
     where `user` cannot reach it (pyenv under /root); then the system's Python of the same
     version runs a package dir of links to ember's sources and built module."""
     env = {"PATH": "/usr/bin:/bin", "HOME": "/", "EMBER_TMPDIR": ""}
-    probe = [sys.executable, "-c", "import ember"]
+    # The probe starts a child of the interpreter too, as a node starts its forkserver: the
+    # first exec can succeed where a second one is refused (setpriv keeps what the first
+    # exec may reach, not what its children may).
+    probe = [sys.executable, "-c",
+             "import subprocess, sys; "
+             "subprocess.run([sys.executable, '-c', 'import ember'], check=True)"]
     as_user = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
     if shutil.which("setpriv") is None:
         pytest.skip("needs setpriv (util-linux) to run a process as another user")
