@@ -15,9 +15,7 @@ import ember
 STORE_BYTES = 256 << 20
 
 
-@pytest.fixture
-def node():
-    """A running node with a small store, shut down after the test."""
+def _small_node():
     ember.init(num_cpus=2, object_store_memory=STORE_BYTES)
     try:
         yield ember._node.current()
@@ -25,14 +23,10 @@ def node():
         ember.shutdown()
 
 
-@pytest.fixture(scope="module")
-def shared_node():
-    """One node for a whole module whose tests do not disturb each other."""
-    ember.init(num_cpus=2, object_store_memory=STORE_BYTES)
-    try:
-        yield ember._node.current()
-    finally:
-        ember.shutdown()
+#: A running node with a small store, shut down after the test.
+node = pytest.fixture(_small_node, name="node")
+#: One such node for a whole module whose tests do not disturb each other.
+shared_node = pytest.fixture(_small_node, scope="module", name="shared_node")
 
 
 def open_fds() -> set[str]:
