@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "memory_monitor.h"
 #include "object_format.h"
 #include "scheduler.h"
 #include "store.h"
@@ -252,18 +253,34 @@ py::object get_object(const std::shared_ptr<Store>& current, const ObjectRef& re
 /// (KeyboardInterrupt), SIGALRM timeouts and a cancel's SIGINT in a task act within this.
 constexpr int64_t kSignalCheckNs = 20'000'000;
 
-/// Waits (without the GIL) until `num_ready` of `refs` are sealed or `timeout` seconds pass
-/// (None: forever); returns a list of booleans, one per ref. The wait is cut into slices of
-/// kSignalCheckNs with the GIL taken back between them to run signal handlers, so an exception
-/// a handler raises (KeyboardInterrupt) ends the wait; the refs can be waited on again.
-/// With `fail_fast` (get() of a list), the wait also ends as soon as one of the objects is a
-/// failure, so that get() raises it without waiting for the rest (Ray's behaviour).
-py::list wait_objects(Store& store, const py::list& refs, size_t num_ready, py::object timeout,
-                      bool fail_fast) {
-  std::vector<ObjectID> ids = ids_of(refs);
-  WaitErrors errors;
-  int64_t timeout_ns = timeout.is_none() ? -1 : static_cast<int64_t>(timeout.cast<double>() * 1e9);
-  std::unique_ptr<bool[]> ready(new bool[ids.size()]());
+/// While a worker's task waits for objects, its lease goes back to the node (the scheduler
+/// lends it out), so nested tasks it waits for can run; it is taken back when the wait ends,
+/// however it ends (a signal handler's exception too).
+class BlockedWhileWaiting {
+ public:
+  explicit BlockedWhileWaiting(Worker* w) : worker_(w) {
+    if (worker_ != nullptr) worker_->set_blocked(true);
+  }
+  ~BlockedWhileWaiting() {
+    if (worker_ != nullptr) worker_->set_blocked(false);
+  }
+  BlockedWhileWaiting(const BlockedWhileWaiting&) = delete;
+  BlockedWhileWaiting& operator=(const BlockedWhileWaiting&) = delete;
+
+ private:
+  Worker* worker_;
+};
+
+/// Waits until `num_ready` of `ids` are sealed (`ready[i]` says which), or with `errors` one of
+/// them is a failure, or `timeout_ns` passes (< 0: forever). A wait that cannot end at once
+/// marks `worker` (nullptr in the driver) blocked. It sleeps without the GIL in slices of
+/// kSignalCheckNs and runs Python's signal handlers between them, so an exception a handler
+/// raises (KeyboardInterrupt) ends the wait; the objects can be waited on again.
+size_t wait_sealed(Store& store, const std::vector<ObjectID>& ids, size_t num_ready,
+                   int64_t timeout_ns, bool* ready, WaitErrors* errors, Worker* worker) {
+  size_t count = store.wait(ids.data(), ids.size(), num_ready, 0, ready, errors);
+  if (count >= num_ready || timeout_ns == 0 || (errors != nullptr && errors->found)) return count;
+  BlockedWhileWaiting blocked(worker);
   const auto start = std::chrono::steady_clock::now();
   for (;;) {
     int64_t slice = kSignalCheckNs;
@@ -272,18 +289,83 @@ py::list wait_objects(Store& store, const py::list& refs, size_t num_ready, py::
                           std::chrono::steady_clock::now() - start).count();
       slice = std::min(slice, std::max<int64_t>(0, timeout_ns - spent));
     }
-    size_t count;
     {
       py::gil_scoped_release nogil;
-      count = store.wait(ids.data(), ids.size(), num_ready, slice, ready.get(),
-                         fail_fast ? &errors : nullptr);
+      count = store.wait(ids.data(), ids.size(), num_ready, slice, ready, errors);
     }
-    if (count >= num_ready || errors.found || slice < kSignalCheckNs || store.closed()) break;
+    if (count >= num_ready || (errors != nullptr && errors->found) || slice < kSignalCheckNs ||
+        store.closed()) {
+      return count;
+    }
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
   }
+}
+
+int64_t timeout_ns_of(const py::object& timeout) {
+  return timeout.is_none() ? -1 : static_cast<int64_t>(timeout.cast<double>() * 1e9);
+}
+
+/// ember.wait(): a list of booleans, one per ref, saying which are sealed.
+py::list wait_objects(Store& store, const py::list& refs, size_t num_ready, py::object timeout,
+                      Worker* worker) {
+  std::vector<ObjectID> ids = ids_of(refs);
+  std::unique_ptr<bool[]> ready(new bool[ids.size()]());
+  wait_sealed(store, ids, num_ready, timeout_ns_of(timeout), ready.get(), nullptr, worker);
   py::list out;
   for (size_t i = 0; i < ids.size(); ++i) out.append(ready[i]);
   return out;
+}
+
+bool is_failure(const py::object& part) {
+  return !part.is_none() &&
+         (part.cast<py::tuple>()[2].cast<uint32_t>() & kFlagError) != 0;
+}
+
+/// ember.get(): the parts of each object (as get_object), in one call: it fetches what is
+/// sealed, waits for the rest and fetches them as they are sealed. It returns early, with None
+/// for what is missing, when a fetched object is a failure (Ray raises it without waiting for
+/// the others) or when `timeout` seconds pass.
+py::list get_objects(const std::shared_ptr<Store>& store, const py::list& refs,
+                     py::object timeout, Worker* worker) {
+  const size_t n = refs.size();
+  py::list parts(n);
+  std::vector<size_t> missing;
+  bool failed = false;
+  for (size_t i = 0; i < n; ++i) {
+    py::object p = get_object(store, refs[i].cast<const ObjectRef&>());
+    failed = failed || is_failure(p);
+    if (p.is_none()) missing.push_back(i);
+    parts[i] = std::move(p);
+  }
+  const int64_t timeout_ns = timeout_ns_of(timeout);
+  const auto start = std::chrono::steady_clock::now();
+  while (!missing.empty() && !failed) {
+    int64_t left = timeout_ns;
+    if (timeout_ns >= 0) {
+      int64_t spent = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now() - start).count();
+      left = std::max<int64_t>(0, timeout_ns - spent);
+    }
+    std::vector<ObjectID> ids;
+    ids.reserve(missing.size());
+    for (size_t i : missing) ids.push_back(refs[i].cast<const ObjectRef&>().id());
+    std::unique_ptr<bool[]> ready(new bool[ids.size()]());
+    WaitErrors errors;
+    size_t count = wait_sealed(*store, ids, ids.size(), left, ready.get(), &errors, worker);
+    std::vector<size_t> still;
+    for (size_t k = 0; k < missing.size(); ++k) {
+      const size_t i = missing[k];
+      if (ready[k]) parts[i] = get_object(store, refs[i].cast<const ObjectRef&>());
+      if (parts[i].is_none()) {
+        still.push_back(i);  // not sealed yet, or spilled and being restored by another process
+      } else {
+        failed = failed || is_failure(parts[i]);
+      }
+    }
+    missing.swap(still);
+    if (count < ids.size() && !errors.found) break;  // timed out (or the store closed)
+  }
+  return parts;
 }
 
 // --- tasks ----------------------------------------------------------------------------
@@ -378,6 +460,11 @@ struct WorkerRuntime {
     return worker->submit(sub.spec);
   }
 };
+
+/// The worker behind a Python `Worker` object, or nullptr for None (the driver).
+Worker* worker_of(const py::object& worker) {
+  return worker.is_none() ? nullptr : worker.cast<WorkerRuntime&>().worker.get();
+}
 
 /// f.remote() from the driver or a worker: the returns' ObjectRefs.
 template <typename Runtime>
@@ -499,10 +586,27 @@ PYBIND11_MODULE(_core, m) {
           [](Store& store, const py::bytes& id) { store.release_ref(id_from_binary(id), false); },
           py::arg("id"))
       .def("get", &get_object, py::arg("ref"))
-      .def("wait", &wait_objects, py::arg("refs"), py::arg("num_ready"), py::arg("timeout"),
-           py::arg("fail_fast") = false)
-      .def("release_binary",
-           [](Store& s, const py::bytes& b) { s.release_ref(id_from_binary(b)); })
+      .def(
+          "get_many",
+          [](const std::shared_ptr<Store>& s, const py::list& refs, py::object timeout,
+             py::object worker) {
+            return get_objects(s, refs, std::move(timeout), worker_of(worker));
+          },
+          py::arg("refs"), py::arg("timeout"), py::arg("worker") = py::none())
+      .def(
+          "wait",
+          [](Store& s, const py::list& refs, size_t num_ready, py::object timeout,
+             py::object worker) {
+            return wait_objects(s, refs, num_ready, std::move(timeout), worker_of(worker));
+          },
+          py::arg("refs"), py::arg("num_ready"), py::arg("timeout"),
+          py::arg("worker") = py::none())
+      .def("named_id",
+           [](const Store& s, uint64_t key) {
+             return id_to_bytes(ObjectID{s.node_tag(), key | kNamedIdBit});
+           },
+           py::arg("key"),
+           "The id of an object of this node chosen by name (`key`), never one new_id() gives.")
       .def("ref_from_binary",
            [](const std::shared_ptr<Store>& s, const py::bytes& b) {
              ObjectID id = id_from_binary(b);
@@ -549,6 +653,24 @@ PYBIND11_MODULE(_core, m) {
   m.def("runtime_bytes", [](uint32_t max_workers, uint32_t task_capacity) {
     return RuntimeLayout(max_workers, task_capacity).size;
   });
+  m.def(
+      "memory_snapshot",
+      [](uint64_t limit) {
+        MemorySnapshot snap = read_memory(limit);
+        return py::make_tuple(snap.capacity, snap.used);
+      },
+      py::arg("limit") = 0,
+      "(capacity, used) bytes of the memory this node may use: the machine's, or its cgroup's "
+      "if lower, or `limit` if lower still; used is what cannot be had back without a kill.");
+  py::enum_<ErrorKind>(m, "ErrorKind", py::arithmetic(),
+                       "Which exception class a failure written by the core becomes.")
+      .value("NONE", ErrorKind::kNone)
+      .value("WORKER_CRASHED", ErrorKind::kWorkerCrashed)
+      .value("TASK_CANCELLED", ErrorKind::kTaskCancelled)
+      .value("OBJECT_LOST", ErrorKind::kObjectLost)
+      .value("OUT_OF_MEMORY", ErrorKind::kOutOfMemory)
+      .value("ACTOR_DIED", ErrorKind::kActorDied);
+  m.attr("LOG_MARKER") = kTaskLogMarker;
   m.attr("MAX_RESOURCES") = kMaxResources;
   m.attr("RESOURCE_UNIT") = kResourceUnit;
   m.attr("FLAG_ERROR") = static_cast<uint32_t>(kFlagError);

@@ -27,6 +27,10 @@ enum ObjectFlags : uint16_t {
   kFlagRawMessage = 2,  ///< the stream is a UTF-8 message, not a pickle
 };
 
+/// Ids whose low word has this bit are chosen by name (the actor-name registry): the store's
+/// sequence (Store::new_id) starts at 1 and never reaches it.
+inline constexpr uint64_t kNamedIdBit = uint64_t{1} << 63;
+
 /// Which exception class a kFlagRawMessage object becomes.
 enum class ErrorKind : uint16_t {
   kNone = 0,

@@ -33,6 +33,9 @@ inline constexpr uint32_t kResourceCPU = 0;
 inline constexpr uint32_t kResourceGPU = 1;
 inline constexpr int64_t kResourceUnit = 10000;    ///< amounts are in 1/10000ths (as Ray)
 inline constexpr uint32_t kMaxDeps = 6;            ///< deps carried by a nested submission
+/// A worker writes this, then the task's name, on a line of its log files before each task's
+/// output, so the log printer (ember._logs) and a crash's log tail can tell tasks apart.
+inline constexpr char kTaskLogMarker[] = "\x1e:task:";
 inline constexpr uint32_t kInlineArgs = 184;       ///< args this small travel in the spec
 inline constexpr uint32_t kInboundCapacity = 64;
 inline constexpr uint32_t kOutboundCapacity = 32;

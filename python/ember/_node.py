@@ -16,7 +16,6 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-import psutil
 
 from ember import _core, _session
 from ember.exceptions import NotInitializedError
@@ -47,18 +46,10 @@ class NodeInfo:
 
 
 def memory_limit() -> int:
-    """Bytes this process may use: the available RAM, or the cgroup's limit if lower."""
-    available = psutil.virtual_memory().available
-    try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            raw = f.read().strip()
-        if raw != "max":
-            with open("/sys/fs/cgroup/memory.current") as f:
-                used = int(f.read().strip())
-            available = min(available, max(0, int(raw) - used))
-    except (OSError, ValueError):
-        pass
-    return available
+    """Bytes this process may still use: the machine's memory, or its cgroup's if lower, minus
+    what is in use (the same reading as the core's memory monitor)."""
+    capacity, used = _core.memory_snapshot()
+    return max(0, capacity - used)
 
 
 def idle_trim_seconds() -> float:

@@ -24,7 +24,7 @@ from ember.serialization import deserialize, serialize
 _INHERITED_CUDA = os.environ.get("CUDA_VISIBLE_DEVICES")
 
 #: Marks a change of task name in a worker's output; the driver's log printer hides it.
-LOG_MARKER = "\x1e:task:"
+LOG_MARKER = _core.LOG_MARKER
 
 
 class _WorkerState:

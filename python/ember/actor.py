@@ -283,8 +283,7 @@ class ActorMethod:
 
 def _registry_id(store, namespace: str, name: str) -> bytes:
     digest = hashlib.blake2b(f"{namespace}\0{name}".encode(), digest_size=8).digest()
-    lo = int.from_bytes(digest, "big") | (1 << 63)  # never a sequence number of new_id()
-    return store.node_tag.to_bytes(8, "big") + lo.to_bytes(8, "big")
+    return store.named_id(int.from_bytes(digest, "big"))
 
 
 def _register(node, key: tuple[str, str], handle: ActorHandle) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-import time
 from typing import Any
 
 from ember import _core, _node
@@ -191,25 +190,6 @@ def put(value: Any) -> ObjectRef:
     return store.put(*serialize(value))
 
 
-def _wait_ready(node: _node.Node, refs: list, num_ready: int, timeout: float | None,
-                fail_fast: bool = False) -> list:
-    """Blocks (without the GIL) until `num_ready` refs are sealed (with `fail_fast`, or one of
-    them is a failure); in a worker, gives the task's CPU back to the node while it waits so
-    nested tasks cannot deadlock it."""
-    store = node.store
-    ready = store.wait(refs, num_ready, 0)
-    if sum(ready) >= num_ready or timeout == 0:
-        return ready
-    worker = node.worker
-    if worker is not None:
-        worker.set_blocked(True)
-    try:
-        return store.wait(refs, num_ready, timeout, fail_fast)
-    finally:
-        if worker is not None:
-            worker.set_blocked(False)
-
-
 def _raise_first_failure(parts: list) -> None:
     """Raises the failure stored in the first fetched object that is one (kFlagError)."""
     for p in parts:
@@ -243,25 +223,12 @@ def get(object_refs: ObjectRef | list[ObjectRef], *, timeout: float | None = Non
             )
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be None or >= 0, got {timeout}")
-    store = node.store
-    # Fast path: one store call per sealed object; wait only for those not sealed yet.
-    parts = [store.get(ref) for ref in refs]
-    missing = [i for i, p in enumerate(parts) if p is None]
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while missing:
-        _raise_first_failure(parts)  # as Ray: a failure is raised without waiting for the rest
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready = _wait_ready(node, [refs[i] for i in missing], len(missing), left,
-                            fail_fast=True)
-        for i, ok in zip(missing, ready):
-            if ok:
-                parts[i] = store.get(refs[i])
-        if not all(ready):
-            _raise_first_failure(parts)
-            raise GetTimeoutError(
-                f"Get timed out: {ready.count(False)} of {len(refs)} object(s) not ready after "
-                f"{timeout} s")
-        missing = [i for i in missing if parts[i] is None]  # restored by another process
+    parts = node.store.get_many(refs, timeout, node.worker)
+    _raise_first_failure(parts)  # as Ray: a failure is raised without waiting for the rest
+    missing = sum(p is None for p in parts)
+    if missing:
+        raise GetTimeoutError(
+            f"Get timed out: {missing} of {len(refs)} object(s) not ready after {timeout} s")
     values = [deserialize(*p) for p in parts]
     return values[0] if single else values
 
@@ -299,7 +266,7 @@ def wait(
         raise ValueError("num_returns cannot be greater than the number of objects provided.")
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be None or >= 0, got {timeout}")
-    ready = _wait_ready(node, object_refs, num_returns, timeout)
+    ready = node.store.wait(object_refs, num_returns, timeout, node.worker)
     done, pending = [], []
     for ref, ok in zip(object_refs, ready):
         (done if ok and len(done) < num_returns else pending).append(ref)

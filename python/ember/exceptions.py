@@ -278,11 +278,11 @@ _dual_classes: dict[type, type] = {}
 
 #: The classes a failure written by the C++ core (which cannot pickle) becomes, by kind.
 _RAW_ERROR_KINDS = {
-    1: WorkerCrashedError,
-    2: TaskCancelledError,
-    3: ObjectLostError,
-    4: OutOfMemoryError,
-    5: ActorDiedError,
+    int(_core.ErrorKind.WORKER_CRASHED): WorkerCrashedError,
+    int(_core.ErrorKind.TASK_CANCELLED): TaskCancelledError,
+    int(_core.ErrorKind.OBJECT_LOST): ObjectLostError,
+    int(_core.ErrorKind.OUT_OF_MEMORY): OutOfMemoryError,
+    int(_core.ErrorKind.ACTOR_DIED): ActorDiedError,
 }
 
 
