@@ -28,7 +28,7 @@ def allocated_bytes(store) -> int:
 
 @pytest.mark.timeout(30)
 def test_the_table_has_room_for_ten_million_objects_whatever_the_store_size():
-    store = _core.Store.create(MiB, prefault=False)
+    store = _core.Store.create(_core.StoreOptions(capacity=MiB, prefault=False))
     try:
         assert store.stats()["table_capacity"] * 7 // 8 >= 10_000_000
         # ... and costs nothing until used: a GiB of table is address space, not memory.
@@ -39,7 +39,7 @@ def test_the_table_has_room_for_ten_million_objects_whatever_the_store_size():
 
 @pytest.mark.timeout(30)
 def test_a_full_table_is_an_object_store_full_error_with_the_counts():
-    store = _core.Store.create(8 * MiB, table_capacity=64, prefault=False)
+    store = _core.Store.create(_core.StoreOptions(capacity=8 * MiB, table_capacity=64, prefault=False))
     try:
         refs = [put(store, i) for i in range(56)]  # 7/8 of 64
         with pytest.raises(ObjectStoreFullError) as info:
@@ -55,7 +55,8 @@ def test_a_full_table_is_an_object_store_full_error_with_the_counts():
 
 @pytest.mark.timeout(30)
 def test_running_out_of_memory_says_how_many_objects_and_bytes_are_in_use():
-    store = _core.Store.create(MiB, prefault=False)  # no spill directory: memory is all
+    # No spill directory: memory is all there is.
+    store = _core.Store.create(_core.StoreOptions(capacity=MiB, prefault=False))
     try:
         refs = []
         with pytest.raises(ObjectStoreFullError) as info:
@@ -71,8 +72,8 @@ def test_running_out_of_memory_says_how_many_objects_and_bytes_are_in_use():
 
 @pytest.mark.timeout(60)
 def test_idle_trim_gives_emptied_table_pages_back(tmp_path):
-    store = _core.Store.create(16 * MiB, prefault=False, spill_dir=str(tmp_path),
-                               idle_trim_s=0.3)
+    store = _core.Store.create(_core.StoreOptions(capacity=16 * MiB, prefault=False,
+                                                  spill_dir=str(tmp_path), idle_trim_s=0.3))
     try:
         start = allocated_bytes(store)
         refs = [put(store, i) for i in range(20_000)]

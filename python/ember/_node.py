@@ -113,9 +113,11 @@ class Node:
         totals = [round(v * _core.RESOURCE_UNIT) for v in self.resources.values()]
         # Ray's name for it is RAY_task_oom_retry_delay_base_ms.
         oom_retry_delay_ms = int(os.environ.get("EMBER_TASK_OOM_RETRY_DELAY_BASE_MS", 1000))
-        self.scheduler = _core.Scheduler(
-            self.store, totals, list(self.resources), self.num_cpus, max_workers, task_capacity,
-            self.log_dir, memory_threshold, memory_limit, oom_retry_delay_ms)
+        self.scheduler = _core.Scheduler(self.store, _core.SchedulerConfig(
+            totals=totals, names=list(self.resources), num_cpus=self.num_cpus,
+            max_workers=max_workers, task_capacity=task_capacity, log_dir=self.log_dir,
+            memory_threshold=memory_threshold, memory_limit=memory_limit,
+            oom_retry_delay_ms=oom_retry_delay_ms))
         self.scheduler.start()
         self._start_forkserver()
         if log_to_driver:
@@ -214,10 +216,11 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
             )
         session_dir = _session.new_session_dir(temp_dir)
         spill_dir = os.path.join(session_dir, "spill")
-        store = _core.Store.create(
-            object_store_memory, runtime_bytes=_core.runtime_bytes(max_workers, task_capacity),
+        store = _core.Store.create(_core.StoreOptions(
+            capacity=object_store_memory,
+            runtime_bytes=_core.runtime_bytes(max_workers, task_capacity),
             ledger_clients=max_workers + 1, spill_dir=spill_dir,
-            spill_high_water=spilling_threshold, idle_trim_s=idle_trim_seconds())
+            spill_high_water=spilling_threshold, idle_trim_s=idle_trim_seconds()))
         node = Node(store, resources, is_driver=True)
         node.session_dir = session_dir
         node.spill_dir = spill_dir

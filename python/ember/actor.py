@@ -184,9 +184,12 @@ class ActorClass:
         except TypeError as e:
             raise TypeError(f"cannot pass the arguments of {self._class_name}.__init__: {e}") from e
         deps = [a for a in args if isinstance(a, ObjectRef)]
-        actor_id, ready = runtime.create_actor(
-            self._class_ref(node), self._class_name, vector, flags, stream, buffers, nested, deps,
-            opts["max_restarts"], opts["max_task_retries"], opts["lifetime"] == "detached")
+        options = _core.TaskOptions(
+            name=self._class_name, resources=vector, flags=flags,
+            max_restarts=opts["max_restarts"], max_task_retries=opts["max_task_retries"],
+            detached=opts["lifetime"] == "detached")
+        actor_id, ready = runtime.create_actor(self._class_ref(node), options, stream, buffers,
+                                               nested, deps)
         handle = ActorHandle(actor_id, self._class_name, self._methods, self._class_ref(node), ready)
         if opts["name"] is not None:
             _register(node, key, handle)
@@ -205,11 +208,17 @@ class ActorHandle:
         # The actor's creation return. Every handle, in any process, holds it; when the last
         # one goes the object is freed and the scheduler ends the actor (unless detached).
         self._ready = ready
+        self._call_options: dict[str, _core.TaskOptions] = {}  # by method, built on first call
 
     def __getattr__(self, name: str) -> ActorMethod:
         methods = self.__dict__.get("_methods", {})
         if name in methods:
-            return ActorMethod(self, name, methods[name])
+            options = self._call_options.get(name)
+            if options is None:
+                options = _core.TaskOptions(name=f"{self._class_name}.{name}",
+                                            num_returns=methods[name])
+                self._call_options[name] = options
+            return ActorMethod(self, name, options)
         raise AttributeError(
             f"'{self.__dict__.get('_class_name', 'ActorHandle')}' actor has no method {name!r}")
 
@@ -234,10 +243,10 @@ def _rebuild_handle(actor_id, class_name, methods, class_ref, ready) -> ActorHan
 class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``."""
 
-    def __init__(self, handle: ActorHandle, name: str, num_returns: int):
+    def __init__(self, handle: ActorHandle, name: str, options: _core.TaskOptions):
         self._handle = handle
         self._name = name
-        self._num_returns = num_returns
+        self._options = options  # the call's task name and num_returns
 
     def __call__(self, *args, **kwargs):
         raise TypeError(
@@ -248,7 +257,11 @@ class ActorMethod:
         unknown = set(options) - {"num_returns", "name"}
         if unknown:
             raise ValueError(f"invalid option(s) for an actor method: {', '.join(sorted(unknown))}")
-        return ActorMethod(self._handle, self._name, options.get("num_returns", self._num_returns))
+        h = self._handle
+        call = _core.TaskOptions(
+            name=self._options.name,
+            num_returns=options.get("num_returns", self._options.num_returns))
+        return ActorMethod(h, self._name, call)
 
     def remote(self, *args, **kwargs):
         node = _node.current()
@@ -265,9 +278,9 @@ class ActorMethod:
         runtime = node.scheduler if node.is_driver else node.worker
         if runtime is None:
             raise _BadArgument("actor handles can be used in the driver, tasks and actors only")
-        refs = runtime.submit_actor(h._actor_id, h._class_ref, f"{h._class_name}.{self._name}",
-                                    self._num_returns, stream, buffers, nested, deps)
-        if self._num_returns == 1:
+        refs = runtime.submit_actor(h._actor_id, h._class_ref, self._options, stream, buffers,
+                                    nested, deps)
+        if self._options.num_returns == 1:
             return refs[0]
         return refs
 

@@ -1,0 +1,447 @@
+// runtime: the task runtime as Python sees it: Scheduler, Worker, TaskOptions,
+// SchedulerConfig, and the forkserver's verbs.
+#include "py/runtime.h"
+
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "py/errors.h"
+#include "py/objects.h"
+#include "py/options.h"
+#include "py/refs.h"
+#include "runtime_region.h"
+#include "submission.h"
+
+namespace ember::py_bind {
+
+namespace {
+
+/// A submission's spec and the ids of its top-level ObjectRef arguments.
+struct Prepared {
+  TaskSpec spec;
+  std::vector<ObjectID> deps;
+};
+
+/// Makes the spec of a call of `function` (a task's function or an actor's class) and writes
+/// its arguments: inline when small and plain, else as an args object the task holds (see
+/// submission.h); reserves the returns last.
+Prepared prepare(Store& store, const RuntimeControl& rc, const ObjectRef& function,
+                 const TaskOptions& options, const py::object& args_stream,
+                 const py::list& args_buffers, const py::list& args_nested, const py::list& deps) {
+  Prepared p{TaskSpec{}, ids_of(deps)};
+  p.spec = unwrap(make_spec(rc, function.id(), options, p.deps));
+  if (args_stream.is_none()) {
+    p.spec.flags |= kSpecNoArgs;
+  } else {
+    auto stream = py::reinterpret_borrow<py::bytes>(args_stream);
+    if (!set_inline_args(p.spec, std::string_view(stream),
+                         args_buffers.empty() && args_nested.empty())) {
+      p.spec.args = store.new_id();
+      // The task's hold, not this process's: whoever ends the task releases it.
+      write_object(store, p.spec.args, stream, args_buffers, args_nested,
+                   ObjectMeta{0, ErrorKind::kNone, /*mine=*/false});
+    }
+  }
+  check(reserve_returns(store, p.spec));
+  return p;
+}
+
+/// The ObjectRefs of a spec's returns, owned by the caller.
+py::list return_refs(const std::shared_ptr<Store>& store, const TaskSpec& spec) {
+  py::list refs;
+  for (uint32_t i = 0; i < spec.num_returns; ++i) {
+    refs.append(std::make_unique<ObjectRef>(ObjectID{spec.returns.hi, spec.returns.lo + i}, store,
+                                            true));
+  }
+  return refs;
+}
+
+/// What a worker needs to run a task: a tuple, so Python reads it in one call.
+py::tuple task_info(const TaskRecord& r) {
+  const TaskSpec& s = r.spec;
+  py::object args = py::none();
+  if ((s.flags & kSpecArgsInline) != 0) {
+    args = py::bytes(reinterpret_cast<const char*>(s.args_inline), s.args_inline_len);
+  } else if ((s.flags & kSpecNoArgs) == 0) {
+    args = id_to_bytes(s.args);
+  }
+  return py::make_tuple(id_to_bytes(s.function), std::string(s.name), s.num_returns, args,
+                        (s.flags & kSpecArgsInline) != 0, s.attempt, s.max_retries,
+                        (s.flags & kSpecRetryExceptions) != 0, r.gpu_mask, id_to_bytes(s.returns),
+                        s.flags, s.actor);
+}
+
+/// A fixed array of resource amounts as a Python list property (shorter lists are padded
+/// with zeros; longer ones are a ValueError).
+template <typename T>
+void resource_property(py::class_<T>& cls, const char* name, int64_t* (*field)(T&)) {
+  cls.def_property(
+      name, [field](T& t) { return std::vector<int64_t>(field(t), field(t) + kMaxResources); },
+      [field, name](T& t, const std::vector<int64_t>& v) {
+        if (v.size() > kMaxResources) {
+          throw py::value_error(std::string(name) + ": at most " + std::to_string(kMaxResources) +
+                                " resources");
+        }
+        std::fill(field(t), field(t) + kMaxResources, 0);
+        std::copy(v.begin(), v.end(), field(t));
+      });
+}
+
+py::dict scheduler_stats(DriverRuntime& rt) {
+  SchedulerStats st = rt.scheduler->stats();
+  py::dict d;
+  d["queued"] = st.queued;
+  d["dispatched"] = st.dispatched;
+  d["direct"] = st.direct;
+  d["stolen"] = st.stolen;
+  d["retried"] = st.retried;
+  d["failed"] = st.failed;
+  d["oom_kills"] = st.oom_kills;
+  d["workers_alive"] = st.workers_alive;
+  d["workers_started"] = st.workers_started;
+  d["cpus_contended"] = st.cpus_contended;
+  d["available"] = std::vector<int64_t>(st.available, st.available + kMaxResources);
+  return d;
+}
+
+py::list actor_summaries(DriverRuntime& rt) {
+  py::list out;
+  for (const auto& a : rt.scheduler->actors()) {
+    py::dict d;
+    d["actor_id"] = a.id;
+    d["class_name"] = a.class_name;
+    d["state"] = a.state;
+    d["pid"] = a.pid;
+    d["death_cause"] = a.death;
+    d["pending_calls"] = a.pending_calls;
+    out.append(d);
+  }
+  return out;
+}
+
+py::list task_summaries(DriverRuntime& rt) {
+  py::list out;
+  for (const auto& t : rt.scheduler->tasks()) {
+    py::dict d;
+    d["name"] = t.name;
+    d["task_id"] = id_to_hex(t.returns);
+    d["state"] = t.state;
+    d["worker_pid"] = t.worker_pid;
+    d["running_s"] = static_cast<double>(t.running_ns) / 1e9;
+    out.append(d);
+  }
+  return out;
+}
+
+void bind_options(py::module_& m) {
+  py::class_<TaskOptions> task(m, "TaskOptions",
+                               "A task's, actor creation's or actor call's options (submission.h).");
+  init_from_kwargs(task)
+      .def_readwrite("name", &TaskOptions::name)
+      .def_readwrite("num_returns", &TaskOptions::num_returns)
+      .def_readwrite("max_retries", &TaskOptions::max_retries)
+      .def_readwrite("flags", &TaskOptions::flags)
+      .def_readwrite("max_restarts", &TaskOptions::max_restarts)
+      .def_readwrite("max_task_retries", &TaskOptions::max_task_retries)
+      .def_readwrite("detached", &TaskOptions::detached);
+  resource_property<TaskOptions>(task, "resources",
+                                 [](TaskOptions& o) { return o.resources.data(); });
+
+  py::class_<SchedulerConfig> cfg(m, "SchedulerConfig", "The node's scheduler (scheduler.h).");
+  init_from_kwargs(cfg)
+      .def_readwrite("names", &SchedulerConfig::names)
+      .def_readwrite("num_cpus", &SchedulerConfig::num_cpus)
+      .def_readwrite("max_workers", &SchedulerConfig::max_workers)
+      .def_readwrite("task_capacity", &SchedulerConfig::task_capacity)
+      .def_readwrite("log_dir", &SchedulerConfig::log_dir)
+      .def_readwrite("memory_threshold", &SchedulerConfig::memory_threshold)
+      .def_readwrite("memory_limit", &SchedulerConfig::memory_limit)
+      .def_readwrite("memory_period_ms", &SchedulerConfig::memory_period_ms)
+      .def_readwrite("oom_retry_delay_ms", &SchedulerConfig::oom_retry_delay_ms);
+  resource_property<SchedulerConfig>(cfg, "totals",
+                                     [](SchedulerConfig& c) { return &c.totals[0]; });
+}
+
+void bind_scheduler(py::module_& m) {
+  py::class_<DriverRuntime>(m, "Scheduler")
+      .def(py::init([](std::shared_ptr<Store> store, SchedulerConfig cfg) {
+             auto rt = std::make_unique<DriverRuntime>();
+             rt->store = store;
+             rt->scheduler = std::make_unique<Scheduler>(std::move(store), std::move(cfg));
+             return rt;
+           }),
+           py::arg("store"), py::arg("config"))
+      .def("start", [](DriverRuntime& rt) { rt.scheduler->start(); })
+      .def("stop",
+           [](DriverRuntime& rt) {
+             py::gil_scoped_release nogil;
+             rt.scheduler->stop();
+           })
+      .def(
+          "submit",
+          [](DriverRuntime& rt, const ObjectRef& function, const TaskOptions& options,
+             const py::object& args_stream, const py::list& args_buffers,
+             const py::list& args_nested, const py::list& deps) {
+            Prepared p = prepare(*rt.store, *rt.scheduler->control(), function, options,
+                                 args_stream, args_buffers, args_nested, deps);
+            py::list refs = return_refs(rt.store, p.spec);
+            Status st;
+            {
+              py::gil_scoped_release nogil;  // the scheduler's mutex is never taken with it
+              st = rt.scheduler->submit(p.spec, std::move(p.deps));
+            }
+            check(st);
+            return refs;
+          },
+          py::arg("function"), py::arg("options"), py::arg("args_stream"),
+          py::arg("args_buffers"), py::arg("args_nested"), py::arg("deps"))
+      .def(
+          "create_actor",
+          [](DriverRuntime& rt, const ObjectRef& cls, const TaskOptions& options,
+             const py::object& args_stream, const py::list& args_buffers,
+             const py::list& args_nested, const py::list& deps) {
+            Prepared p = prepare(*rt.store, *rt.scheduler->control(), cls, options, args_stream,
+                                 args_buffers, args_nested, deps);
+            py::list refs = return_refs(rt.store, p.spec);
+            Result<uint32_t> id = Status::OK();
+            {
+              py::gil_scoped_release nogil;
+              id = rt.scheduler->create_actor(p.spec, std::move(p.deps), options.max_restarts,
+                                              options.max_task_retries, options.detached);
+            }
+            return py::make_tuple(unwrap(std::move(id)), refs[0]);
+          },
+          py::arg("cls"), py::arg("options"), py::arg("args_stream"), py::arg("args_buffers"),
+          py::arg("args_nested"), py::arg("deps"))
+      .def(
+          "submit_actor",
+          [](DriverRuntime& rt, uint32_t actor, const ObjectRef& cls, const TaskOptions& options,
+             const py::object& args_stream, const py::list& args_buffers,
+             const py::list& args_nested, const py::list& deps) {
+            Prepared p = prepare(*rt.store, *rt.scheduler->control(), cls, options, args_stream,
+                                 args_buffers, args_nested, deps);
+            p.spec.actor = actor;
+            p.spec.flags |= kSpecActorMethod;
+            py::list refs = return_refs(rt.store, p.spec);
+            {
+              py::gil_scoped_release nogil;
+              rt.scheduler->submit_actor_call(p.spec, std::move(p.deps));
+            }
+            return refs;
+          },
+          py::arg("actor"), py::arg("cls"), py::arg("options"), py::arg("args_stream"),
+          py::arg("args_buffers"), py::arg("args_nested"), py::arg("deps"))
+      .def("kill_actor",
+           [](DriverRuntime& rt, uint32_t actor, bool no_restart) {
+             py::gil_scoped_release nogil;
+             rt.scheduler->kill_actor(actor, no_restart);
+           })
+      .def("actor_alive",
+           [](DriverRuntime& rt, uint32_t actor) {
+             std::string why;
+             bool alive;
+             {
+               py::gil_scoped_release nogil;
+               alive = rt.scheduler->actor_alive(actor, &why);
+             }
+             return py::make_tuple(alive, why);
+           })
+      .def("cancel",
+           [](DriverRuntime& rt, const ObjectRef& ref, bool force, bool recursive) {
+             py::gil_scoped_release nogil;
+             return rt.scheduler->cancel(ref.id(), force, recursive);
+           })
+      .def("busy",
+           [](DriverRuntime& rt) {
+             py::gil_scoped_release nogil;
+             return rt.scheduler->busy();
+           })
+      .def("stats", &scheduler_stats)
+      .def("worker_pids", [](DriverRuntime& rt) { return rt.scheduler->worker_pids(); })
+      .def("actors", &actor_summaries)
+      .def("tasks", &task_summaries)
+      .def("task_events", [](DriverRuntime& rt) {
+        py::list out;
+        for (const auto& e : rt.scheduler->task_events()) {
+          out.append(py::make_tuple(e.name, e.worker_pid, e.started_ns, e.finished_ns));
+        }
+        return out;
+      });
+}
+
+/// A worker's submission: its returns' refs; the spec goes through its outbound ring.
+py::list submit_from_worker(WorkerRuntime& rt, TaskSpec& spec) {
+  rt.worker->stamp_parent(spec);
+  py::list refs = return_refs(rt.store, spec);
+  Status st;
+  {
+    py::gil_scoped_release nogil;  // a full ring waits for the scheduler
+    st = rt.worker->submit(spec);
+  }
+  check(st);
+  return refs;
+}
+
+void bind_worker(py::module_& m) {
+  py::class_<WorkerRuntime>(m, "Worker")
+      .def(py::init([](std::shared_ptr<Store> store, uint32_t index) {
+             auto rt = std::make_unique<WorkerRuntime>();
+             store->set_client(index + 1);  // its ledger: released by the driver if it dies
+             rt->store = store;
+             rt->worker = std::make_unique<Worker>(std::move(store), index);
+             return rt;
+           }),
+           py::arg("store"), py::arg("index"))
+      .def("announce", [](WorkerRuntime& rt, int32_t pid) { rt.worker->announce(pid); })
+      .def("next_task",
+           [](WorkerRuntime& rt, int timeout_ms) {
+             py::gil_scoped_release nogil;
+             return rt.worker->next_task(timeout_ms);
+           })
+      .def("task_info",
+           [](WorkerRuntime& rt, uint32_t index) { return task_info(rt.worker->record(index)); })
+      .def("put_return",
+           [](WorkerRuntime& rt, uint32_t index, uint32_t i, const py::bytes& stream,
+              const py::list& buffers, const py::list& nested, bool is_error) {
+             const TaskSpec& s = rt.worker->record(index).spec;
+             write_object(*rt.store, ObjectID{s.returns.hi, s.returns.lo + i}, stream, buffers,
+                          nested, ObjectMeta{is_error ? uint16_t{kFlagError} : uint16_t{0}});
+           })
+      .def("finish",
+           [](WorkerRuntime& rt, uint32_t index) {
+             release_inputs(*rt.store, rt.worker->record(index).spec);
+             rt.worker->finish(index);
+           })
+      .def(
+          "submit",
+          [](WorkerRuntime& rt, const ObjectRef& function, const TaskOptions& options,
+             const py::object& args_stream, const py::list& args_buffers,
+             const py::list& args_nested, const py::list& deps) {
+            Prepared p = prepare(*rt.store, *rt.worker->control(), function, options, args_stream,
+                                 args_buffers, args_nested, deps);
+            return submit_from_worker(rt, p.spec);
+          },
+          py::arg("function"), py::arg("options"), py::arg("args_stream"),
+          py::arg("args_buffers"), py::arg("args_nested"), py::arg("deps"))
+      .def(
+          "create_actor",
+          [](WorkerRuntime& rt, const ObjectRef& cls, const TaskOptions& options,
+             const py::object& args_stream, const py::list& args_buffers,
+             const py::list& args_nested, const py::list& deps) {
+            Prepared p = prepare(*rt.store, *rt.worker->control(), cls, options, args_stream,
+                                 args_buffers, args_nested, deps);
+            // The id is ours to take, so the handle exists at once; the scheduler reads the
+            // creation from our ring before any call made on the handle (see
+            // Scheduler::collect_submissions).
+            p.spec.actor = rt.worker->control()->next_actor.fetch_add(1, std::memory_order_relaxed);
+            p.spec.flags |= kSpecActorCreate | (options.detached ? kSpecDetached : 0u);
+            p.spec.max_retries = options.max_restarts;  // a creation's max_retries: its restarts
+            p.spec.max_task_retries = options.max_task_retries;
+            const uint32_t actor = p.spec.actor;
+            py::list refs = submit_from_worker(rt, p.spec);
+            return py::make_tuple(actor, refs[0]);
+          },
+          py::arg("cls"), py::arg("options"), py::arg("args_stream"), py::arg("args_buffers"),
+          py::arg("args_nested"), py::arg("deps"))
+      .def(
+          "submit_actor",
+          [](WorkerRuntime& rt, uint32_t actor, const ObjectRef& cls, const TaskOptions& options,
+             const py::object& args_stream, const py::list& args_buffers,
+             const py::list& args_nested, const py::list& deps) {
+            Prepared p = prepare(*rt.store, *rt.worker->control(), cls, options, args_stream,
+                                 args_buffers, args_nested, deps);
+            p.spec.actor = actor;
+            p.spec.flags |= kSpecActorMethod;
+            return submit_from_worker(rt, p.spec);
+          },
+          py::arg("actor"), py::arg("cls"), py::arg("options"), py::arg("args_stream"),
+          py::arg("args_buffers"), py::arg("args_nested"), py::arg("deps"))
+      .def("kill_actor",
+           [](WorkerRuntime& rt, uint32_t actor, bool no_restart) {
+             TaskSpec spec{};
+             spec.actor = actor;
+             spec.flags = kSpecActorKill;
+             spec.max_retries = no_restart ? 1 : 0;
+             Status st;
+             {
+               py::gil_scoped_release nogil;  // a full ring waits for the scheduler
+               st = rt.worker->submit(spec);
+             }
+             check(st);
+           })
+      .def("mark_exit_intended", [](WorkerRuntime& rt) { rt.worker->mark_exit_intended(); })
+      .def("current_task", [](WorkerRuntime& rt) { return rt.worker->current(); });
+}
+
+/// The forkserver's view (spawn requests in, worker exits out) and what any process reads of
+/// the runtime region.
+void bind_region(py::module_& m) {
+  m.def(
+      "pop_spawn",
+      [](const std::shared_ptr<Store>& store, int timeout_ms) -> py::object {
+        RuntimeRegion region(*store);
+        SpawnRequest req{};
+        bool got;
+        {
+          py::gil_scoped_release nogil;
+          got = pop_spawn_request(region, req, timeout_ms);
+        }
+        if (!got) return py::none();
+        return py::make_tuple(req.slot, req.generation, req.actor != 0);
+      },
+      py::arg("store"), py::arg("timeout_ms"),
+      "The forkserver's next spawn request: (slot, generation, is_actor), or None.");
+  m.def(
+      "report_exit",
+      [](const std::shared_ptr<Store>& store, uint32_t index, int32_t pid, int32_t status) {
+        report_worker_exit(RuntimeRegion(*store), index, pid, status);
+      },
+      py::arg("store"), py::arg("index"), py::arg("pid"), py::arg("status"),
+      "The forkserver reaped worker `index`: its pid and raw wait status.");
+  m.def(
+      "runtime_resources",
+      [](const std::shared_ptr<Store>& store) {
+        RuntimeRegion region(*store);
+        py::dict d;
+        if (region.control == nullptr) return d;
+        const RuntimeControl& rc = *region.control;
+        for (uint32_t i = 0; i < kMaxResources; ++i) {
+          if (rc.resource_names[i][0] == 0) continue;
+          d[py::str(rc.resource_names[i])] = static_cast<double>(rc.totals[i]) / kResourceUnit;
+        }
+        return d;
+      },
+      py::arg("store"), "The node's resources by name (their totals).");
+  m.def(
+      "shutting_down",
+      [](const std::shared_ptr<Store>& store) {
+        return RuntimeRegion(*store).control->shutting_down.load(std::memory_order_acquire) != 0;
+      },
+      py::arg("store"));
+  m.def(
+      "runtime_bytes",
+      [](uint32_t max_workers, uint32_t task_capacity) {
+        return RuntimeLayout(max_workers, task_capacity).size;
+      },
+      py::arg("max_workers"), py::arg("task_capacity"),
+      "Bytes of runtime region a store needs for this many workers and task records.");
+}
+
+}  // namespace
+
+Worker* worker_of(const py::object& worker) {
+  return worker.is_none() ? nullptr : worker.cast<WorkerRuntime&>().worker.get();
+}
+
+void bind_runtime(py::module_& m) {
+  bind_options(m);
+  bind_scheduler(m);
+  bind_worker(m);
+  bind_region(m);
+}
+
+}  // namespace ember::py_bind
