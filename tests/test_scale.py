@@ -39,7 +39,8 @@ def test_the_table_has_room_for_ten_million_objects_whatever_the_store_size():
 
 @pytest.mark.timeout(30)
 def test_a_full_table_is_an_object_store_full_error_with_the_counts():
-    store = _core.Store.create(_core.StoreOptions(capacity=8 * MiB, table_capacity=64, prefault=False))
+    store = _core.Store.create(_core.StoreOptions(capacity=8 * MiB, table_capacity=64,
+                                                  prefault=False))
     try:
         refs = [put(store, i) for i in range(56)]  # 7/8 of 64
         with pytest.raises(ObjectStoreFullError) as info:
