@@ -49,7 +49,13 @@ void bind_protocol(py::module_& m) {
 
 }  // namespace
 
-PYBIND11_MODULE(_core, m) {
+// mod_gil_not_used: on a free-threaded CPython the module runs without the GIL. It holds
+// because the bindings keep no mutable state of their own but the error-class map, written once
+// by ember.exceptions at import before any other use; every Store, Scheduler and Worker call is
+// safe from any thread in C++ (the segment's robust lock, the scheduler's mutex, the rings'
+// atomics), and Python objects are only touched through pybind11's own handles. (A GIL build of
+// CPython ignores it.)
+PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
   m.doc() = "ember's C++ core (private): the object store and the task runtime.";
   bind_protocol(m);
   ember::py_bind::bind_errors(m);
