@@ -471,3 +471,26 @@ def test_list_actors_shows_each_actor_and_how_it_ended(node):
             break
         time.sleep(0.02)
     assert entry["state"] == "DEAD" and "kill" in entry["death_cause"]
+
+
+def test_an_actor_method_passed_to_a_task_can_be_called_there(node):
+    @ember.remote
+    class Adder:
+        def add(self, a, b):
+            return a + b
+
+        @ember.method(num_returns=2)
+        def pair(self, a):
+            return a, -a
+
+    @ember.remote
+    def call(method, x):
+        return ember.get(method.remote(x, 1))
+
+    @ember.remote
+    def call_pair(method):
+        return ember.get(method.remote(3))
+
+    adder = Adder.remote()
+    assert ember.get(call.remote(adder.add, 41)) == 42
+    assert ember.get(call_pair.remote(adder.pair)) == [3, -3]

@@ -236,6 +236,13 @@ class ActorHandle:
                                  self._ready)
 
 
+def _rebuild_method(handle: ActorHandle, name: str, num_returns: int) -> ActorMethod:
+    method = getattr(handle, name)
+    if num_returns == method._options.num_returns:
+        return method
+    return method.options(num_returns=num_returns)
+
+
 def _rebuild_handle(actor_id, class_name, methods, class_ref, ready) -> ActorHandle:
     return ActorHandle(actor_id, class_name, methods, class_ref, ready)
 
@@ -247,6 +254,9 @@ class ActorMethod:
         self._handle = handle
         self._name = name
         self._options = options  # the call's task name and num_returns
+
+    def __reduce__(self):  # a method passed to a task: its handle and options, as plain data
+        return _rebuild_method, (self._handle, self._name, self._options.num_returns)
 
     def __call__(self, *args, **kwargs):
         raise TypeError(
