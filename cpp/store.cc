@@ -283,7 +283,7 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
       if (pending >= 0 && table_.at(pending).state != SlotState::kPending) {
         return Status(StatusCode::kAlreadyExists, "object already exists");
       }
-      top_before = ctl_->alloc.top;
+      top_before = alloc_.top();
       auto off = alloc_.allocate(size, id.hi, id.lo);
       if (!off.ok()) {
         if (ctl_->spill_dir[0] == 0 || size > alloc_.stats().capacity) {
@@ -315,7 +315,7 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
         e->pins = 1;
         e->flags = has_refs ? uint32_t{kEntryHasRefs} : 0u;
         ++ctl_->allocations;
-        top_after = ctl_->alloc.top;
+        top_after = alloc_.top();
       }
     }
     if (payload == 0) {
@@ -1129,7 +1129,7 @@ uint64_t Store::give_back_memory() {
   // The wilderness: never handed out, but the prefaulter may have populated it.
   Locked lock(*this);
   const SegmentHeader* h = seg_->header();
-  uint64_t top = ctl_->alloc.top;
+  uint64_t top = alloc_.top();
   uint64_t end = h->heap_offset + h->heap_size;
   if (end > top) {
     punch(top, end - top);
@@ -1170,9 +1170,8 @@ void Store::prefault_loop() {
       seen = pf_requests_;
       window = pf_window_;
     }
-    // A racy read of top is fine: it only steers which pages to warm.
-    uint64_t top = __atomic_load_n(&ctl_->alloc.top, __ATOMIC_RELAXED) -
-                   seg_->header()->heap_offset;
+    // Without the lock: top only steers which pages to warm (AllocatorState::top).
+    uint64_t top = alloc_.top() - seg_->header()->heap_offset;
     uint64_t end = std::min(heap_size, top + window);
     for (uint64_t at = top; at < end; at += kChunk) {
       {
