@@ -185,18 +185,43 @@ ObjectID Store::new_id(uint32_t count) {
 Status Store::create_pending(const ObjectID& first, uint32_t count) {
   if (closed()) return closed_error();
   Locked lock(*this);
+  Status st = insert_pending(first, count);
+  if (!st.ok()) return st;
+  for (uint32_t i = 0; i < count; ++i) note(ObjectID{first.hi, first.lo + i}, 1, 0);
+  return Status::OK();
+}
+
+Status Store::create_task_returns(const ObjectID& first_return, uint32_t count,
+                                  const ObjectID& hold) {
+  if (closed()) return closed_error();
+  Locked lock(*this);
+  // The hold is looked up first, so that when it is missing nothing was made. Its slot stays
+  // valid across the inserts: linear probing never moves an entry (object_table.h).
+  const int64_t slot = table_.find(hold);
+  if (slot < 0) return not_found(hold);
+  Status st = insert_pending(first_return, count);
+  if (!st.ok()) return st;
+  ++table_.at(slot).refs;  // the task's: in no ledger, released by whoever ends the task
+  for (uint32_t i = 0; i < count; ++i) note(ObjectID{first_return.hi, first_return.lo + i}, 1, 0);
+  return Status::OK();
+}
+
+Status Store::insert_pending(const ObjectID& first, uint32_t count) {
   for (uint32_t i = 0; i < count; ++i) {
     auto slot = table_.insert(ObjectID{first.hi, first.lo + i}, pid_, 0, 0, SlotState::kPending);
     if (!slot.ok()) {
-      std::vector<ObjectID> none;
-      for (uint32_t j = 0; j < i; ++j) free_slot(table_.find({first.hi, first.lo + j}), none);
+      erase_pending(first, i);
       return slot.status().code() == StatusCode::kTableFull ? full_error(0, slot.status())
                                                              : slot.status();
     }
     table_.at(*slot).refs = 1;
-    note(ObjectID{first.hi, first.lo + i}, 1, 0);
   }
   return Status::OK();
+}
+
+void Store::erase_pending(const ObjectID& first, uint32_t count) {
+  std::vector<ObjectID> none;  // a PENDING entry holds no nested refs
+  for (uint32_t i = 0; i < count; ++i) free_slot(table_.find({first.hi, first.lo + i}), none);
 }
 
 Ledger Store::ledger(uint32_t client) const {
@@ -572,6 +597,18 @@ void Store::release_ref(const ObjectID& id, bool mine) {
 bool Store::is_sealed(const ObjectID& id) {
   if (closed()) return false;
   Locked lock(*this);
+  return sealed(id);
+}
+
+size_t Store::drop_sealed(std::vector<ObjectID>& ids) {
+  if (closed() || ids.empty()) return ids.size();
+  Locked lock(*this);
+  ids.erase(std::remove_if(ids.begin(), ids.end(), [this](const ObjectID& id) { return sealed(id); }),
+            ids.end());
+  return ids.size();
+}
+
+bool Store::sealed(const ObjectID& id) {
   int64_t slot = table_.find(id);
   return slot >= 0 && (table_.at(slot).state == SlotState::kSealed ||
                        table_.at(slot).state == SlotState::kSpilled);

@@ -154,6 +154,11 @@ class Store : public std::enable_shared_from_this<Store> {
 
   /// Promises `count` objects with consecutive ids from `first` (PENDING, one ref each).
   Status create_pending(const ObjectID& first, uint32_t count);
+  /// A task's submission in one lock hold: promises its `count` returns (as create_pending)
+  /// and takes one ref on `hold` (its function object) that belongs to the task, not to this
+  /// process. All or nothing: when the returns cannot all be made, or `hold` is not in the
+  /// store (kNotFound), nothing is left behind.
+  Status create_task_returns(const ObjectID& first_return, uint32_t count, const ObjectID& hold);
   /// Allocates `size` bytes for `id` and returns the payload to fill in. A PENDING `id` is
   /// fulfilled (its refs kept); otherwise a new entry with one ref is made. `has_refs` says
   /// the payload lists nested refs (object_format.h). kStoreFull / kTableFull with the sizes.
@@ -180,6 +185,9 @@ class Store : public std::enable_shared_from_this<Store> {
   uint64_t release_client(uint32_t client, int32_t pid);
   /// True if the object exists and is sealed (in memory or spilled).
   bool is_sealed(const ObjectID& id);
+  /// Removes from `ids` (in one lock hold, keeping the order of the rest) those that
+  /// is_sealed() would say are sealed; returns how many remain.
+  size_t drop_sealed(std::vector<ObjectID>& ids);
   /// True if the object exists in any state (promised, being written or sealed).
   bool contains(const ObjectID& id);
   /// Waits until at least `num_ready` of `ids` are sealed (or gone: a missing object counts
@@ -235,6 +243,13 @@ class Store : public std::enable_shared_from_this<Store> {
   Store(std::unique_ptr<Segment> seg, bool creator, unsigned copy_threads);
   class Locked;  // RAII holder of the segment lock that recovers from dead holders
   void recover();
+  /// Enters `count` PENDING entries with one ref each from `first`, or none (kStoreFull /
+  /// kTableFull). Records nothing in the ledger. Locked.
+  Status insert_pending(const ObjectID& first, uint32_t count);
+  /// Removes the first `count` entries made by insert_pending. Locked.
+  void erase_pending(const ObjectID& first, uint32_t count);
+  /// is_sealed(), locked.
+  bool sealed(const ObjectID& id);
   /// Frees the object in `slot`; appends the nested refs it held to `released`.
   void free_slot(int64_t slot, std::vector<ObjectID>& released);
   /// Releases one ref of each id in `ids` (and of whatever their freeing releases). Locked.

@@ -265,6 +265,124 @@ TEST(StoreTest, ZeroByteObjects) {
   EXPECT_EQ(s->stats().used_bytes, 0u);
 }
 
+// --- a task's submission ------------------------------------------------------------------------
+
+/// The object `id` as list_objects() reports it (state EMPTY when it is not in the store).
+Store::ObjectInfo info(Store& s, const ObjectID& id) {
+  for (const Store::ObjectInfo& o : s.list_objects()) {
+    if (o.id == id) return o;
+  }
+  return Store::ObjectInfo{id, SlotState::kEmpty, 0, 0, 0, 0, {}};
+}
+
+TEST(StoreTest, CreateTaskReturnsPromisesTheReturnsAndTakesTheTasksHold) {
+  StoreOptions o;
+  o.capacity = 8 * kMiB;
+  o.prefault = false;
+  o.ledger_clients = 2;
+  auto r = Store::create(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  Store& s = **r;
+  s.set_client(1);  // a worker: its own holds are recorded in its ledger
+  const ObjectID fn = s.new_id();
+  put(s, fn, 100, 9);
+  const ObjectID first = s.new_id(3);
+  ASSERT_TRUE(s.create_task_returns(first, 3, fn).ok());
+
+  for (uint64_t i = 0; i < 3; ++i) {
+    Store::ObjectInfo ret = info(s, {first.hi, first.lo + i});
+    EXPECT_EQ(ret.state, SlotState::kPending) << i;
+    EXPECT_EQ(ret.refs, 1) << i;
+    ASSERT_EQ(ret.holders.size(), 1u) << "the caller's ref, in its ledger";
+    EXPECT_EQ(ret.holders[0], (std::pair<uint32_t, int32_t>{1, 1}));
+  }
+  Store::ObjectInfo f = info(s, fn);
+  EXPECT_EQ(f.refs, 2) << "the put's ref and the task's";
+  ASSERT_EQ(f.holders.size(), 1u);
+  EXPECT_EQ(f.holders[0].second, 1) << "the task's hold is not recorded as the caller's";
+
+  // The returns are fulfilled as any promise; the hold outlives the caller's ref.
+  ASSERT_TRUE(s.create_object(first, 10).ok());
+  ASSERT_TRUE(s.seal(first).ok());
+  EXPECT_TRUE(s.is_sealed(first));
+  s.release_ref(fn);
+  EXPECT_TRUE(s.is_sealed(fn)) << "held by the task";
+  s.release_ref(fn, /*mine=*/false);  // the task ends
+  EXPECT_FALSE(s.contains(fn));
+  for (uint64_t i = 0; i < 3; ++i) s.release_ref({first.hi, first.lo + i});
+  EXPECT_EQ(s.stats().num_objects, 2u) << "a promise stays for its task to write";
+  for (uint64_t i = 1; i < 3; ++i) {
+    ASSERT_TRUE(s.create_object({first.hi, first.lo + i}, 10).ok());
+    ASSERT_TRUE(s.seal({first.hi, first.lo + i}).ok());  // and goes: nobody holds it
+  }
+  EXPECT_EQ(s.stats().num_objects, 0u);
+  EXPECT_TRUE(CheckOk(s));
+
+  // No returns: only the hold.
+  const ObjectID fn2 = s.new_id();
+  put(s, fn2, 100, 9);
+  ASSERT_TRUE(s.create_task_returns(s.new_id(0), 0, fn2).ok());
+  EXPECT_EQ(info(s, fn2).refs, 2);
+}
+
+TEST(StoreTest, CreateTaskReturnsIsAllOrNothing) {
+  auto s = make_store(8 * kMiB, false, 8);  // 8 slots, 7 usable
+  ASSERT_NE(s, nullptr);
+  const ObjectID fn = s->new_id();
+  put(*s, fn, 100, 9);
+
+  // The function object is gone: no return is made.
+  const ObjectID gone = s->new_id();
+  const ObjectID first = s->new_id(2);
+  Status st = s->create_task_returns(first, 2, gone);
+  EXPECT_EQ(st.code(), StatusCode::kNotFound);
+  EXPECT_NE(st.message().find(gone.hex()), std::string::npos) << st.message();
+  EXPECT_FALSE(s->contains(first));
+  EXPECT_FALSE(s->contains({first.hi, first.lo + 1}));
+  EXPECT_EQ(s->stats().num_objects, 1u);
+
+  // The table fills up after some of the returns: none is left, and the hold is not taken.
+  const ObjectID many = s->new_id(10);
+  st = s->create_task_returns(many, 10, fn);
+  EXPECT_EQ(st.code(), StatusCode::kStoreFull);
+  EXPECT_NE(st.message().find("table is full"), std::string::npos) << st.message();
+  for (uint64_t i = 0; i < 10; ++i) EXPECT_FALSE(s->contains({many.hi, many.lo + i})) << i;
+  EXPECT_EQ(s->stats().num_objects, 1u);
+  EXPECT_EQ(info(*s, fn).refs, 1);
+  EXPECT_TRUE(CheckOk(*s));
+  // And then 6 fit.
+  EXPECT_TRUE(s->create_task_returns(s->new_id(6), 6, fn).ok());
+  EXPECT_EQ(info(*s, fn).refs, 2);
+  EXPECT_TRUE(CheckOk(*s));
+
+  s->close();
+  EXPECT_EQ(s->create_task_returns(s->new_id(), 1, fn).code(), StatusCode::kClosed);
+}
+
+TEST(StoreTest, DropSealedKeepsWhatIsNotSealedInOrder) {
+  auto s = make_store();
+  ASSERT_NE(s, nullptr);
+  const ObjectID sealed1 = s->new_id(), pending = s->new_id(), sealed2 = s->new_id(),
+                 writing = s->new_id(), missing = s->new_id();
+  put(*s, sealed1, 10, 1);
+  put(*s, sealed2, 10, 2);
+  ASSERT_TRUE(s->create_pending(pending, 1).ok());
+  ASSERT_TRUE(s->create_object(writing, 10).ok());
+  std::vector<ObjectID> ids{sealed1, pending, sealed2, writing, missing, sealed1};
+  EXPECT_EQ(s->drop_sealed(ids), 3u);
+  EXPECT_EQ(ids, (std::vector<ObjectID>{pending, writing, missing}))
+      << "as is_sealed() says, one by one";
+  for (const ObjectID& id : ids) EXPECT_FALSE(s->is_sealed(id));
+  std::vector<ObjectID> none;
+  EXPECT_EQ(s->drop_sealed(none), 0u);
+  ASSERT_TRUE(s->seal(writing).ok());
+  EXPECT_EQ(s->drop_sealed(ids), 2u);
+  EXPECT_EQ(ids, (std::vector<ObjectID>{pending, missing}));
+  s->close();
+  std::vector<ObjectID> after{sealed1};
+  EXPECT_EQ(s->drop_sealed(after), 1u) << "a closed store says nothing is sealed";
+}
+
 // --- full ---------------------------------------------------------------------------------------
 
 TEST(StoreTest, StoreFullMessageGivesTheSizes) {
