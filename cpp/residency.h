@@ -43,6 +43,13 @@
 //       seal so the writer's own page faults do not fight the prefaulter's (measured: 1.7
 //       vs 2.7 GB/s cold at 16 MiB).
 //
+// What it uses of the Store (a friend; residency.cc)
+//   under Store::Locked: alloc_ (warm_free_blocks, take_for_trim, return_trimmed, top),
+//     table_ (num_pages, trim), ctl_ (allocations, trimming_bytes); the punches of table
+//     pages and of the wilderness (R2).
+//   without the lock: the segment's base, header and fd; alloc_.top() as a hint (R4); the
+//     punches of trimmed blocks and every page population.
+//
 // Synchronisation: each thread is a BackgroundThread with its own mutex, cv and stop flag.
 // The prefaulter's window and request counter are guarded by its mutex and updated by
 // notify(); the trimmer is woken only by its 100 ms timeout and by stop. `grown_by_` is a

@@ -53,6 +53,14 @@
 //   - A process that dies with punches in its own list leaks those file bytes until the
 //     spill directory is removed (shutdown, or the forkserver when the driver dies).
 //
+// What it uses of the Store (a friend; spill.cc)
+//   under Store::Locked: table_ (find, at, for_each_live), alloc_ (allocate, free,
+//     largest_free, stats), ctl_ (spill, access_clock, trimming_bytes), note() for the
+//     spiller's pin, free_slot() / release_all() for objects whose last ref went meanwhile,
+//     full_error(); nothing else, and never a file operation (S1).
+//   without the lock: wake_waiters() after a restore someone waits for, Store::not_found(),
+//     and its own file I/O.
+//
 // The background thread (driver only, when a spill directory is set) has its own
 // synchronisation (BackgroundThread: mutex, cv, stop flag): it wakes every 100 ms, punches
 // what the queue holds and, above `spill_high_water` of capacity, spills down to 5 points

@@ -19,15 +19,21 @@
 //  - An object whose entry has kEntryHasRefs holds one count on each ObjectRef nested in it
 //    (listed in its payload, see object_format.h); freeing it releases them.
 //  - Spilling (spill.h) and residency (residency.h: the populated-page map, the
-//    prefaulter, the idle trim) are components of the store with their own files. They read
-//    and write the table and the allocator only through Store::Locked, call back into the
-//    life cycle only where their headers say (free_slot, release_all, note, wake_waiters,
-//    full_error, not_found), and do their slow work (files, page population, punches)
-//    without the lock. The life cycle calls them at four points: an allocation that does not
-//    fit (Spiller::make_room), a pin of a SPILLED object (Spiller::restore), the freeing of a
-//    SPILLED entry (Spiller::forget), and a seal after a large allocation that grew the heap
-//    (Residency::after_seal). Each background thread (the spiller, the prefaulter, the
-//    trimmer; the creator's) has its own mutex, cv and stop flag (background_thread.h).
+//    prefaulter, the idle trim) are the store's components, each in its own files, and
+//    friends of Store: they touch the table, the allocator and StoreControl only inside a
+//    Store::Locked, call back only what their headers list, and do their slow work (files,
+//    page population, punches) without the lock. The life cycle calls them here:
+//      create_object  a block that does not fit: Spiller::make_room (unlocked), then retry;
+//                     a block that moved top: Residency::note_growth (locked)
+//      seal           Residency::after_seal (unlocked; one relaxed load when nothing grew)
+//      pin            a SPILLED object: Spiller::restore (unlocked), then pin again
+//      free_slot      a SPILLED entry: Spiller::forget (locked)
+//      release_client a dead restorer's entry: Spiller::undo_restore (locked)
+//      copy_in        Residency::prepare_range (unlocked, per copy slice)
+//      ~Locked        Spiller::take_unqueued (locked), punch_file (after the unlock)
+//    So create, seal, pin and unpin still take the robust lock once each. Each background
+//    thread (the creator's spiller, prefaulter and trimmer) has its own mutex, cv and stop
+//    flag (background_thread.h); close() stops and joins them before the fd goes.
 //  - A process that set a client id (a worker) records in its ledger every ref and pin it
 //    holds itself (`mine`); release_client() gives them all back when it dies, and turns what
 //    it was writing back into a promise (PENDING) or frees it: never visible as sealed.
