@@ -27,8 +27,8 @@
 //       (Store::Locked); files are opened, written, read and punched only without it (a
 //       1 GiB unlink takes ~170 ms here, and every process's store calls would wait).
 //   S2  While kEntrySpilling is set the object is SEALED and pinned by the spiller, so its
-//       entry stays in its slot and its bytes stay put for the unlocked write: the slot is
-//       addressed without a lookup from step 1 to step 3, and a second spiller skips it.
+//       entry stays in its slot and its bytes stay put for the unlocked write: step 2
+//       addresses the slot without a lookup (still_wanted), and a second spiller skips it.
 //   S3  An object is SPILLED only once its whole span is in the file (step 3 follows every
 //       write), and its `spilled_at` is the only record of where it is: the file number and
 //       4 KiB page share the 64 bits with the LRU clock of an object in memory.
@@ -46,7 +46,10 @@
 //   - A spiller that dies in step 2 leaves its victims SEALED and flagged kEntrySpilling: its
 //     pins are in its ledger, so release_client() gives them back, but the flag stays and
 //     they are never spilled again (they stay in memory), and `writing_bytes` keeps their
-//     bytes counted as in flight. Its file is removed with the spill directory.
+//     bytes counted as in flight. Its file is removed with the spill directory. Known gap:
+//     with those bytes counted, a make_room that finds nothing else to spill keeps waiting
+//     for them instead of reporting the store full (the entry does not record which process
+//     is its spiller, so release_client cannot take them back).
 //   - A restorer that dies in step 2 leaves a CREATED entry with kEntryRestoring owned by
 //     its pid; release_client() frees the block and makes it SPILLED again (undo_restore),
 //     readable from the same, intact file.

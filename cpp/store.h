@@ -24,7 +24,7 @@
 //    Store::Locked, call back only what their headers list, and do their slow work (files,
 //    page population, punches) without the lock. The life cycle calls them here:
 //      create_object  a block that does not fit: Spiller::make_room (unlocked), then retry;
-//                     a block that moved top: Residency::note_growth (locked)
+//                     a block that moved top: Residency::note_growth (after the lock)
 //      seal           Residency::after_seal (unlocked; one relaxed load when nothing grew)
 //      pin            a SPILLED object: Spiller::restore (unlocked), then pin again
 //      free_slot      a SPILLED entry: Spiller::forget (locked)
