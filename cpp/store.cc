@@ -551,8 +551,9 @@ bool Store::is_sealed(const ObjectID& id) {
 size_t Store::drop_sealed(std::vector<ObjectID>& ids) {
   if (closed() || ids.empty()) return ids.size();
   Locked lock(*this);
-  ids.erase(std::remove_if(ids.begin(), ids.end(), [this](const ObjectID& id) { return sealed(id); }),
-            ids.end());
+  ids.erase(
+      std::remove_if(ids.begin(), ids.end(), [this](const ObjectID& id) { return sealed(id); }),
+      ids.end());
   return ids.size();
 }
 

@@ -107,7 +107,7 @@ struct StoreControl {
   AllocatorState alloc;            ///< guarded by lock
   TableState table;                ///< guarded by lock
   uint64_t access_clock;           ///< guarded by lock: ticks on every pin (LRU order)
-  uint64_t allocations;            ///< guarded by lock: objects ever allocated (the idle trim's clock)
+  uint64_t allocations;            ///< guarded by lock: objects ever allocated (idle trim's clock)
   uint64_t trimming_bytes;         ///< guarded by lock: free blocks the idle trim holds right now
   SpillControl spill;              ///< guarded by lock (spill.h)
 };
