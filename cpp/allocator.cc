@@ -50,7 +50,8 @@ void Allocator::init(AllocatorState* st, uint64_t begin, uint64_t end) {
   std::memset(static_cast<void*>(st), 0, sizeof(AllocatorState));
   st->heap_begin = (begin + kAlign - 1) / kAlign * kAlign;
   st->heap_end = end / kAlign * kAlign;
-  st->top = st->heap_begin;
+  // relaxed: the creator publishes the whole segment with the magic's release (segment.h).
+  st->top.store(st->heap_begin, std::memory_order_relaxed);
 }
 
 void Allocator::reset_lists() {
@@ -131,18 +132,18 @@ void Allocator::trim(uint64_t off, uint64_t want) {
   r->prev_phys = off;
   r->magic = kBlockMagic;
   uint64_t next = off + b->size;
-  if (next < st_->top) {
+  if (next < top()) {
     block(next)->prev_phys = r_off;
   } else {
     st_->last_block = r_off;
   }
   b->size = want;
   // Coalesce the remainder with a free successor, then list it.
-  if (next < st_->top && block(next)->free) {
+  if (next < top() && block(next)->free) {
     remove_free(next);
     r->size += block(next)->size;
     uint64_t after = r_off + r->size;
-    if (after < st_->top) {
+    if (after < top()) {
       block(after)->prev_phys = r_off;
     } else {
       st_->last_block = r_off;
@@ -161,29 +162,29 @@ Result<uint64_t> Allocator::allocate(uint64_t size, uint64_t tag_hi, uint64_t ta
   // block freed by one large object stays whole for the next (the pattern of arguments
   // passed by value, interleaved with small results). See kSmallRequest.
   if (off != 0 && want <= kSmallRequest && block(off)->size >= kLargeBlock &&
-      st_->heap_end - st_->top >= want) {
+      st_->heap_end - top() >= want) {
     off = 0;
   }
   if (off != 0) {
     remove_free(off);
   } else {
     // No free block fits: grow into the wilderness, absorbing a free last block first.
-    uint64_t avail = st_->heap_end - st_->top;
+    uint64_t avail = st_->heap_end - top();
     uint64_t last = st_->last_block;
     if (last != 0 && block(last)->free && block(last)->size + avail >= want) {
       remove_free(last);
       off = last;
       uint64_t grow = want > block(last)->size ? want - block(last)->size : 0;
       block(last)->size += grow;  // before top: a torn walk is cut at this block by rebuild()
-      st_->top += grow;
+      set_top(top() + grow);
     } else if (avail >= want) {
-      off = st_->top;
+      off = top();
       BlockHeader* b = block(off);
       std::memset(static_cast<void*>(b), 0, sizeof(BlockHeader));
       b->size = want;
       b->prev_phys = st_->last_block;
       b->magic = kBlockMagic;
-      st_->top += want;  // after the header: a crash before this leaves the block unseen
+      set_top(top() + want);  // after the header: a crash before this leaves the block unseen
       st_->last_block = off;
     } else {
       return Status(StatusCode::kStoreFull, "no free block large enough");
@@ -208,7 +209,7 @@ void Allocator::free(uint64_t payload) {
   b->tag_hi = b->tag_lo = 0;
   // Merge with a free successor: one size store makes it part of this block.
   uint64_t next = off + b->size;
-  if (next < st_->top && block(next)->free) {
+  if (next < top() && block(next)->free) {
     remove_free(next);
     b->size += block(next)->size;
   }
@@ -221,7 +222,7 @@ void Allocator::free(uint64_t payload) {
     b = block(p);
   }
   uint64_t after = off + b->size;
-  if (after < st_->top) {
+  if (after < top()) {
     block(after)->prev_phys = off;
   } else {
     st_->last_block = off;
@@ -246,7 +247,7 @@ std::vector<std::pair<uint64_t, uint64_t>> Allocator::warm_free_blocks(uint64_t 
 
 bool Allocator::take_for_trim(uint64_t payload, uint64_t bytes) {
   uint64_t off = payload - kAlign;
-  if (off < st_->heap_begin || off >= st_->top) return false;
+  if (off < st_->heap_begin || off >= top()) return false;
   BlockHeader* b = block(off);
   if (b->magic != kBlockMagic || !b->free || b->cold || b->size != bytes + kAlign) return false;
   remove_free(off);  // now "used" with no tag: rebuild() would free it if we died here
@@ -276,7 +277,7 @@ uint64_t Allocator::largest_free() const {
       if (block(off)->size > best) best = block(off)->size;
     }
   }
-  uint64_t tail = st_->heap_end - st_->top;
+  uint64_t tail = st_->heap_end - top();
   if (st_->last_block != 0 && block(st_->last_block)->free) tail += block(st_->last_block)->size;
   if (tail > best) best = tail;
   return best > kAlign ? best - kAlign : 0;
@@ -284,7 +285,7 @@ uint64_t Allocator::largest_free() const {
 
 AllocatorStats Allocator::stats() const {
   return AllocatorStats{st_->heap_end - st_->heap_begin, st_->used_bytes, st_->used_blocks,
-                        st_->top - st_->heap_begin, largest_free()};
+                        top() - st_->heap_begin, largest_free()};
 }
 
 Status Allocator::check() const {
@@ -294,7 +295,7 @@ Status Allocator::check() const {
   uint64_t prev = 0, used = 0, used_blocks = 0, free_blocks = 0;
   bool prev_free = false;
   uint64_t off = st_->heap_begin;
-  for (; off < st_->top; off += block(off)->size) {
+  for (; off < top(); off += block(off)->size) {
     const BlockHeader* b = block(off);
     if (b->magic != kBlockMagic) return fail("bad block magic", off);
     if (b->size < kMinBlock || b->size % kAlign != 0) return fail("bad block size", off);
@@ -309,7 +310,7 @@ Status Allocator::check() const {
     prev_free = b->free != 0;
     prev = off;
   }
-  if (off != st_->top) return fail("blocks overrun top", off);
+  if (off != top()) return fail("blocks overrun top", off);
   if (prev != st_->last_block) return fail("last_block is wrong", st_->last_block);
   if (used != st_->used_bytes || used_blocks != st_->used_blocks) {
     return fail("used counters disagree with the blocks", used);

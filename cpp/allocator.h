@@ -25,7 +25,10 @@
 // larger class has a block, when it walks the request's own class list before growing.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -58,7 +61,14 @@ inline constexpr uint32_t kBlockMagic = 0xB10C'E3BE;
 struct AllocatorState {
   uint64_t heap_begin;  ///< offset of the first block (64-aligned)
   uint64_t heap_end;    ///< end of the heap
-  uint64_t top;         ///< end of the last block: the high-water mark
+  /// End of the last block: the high-water mark. Written only under the store lock (by
+  /// allocate(), which grows it, and rebuild(), which may cut a torn tail back). Read under
+  /// the lock by the allocator and the store, and without it by the prefaulter
+  /// (residency.h), which only uses it to choose pages to warm. Every access is relaxed:
+  /// whoever acts on the blocks below top holds the lock, whose acquire/release already
+  /// orders top with the block headers it covers; the one unlocked reader touches no block,
+  /// so it needs a value that is not torn (hence an atomic, not a plain word) and no order.
+  std::atomic<uint64_t> top;
   uint64_t last_block;  ///< offset of the physically last block; 0 when there is none
   uint64_t used_bytes;  ///< sum of sizes of used blocks (headers included)
   uint64_t used_blocks;
@@ -66,6 +76,18 @@ struct AllocatorState {
   uint32_t sl_bitmap[kFlCount];
   uint64_t heads[kFlCount][kSlCount];
 };
+// The state is shared by processes that map the segment at different addresses, and top is
+// read there without the lock: its atomic must be address-free (lock-free) and a plain
+// 64-bit word, so that the layout is the one of version 2 (a uint64_t top at offset 16).
+static_assert(std::atomic<uint64_t>::is_always_lock_free,
+              "AllocatorState::top is read without the lock by other processes");
+static_assert(sizeof(std::atomic<uint64_t>) == sizeof(uint64_t) &&
+                  alignof(std::atomic<uint64_t>) == alignof(uint64_t),
+              "std::atomic<uint64_t> must be a plain 64-bit word in the segment");
+static_assert(std::is_standard_layout_v<AllocatorState>, "offsetof below needs standard layout");
+static_assert(offsetof(AllocatorState, top) == 16 && offsetof(AllocatorState, heads) == 248 &&
+                  sizeof(AllocatorState) == 6392,
+              "the segment layout changed: bump kSegmentVersion (segment.h)");
 
 /// Counters for messages, tests and benchmarks.
 struct AllocatorStats {
@@ -91,6 +113,10 @@ class Allocator {
   /// Usable bytes of the payload at `payload` (>= the size asked for).
   uint64_t usable_size(uint64_t payload) const;
 
+  /// The high-water mark (AllocatorState::top): exact under the store lock; without it, a
+  /// value that was true a moment ago (a hint, for the prefaulter).
+  uint64_t top() const { return st_->top.load(std::memory_order_relaxed); }  // see top
+
   AllocatorStats stats() const;
   /// The largest payload one allocation could get right now.
   uint64_t largest_free() const;
@@ -115,6 +141,8 @@ class Allocator {
 
  private:
   BlockHeader* block(uint64_t off) const { return reinterpret_cast<BlockHeader*>(base_ + off); }
+  /// Under the lock only. relaxed: see AllocatorState::top.
+  void set_top(uint64_t top) { st_->top.store(top, std::memory_order_relaxed); }
   void insert_free(uint64_t off);
   void remove_free(uint64_t off);
   uint64_t find_fit(uint64_t size) const;
@@ -133,11 +161,11 @@ uint64_t Allocator::rebuild(Keep keep) {
   uint64_t prev = 0;
   uint64_t off = st_->heap_begin;
   // The walk stops at top; a torn tail (size that overruns top) is cut at the last good block.
-  while (off < st_->top) {
+  while (off < top()) {
     BlockHeader* b = block(off);
     if (b->magic != kBlockMagic || b->size < kMinBlock || b->size % kAlign != 0 ||
-        off + b->size > st_->top) {
-      st_->top = off;  // give the torn tail back to the wilderness
+        off + b->size > top()) {
+      set_top(off);  // give the torn tail back to the wilderness
       break;
     }
     b->prev_phys = prev;
@@ -155,7 +183,7 @@ uint64_t Allocator::rebuild(Keep keep) {
   st_->last_block = prev;
   // Second pass: counters and free lists (prev links of blocks after a merge are fixed here).
   prev = 0;
-  for (off = st_->heap_begin; off < st_->top; off += block(off)->size) {
+  for (off = st_->heap_begin; off < top(); off += block(off)->size) {
     BlockHeader* b = block(off);
     b->prev_phys = prev;
     if (b->free) {

@@ -22,7 +22,7 @@
 namespace ember {
 
 inline constexpr uint64_t kSegmentMagic = 0x4745'5352'4542'4d45ULL;  // "EMBERSEG"
-inline constexpr uint32_t kSegmentVersion = 2;
+inline constexpr uint32_t kSegmentVersion = 3;  // 3: StoreControl::spill (spill.h)
 inline constexpr uint64_t kPageSize = 4096;
 
 /// Where each region of the segment lives; all offsets from the segment base.

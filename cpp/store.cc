@@ -1,25 +1,18 @@
-// Store: object life cycle, lock recovery, and the prefaulter.
+// Store: the object life cycle (ids, create/seal/abort, refs and pins, wait, free,
+// release_client, stats) and lock recovery. Spilling is in spill.cc, residency in residency.cc.
 #include "store.h"
 
-#include <fcntl.h>
-#include <linux/falloc.h>
-#include <sched.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstring>
 #include <random>
-#include <unordered_map>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
-#include "checksum.h"
 #include "futex.h"
 #include "object_format.h"
 #include "parallel_copy.h"
@@ -28,12 +21,7 @@ namespace ember {
 
 namespace {
 
-constexpr uint64_t kChunk = uint64_t{2} << 20;           // populated-map granularity
-constexpr uint64_t kPrefaultFrom = uint64_t{1} << 20;    // allocations this big hint it
-constexpr uint64_t kMinWindow = uint64_t{16} << 20;      // prefault at least this far ahead
-constexpr uint64_t kMaxWindow = uint64_t{256} << 20;     // and never further than this
-constexpr uint64_t kMinTableObjects = 10'000'000;        // objects that can exist at once
-constexpr uint64_t kTrimPagesPerLock = 4096;             // table pages looked at per lock hold
+constexpr uint64_t kMinTableObjects = 10'000'000;  // objects that can exist at once
 
 uint64_t round_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
@@ -50,37 +38,14 @@ uint64_t random_tag() {
 }
 
 Status closed_error() { return Status(StatusCode::kClosed, "the object store was shut down"); }
-Status not_found(const ObjectID& id) {
+
+}  // namespace
+
+Status Store::not_found(const ObjectID& id) {
   return Status(StatusCode::kNotFound, "object " + id.hex() +
                                            " is not in the store: it was freed when its last "
                                            "reference went, or it never existed on this node");
 }
-
-}  // namespace
-
-/// Holds the segment lock for a scope; the first locker after a dead holder repairs.
-class Store::Locked {
- public:
-  explicit Locked(Store& s) : s_(s) {
-    if (s_.ctl_->lock.lock()) {
-      s_.recover();
-      s_.ctl_->lock.make_consistent();
-    }
-  }
-  ~Locked() {
-    // Spilled bytes freed under the lock are punched out (or their file deleted) after it:
-    // deleting a 1 GiB file takes ~170 ms here, and every process's store calls would wait.
-    std::vector<SpillRelease> released;
-    released.swap(s_.release_later_);
-    s_.ctl_->lock.unlock();
-    for (const SpillRelease& r : released) s_.release_spilled(r);
-  }
-  Locked(const Locked&) = delete;
-  Locked& operator=(const Locked&) = delete;
-
- private:
-  Store& s_;
-};
 
 Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
   if (options.capacity < (uint64_t{1} << 20)) {
@@ -126,19 +91,19 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
   auto* ctl = new (s.base() + store_off) StoreControl();
   ctl->lock.init();
   ctl->next_seq.store(1, std::memory_order_relaxed);
-  std::strncpy(ctl->spill_dir, options.spill_dir.c_str(), sizeof(ctl->spill_dir) - 1);
+  std::strncpy(ctl->spill.dir, options.spill_dir.c_str(), sizeof(ctl->spill.dir) - 1);
   Allocator::init(&ctl->alloc, heap_off, heap_off + heap);
   ObjectTable::init(&ctl->table, slots);
   // release: an attaching process that reads the magic sees everything written above.
   h->magic.store(kSegmentMagic, std::memory_order_release);
 
-  std::shared_ptr<Store> store(new Store(std::move(*seg), true, options.copy_threads));
-  if (options.prefault) store->start_prefaulter();
+  std::shared_ptr<Store> store(new Store(std::move(*seg), options.copy_threads));
+  if (options.prefault) store->residency_.start_prefaulter();
   if (!options.spill_dir.empty()) {
-    Store* raw = store.get();
-    double hw = options.spill_high_water;
-    double idle = options.idle_trim_s;
-    store->spiller_ = std::thread([raw, hw, idle] { raw->spill_loop(hw, idle); });
+    store->spill_.start(options.spill_high_water);
+    // Only with spilling: there an allocation that needs a block being trimmed waits for it
+    // (residency.h, R3); without, it would fail.
+    if (options.idle_trim_s > 0) store->residency_.start_trimmer(options.idle_trim_s);
   }
   return store;
 }
@@ -146,33 +111,26 @@ Result<std::shared_ptr<Store>> Store::create(const StoreOptions& options) {
 Result<std::shared_ptr<Store>> Store::attach(int fd) {
   auto seg = Segment::attach(fd);
   if (!seg.ok()) return seg.status();
-  return std::shared_ptr<Store>(new Store(std::move(*seg), false, 0));
+  return std::shared_ptr<Store>(new Store(std::move(*seg), 0));
 }
 
-Store::Store(std::unique_ptr<Segment> seg, bool creator, unsigned copy_threads)
+Store::Store(std::unique_ptr<Segment> seg, unsigned copy_threads)
     : seg_(std::move(seg)),
       ctl_(seg_->at<StoreControl>(seg_->header()->store_offset)),
       alloc_(seg_->base(), &ctl_->alloc),
       table_(&ctl_->table, seg_->at<uint8_t>(seg_->header()->table_offset)),
       pid_(static_cast<int32_t>(getpid())),
       copy_threads_(copy_threads != 0 ? copy_threads
-                                      : std::max(1u, std::thread::hardware_concurrency())) {
-  (void)creator;
-  n_chunks_ = (seg_->header()->heap_size + kChunk - 1) / kChunk;
-  populated_.reset(new std::atomic<uint64_t>[(n_chunks_ + 63) / 64]());
-}
+                                      : std::max(1u, std::thread::hardware_concurrency())),
+      spill_(*this),
+      residency_(*this, seg_->header()->heap_size) {}
 
 Store::~Store() { close(); }
 
 void Store::close() {
   if (closed_.exchange(true, std::memory_order_acq_rel)) return;
-  {
-    std::lock_guard<std::mutex> g(pf_mu_);
-    pf_stop_ = true;
-  }
-  pf_cv_.notify_all();
-  if (prefaulter_.joinable()) prefaulter_.join();
-  if (spiller_.joinable()) spiller_.join();
+  residency_.stop();  // each thread joins within one step of its work (background_thread.h)
+  spill_.stop();
   seg_->close_fd();
 }
 
@@ -185,18 +143,43 @@ ObjectID Store::new_id(uint32_t count) {
 Status Store::create_pending(const ObjectID& first, uint32_t count) {
   if (closed()) return closed_error();
   Locked lock(*this);
+  Status st = insert_pending(first, count);
+  if (!st.ok()) return st;
+  for (uint32_t i = 0; i < count; ++i) note(ObjectID{first.hi, first.lo + i}, 1, 0);
+  return Status::OK();
+}
+
+Status Store::create_task_returns(const ObjectID& first_return, uint32_t count,
+                                  const ObjectID& hold) {
+  if (closed()) return closed_error();
+  Locked lock(*this);
+  // The hold is looked up first, so that when it is missing nothing was made. Its slot stays
+  // valid across the inserts: linear probing never moves an entry (object_table.h).
+  const int64_t slot = table_.find(hold);
+  if (slot < 0) return not_found(hold);
+  Status st = insert_pending(first_return, count);
+  if (!st.ok()) return st;
+  ++table_.at(slot).refs;  // the task's: in no ledger, released by whoever ends the task
+  for (uint32_t i = 0; i < count; ++i) note(ObjectID{first_return.hi, first_return.lo + i}, 1, 0);
+  return Status::OK();
+}
+
+Status Store::insert_pending(const ObjectID& first, uint32_t count) {
   for (uint32_t i = 0; i < count; ++i) {
     auto slot = table_.insert(ObjectID{first.hi, first.lo + i}, pid_, 0, 0, SlotState::kPending);
     if (!slot.ok()) {
-      std::vector<ObjectID> none;
-      for (uint32_t j = 0; j < i; ++j) free_slot(table_.find({first.hi, first.lo + j}), none);
+      erase_pending(first, i);
       return slot.status().code() == StatusCode::kTableFull ? full_error(0, slot.status())
                                                              : slot.status();
     }
     table_.at(*slot).refs = 1;
-    note(ObjectID{first.hi, first.lo + i}, 1, 0);
   }
   return Status::OK();
+}
+
+void Store::erase_pending(const ObjectID& first, uint32_t count) {
+  std::vector<ObjectID> none;  // a PENDING entry holds no nested refs
+  for (uint32_t i = 0; i < count; ++i) free_slot(table_.find({first.hi, first.lo + i}), none);
 }
 
 Ledger Store::ledger(uint32_t client) const {
@@ -234,15 +217,11 @@ uint64_t Store::release_client(uint32_t client, int32_t pid) {
   table_.for_each_live([&](int64_t slot, ObjectEntry& e) {
     if (e.state != SlotState::kCreated || e.owner_pid != pid) return;
     ++n;
-    uint64_t payload = e.payload;
     if ((e.flags & kEntryRestoring) != 0) {  // its spill file is intact: spilled again
-      e.flags &= ~uint32_t{kEntryRestoring};
-      e.state = SlotState::kSpilled;
-      e.payload = 0;
-      e.pins = 0;
-      alloc_.free(payload);
+      alloc_.free(spill_.undo_restore(e));
       return;
     }
+    uint64_t payload = e.payload;
     e.flags = 0;  // its nested refs were taken only at seal time
     if (e.refs > 0) {
       e.state = SlotState::kPending;
@@ -283,10 +262,10 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
       if (pending >= 0 && table_.at(pending).state != SlotState::kPending) {
         return Status(StatusCode::kAlreadyExists, "object already exists");
       }
-      top_before = ctl_->alloc.top;
+      top_before = alloc_.top();
       auto off = alloc_.allocate(size, id.hi, id.lo);
       if (!off.ok()) {
-        if (ctl_->spill_dir[0] == 0 || size > alloc_.stats().capacity) {
+        if (!spill_.enabled() || size > alloc_.stats().capacity) {
           return full_error(size, off.status());
         }
         payload = 0;  // spill below, without the lock, then try again
@@ -315,11 +294,11 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
         e->pins = 1;
         e->flags = has_refs ? uint32_t{kEntryHasRefs} : 0u;
         ++ctl_->allocations;
-        top_after = ctl_->alloc.top;
+        top_after = alloc_.top();
       }
     }
     if (payload == 0) {
-      Status room = make_room(size);
+      Status room = spill_.make_room(size);
       if (room.code() == StatusCode::kStoreFull) {
         Locked lock(*this);
         return full_error(size, room);
@@ -331,10 +310,8 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
       continue;
     }
     // Only objects big enough for their page faults to matter wake the prefaulter: a node
-    // that stores small objects keeps no 16 MiB window of populated pages (idle PSS).
-    if (top_after != top_before && size >= kPrefaultFrom) {
-      grown_by_.store(size, std::memory_order_relaxed);
-    }
+    // that stores small objects keeps no 16 MiB window of populated pages (residency.h, R5).
+    if (top_after != top_before) residency_.note_growth(size);
     return seg_->base() + payload;
   }
 }
@@ -369,7 +346,7 @@ Status Store::seal(const ObjectID& id) {
     }
   }
   if (wake) wake_waiters();
-  if (uint64_t grown = grown_by_.exchange(0, std::memory_order_relaxed)) hint_prefault(grown);
+  residency_.after_seal();
   return Status::OK();
 }
 
@@ -476,11 +453,7 @@ void Store::abort(const ObjectID& id) {
 void Store::free_slot(int64_t slot, std::vector<ObjectID>& released) {
   ObjectEntry& e = table_.at(slot);
   uint64_t payload = e.payload;
-  if (e.state == SlotState::kSpilled) {
-    defer_release(e.spilled_at, e.size);
-    --ctl_->spilled_objects;
-    ctl_->spilled_bytes -= e.size;
-  }
+  if (e.state == SlotState::kSpilled) spill_.forget(e);
   if ((e.flags & kEntryHasRefs) != 0 && e.state == SlotState::kSealed) {
     const uint8_t* p = seg_->base() + payload;
     ObjectHeader h = read_header(p);
@@ -526,7 +499,7 @@ Result<ObjectView> Store::pin(const ObjectID& id) {
       }
     }
     if (st == SlotState::kSpilled) {
-      Status r = restore(id);
+      Status r = spill_.restore(id);
       if (!r.ok()) return r;
     } else {  // another process is bringing it back: wait for its seal
       bool ready = false;
@@ -572,6 +545,19 @@ void Store::release_ref(const ObjectID& id, bool mine) {
 bool Store::is_sealed(const ObjectID& id) {
   if (closed()) return false;
   Locked lock(*this);
+  return sealed(id);
+}
+
+size_t Store::drop_sealed(std::vector<ObjectID>& ids) {
+  if (closed() || ids.empty()) return ids.size();
+  Locked lock(*this);
+  ids.erase(
+      std::remove_if(ids.begin(), ids.end(), [this](const ObjectID& id) { return sealed(id); }),
+      ids.end());
+  return ids.size();
+}
+
+bool Store::sealed(const ObjectID& id) {
   int64_t slot = table_.find(id);
   return slot >= 0 && (table_.at(slot).state == SlotState::kSealed ||
                        table_.at(slot).state == SlotState::kSpilled);
@@ -591,350 +577,6 @@ void Store::recover() {
            table_.at(slot).payload == payload;
   });
   table_.recount();
-}
-
-// --- spilling -----------------------------------------------------------------------------
-//
-// A batch of objects goes into one file (creating a file costs 8-270 us on this VM's ext4,
-// more than writing 16 KiB), each object at a 4 KiB-aligned offset behind a 64-byte header
-// (its id, size and checksum: a file that changed on disk makes the object lost, never wrong). An object leaving its file
-// (restored or freed) punches its pages out; the process that punches the file's last
-// allocated block deletes it. File numbers are never reused within a node, so a late delete
-// can never hit another batch's file.
-
-namespace {
-constexpr uint64_t kFileBlock = 4096;
-constexpr int kSpillPageBits = 40;  // 2^40 pages of 4 KiB: 4 PiB per spill file
-
-/// What precedes each object in a spill file: enough to tell, when it is read back, that
-/// these bytes are that object and unchanged.
-struct SpillHeader {
-  uint64_t magic;
-  uint64_t id_hi, id_lo;
-  uint64_t size;
-  uint64_t checksum;  // checksum64 of the object's bytes
-  uint64_t reserved[3];
-};
-static_assert(sizeof(SpillHeader) == 64, "one cache line, so the payload stays 64-aligned");
-constexpr uint64_t kSpillMagic = 0x314C4C4950534D45ull;  // "EMSPILL1", little-endian
-
-/// Bytes an object of `size` takes in its spill file: header and payload, in whole blocks.
-uint64_t spilled_span(uint64_t size) {
-  return (sizeof(SpillHeader) + size + kFileBlock - 1) / kFileBlock * kFileBlock;
-}
-
-/// The Status of a spill that the disk refused: OutOfDiskError when it is full.
-Status disk_error(const std::string& dir, int err) {
-  const bool full = err == ENOSPC || err == EDQUOT;
-  return Status(full ? StatusCode::kOutOfDisk : StatusCode::kIOError,
-                std::string("the object store is full and spilling to ") + dir + " failed (" +
-                    std::strerror(err) + ")" +
-                    (full ? ": free space on that disk, or point EMBER_TMPDIR (or "
-                            "ember.init(_temp_dir=...)) to a disk with room; dropping ObjectRefs "
-                            "you no longer need frees store memory"
-                          : ""));
-}
-
-uint64_t pack_spill(uint64_t file, uint64_t offset) {
-  return (file << kSpillPageBits) | (offset / kFileBlock);
-}
-uint64_t spill_file(uint64_t packed) { return packed >> kSpillPageBits; }
-uint64_t spill_offset(uint64_t packed) {
-  return (packed & ((uint64_t{1} << kSpillPageBits) - 1)) * kFileBlock;
-}
-
-bool pwrite_all(int fd, const uint8_t* p, uint64_t n, uint64_t off) {
-  while (n > 0) {
-    ssize_t w = pwrite(fd, p, std::min<uint64_t>(n, uint64_t{1} << 30), static_cast<off_t>(off));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    off += static_cast<uint64_t>(w);
-    n -= static_cast<uint64_t>(w);
-  }
-  return true;
-}
-
-bool pread_all(int fd, uint8_t* p, uint64_t n, uint64_t off) {
-  while (n > 0) {
-    ssize_t r = pread(fd, p, std::min<uint64_t>(n, uint64_t{1} << 30), static_cast<off_t>(off));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    off += static_cast<uint64_t>(r);
-    n -= static_cast<uint64_t>(r);
-  }
-  return true;
-}
-}  // namespace
-
-std::string Store::spill_path(uint64_t file) const {
-  char name[24];
-  std::snprintf(name, sizeof name, "/spill-%06llx", static_cast<unsigned long long>(file));
-  return std::string(ctl_->spill_dir) + name;
-}
-
-void Store::release_spilled(const SpillRelease& r) {
-  const std::string path = spill_path(spill_file(r.packed));
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return;
-  const uint64_t len = spilled_span(r.size);
-  struct stat st{};
-  // Where holes cannot be punched the file stays until the session's spill directory goes.
-  if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                static_cast<off_t>(spill_offset(r.packed)), static_cast<off_t>(len)) == 0 &&
-      fstat(fd, &st) == 0 && st.st_blocks == 0) {
-    unlink(path.c_str());  // its last object is gone (another process may have beaten us)
-  }
-  ::close(fd);
-}
-
-void Store::defer_release(uint64_t packed, uint64_t size) {
-  // Bounded in bytes too, so a spiller thread that falls behind never holds much disk.
-  if (ctl_->n_releases < kReleaseQueue && ctl_->release_bytes + size <= kMaxDeferredRelease) {
-    ctl_->releases[ctl_->n_releases++] = SpillRelease{packed, size};
-    ctl_->release_bytes += size;
-  } else {
-    release_later_.push_back(SpillRelease{packed, size});
-  }
-}
-
-Status Store::make_room(uint64_t size) {
-  for (;;) {
-    bool in_flight;
-    {
-      Locked lock(*this);
-      if (alloc_.largest_free() >= size) return Status::OK();
-      in_flight = ctl_->trimming_bytes != 0 || ctl_->spilling_bytes != 0;
-    }
-    // At least kMinSpillBatch at a time, so that a stream of small allocations (or restores)
-    // does not pay a scan of the table and a file for each.
-    int disk_errno = 0;
-    if (spill_batch(std::max(size, kMinSpillBatch), &disk_errno) != 0) continue;
-    // A disk that refuses writes will refuse the ones in flight too: say so now.
-    if (disk_errno != 0) return disk_error(ctl_->spill_dir, disk_errno);
-    if (!in_flight) {
-      return Status(StatusCode::kStoreFull, "spilling cannot make room: the rest is pinned or in use");
-    }
-    // Memory on its way back: free blocks the idle trim holds out of the free lists while it
-    // punches their pages, or objects another thread is writing out. Wait for it rather than
-    // report the store full.
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
-}
-
-size_t Store::spill_batch(uint64_t bytes, int* disk_errno) {
-  struct Victim {
-    uint64_t last_access;
-    int64_t slot;
-    ObjectID id;
-    const uint8_t* data;
-    uint64_t size;
-    uint64_t offset;  // in the batch's file
-    bool written;
-  };
-  std::vector<Victim> victims;
-  uint64_t file, batch_bytes = 0;
-  {
-    Locked lock(*this);
-    table_.for_each_live([&](int64_t slot, const ObjectEntry& e) {
-      // Objects holding nested refs stay: their list of refs lives in their bytes.
-      if (e.state != SlotState::kSealed || e.pins != 0 || e.refs == 0 || e.payload == 0 ||
-          (e.flags & (kEntrySpilling | kEntryHasRefs)) != 0) {
-        return;
-      }
-      victims.push_back(Victim{e.last_access, slot, e.id, seg_->base() + e.payload, e.size, 0,
-                               false});
-    });
-    std::sort(victims.begin(), victims.end(),
-              [](const Victim& a, const Victim& b) { return a.last_access < b.last_access; });
-    uint64_t total = 0, offset = 0;
-    size_t n = 0;
-    while (n < victims.size() && n < kMaxSpillBatch && total < bytes) {
-      victims[n].offset = offset;
-      offset += spilled_span(victims[n].size);
-      total += victims[n++].size;
-    }
-    victims.resize(n);
-    if (victims.empty()) return 0;
-    for (const Victim& v : victims) {
-      ObjectEntry& e = table_.at(v.slot);
-      ++e.pins;  // the spiller's pin: the bytes stay put while they are written out
-      note(e.id, 0, 1);
-      e.flags |= kEntrySpilling;
-      batch_bytes += v.size;
-    }
-    file = ctl_->spill_files++;
-    ctl_->spilling_bytes += batch_bytes;
-  }
-  // Written without the lock. A failed write (disk full) keeps that object and the rest of
-  // the batch in memory.
-  const std::string path = spill_path(file);
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  int write_errno = fd < 0 ? errno : 0;
-  for (Victim& v : victims) {
-    if (fd < 0) break;
-    // The bytes are sealed and pinned: the checksum taken now is what gets written.
-    SpillHeader h{kSpillMagic, v.id.hi, v.id.lo, v.size, checksum64(v.data, v.size), {}};
-    errno = 0;
-    v.written = pwrite_all(fd, reinterpret_cast<const uint8_t*>(&h), sizeof h, v.offset) &&
-                write_unless_unwanted(fd, v.slot, v.data, v.size, v.offset + sizeof h);
-    const int err = errno;  // before still_wanted's lock calls
-    if (!v.written && still_wanted(v.slot)) {  // the disk failed (a pwrite of 0 bytes: EIO)
-      write_errno = err != 0 ? err : EIO;
-      break;
-    }
-  }
-  if (disk_errno != nullptr) *disk_errno = write_errno;
-  if (fd >= 0) ::close(fd);
-  size_t spilled = 0;
-  {
-    Locked lock(*this);
-    ctl_->spilling_bytes -= batch_bytes;
-    std::vector<ObjectID> released;
-    for (const Victim& v : victims) {
-      int64_t slot = table_.find(v.id);  // still there: our pin keeps it
-      ObjectEntry& e = table_.at(slot);
-      e.flags &= ~uint32_t{kEntrySpilling};
-      note(e.id, 0, -1);
-      if (!v.written || e.pins != 1 || e.refs == 0) {
-        // Not written, someone started reading it (keep it in memory), or its last ref went
-        // while we wrote (free it now: our pin was the last thing holding it).
-        --e.pins;
-        if (fd >= 0) release_later_.push_back({pack_spill(file, v.offset), v.size});  // now
-        if (e.refs == 0 && e.pins == 0) free_slot(slot, released);
-        continue;
-      }
-      alloc_.free(e.payload);
-      e.payload = 0;
-      e.pins = 0;
-      e.state = SlotState::kSpilled;
-      e.spilled_at = pack_spill(file, v.offset);
-      ++ctl_->spilled_objects;
-      ctl_->spilled_bytes += e.size;
-      ++ctl_->spills_total;
-      ++spilled;
-    }
-    release_all(released);
-  }
-  return spilled;
-}
-
-bool Store::still_wanted(int64_t slot) {
-  Locked lock(*this);
-  const ObjectEntry& e = table_.at(slot);  // our pin keeps the entry in this slot
-  return e.refs > 0 && e.pins == 1;
-}
-
-bool Store::write_unless_unwanted(int fd, int64_t slot, const uint8_t* data, uint64_t size,
-                                  uint64_t offset) {
-  // In chunks, checking between them that the object is still worth writing: its last ref
-  // may go, or a reader may pin it, while a large one is written; memory someone is waiting
-  // for comes back sooner if we stop.
-  constexpr uint64_t kChunk = uint64_t{64} << 20;
-  for (uint64_t done = 0; done < size; done += kChunk) {
-    if (done != 0 && !still_wanted(slot)) return false;
-    if (!pwrite_all(fd, data + done, std::min(kChunk, size - done), offset + done)) return false;
-  }
-  return true;
-}
-
-Status Store::restore(const ObjectID& id) {
-  for (;;) {
-    uint8_t* dst;
-    uint64_t size, packed;
-    {
-      Locked lock(*this);
-      int64_t slot = table_.find(id);
-      if (slot < 0) return not_found(id);
-      ObjectEntry& e = table_.at(slot);
-      if (e.state != SlotState::kSpilled) return Status::OK();  // someone else restored it
-      size = e.size;
-      packed = e.spilled_at;
-      auto off = alloc_.allocate(e.size, id.hi, id.lo);
-      if (off.ok()) {
-        e.payload = *off;
-        e.state = SlotState::kCreated;
-        e.flags |= kEntryRestoring;
-        e.owner_pid = pid_;
-        e.pins = 1;  // the restorer's, as a writer's
-        dst = seg_->base() + *off;
-      } else {
-        dst = nullptr;
-      }
-    }
-    if (dst == nullptr) {
-      Status room = make_room(size);
-      if (room.code() == StatusCode::kStoreFull) {
-        Locked lock(*this);
-        return full_error(size, Status(StatusCode::kStoreFull, "cannot restore a spilled object"));
-      }
-      if (!room.ok()) {
-        return Status(room.code(), "cannot restore object " + id.hex() + " (" +
-                                       format_bytes(size) + "): " + room.message());
-      }
-      continue;
-    }
-    const std::string path = spill_path(spill_file(packed));
-    const std::string why = read_spilled(path, spill_offset(packed), id, dst, size);
-    const bool ok = why.empty();
-    bool wake;
-    {
-      Locked lock(*this);
-      int64_t slot = table_.find(id);
-      ObjectEntry& e = table_.at(slot);
-      e.flags &= ~uint32_t{kEntryRestoring};
-      e.pins = 0;
-      wake = e.waiters != 0;
-      e.waiters = 0;
-      if (!ok) {
-        // The file is gone or unreadable: the object is lost. It stays SPILLED so that every
-        // reader (those waiting for this restore are woken) gets the same error, not a hang.
-        alloc_.free(e.payload);
-        e.payload = 0;
-        e.state = SlotState::kSpilled;
-      } else {
-        e.state = SlotState::kSealed;
-        e.last_access = ++ctl_->access_clock;
-        defer_release(packed, size);
-        --ctl_->spilled_objects;
-        ctl_->spilled_bytes -= size;
-        ++ctl_->restores_total;
-      }
-    }
-    if (wake) wake_waiters();
-    if (!ok) {
-      return Status(StatusCode::kNotFound,
-                    "object " + id.hex() + " is lost: it was spilled to " + path + ", which " +
-                        why + ". Its data cannot be recovered; recreate it (re-run the task or "
-                        "put it again)");
-    }
-    return Status::OK();
-  }
-}
-
-std::string Store::read_spilled(const std::string& path, uint64_t offset, const ObjectID& id,
-                                uint8_t* dst, uint64_t size) {
-  errno = 0;
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return std::string("cannot be read back (") + std::strerror(errno) + ")";
-  SpillHeader h{};
-  bool read = pread_all(fd, reinterpret_cast<uint8_t*>(&h), sizeof h, offset) &&
-              pread_all(fd, dst, size, offset + sizeof h);
-  const int read_errno = errno;  // 0 if the file was merely short
-  ::close(fd);
-  if (!read) {
-    return std::string("cannot be read back (") +
-           (read_errno != 0 ? std::strerror(read_errno) : "the file is too short") + ")";
-  }
-  if (h.magic != kSpillMagic || h.id_hi != id.hi || h.id_lo != id.lo || h.size != size) {
-    return "holds something else where this object was written (the file was changed)";
-  }
-  if (checksum64(dst, size) != h.checksum) {
-    return "is corrupt: the object's bytes read back differ from those written (checksum "
-           "mismatch)";
-  }
-  return "";
 }
 
 std::vector<Store::ObjectInfo> Store::list_objects() {
@@ -966,8 +608,8 @@ StoreStats Store::stats() {
   AllocatorStats a = alloc_.stats();
   return StoreStats{a.capacity,           a.used_bytes,        table_.live(),
                     a.high_water,         a.largest_free,      table_.capacity(),
-                    ctl_->recoveries,     ctl_->spilled_objects, ctl_->spilled_bytes,
-                    ctl_->spills_total,   ctl_->restores_total};
+                    ctl_->recoveries,     ctl_->spill.objects,   ctl_->spill.bytes,
+                    ctl_->spill.spills_total, ctl_->spill.restores_total};
 }
 
 Status Store::check() {
@@ -986,202 +628,10 @@ void Store::debug_die_holding_lock() {
   for (;;) pause();
 }
 
-// --- large copies and page population -------------------------------------------------
+// --- large copies ------------------------------------------------------------------------
 
 void Store::copy_in(uint8_t* dst, const uint8_t* src, size_t len) {
-  parallel_copy(dst, src, len, copy_threads_, &Store::prepare_thunk, this);
-}
-
-void Store::prepare_thunk(void* self, uint8_t* p, size_t len) {
-  static_cast<Store*>(self)->prepare_range(p, len);
-}
-
-void Store::prepare_range(uint8_t* p, size_t len) {
-  uint8_t* heap = seg_->base() + seg_->header()->heap_offset;
-  if (len == 0 || p < heap) return;
-  const uint64_t heap_size = seg_->header()->heap_size;
-  uint64_t first = static_cast<uint64_t>(p - heap) / kChunk;
-  uint64_t last = std::min(n_chunks_ - 1, static_cast<uint64_t>(p + len - 1 - heap) / kChunk);
-  // relaxed: the map is a hint; populating a chunk twice is harmless.
-  auto is_marked = [&](uint64_t c) {
-    return (populated_[c / 64].load(std::memory_order_relaxed) >> (c % 64)) & 1u;
-  };
-  // Populate each run of unmarked chunks with one call: the kernel maps a long range much
-  // faster than many short ones.
-  for (uint64_t c = first; c <= last;) {
-    if (is_marked(c)) {
-      ++c;
-      continue;
-    }
-    uint64_t run_end = c;
-    while (run_end <= last && !is_marked(run_end)) ++run_end;
-    uint64_t end = std::min(heap_size, run_end * kChunk);
-    populate_write(heap + c * kChunk, end - c * kChunk);
-    for (; c < run_end; ++c) {
-      populated_[c / 64].fetch_or(uint64_t{1} << (c % 64), std::memory_order_relaxed);
-    }
-  }
-}
-
-void Store::spill_loop(double high_water, double idle_trim_s) {
-  // Spilling here, ahead of need, keeps writes to disk off the threads that allocate: they
-  // only spill themselves when a burst outruns this loop. Down to 5 points under the mark, so
-  // it does not run for every object.
-  // Nice 19, not SCHED_IDLE like the prefaulter: when the user's tasks keep every core busy,
-  // an idle-class thread can stall for seconds in the middle of a batch (its objects pinned)
-  // and leave freed spilled bytes on disk; at nice 19 it still gets a small, steady share.
-  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
-  const double low_water = high_water - 0.05;
-  // Passes of 100 ms without an allocation before the trim (<= 0: never).
-  const int idle_passes_to_trim = idle_trim_s > 0 ? std::max(1, static_cast<int>(idle_trim_s * 10)) : -1;
-  uint64_t last_allocations = 0, trimmed_at = ~uint64_t{0};
-  int idle_passes = 0;
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> g(pf_mu_);
-      pf_cv_.wait_for(g, std::chrono::milliseconds(100), [&] { return pf_stop_; });
-      if (pf_stop_) return;
-    }
-    uint64_t allocations;
-    std::vector<SpillRelease> releases;
-    {
-      Locked lock(*this);
-      allocations = ctl_->allocations;
-      releases.assign(ctl_->releases, ctl_->releases + ctl_->n_releases);
-      ctl_->n_releases = 0;
-      ctl_->release_bytes = 0;
-    }
-    for (const SpillRelease& r : releases) release_spilled(r);
-    idle_passes = allocations == last_allocations ? idle_passes + 1 : 0;
-    last_allocations = allocations;
-    if (idle_passes_to_trim > 0 && idle_passes >= idle_passes_to_trim && trimmed_at != allocations) {
-      give_back_memory();
-      trimmed_at = allocations;
-    }
-    auto over = [&](double mark) {
-      Locked lock(*this);
-      AllocatorStats a = alloc_.stats();
-      return static_cast<double>(a.used_bytes) > mark * static_cast<double>(a.capacity);
-    };
-    if (high_water <= 0 || high_water >= 1 || !over(high_water)) continue;  // >= 1: never ahead
-    while (!closed() && over(low_water)) {
-      uint64_t bytes;
-      {
-        Locked lock(*this);
-        AllocatorStats a = alloc_.stats();
-        // Down to the low-water mark, in batches of at least 4 MiB (an eighth of a small
-        // store): a trickle of small puts would otherwise make a file for every few objects.
-        bytes = std::max(
-            a.used_bytes - static_cast<uint64_t>(low_water * static_cast<double>(a.capacity)),
-            std::min(kMinSpillBatch, a.capacity / 8));
-      }
-      if (spill_batch(bytes) == 0) break;
-    }
-  }
-}
-
-void Store::punch(uint64_t offset, uint64_t len) {
-  uint64_t a = (offset + kPageSize - 1) / kPageSize * kPageSize;  // whole pages inside only
-  uint64_t b = (offset + len) / kPageSize * kPageSize;
-  if (b <= a || seg_->fd() < 0) return;
-  fallocate(seg_->fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(a),
-            static_cast<off_t>(b - a));
-  // Chunks wholly punched are no longer populated in this process.
-  const uint64_t heap = seg_->header()->heap_offset;
-  if (b <= heap) return;
-  uint64_t first = (std::max(a, heap) - heap + kChunk - 1) / kChunk;
-  uint64_t last = (b - heap) / kChunk;  // exclusive
-  for (uint64_t c = first; c < last && c < n_chunks_; ++c) {
-    populated_[c / 64].fetch_and(~(uint64_t{1} << (c % 64)), std::memory_order_relaxed);
-  }
-}
-
-uint64_t Store::give_back_memory() {
-  uint64_t given = 0;
-  std::vector<std::pair<uint64_t, uint64_t>> blocks;
-  {
-    Locked lock(*this);
-    blocks = alloc_.warm_free_blocks(uint64_t{1} << 20);
-  }
-  for (const auto& [payload, bytes] : blocks) {
-    {
-      Locked lock(*this);
-      if (!alloc_.take_for_trim(payload, bytes)) continue;  // taken or merged meanwhile
-      ctl_->trimming_bytes += bytes;
-    }
-    punch(payload, bytes);
-    given += bytes;
-    Locked lock(*this);
-    alloc_.return_trimmed(payload, bytes);
-    ctl_->trimming_bytes -= bytes;
-  }
-  // Table pages whose objects are all gone (ids move on through the table and never come
-  // back to a page before a wrap), a batch per lock hold: an insert landing in a page while
-  // it is punched would be lost, and a whole 1 GiB table at once would stall every process.
-  const uint8_t* slots0 = reinterpret_cast<const uint8_t*>(&table_.at(0));
-  const uint64_t slots_off = static_cast<uint64_t>(slots0 - seg_->base());
-  for (uint64_t looked = 0; looked < table_.num_pages(); looked += kTrimPagesPerLock) {
-    Locked lock(*this);
-    given += kPageSize * table_.trim(kTrimPagesPerLock, [&](uint64_t first, uint64_t n) {
-      punch(slots_off + first * sizeof(ObjectEntry), n * sizeof(ObjectEntry));
-    });
-  }
-  // The wilderness: never handed out, but the prefaulter may have populated it.
-  Locked lock(*this);
-  const SegmentHeader* h = seg_->header();
-  uint64_t top = ctl_->alloc.top;
-  uint64_t end = h->heap_offset + h->heap_size;
-  if (end > top) {
-    punch(top, end - top);
-    given += end - top;
-  }
-  return given;
-}
-
-void Store::start_prefaulter() {
-  prefaulter_ = std::thread([this] { prefault_loop(); });
-}
-
-void Store::hint_prefault(uint64_t alloc_size) {
-  if (!prefaulter_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> g(pf_mu_);
-    uint64_t cap = std::min(kMaxWindow, seg_->header()->heap_size / 8);
-    pf_window_ = std::max(pf_window_, std::min(cap, std::max(kMinWindow, 2 * alloc_size)));
-    ++pf_requests_;
-  }
-  pf_cv_.notify_all();  // the spiller waits on it too
-}
-
-void Store::prefault_loop() {
-  // SCHED_IDLE: the prefaulter only uses a core nobody else wants, so it never slows the
-  // copy it is trying to speed up.
-  sched_param sp{};
-  pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
-  uint64_t seen = 0;
-  uint8_t* heap = seg_->base() + seg_->header()->heap_offset;
-  const uint64_t heap_size = seg_->header()->heap_size;
-  for (;;) {
-    uint64_t window;
-    {
-      std::unique_lock<std::mutex> g(pf_mu_);
-      pf_cv_.wait(g, [&] { return pf_stop_ || pf_requests_ != seen; });
-      if (pf_stop_) return;
-      seen = pf_requests_;
-      window = pf_window_;
-    }
-    // A racy read of top is fine: it only steers which pages to warm.
-    uint64_t top = __atomic_load_n(&ctl_->alloc.top, __ATOMIC_RELAXED) -
-                   seg_->header()->heap_offset;
-    uint64_t end = std::min(heap_size, top + window);
-    for (uint64_t at = top; at < end; at += kChunk) {
-      {
-        std::lock_guard<std::mutex> g(pf_mu_);
-        if (pf_stop_) return;
-      }
-      prepare_range(heap + at, std::min(kChunk, end - at));
-    }
-  }
+  parallel_copy(dst, src, len, copy_threads_, &Residency::prepare_thunk, &residency_);
 }
 
 }  // namespace ember

@@ -3,8 +3,8 @@
 // Invariants:
 //  - One node, one store: the driver creates it (create), every other process of the node
 //    attaches to the inherited fd (attach). All shared state is in the segment; a Store
-//    object is one process's view of it plus per-process helpers (the populated-chunk map
-//    and, in the creator, the prefaulter thread).
+//    object is one process's view of it plus per-process helpers (its Spiller and its
+//    Residency, with the creator's background threads).
 //  - Every read or write of the allocator or the table happens under the segment's robust
 //    lock. When a process dies holding it, the next locker rebuilds the allocator from its
 //    block walk, frees blocks no table entry claims, recounts the table, and goes on.
@@ -18,20 +18,22 @@
 //    cost no syscall, and no wake-up can be lost (the bump happens after the flag is seen).
 //  - An object whose entry has kEntryHasRefs holds one count on each ObjectRef nested in it
 //    (listed in its payload, see object_format.h); freeing it releases them.
-//  - Spilling: when an allocation does not fit, the allocating process writes least-recently
-//    pinned SEALED objects that nobody pins to a spill file in spill_dir, at least 4 MiB per
-//    batch, one file and one scan of the table per batch (the lock is not held while writing:
-//    the spiller pins each object and flags it kEntrySpilling), then frees their memory (state
-//    SPILLED; `spilled_at` says where the bytes are). A pin of a SPILLED object brings it back
-//    the same way (CREATED with kEntryRestoring while the file is read; others wait as for a
-//    promise). An object restored or freed has its bytes punched out of its file (by the
-//    driver's spiller thread, queued in the segment, so a restoring get does not wait for the
-//    disk); the file is deleted when nothing is left in it.
-//  - Idle trim: after `idle_trim_s` (10 s) without allocations the driver gives the pages of
-//    free blocks (1 MiB and up; taken out of the free lists while punched) and of the
-//    wilderness (under the lock, so no allocation can land there meanwhile) back to the
-//    kernel, so memory in use returns to what live objects need. A trimmed block is marked
-//    cold and not trimmed again. Not sooner: a put into given-back pages faults them in again.
+//  - Spilling (spill.h) and residency (residency.h: the populated-page map, the
+//    prefaulter, the idle trim) are the store's components, each in its own files, and
+//    friends of Store: they touch the table, the allocator and StoreControl only inside a
+//    Store::Locked, call back only what their headers list, and do their slow work (files,
+//    page population, punches) without the lock. The life cycle calls them here:
+//      create_object  a block that does not fit: Spiller::make_room (unlocked), then retry;
+//                     a block that moved top: Residency::note_growth (after the lock)
+//      seal           Residency::after_seal (unlocked; one relaxed load when nothing grew)
+//      pin            a SPILLED object: Spiller::restore (unlocked), then pin again
+//      free_slot      a SPILLED entry: Spiller::forget (locked)
+//      release_client a dead restorer's entry: Spiller::undo_restore (locked)
+//      copy_in        Residency::prepare_range (unlocked, per copy slice)
+//      ~Locked        Spiller::take_unqueued (locked), punch_file (after the unlock)
+//    So create, seal, pin and unpin still take the robust lock once each. Each background
+//    thread (the creator's spiller, prefaulter and trimmer) has its own mutex, cv and stop
+//    flag (background_thread.h); close() stops and joins them before the fd goes.
 //  - A process that set a client id (a worker) records in its ledger every ref and pin it
 //    holds itself (`mine`); release_client() gives them all back when it dies, and turns what
 //    it was writing back into a promise (PENDING) or frees it: never visible as sealed.
@@ -44,19 +46,19 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "allocator.h"
 #include "ledger.h"
 #include "object_table.h"
+#include "residency.h"
 #include "robust_mutex.h"
 #include "segment.h"
+#include "spill.h"
 #include "status.h"
 
 namespace ember {
@@ -72,7 +74,9 @@ struct StoreOptions {
   uint32_t ledger_capacity = 8192;        ///< objects each of them may hold, tracked
   std::string spill_dir;                  ///< where objects go when memory is full; "": never
   double spill_high_water = 0.8;          ///< above this share of capacity, spill in the background (>= 1: only on demand)
-  double idle_trim_s = 10;                ///< give free pages back after this long without allocations (<= 0: never)
+  /// Give free pages back after this long without allocations (<= 0: never). Only with a
+  /// spill_dir: an allocation waits for a block being trimmed only there (residency.h, R3).
+  double idle_trim_s = 10;
 };
 
 /// Counters of the whole store, read under the lock.
@@ -91,16 +95,8 @@ struct StoreStats {
 };
 
 /// The shared control block of the store (in the segment, after the header page).
-/// Bytes of a spill file to punch out: an object left it (restored or freed).
-struct SpillRelease {
-  uint64_t packed;  ///< where: ObjectEntry::spilled_at
-  uint64_t size;
-};
-inline constexpr uint32_t kReleaseQueue = 512;
-inline constexpr uint64_t kMaxDeferredRelease = uint64_t{1} << 30;
-
 struct StoreControl {
-  RobustMutex lock;                ///< guards alloc and table
+  RobustMutex lock;                ///< guards alloc, table and everything marked so
   std::atomic<uint64_t> next_seq;  ///< the next ObjectID sequence number
   std::atomic<uint32_t> seal_seq;  ///< bumped by seals someone waits for (a futex word)
   /// 1 while the node's processes wait for a CPU (the scheduler measures it): then nobody
@@ -111,20 +107,9 @@ struct StoreControl {
   AllocatorState alloc;            ///< guarded by lock
   TableState table;                ///< guarded by lock
   uint64_t access_clock;           ///< guarded by lock: ticks on every pin (LRU order)
-  uint64_t spilled_objects;        ///< guarded by lock
-  uint64_t spilled_bytes;          ///< guarded by lock
-  uint64_t spills_total;           ///< guarded by lock
-  uint64_t restores_total;         ///< guarded by lock
-  uint64_t allocations;            ///< guarded by lock: objects ever allocated (idle detection)
-  uint64_t spill_files;            ///< guarded by lock: spill files ever made (the next's number)
+  uint64_t allocations;            ///< guarded by lock: objects ever allocated (idle trim's clock)
   uint64_t trimming_bytes;         ///< guarded by lock: free blocks the idle trim holds right now
-  uint64_t spilling_bytes;         ///< guarded by lock: objects being written out right now
-  /// Spilled bytes to punch out of their files, left by any process for the driver's spiller
-  /// thread, so a get that restores does not pay for it. Guarded by lock.
-  uint32_t n_releases;
-  uint64_t release_bytes;          ///< their total size, at most kMaxDeferredRelease
-  SpillRelease releases[kReleaseQueue];
-  char spill_dir[256];             ///< written once at creation; "" disables spilling
+  SpillControl spill;              ///< guarded by lock (spill.h)
 };
 
 /// For a wait that ends early when one of its objects is a failure (get() of a list raises the
@@ -154,6 +139,11 @@ class Store : public std::enable_shared_from_this<Store> {
 
   /// Promises `count` objects with consecutive ids from `first` (PENDING, one ref each).
   Status create_pending(const ObjectID& first, uint32_t count);
+  /// A task's submission in one lock hold: promises its `count` returns (as create_pending)
+  /// and takes one ref on `hold` (its function object) that belongs to the task, not to this
+  /// process. All or nothing: when the returns cannot all be made, or `hold` is not in the
+  /// store (kNotFound), nothing is left behind.
+  Status create_task_returns(const ObjectID& first_return, uint32_t count, const ObjectID& hold);
   /// Allocates `size` bytes for `id` and returns the payload to fill in. A PENDING `id` is
   /// fulfilled (its refs kept); otherwise a new entry with one ref is made. `has_refs` says
   /// the payload lists nested refs (object_format.h). kStoreFull / kTableFull with the sizes.
@@ -180,6 +170,9 @@ class Store : public std::enable_shared_from_this<Store> {
   uint64_t release_client(uint32_t client, int32_t pid);
   /// True if the object exists and is sealed (in memory or spilled).
   bool is_sealed(const ObjectID& id);
+  /// Removes from `ids` (in one lock hold, keeping the order of the rest) those that
+  /// is_sealed() would say are sealed; returns how many remain.
+  size_t drop_sealed(std::vector<ObjectID>& ids);
   /// True if the object exists in any state (promised, being written or sealed).
   bool contains(const ObjectID& id);
   /// Waits until at least `num_ready` of `ids` are sealed (or gone: a missing object counts
@@ -208,7 +201,7 @@ class Store : public std::enable_shared_from_this<Store> {
   StoreStats stats();
   /// Verifies the allocator's and the table's invariants (tests).
   Status check();
-  /// Stops the prefaulter and closes the fd; later calls fail with kClosed.
+  /// Stops the background threads and closes the fd; later calls fail with kClosed.
   void close();
   bool closed() const { return closed_.load(std::memory_order_acquire); }
   /// Whether waiting processes may spin before they sleep (see StoreControl::cpus_contended).
@@ -232,10 +225,22 @@ class Store : public std::enable_shared_from_this<Store> {
   [[noreturn]] void debug_die_holding_lock();
 
  private:
-  Store(std::unique_ptr<Segment> seg, bool creator, unsigned copy_threads);
+  // The store's components: what each may call here, under the lock or not, is written in
+  // its header (spill.h, residency.h).
+  friend class Spiller;
+  friend class Residency;
+
+  Store(std::unique_ptr<Segment> seg, unsigned copy_threads);
   class Locked;  // RAII holder of the segment lock that recovers from dead holders
   void recover();
-  /// Frees the object in `slot`; appends the nested refs it held to `released`.
+  /// Enters `count` PENDING entries with one ref each from `first`, or none (kStoreFull /
+  /// kTableFull). Records nothing in the ledger. Locked.
+  Status insert_pending(const ObjectID& first, uint32_t count);
+  /// Removes the first `count` entries made by insert_pending. Locked.
+  void erase_pending(const ObjectID& first, uint32_t count);
+  /// is_sealed(), locked.
+  bool sealed(const ObjectID& id);
+  /// Frees the object in `slot`; appends the nested refs it held to `released`. Locked.
   void free_slot(int64_t slot, std::vector<ObjectID>& released);
   /// Releases one ref of each id in `ids` (and of whatever their freeing releases). Locked.
   void release_all(std::vector<ObjectID>& ids);
@@ -243,51 +248,11 @@ class Store : public std::enable_shared_from_this<Store> {
   void wake_waiters();
   /// Records in this process's ledger (if any) a change of what it holds. Locked.
   void note(const ObjectID& id, int32_t refs, int32_t pins);
-  /// Spills least-recently used objects until `size` bytes could fit. Unlocked. Returns
-  /// kStoreFull when nothing more can be spilled, kOutOfDisk (or kIOError) when the disk
-  /// refuses the spill.
-  Status make_room(uint64_t size);
-  /// Writes the least recently used unpinned objects out, oldest first, until `bytes` are
-  /// spilled (or kMaxSpillBatch objects), with one scan of the table. Returns how many were
-  /// spilled: 0 when there is nothing to spill or the disk fails (then `*disk_errno` says
-  /// why; it is 0 otherwise). Unlocked.
-  size_t spill_batch(uint64_t bytes, int* disk_errno = nullptr);
-  static constexpr uint64_t kMinSpillBatch = uint64_t{4} << 20;
-  /// Writes one victim of a batch; false if the write failed or the object stopped being
-  /// worth spilling (freed, or pinned by a reader) before it was all written. Unlocked.
-  bool write_unless_unwanted(int fd, int64_t slot, const uint8_t* data, uint64_t size,
-                             uint64_t offset);
-  /// True if a victim being spilled still has refs and only the spiller's pin. Unlocked.
-  bool still_wanted(int64_t slot);
-  static constexpr size_t kMaxSpillBatch = 1024;
-  /// Brings a SPILLED object back into memory; the caller then pins it. Unlocked.
-  Status restore(const ObjectID& id);
-  std::string spill_path(uint64_t file) const;
-  /// Reads object `id` of `size` bytes from its place in a spill file into `dst` and checks
-  /// its header and checksum. Returns "" if intact, else what is wrong (for the error).
-  static std::string read_spilled(const std::string& path, uint64_t offset, const ObjectID& id,
-                                  uint8_t* dst, uint64_t size);
-  /// Punches an object's bytes out of its spill file, deleting the file once it holds
-  /// nothing. Unlocked.
-  void release_spilled(const SpillRelease& r);
-  /// Queues that for the driver's spiller thread (or for this thread, after the lock). Locked.
-  void defer_release(uint64_t packed, uint64_t size);
   Ledger ledger(uint32_t client) const;
+  /// kStoreFull for an object of `size` bytes, with the store's sizes. Locked.
   Status full_error(uint64_t size, const Status& why);
-  /// Marks 2 MiB chunks of the heap populated in this process; populates the unmarked ones.
-  void prepare_range(uint8_t* p, size_t len);
-  static void prepare_thunk(void* self, uint8_t* p, size_t len);
-  void start_prefaulter();
-  void prefault_loop();
-  /// The creator's background spiller: keeps used memory under the high-water mark, punches
-  /// the queued spill releases, and gives free memory back to the kernel once the store has
-  /// been idle for `idle_trim_s`.
-  void spill_loop(double high_water, double idle_trim_s);
-  /// Punches out the pages of free blocks and of the wilderness past the high-water mark
-  /// (they come back zeroed, on first touch). Returns the bytes given back. Unlocked.
-  uint64_t give_back_memory();
-  void punch(uint64_t offset, uint64_t len);
-  void hint_prefault(uint64_t alloc_size);
+  /// kNotFound for `id`, saying why it may be gone.
+  static Status not_found(const ObjectID& id);
 
   std::unique_ptr<Segment> seg_;
   StoreControl* ctl_;
@@ -295,25 +260,35 @@ class Store : public std::enable_shared_from_this<Store> {
   ObjectTable table_;
   int32_t pid_;
   uint32_t client_ = 0;  ///< this process's ledger; 0: none (the driver)
-  /// Size of this process's last allocation that grew the heap, not yet hinted to the
-  /// prefaulter: it is hinted at seal(), once the writer's own pages are in, so the two do
-  /// not fight over the kernel's page-fault path (measured: 1.7 vs 2.7 GB/s cold at 16 MiB).
-  std::atomic<uint64_t> grown_by_{0};
   unsigned copy_threads_;
   std::atomic<bool> closed_{false};
-  std::unique_ptr<std::atomic<uint64_t>[]> populated_;  ///< 1 bit per 2 MiB heap chunk
-  uint64_t n_chunks_;
+  Spiller spill_;
+  Residency residency_;
+};
 
-  // The prefaulter (creator only): keeps pages ahead of the high-water mark populated.
-  std::thread prefaulter_;
-  std::mutex pf_mu_;
-  std::condition_variable pf_cv_;
-  bool pf_stop_ = false;          ///< guarded by pf_mu_
-  uint64_t pf_window_ = 0;        ///< guarded by pf_mu_: bytes to keep populated past top
-  uint64_t pf_requests_ = 0;      ///< guarded by pf_mu_: bumped on each hint
-  std::thread spiller_;           ///< creator only, when spill_dir is set (stops with pf_stop_)
-  /// Guarded by the store lock: punched out by this thread after it (the shared queue was full).
-  std::vector<SpillRelease> release_later_;
+/// Holds the segment lock for a scope; the first locker after a dead holder repairs.
+class Store::Locked {
+ public:
+  explicit Locked(Store& s) : s_(s) {
+    if (s_.ctl_->lock.lock()) {
+      s_.recover();
+      s_.ctl_->lock.make_consistent();
+    }
+  }
+  ~Locked() {
+    // Spilled bytes freed under the lock that the queue had no room for are punched out (or
+    // their file deleted) after it: deleting a 1 GiB file takes ~170 ms here, and every
+    // process's store calls would wait (spill.h, S1 and S6).
+    std::vector<SpillRelease> unqueued;
+    s_.spill_.take_unqueued(unqueued);
+    s_.ctl_->lock.unlock();
+    for (const SpillRelease& r : unqueued) s_.spill_.punch_file(r);
+  }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+
+ private:
+  Store& s_;
 };
 
 }  // namespace ember

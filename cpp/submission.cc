@@ -33,14 +33,10 @@ bool set_inline_args(TaskSpec& spec, std::string_view args, bool plain) {
 }
 
 Status reserve_returns(Store& store, TaskSpec& spec) {
-  // The task holds its function until it finishes (the RemoteFunction may be dropped first).
-  // Taken first: a promise nobody will fulfil cannot be taken back, a hold can.
-  Status st = store.add_ref(spec.function, /*mine=*/false);
-  if (st.ok()) {
-    spec.returns = store.new_id(spec.num_returns);
-    st = store.create_pending(spec.returns, spec.num_returns);  // all or nothing
-    if (!st.ok()) store.release_ref(spec.function, /*mine=*/false);
-  }
+  // One lock hold for the returns' promises and the task's hold on its function (the
+  // RemoteFunction may be dropped before the task finishes); all or nothing.
+  spec.returns = store.new_id(spec.num_returns);
+  Status st = store.create_task_returns(spec.returns, spec.num_returns, spec.function);
   if (!st.ok() && has_args_object(spec)) store.release_ref(spec.args, /*mine=*/false);
   return st;
 }

@@ -83,7 +83,7 @@ TEST_F(AllocatorTest, InitRoundsTheHeapInwardToTheAlignment) {
   Allocator::init(&s, 100, 100000);
   EXPECT_EQ(s.heap_begin, 128u);
   EXPECT_EQ(s.heap_end, 99968u);
-  EXPECT_EQ(s.top, s.heap_begin);
+  EXPECT_EQ(s.top.load(), s.heap_begin);
   EXPECT_EQ(s.last_block, 0u);
   EXPECT_EQ(s.used_bytes, 0u);
   EXPECT_EQ(s.fl_bitmap, 0u);
@@ -126,7 +126,7 @@ TEST_F(AllocatorTest, PayloadsAreAlignedSizedAndTileTheHeap) {
   EXPECT_EQ(s.used_bytes, used);
   EXPECT_EQ(s.used_blocks, n);
   EXPECT_EQ(s.high_water, used);
-  EXPECT_EQ(st().top, kBegin + used);
+  EXPECT_EQ(st().top.load(), kBegin + used);
   EXPECT_EQ(st().last_block, expect_payload - block_of(sizes[std::size(sizes) - 1]) - kAlign);
 }
 
@@ -266,7 +266,7 @@ TEST_F(AllocatorTest, AFreeLastBlockPlusTheWildernessFillsTheHeapExactly) {
   EXPECT_EQ(a().largest_free(), rest - kAlign);
   uint64_t p = alloc(rest - kAlign);
   EXPECT_EQ(p, last);
-  EXPECT_EQ(st().top, st().heap_end);
+  EXPECT_EQ(st().top.load(), st().heap_end);
   EXPECT_EQ(a().largest_free(), 0u);
   EXPECT_EQ(a().stats().used_bytes, capacity());
   ASSERT_TRUE(CheckOk(a()));
@@ -336,7 +336,7 @@ TEST_F(AllocatorTest, LargestFreeIsWhatOneAllocationCanGet) {
   ASSERT_NE(guard, 0u);
   uint64_t filler = alloc(capacity() - 2112 - kMinBlock - 1024 - kAlign);
   ASSERT_NE(filler, 0u);
-  ASSERT_EQ(st().heap_end - st().top, 1024u);
+  ASSERT_EQ(st().heap_end - st().top.load(), 1024u);
   a().free(hole);
   ASSERT_TRUE(CheckOk(a()));
   const uint64_t lf = a().largest_free();
@@ -370,7 +370,7 @@ TEST_F(AllocatorTest, ABlockThatFitsIsFoundBehindALongListOfSmallerOnes) {
       smaller.push_back(alloc(2048 - kAlign));
       (void)alloc(0);  // guards keep the holes apart
     }
-    uint64_t rest = st().heap_end - st().top - (with_wilderness ? 64 << 10 : 0);
+    uint64_t rest = st().heap_end - st().top.load() - (with_wilderness ? 64 << 10 : 0);
     (void)alloc(rest - kAlign);
     a().free(fits);
     for (uint64_t p : smaller) a().free(p);
@@ -525,7 +525,7 @@ TEST_F(AllocatorTest, RebuildOfAConsistentHeapChangesNothing) {
   for (int i = 0; i < 20; i += 3) a().free(p[i]);
   ASSERT_TRUE(CheckOk(a()));
   const AllocatorStats before = a().stats();
-  const uint64_t top = st().top;
+  const uint64_t top = st().top.load();
   const uint64_t last = st().last_block;
 
   std::set<uint64_t> seen;
@@ -543,7 +543,7 @@ TEST_F(AllocatorTest, RebuildOfAConsistentHeapChangesNothing) {
   EXPECT_EQ(after.used_blocks, before.used_blocks);
   EXPECT_EQ(after.high_water, before.high_water);
   EXPECT_EQ(after.largest_free, before.largest_free);
-  EXPECT_EQ(st().top, top);
+  EXPECT_EQ(st().top.load(), top);
   EXPECT_EQ(st().last_block, last);
 }
 
@@ -610,7 +610,7 @@ TEST_F(AllocatorTest, RebuildCutsATornTailBackToTheWilderness) {
   uint64_t x = alloc(1000, 1);
   uint64_t last = alloc(1000, 2);
   a().free(last);
-  const uint64_t old_top = st().top;
+  const uint64_t old_top = st().top.load();
   BlockHeader* h = hdr(last);
   h->free = 0;
   h->size += 8192;
@@ -618,8 +618,8 @@ TEST_F(AllocatorTest, RebuildCutsATornTailBackToTheWilderness) {
 
   uint64_t freed = a().rebuild([&](uint64_t, uint64_t, uint64_t pl) { return pl == x; });
   EXPECT_EQ(freed, 0u) << "the torn block is not walked, so not counted";
-  EXPECT_EQ(st().top, last - kAlign) << "top is cut at the torn block";
-  EXPECT_LE(st().top, old_top);
+  EXPECT_EQ(st().top.load(), last - kAlign) << "top is cut at the torn block";
+  EXPECT_LE(st().top.load(), old_top);
   EXPECT_EQ(st().last_block, x - kAlign);
   ASSERT_TRUE(CheckOk(a()));
   EXPECT_EQ(a().stats().used_blocks, 1u);
@@ -631,7 +631,7 @@ TEST_F(AllocatorTest, RebuildIgnoresAHalfWrittenHeaderPastTop) {
   // allocate() from the wilderness writes the new header before it advances top: a crash in
   // between leaves a plausible header in the wilderness that no walk must see.
   uint64_t x = alloc(1000, 1);
-  const uint64_t top = st().top;
+  const uint64_t top = st().top.load();
   auto* ghost = reinterpret_cast<BlockHeader*>(base_ + top);
   std::memset(static_cast<void*>(ghost), 0, sizeof(BlockHeader));
   ghost->size = 4096;
@@ -650,7 +650,7 @@ TEST_F(AllocatorTest, RebuildIgnoresAHalfWrittenHeaderPastTop) {
   });
   EXPECT_EQ(freed, 0u);
   EXPECT_EQ(asked, 1);
-  EXPECT_EQ(st().top, top);
+  EXPECT_EQ(st().top.load(), top);
   ASSERT_TRUE(CheckOk(a()));
   uint64_t y = alloc(200, 2);
   EXPECT_EQ(y, top + kAlign);
@@ -672,7 +672,7 @@ TEST_F(AllocatorTest, RebuildRepairsATornStateAllAtOnce) {
   // but p[2] is still on its free list and the counters still count p[1] as used.
   hdr(p[1])->size += hdr(p[2])->size;
   // (3) A half-written header past top.
-  auto* ghost = reinterpret_cast<BlockHeader*>(base_ + st().top);
+  auto* ghost = reinterpret_cast<BlockHeader*>(base_ + st().top.load());
   ghost->size = 1 << 16;
   ghost->magic = kBlockMagic;
   // (4) Counters and the last-block pointer are stale.

@@ -1,9 +1,9 @@
-// Tests for ember::Store: the object life cycle, errors and their messages, stats, a second
-// attached store, close(), large copies, the prefaulter, and recovery of the lock from a
-// process killed while holding it.
+// Tests for ember::Store: the object life cycle, a task's submission in one lock hold,
+// errors and their messages, stats, a second attached store, close(), large copies, and
+// recovery of the lock from a process killed while holding it. Spilling and residency have
+// their own tests (test_spill.cc, test_residency.cc).
 #include "store.h"
 
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -19,17 +19,12 @@
 #include <thread>
 #include <vector>
 
+#include "store_test_util.h"
+
 namespace ember {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr uint64_t kMiB = uint64_t{1} << 20;
-
-::testing::AssertionResult CheckOk(Store& s) {
-  Status st = s.check();
-  if (st.ok()) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "check(): " << st.message();
-}
+using namespace testing_util;  // NOLINT: the shared helpers of the store's tests
 
 std::shared_ptr<Store> make_store(uint64_t capacity = 8 * kMiB, bool prefault = false,
                                   uint64_t table_capacity = 0) {
@@ -49,23 +44,6 @@ uint64_t mix(uint64_t x) {  // splitmix64 finaliser
   x ^= x >> 27;
   x *= 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
-}
-
-/// Creates, fills with a pattern derived from `seed`, and seals an object; returns its payload.
-uint8_t* put(Store& s, const ObjectID& id, uint64_t size, uint8_t seed) {
-  auto r = s.create_object(id, size);
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  if (!r.ok()) return nullptr;
-  for (uint64_t i = 0; i < size; ++i) (*r)[i] = static_cast<uint8_t>(seed + i * 7);
-  EXPECT_TRUE(s.seal(id).ok());
-  return *r;
-}
-
-bool has_pattern(const uint8_t* p, uint64_t size, uint8_t seed) {
-  for (uint64_t i = 0; i < size; ++i) {
-    if (p[i] != static_cast<uint8_t>(seed + i * 7)) return false;
-  }
-  return true;
 }
 
 // --- creation -----------------------------------------------------------------------------------
@@ -265,6 +243,124 @@ TEST(StoreTest, ZeroByteObjects) {
   EXPECT_EQ(s->stats().used_bytes, 0u);
 }
 
+// --- a task's submission ------------------------------------------------------------------------
+
+/// The object `id` as list_objects() reports it (state EMPTY when it is not in the store).
+Store::ObjectInfo info(Store& s, const ObjectID& id) {
+  for (const Store::ObjectInfo& o : s.list_objects()) {
+    if (o.id == id) return o;
+  }
+  return Store::ObjectInfo{id, SlotState::kEmpty, 0, 0, 0, 0, {}};
+}
+
+TEST(StoreTest, CreateTaskReturnsPromisesTheReturnsAndTakesTheTasksHold) {
+  StoreOptions o;
+  o.capacity = 8 * kMiB;
+  o.prefault = false;
+  o.ledger_clients = 2;
+  auto r = Store::create(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  Store& s = **r;
+  s.set_client(1);  // a worker: its own holds are recorded in its ledger
+  const ObjectID fn = s.new_id();
+  put(s, fn, 100, 9);
+  const ObjectID first = s.new_id(3);
+  ASSERT_TRUE(s.create_task_returns(first, 3, fn).ok());
+
+  for (uint64_t i = 0; i < 3; ++i) {
+    Store::ObjectInfo ret = info(s, {first.hi, first.lo + i});
+    EXPECT_EQ(ret.state, SlotState::kPending) << i;
+    EXPECT_EQ(ret.refs, 1) << i;
+    ASSERT_EQ(ret.holders.size(), 1u) << "the caller's ref, in its ledger";
+    EXPECT_EQ(ret.holders[0], (std::pair<uint32_t, int32_t>{1, 1}));
+  }
+  Store::ObjectInfo f = info(s, fn);
+  EXPECT_EQ(f.refs, 2) << "the put's ref and the task's";
+  ASSERT_EQ(f.holders.size(), 1u);
+  EXPECT_EQ(f.holders[0].second, 1) << "the task's hold is not recorded as the caller's";
+
+  // The returns are fulfilled as any promise; the hold outlives the caller's ref.
+  ASSERT_TRUE(s.create_object(first, 10).ok());
+  ASSERT_TRUE(s.seal(first).ok());
+  EXPECT_TRUE(s.is_sealed(first));
+  s.release_ref(fn);
+  EXPECT_TRUE(s.is_sealed(fn)) << "held by the task";
+  s.release_ref(fn, /*mine=*/false);  // the task ends
+  EXPECT_FALSE(s.contains(fn));
+  for (uint64_t i = 0; i < 3; ++i) s.release_ref({first.hi, first.lo + i});
+  EXPECT_EQ(s.stats().num_objects, 2u) << "a promise stays for its task to write";
+  for (uint64_t i = 1; i < 3; ++i) {
+    ASSERT_TRUE(s.create_object({first.hi, first.lo + i}, 10).ok());
+    ASSERT_TRUE(s.seal({first.hi, first.lo + i}).ok());  // and goes: nobody holds it
+  }
+  EXPECT_EQ(s.stats().num_objects, 0u);
+  EXPECT_TRUE(CheckOk(s));
+
+  // No returns: only the hold.
+  const ObjectID fn2 = s.new_id();
+  put(s, fn2, 100, 9);
+  ASSERT_TRUE(s.create_task_returns(s.new_id(0), 0, fn2).ok());
+  EXPECT_EQ(info(s, fn2).refs, 2);
+}
+
+TEST(StoreTest, CreateTaskReturnsIsAllOrNothing) {
+  auto s = make_store(8 * kMiB, false, 8);  // 8 slots, 7 usable
+  ASSERT_NE(s, nullptr);
+  const ObjectID fn = s->new_id();
+  put(*s, fn, 100, 9);
+
+  // The function object is gone: no return is made.
+  const ObjectID gone = s->new_id();
+  const ObjectID first = s->new_id(2);
+  Status st = s->create_task_returns(first, 2, gone);
+  EXPECT_EQ(st.code(), StatusCode::kNotFound);
+  EXPECT_NE(st.message().find(gone.hex()), std::string::npos) << st.message();
+  EXPECT_FALSE(s->contains(first));
+  EXPECT_FALSE(s->contains({first.hi, first.lo + 1}));
+  EXPECT_EQ(s->stats().num_objects, 1u);
+
+  // The table fills up after some of the returns: none is left, and the hold is not taken.
+  const ObjectID many = s->new_id(10);
+  st = s->create_task_returns(many, 10, fn);
+  EXPECT_EQ(st.code(), StatusCode::kStoreFull);
+  EXPECT_NE(st.message().find("table is full"), std::string::npos) << st.message();
+  for (uint64_t i = 0; i < 10; ++i) EXPECT_FALSE(s->contains({many.hi, many.lo + i})) << i;
+  EXPECT_EQ(s->stats().num_objects, 1u);
+  EXPECT_EQ(info(*s, fn).refs, 1);
+  EXPECT_TRUE(CheckOk(*s));
+  // And then 6 fit.
+  EXPECT_TRUE(s->create_task_returns(s->new_id(6), 6, fn).ok());
+  EXPECT_EQ(info(*s, fn).refs, 2);
+  EXPECT_TRUE(CheckOk(*s));
+
+  s->close();
+  EXPECT_EQ(s->create_task_returns(s->new_id(), 1, fn).code(), StatusCode::kClosed);
+}
+
+TEST(StoreTest, DropSealedKeepsWhatIsNotSealedInOrder) {
+  auto s = make_store();
+  ASSERT_NE(s, nullptr);
+  const ObjectID sealed1 = s->new_id(), pending = s->new_id(), sealed2 = s->new_id(),
+                 writing = s->new_id(), missing = s->new_id();
+  put(*s, sealed1, 10, 1);
+  put(*s, sealed2, 10, 2);
+  ASSERT_TRUE(s->create_pending(pending, 1).ok());
+  ASSERT_TRUE(s->create_object(writing, 10).ok());
+  std::vector<ObjectID> ids{sealed1, pending, sealed2, writing, missing, sealed1};
+  EXPECT_EQ(s->drop_sealed(ids), 3u);
+  EXPECT_EQ(ids, (std::vector<ObjectID>{pending, writing, missing}))
+      << "as is_sealed() says, one by one";
+  for (const ObjectID& id : ids) EXPECT_FALSE(s->is_sealed(id));
+  std::vector<ObjectID> none;
+  EXPECT_EQ(s->drop_sealed(none), 0u);
+  ASSERT_TRUE(s->seal(writing).ok());
+  EXPECT_EQ(s->drop_sealed(ids), 2u);
+  EXPECT_EQ(ids, (std::vector<ObjectID>{pending, missing}));
+  s->close();
+  std::vector<ObjectID> after{sealed1};
+  EXPECT_EQ(s->drop_sealed(after), 1u) << "a closed store says nothing is sealed";
+}
+
 // --- full ---------------------------------------------------------------------------------------
 
 TEST(StoreTest, StoreFullMessageGivesTheSizes) {
@@ -461,92 +557,6 @@ TEST(StoreTest, CopyInOfALargeBufferIsExact) {
   EXPECT_EQ(std::memcmp(*w2, bytes, 77), 0);
   s->copy_in(*w2, bytes, 0);
   EXPECT_TRUE(CheckOk(*s));
-}
-
-// --- spilling -------------------------------------------------------------------------------------
-TEST(StoreTest, SpillingRoundTripsEveryObjectAndLeavesNoFile) {
-  char dir_template[] = "/tmp/ember-store-test-XXXXXX";
-  ASSERT_NE(mkdtemp(dir_template), nullptr);
-  const std::string dir = dir_template;
-  auto count_files = [&] {
-    int n = -2;  // . and ..
-    if (DIR* d = opendir(dir.c_str())) {
-      while (readdir(d) != nullptr) ++n;
-      closedir(d);
-    }
-    return n;
-  };
-  {
-    StoreOptions o;
-    o.capacity = 8 * kMiB;
-    o.spill_dir = dir;
-    o.copy_threads = 1;
-    auto r = Store::create(o);
-    ASSERT_TRUE(r.ok()) << r.status().message();
-    Store& s = **r;
-    // 24 MiB of 48 KiB objects through an 8 MiB store: most are spilled, in batches.
-    std::vector<ObjectID> ids;
-    for (int i = 0; i < 512; ++i) {
-      ids.push_back(s.new_id());
-      ASSERT_NE(put(s, ids.back(), 48 << 10, static_cast<uint8_t>(i)), nullptr);
-    }
-    StoreStats st = s.stats();
-    EXPECT_GT(st.spilled_objects, 300u);
-    // Batches of at least 1 MiB (an eighth of this store): 21 objects or more per file.
-    EXPECT_LE(count_files() * 16, static_cast<int>(st.spilled_objects)) << "one file per batch";
-    EXPECT_TRUE(CheckOk(s));
-    for (int i = 0; i < 512; ++i) {  // each comes back intact (restoring spills others)
-      auto v = s.pin(ids[i]);
-      ASSERT_TRUE(v.ok()) << v.status().message();
-      ASSERT_TRUE(has_pattern(v->data, 48 << 10, static_cast<uint8_t>(i))) << i;
-      s.unpin(ids[i]);
-    }
-    EXPECT_GT(s.stats().restores_total, 300u);
-    for (const ObjectID& id : ids) s.release_ref(id);
-    // Objects in a batch the spiller thread is writing go when the write ends; that thread
-    // also punches the freed objects out and deletes each emptied file.
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    while ((s.stats().num_objects > 0 || count_files() > 0) && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    EXPECT_EQ(s.stats().num_objects, 0u);
-    EXPECT_EQ(s.stats().spilled_objects, 0u);
-    EXPECT_EQ(count_files(), 0);
-    EXPECT_TRUE(CheckOk(s));
-  }
-  rmdir(dir.c_str());
-}
-
-TEST(StoreTest, ThePrefaulterStopsWithTheStore) {
-  const auto t0 = Clock::now();
-  {
-    auto s = make_store(64 * kMiB, /*prefault=*/true);
-    ASSERT_NE(s, nullptr);
-    std::vector<ObjectID> ids;
-    for (int i = 0; i < 5; ++i) {
-      ids.push_back(s->new_id());
-      put(*s, ids.back(), (i + 1) * kMiB, static_cast<uint8_t>(i));
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let it wake up
-    }
-    for (int i = 0; i < 5; ++i) {
-      auto v = s->pin(ids[i]);
-      ASSERT_TRUE(v.ok());
-      EXPECT_TRUE(has_pattern(v->data, v->size, static_cast<uint8_t>(i)));
-      s->unpin(ids[i]);
-    }
-    EXPECT_TRUE(CheckOk(*s));
-  }  // destroying the store joins the prefaulter thread
-  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
-
-  // Close right after creation, and with a hint outstanding.
-  auto s2 = make_store(64 * kMiB, true);
-  ASSERT_NE(s2, nullptr);
-  ASSERT_TRUE(s2->create_object(s2->new_id(), 32 * kMiB).ok());
-  s2->close();
-  EXPECT_TRUE(s2->closed());
-  s2.reset();
-  make_store(8 * kMiB, true).reset();
-  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
 }
 
 // --- recovery from a process that died holding the lock ------------------------------------------
