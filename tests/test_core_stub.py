@@ -26,8 +26,11 @@ def _stub() -> tuple[set[str], dict[str, set[str]]]:
     members: dict[str, set[str]] = {}
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
-            names.add(node.name)
-            members[node.name] = {
+            if node.name != "_Submitter":  # a base of the stub only
+                names.add(node.name)
+            inherited = set().union(*(members[b.id] for b in node.bases
+                                      if isinstance(b, ast.Name) and b.id in members))
+            members[node.name] = inherited | {
                 (b.target.id if isinstance(b, ast.AnnAssign) else
                  b.targets[0].id if isinstance(b, ast.Assign) else b.name)
                 for b in node.body

@@ -166,8 +166,72 @@ void bind_options(py::module_& m) {
                                      [](SchedulerConfig& c) { return &c.totals[0]; });
 }
 
+/// Sends a prepared submission on its way from `rt` (without the GIL); its returns' refs.
+template <typename Runtime>
+py::list dispatch(Runtime& rt, Prepared& p) {
+  py::list refs = return_refs(rt.store, p.spec);
+  Status st;
+  {
+    py::gil_scoped_release nogil;
+    st = rt.dispatch(p.spec, std::move(p.deps));
+  }
+  check(st);
+  return refs;
+}
+
+/// submit, submit_actor and create_actor, the same from the driver and from a worker.
+template <typename Runtime>
+void bind_submissions(py::class_<Runtime>& cls) {
+  cls.def(
+         "submit",
+         [](Runtime& rt, const ObjectRef& function, const TaskOptions& options,
+            const py::object& args_stream, const py::list& args_buffers,
+            const py::list& args_nested, const py::list& deps) {
+           Prepared p = prepare(*rt.store, rt.control(), function, options, args_stream,
+                                args_buffers, args_nested, deps);
+           return dispatch(rt, p);
+         },
+         py::arg("function"), py::arg("options"), py::arg("args_stream"),
+         py::arg("args_buffers"), py::arg("args_nested"), py::arg("deps"),
+         "f.remote(): the returns' ObjectRefs.")
+      .def(
+          "submit_actor",
+          [](Runtime& rt, uint32_t actor, const ObjectRef& cls_ref, const TaskOptions& options,
+             const py::object& args_stream, const py::list& args_buffers,
+             const py::list& args_nested, const py::list& deps) {
+            Prepared p = prepare(*rt.store, rt.control(), cls_ref, options, args_stream,
+                                 args_buffers, args_nested, deps);
+            p.spec.actor = actor;
+            p.spec.flags |= kSpecActorMethod;
+            return dispatch(rt, p);
+          },
+          py::arg("actor"), py::arg("cls"), py::arg("options"), py::arg("args_stream"),
+          py::arg("args_buffers"), py::arg("args_nested"), py::arg("deps"),
+          "handle.method.remote(): the returns' ObjectRefs.")
+      .def(
+          "create_actor",
+          [](Runtime& rt, const ObjectRef& cls_ref, const TaskOptions& options,
+             const py::object& args_stream, const py::list& args_buffers,
+             const py::list& args_nested, const py::list& deps) {
+            Prepared p = prepare(*rt.store, rt.control(), cls_ref, options, args_stream,
+                                 args_buffers, args_nested, deps);
+            py::list refs = return_refs(rt.store, p.spec);
+            Result<uint32_t> id = Status::OK();
+            {
+              py::gil_scoped_release nogil;
+              id = rt.create_actor(p.spec, std::move(p.deps), options);
+            }
+            return py::make_tuple(unwrap(std::move(id)), refs[0]);
+          },
+          py::arg("cls"), py::arg("options"), py::arg("args_stream"), py::arg("args_buffers"),
+          py::arg("args_nested"), py::arg("deps"),
+          "Cls.remote(): (the actor's id, its ready ref: the creation's return).");
+}
+
 void bind_scheduler(py::module_& m) {
-  py::class_<DriverRuntime>(m, "Scheduler")
+  py::class_<DriverRuntime> cls(m, "Scheduler");
+  bind_submissions(cls);
+  cls
       .def(py::init([](std::shared_ptr<Store> store, SchedulerConfig cfg) {
              auto rt = std::make_unique<DriverRuntime>();
              rt->store = store;
@@ -181,60 +245,6 @@ void bind_scheduler(py::module_& m) {
              py::gil_scoped_release nogil;
              rt.scheduler->stop();
            })
-      .def(
-          "submit",
-          [](DriverRuntime& rt, const ObjectRef& function, const TaskOptions& options,
-             const py::object& args_stream, const py::list& args_buffers,
-             const py::list& args_nested, const py::list& deps) {
-            Prepared p = prepare(*rt.store, *rt.scheduler->control(), function, options,
-                                 args_stream, args_buffers, args_nested, deps);
-            py::list refs = return_refs(rt.store, p.spec);
-            Status st;
-            {
-              py::gil_scoped_release nogil;  // the scheduler's mutex is never taken with it
-              st = rt.scheduler->submit(p.spec, std::move(p.deps));
-            }
-            check(st);
-            return refs;
-          },
-          py::arg("function"), py::arg("options"), py::arg("args_stream"),
-          py::arg("args_buffers"), py::arg("args_nested"), py::arg("deps"))
-      .def(
-          "create_actor",
-          [](DriverRuntime& rt, const ObjectRef& cls, const TaskOptions& options,
-             const py::object& args_stream, const py::list& args_buffers,
-             const py::list& args_nested, const py::list& deps) {
-            Prepared p = prepare(*rt.store, *rt.scheduler->control(), cls, options, args_stream,
-                                 args_buffers, args_nested, deps);
-            py::list refs = return_refs(rt.store, p.spec);
-            Result<uint32_t> id = Status::OK();
-            {
-              py::gil_scoped_release nogil;
-              id = rt.scheduler->create_actor(p.spec, std::move(p.deps), options.max_restarts,
-                                              options.max_task_retries, options.detached);
-            }
-            return py::make_tuple(unwrap(std::move(id)), refs[0]);
-          },
-          py::arg("cls"), py::arg("options"), py::arg("args_stream"), py::arg("args_buffers"),
-          py::arg("args_nested"), py::arg("deps"))
-      .def(
-          "submit_actor",
-          [](DriverRuntime& rt, uint32_t actor, const ObjectRef& cls, const TaskOptions& options,
-             const py::object& args_stream, const py::list& args_buffers,
-             const py::list& args_nested, const py::list& deps) {
-            Prepared p = prepare(*rt.store, *rt.scheduler->control(), cls, options, args_stream,
-                                 args_buffers, args_nested, deps);
-            p.spec.actor = actor;
-            p.spec.flags |= kSpecActorMethod;
-            py::list refs = return_refs(rt.store, p.spec);
-            {
-              py::gil_scoped_release nogil;
-              rt.scheduler->submit_actor_call(p.spec, std::move(p.deps));
-            }
-            return refs;
-          },
-          py::arg("actor"), py::arg("cls"), py::arg("options"), py::arg("args_stream"),
-          py::arg("args_buffers"), py::arg("args_nested"), py::arg("deps"))
       .def("kill_actor",
            [](DriverRuntime& rt, uint32_t actor, bool no_restart) {
              py::gil_scoped_release nogil;
@@ -273,21 +283,10 @@ void bind_scheduler(py::module_& m) {
       });
 }
 
-/// A worker's submission: its returns' refs; the spec goes through its outbound ring.
-py::list submit_from_worker(WorkerRuntime& rt, TaskSpec& spec) {
-  rt.worker->stamp_parent(spec);
-  py::list refs = return_refs(rt.store, spec);
-  Status st;
-  {
-    py::gil_scoped_release nogil;  // a full ring waits for the scheduler
-    st = rt.worker->submit(spec);
-  }
-  check(st);
-  return refs;
-}
-
 void bind_worker(py::module_& m) {
-  py::class_<WorkerRuntime>(m, "Worker")
+  py::class_<WorkerRuntime> cls(m, "Worker");
+  bind_submissions(cls);
+  cls
       .def(py::init([](std::shared_ptr<Store> store, uint32_t index) {
              auto rt = std::make_unique<WorkerRuntime>();
              store->set_client(index + 1);  // its ledger: released by the driver if it dies
@@ -316,50 +315,6 @@ void bind_worker(py::module_& m) {
              release_inputs(*rt.store, rt.worker->record(index).spec);
              rt.worker->finish(index);
            })
-      .def(
-          "submit",
-          [](WorkerRuntime& rt, const ObjectRef& function, const TaskOptions& options,
-             const py::object& args_stream, const py::list& args_buffers,
-             const py::list& args_nested, const py::list& deps) {
-            Prepared p = prepare(*rt.store, *rt.worker->control(), function, options, args_stream,
-                                 args_buffers, args_nested, deps);
-            return submit_from_worker(rt, p.spec);
-          },
-          py::arg("function"), py::arg("options"), py::arg("args_stream"),
-          py::arg("args_buffers"), py::arg("args_nested"), py::arg("deps"))
-      .def(
-          "create_actor",
-          [](WorkerRuntime& rt, const ObjectRef& cls, const TaskOptions& options,
-             const py::object& args_stream, const py::list& args_buffers,
-             const py::list& args_nested, const py::list& deps) {
-            Prepared p = prepare(*rt.store, *rt.worker->control(), cls, options, args_stream,
-                                 args_buffers, args_nested, deps);
-            // The id is ours to take, so the handle exists at once; the scheduler reads the
-            // creation from our ring before any call made on the handle (see
-            // Scheduler::collect_submissions).
-            p.spec.actor = rt.worker->control()->next_actor.fetch_add(1, std::memory_order_relaxed);
-            p.spec.flags |= kSpecActorCreate | (options.detached ? kSpecDetached : 0u);
-            p.spec.max_retries = options.max_restarts;  // a creation's max_retries: its restarts
-            p.spec.max_task_retries = options.max_task_retries;
-            const uint32_t actor = p.spec.actor;
-            py::list refs = submit_from_worker(rt, p.spec);
-            return py::make_tuple(actor, refs[0]);
-          },
-          py::arg("cls"), py::arg("options"), py::arg("args_stream"), py::arg("args_buffers"),
-          py::arg("args_nested"), py::arg("deps"))
-      .def(
-          "submit_actor",
-          [](WorkerRuntime& rt, uint32_t actor, const ObjectRef& cls, const TaskOptions& options,
-             const py::object& args_stream, const py::list& args_buffers,
-             const py::list& args_nested, const py::list& deps) {
-            Prepared p = prepare(*rt.store, *rt.worker->control(), cls, options, args_stream,
-                                 args_buffers, args_nested, deps);
-            p.spec.actor = actor;
-            p.spec.flags |= kSpecActorMethod;
-            return submit_from_worker(rt, p.spec);
-          },
-          py::arg("actor"), py::arg("cls"), py::arg("options"), py::arg("args_stream"),
-          py::arg("args_buffers"), py::arg("args_nested"), py::arg("deps"))
       .def("kill_actor",
            [](WorkerRuntime& rt, uint32_t actor, bool no_restart) {
              TaskSpec spec{};
@@ -432,6 +387,38 @@ void bind_region(py::module_& m) {
 }
 
 }  // namespace
+
+Status DriverRuntime::dispatch(TaskSpec& spec, std::vector<ObjectID> deps) {
+  if ((spec.flags & kSpecActorMethod) != 0) {
+    scheduler->submit_actor_call(spec, std::move(deps));
+    return Status::OK();
+  }
+  return scheduler->submit(spec, std::move(deps));
+}
+
+Result<uint32_t> DriverRuntime::create_actor(TaskSpec& spec, std::vector<ObjectID> deps,
+                                             const TaskOptions& options) {
+  return scheduler->create_actor(spec, std::move(deps), options.max_restarts,
+                                 options.max_task_retries, options.detached);
+}
+
+Status WorkerRuntime::dispatch(TaskSpec& spec, std::vector<ObjectID> /*deps: in the spec*/) {
+  worker->stamp_parent(spec);
+  return worker->submit(spec);
+}
+
+Result<uint32_t> WorkerRuntime::create_actor(TaskSpec& spec, std::vector<ObjectID> deps,
+                                             const TaskOptions& options) {
+  // The id is ours to take, so the handle exists at once; the scheduler reads the creation
+  // from our ring before any call made on the handle (see Scheduler::collect_submissions).
+  spec.actor = worker->control()->next_actor.fetch_add(1, std::memory_order_relaxed);
+  spec.flags |= kSpecActorCreate | (options.detached ? kSpecDetached : 0u);
+  spec.max_retries = options.max_restarts;  // a creation's max_retries: its restarts
+  spec.max_task_retries = options.max_task_retries;
+  Status st = dispatch(spec, std::move(deps));
+  if (!st.ok()) return st;
+  return spec.actor;
+}
 
 Worker* worker_of(const py::object& worker) {
   return worker.is_none() ? nullptr : worker.cast<WorkerRuntime&>().worker.get();

@@ -36,6 +36,15 @@ inline std::shared_ptr<Store> make_store(const StoreOptions& o) {
   return r.ok() ? *r : nullptr;
 }
 
+/// A plain store of `capacity` bytes: no prefaulter, no spilling, one copy thread.
+inline std::shared_ptr<Store> small_store(uint64_t capacity = 8 * kMiB) {
+  StoreOptions o;
+  o.capacity = capacity;
+  o.prefault = false;
+  o.copy_threads = 1;
+  return make_store(o);
+}
+
 /// Creates, fills with a pattern derived from `seed`, and seals an object; returns its payload.
 inline uint8_t* put(Store& s, const ObjectID& id, uint64_t size, uint8_t seed) {
   auto r = s.create_object(id, size);

@@ -9,20 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "store_test_util.h"
+
 namespace ember {
 namespace {
 
-constexpr uint64_t kMiB = uint64_t{1} << 20;
-
-std::shared_ptr<Store> make_store() {
-  StoreOptions o;
-  o.capacity = 8 * kMiB;
-  o.prefault = false;
-  o.copy_threads = 1;
-  auto r = Store::create(o);
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  return r.ok() ? *r : nullptr;
-}
+using testing_util::kMiB;
 
 int32_t refs_of(Store& s, const ObjectID& id) {
   for (const Store::ObjectInfo& o : s.list_objects()) {
@@ -32,7 +24,7 @@ int32_t refs_of(Store& s, const ObjectID& id) {
 }
 
 TEST(ObjectIO, WrittenInPartsReadsBackTheSame) {
-  auto store = make_store();
+  auto store = testing_util::small_store();
   const std::string stream = "a pickle stream";
   std::vector<uint8_t> a(1000), b(3);
   for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i * 13);
@@ -65,7 +57,7 @@ TEST(ObjectIO, WrittenInPartsReadsBackTheSame) {
 }
 
 TEST(ObjectIO, AnUnfinishedWriterLeavesNothing) {
-  auto store = make_store();
+  auto store = testing_util::small_store();
   ObjectID id = store->new_id();
   {
     auto w = ObjectWriter::begin(*store, id, "x", {128}, {});
@@ -77,7 +69,7 @@ TEST(ObjectIO, AnUnfinishedWriterLeavesNothing) {
 }
 
 TEST(ObjectIO, AMovedWriterAbortsOnce) {
-  auto store = make_store();
+  auto store = testing_util::small_store();
   ObjectID id = store->new_id();
   auto w = ObjectWriter::begin(*store, id, "x", {}, {});
   ASSERT_TRUE(w.ok());
@@ -87,7 +79,7 @@ TEST(ObjectIO, AMovedWriterAbortsOnce) {
 }
 
 TEST(ObjectIO, TheObjectHoldsItsNestedRefs) {
-  auto store = make_store();
+  auto store = testing_util::small_store();
   ObjectID inner = store->new_id();
   ASSERT_TRUE(ObjectWriter::begin(*store, inner, "inner", {}, {})->finish().ok());
   ObjectID outer = store->new_id();
@@ -100,7 +92,7 @@ TEST(ObjectIO, TheObjectHoldsItsNestedRefs) {
 }
 
 TEST(ObjectIO, AFailureFromTheCoreFulfilsAPromise) {
-  auto store = make_store();
+  auto store = testing_util::small_store();
   ObjectID id = store->new_id();
   ASSERT_TRUE(store->create_pending(id, 1).ok());
   ASSERT_TRUE(write_error_message(*store, id, ErrorKind::kActorDied, "it died"));
@@ -115,7 +107,7 @@ TEST(ObjectIO, AFailureFromTheCoreFulfilsAPromise) {
 }
 
 TEST(ObjectIO, AFullStoreIsAnErrorAndNothingIsLeft) {
-  auto store = make_store();
+  auto store = testing_util::small_store();
   ObjectID id = store->new_id();
   auto w = ObjectWriter::begin(*store, id, "x", {64 * kMiB}, {});
   EXPECT_EQ(w.status().code(), StatusCode::kStoreFull);
@@ -125,7 +117,7 @@ TEST(ObjectIO, AFullStoreIsAnErrorAndNothingIsLeft) {
 }
 
 TEST(ObjectIO, BytesNotInTheFormatAreRejected) {
-  auto store = make_store();
+  auto store = testing_util::small_store();
   ObjectID id = store->new_id();
   auto raw = store->create_object(id, 64);
   ASSERT_TRUE(raw.ok());

@@ -9,21 +9,12 @@
 #include <memory>
 #include <string>
 
+#include "store_test_util.h"
+
 namespace ember {
 namespace {
 
-constexpr uint64_t kMiB = uint64_t{1} << 20;
-
-std::shared_ptr<Store> make_store(uint64_t table_capacity = 0) {
-  StoreOptions o;
-  o.capacity = 8 * kMiB;
-  o.table_capacity = table_capacity;
-  o.prefault = false;
-  o.copy_threads = 1;
-  auto r = Store::create(o);
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  return r.ok() ? *r : nullptr;
-}
+using testing_util::kMiB;
 
 /// The runtime region's control block of a node of 2 CPUs and no GPU: zeroed bytes, as the
 /// region is before Scheduler::start (make_spec reads only the totals and names).
@@ -108,7 +99,7 @@ TEST(Submission, OnlySmallPlainArgumentsGoInline) {
 }
 
 TEST(Submission, ReservedReturnsArePendingAndTheFunctionIsHeld) {
-  auto store = make_store();
+  auto store = testing_util::small_store();
   ObjectID fn = put(*store, "fn");
   TaskSpec spec{};
   spec.function = fn;
@@ -126,7 +117,7 @@ TEST(Submission, ReservedReturnsArePendingAndTheFunctionIsHeld) {
 }
 
 TEST(Submission, HoldsOnInputsPairUp) {
-  auto store = make_store();
+  auto store = testing_util::small_store();
   TaskSpec spec{};
   spec.function = put(*store, "fn");
   spec.args = put(*store, "args");
@@ -140,7 +131,7 @@ TEST(Submission, HoldsOnInputsPairUp) {
 }
 
 TEST(Submission, AFailedReservationLeavesNothing) {
-  auto store = make_store();
+  auto store = testing_util::small_store();
   TaskSpec spec{};
   spec.function = ObjectID{store->node_tag(), 999'999};  // gone: the hold cannot be taken
   spec.num_returns = 2;
