@@ -117,15 +117,15 @@ uint64_t runtime_bytes(const SchedulerConfig& cfg) {
 }
 
 Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
-    : store_(std::move(store)), cfg_(std::move(cfg)), layout_(cfg_.max_workers, cfg_.task_capacity) {
-  rc_ = reinterpret_cast<RuntimeControl*>(store_->runtime_region());
+    : store_(std::move(store)),
+      cfg_(std::move(cfg)),
+      rc_(reinterpret_cast<RuntimeControl*>(store_->runtime_region())),
+      layout_(cfg_.max_workers, cfg_.task_capacity),
+      pool_(cfg_.totals),
+      table_(reinterpret_cast<TaskRecord*>(reinterpret_cast<uint8_t*>(rc_) + layout_.records_at),
+             cfg_.task_capacity),
+      events_(kMaxTaskEvents) {
   workers_.resize(cfg_.max_workers);
-  record_gen_.assign(cfg_.task_capacity, 1);
-  free_records_.reserve(cfg_.task_capacity);
-  for (uint32_t i = cfg_.task_capacity; i > 0; --i) free_records_.push_back(i - 1);
-  std::copy(cfg_.totals, cfg_.totals + kMaxResources, available_);
-  int64_t gpus = std::min<int64_t>(32, cfg_.totals[kResourceGPU] / kResourceUnit);
-  free_gpus_ = gpus >= 32 ? ~0u : (1u << gpus) - 1;
 }
 
 Scheduler::~Scheduler() { stop(); }
@@ -134,9 +134,7 @@ WorkerSlot* Scheduler::slot(uint32_t i) const {
   return reinterpret_cast<WorkerSlot*>(reinterpret_cast<uint8_t*>(rc_) + layout_.slots_at) + i;
 }
 
-TaskRecord* Scheduler::record(uint32_t i) const {
-  return reinterpret_cast<TaskRecord*>(reinterpret_cast<uint8_t*>(rc_) + layout_.records_at) + i;
-}
+TaskRecord* Scheduler::record(uint32_t i) const { return &table_.record(i); }
 
 uint64_t Scheduler::done_of(uint32_t w) const {
   // acquire: the worker's release increment follows its writes of the task's results.
@@ -182,14 +180,6 @@ void Scheduler::stop() {
 }
 
 // --- submission -----------------------------------------------------------------------
-
-bool Scheduler::is_default(const int64_t* resources) const {
-  if (resources[kResourceCPU] != kResourceUnit) return false;
-  for (uint32_t i = 1; i < kMaxResources; ++i) {
-    if (resources[i] != 0) return false;
-  }
-  return true;
-}
 
 void Scheduler::enqueue(Pending p, bool front) {
   if (!is_default(p.spec)) ++queued_special_;
@@ -254,35 +244,6 @@ bool Scheduler::deps_ready(std::vector<ObjectID>& deps) {
   return deps.empty();
 }
 
-bool Scheduler::acquire(const int64_t* need) {
-  for (uint32_t i = 0; i < kMaxResources; ++i) {
-    if (need[i] > available_[i]) return false;
-  }
-  for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] -= need[i];
-  return true;
-}
-
-void Scheduler::release(WorkerInfo& w) {
-  if (!w.leased) return;
-  if (!w.lease_lent) {
-    for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += w.lease[i];
-  }
-  std::fill(w.lease, w.lease + kMaxResources, 0);
-  free_gpus_ |= w.gpu_mask;
-  w.gpu_mask = 0;
-  w.leased = w.exclusive = w.lease_lent = false;
-}
-
-int64_t Scheduler::alloc_record() {
-  if (free_records_.empty()) {
-    for (uint32_t w = 0; w < cfg_.max_workers; ++w) reclaim(w);
-  }
-  if (free_records_.empty()) return -1;
-  uint32_t idx = free_records_.back();
-  free_records_.pop_back();
-  return idx;
-}
-
 void Scheduler::reclaim(uint32_t w) {
   auto& assigned = workers_[w].assigned;
   while (!assigned.empty()) {
@@ -292,12 +253,8 @@ void Scheduler::reclaim(uint32_t w) {
     if (claim_gen(c) == ref.gen && claim_state(c) != TaskState::kDone) break;
     assigned.pop_front();
     if (claim_gen(c) == ref.gen) {  // DONE and not yet freed (a copy may be elsewhere)
-      record_event(*record(ref.index));
-      uint32_t gen = ++record_gen_[ref.index];
-      // release: a stale TaskRef's CAS (old gen) fails from now on.
-      record(ref.index)->claim.store(make_claim(gen, 0, TaskState::kFree),
-                                     std::memory_order_release);
-      free_records_.push_back(ref.index);
+      events_.record(*record(ref.index));
+      table_.free(ref.index);
     }
   }
 }
@@ -317,34 +274,14 @@ bool Scheduler::push_ref(uint32_t w, TaskRef ref) {
   return true;
 }
 
-uint32_t Scheduler::take_gpus(const TaskSpec& spec) {
-  // GPU ids for CUDA_VISIBLE_DEVICES: as many as the request rounded up (a fraction of a GPU
-  // still names the one it shares), lowest free ids first.
-  uint32_t mask = 0;
-  int64_t want = (spec.resources[kResourceGPU] + kResourceUnit - 1) / kResourceUnit;
-  for (uint32_t g = 0; g < 32 && want > 0; ++g) {
-    if ((free_gpus_ >> g) & 1u) {
-      mask |= 1u << g;
-      --want;
-    }
-  }
-  free_gpus_ &= ~mask;
-  return mask;
-}
-
 bool Scheduler::push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask) {
-  int64_t idx = alloc_record();
-  TaskRecord* r = record(static_cast<uint32_t>(idx));
-  r->spec = spec;
-  r->started_ns = r->finished_ns = 0;
-  r->gpu_mask = gpu_mask;
-  r->worker_pid = 0;
-  uint32_t gen = record_gen_[idx];
-  // release: the worker's acquire CAS on the claim sees the spec written above.
-  r->claim.store(make_claim(gen, 0, TaskState::kQueued), std::memory_order_release);
-  if (!push_ref(w, TaskRef{static_cast<uint32_t>(idx), gen})) {
-    r->claim.store(make_claim(++record_gen_[idx], 0, TaskState::kFree), std::memory_order_release);
-    free_records_.push_back(static_cast<uint32_t>(idx));
+  if (!table_.has_free()) {
+    for (uint32_t v = 0; v < cfg_.max_workers; ++v) reclaim(v);
+  }
+  std::optional<TaskRef> ref = table_.publish(spec, gpu_mask);
+  if (!ref) return false;
+  if (!push_ref(w, *ref)) {
+    table_.free(ref->index);
     return false;
   }
   ++stats_.dispatched;
@@ -355,9 +292,9 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
   // Slots past the highest ever spawned are unused: not looked at (256 by default, a few in
   // use; these loops ran on every dispatch).
   const uint32_t n = slots_used_;
-  if (free_records_.empty()) {
+  if (!table_.has_free()) {
     for (uint32_t w = 0; w < n; ++w) reclaim(w);
-    if (free_records_.empty()) return false;
+    if (!table_.has_free()) return false;
   }
   if (is_default(spec)) {
     // (a) an idle worker that already holds a default lease;
@@ -367,8 +304,8 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
     uint64_t best_load = queue_.size() >= kQueueLookahead ? kDeepDepth : kDepth;
     for (uint32_t w = 0; w < n; ++w) {
       WorkerInfo& info = workers_[w];
-      if (info.state != WorkerState::kReady || info.exclusive || info.actor != 0) continue;
-      if (info.leased && !info.lease_lent && is_idle(w)) {
+      if (info.state != WorkerState::kReady || info.lease.exclusive || info.actor != 0) continue;
+      if (info.lease.held && !info.lease.lent && is_idle(w)) {
         best = w;
         break;
       }
@@ -376,10 +313,8 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
     if (best < 0) {
       for (uint32_t w = 0; w < n; ++w) {
         WorkerInfo& info = workers_[w];
-        if (info.leased || !is_idle(w)) continue;
-        if (!acquire(spec.resources)) break;
-        std::copy(spec.resources, spec.resources + kMaxResources, info.lease);
-        info.leased = true;
+        if (info.lease.held || !is_idle(w)) continue;
+        if (!pool_.lease(info.lease, spec.resources, /*exclusive=*/false)) break;
         best = w;
         break;
       }
@@ -387,8 +322,8 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
     if (best < 0) {
       for (uint32_t w = 0; w < n; ++w) {
         WorkerInfo& info = workers_[w];
-        if (info.state != WorkerState::kReady || !info.leased || info.exclusive ||
-            info.lease_lent || info.retiring ||
+        if (info.state != WorkerState::kReady || !info.lease.held || info.lease.exclusive ||
+            info.lease.lent || info.retiring ||
             slot(w)->blocked.load(std::memory_order_relaxed) != 0) {
           continue;
         }
@@ -406,13 +341,10 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
   // A non-default task: an idle worker with no lease, leasing exactly what the task needs.
   for (uint32_t w = 0; w < n; ++w) {
     WorkerInfo& info = workers_[w];
-    if (info.leased || !is_idle(w)) continue;
-    if (!acquire(spec.resources)) return false;
-    std::copy(spec.resources, spec.resources + kMaxResources, info.lease);
-    info.leased = info.exclusive = true;
-    info.gpu_mask = take_gpus(spec);
-    if (!push(w, spec, info.gpu_mask)) {
-      release(info);
+    if (info.lease.held || !is_idle(w)) continue;
+    if (!pool_.lease(info.lease, spec.resources, /*exclusive=*/true)) return false;
+    if (!push(w, spec, info.lease.gpu_mask)) {
+      pool_.end(info.lease);
       return false;
     }
     return true;
@@ -518,9 +450,7 @@ void Scheduler::reap_dead_workers() {
       if (ts == TaskState::kDone) continue;
       if (ts == TaskState::kRunning && claim_worker(c) != w) continue;  // another copy runs it
       TaskSpec spec = r->spec;
-      uint32_t gen = ++record_gen_[ref.index];
-      r->claim.store(make_claim(gen, 0, TaskState::kFree), std::memory_order_release);
-      free_records_.push_back(ref.index);
+      table_.free(ref.index);
       if (ts == TaskState::kRunning) {
         auto cancelled = std::find(force_cancelled_.begin(), force_cancelled_.end(), spec.returns);
         if (cancelled != force_cancelled_.end()) {
@@ -557,7 +487,7 @@ void Scheduler::reap_dead_workers() {
       }
       enqueue(Pending{spec, {}}, /*front=*/true);
     }
-    release(info);
+    pool_.end(info.lease);
     info = WorkerInfo{};
     slot(w)->state.store(static_cast<uint32_t>(WorkerState::kUnused), std::memory_order_release);
     // The pool keeps num_cpus workers: replace this one in the same slot, unless it died
@@ -665,15 +595,11 @@ void Scheduler::collect_submissions() {
 void Scheduler::lend_blocked_leases() {
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
     WorkerInfo& info = workers_[w];
-    if (info.state != WorkerState::kReady || !info.leased) continue;
-    bool blocked = slot(w)->blocked.load(std::memory_order_acquire) != 0;
-    if (blocked && !info.lease_lent) {
-      for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += info.lease[i];
-      info.lease_lent = true;
-    } else if (!blocked && info.lease_lent) {
-      // Taken back even if that oversubscribes the node until someone finishes.
-      for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] -= info.lease[i];
-      info.lease_lent = false;
+    if (info.state != WorkerState::kReady || !info.lease.held) continue;
+    if (slot(w)->blocked.load(std::memory_order_acquire) != 0) {
+      pool_.lend(info.lease);
+    } else {
+      pool_.take_back(info.lease);  // even if that oversubscribes the node for a while
     }
   }
 }
@@ -682,7 +608,7 @@ void Scheduler::steal_for_idle_workers() {
   const uint32_t n = cfg_.max_workers;
   for (uint32_t idle = 0; idle < n; ++idle) {
     WorkerInfo& thief = workers_[idle];
-    if (!is_idle(idle) || thief.exclusive) continue;
+    if (!is_idle(idle) || thief.lease.exclusive) continue;
     for (uint32_t v = 0; v < n; ++v) {
       if (v == idle || workers_[v].state != WorkerState::kReady || workers_[v].actor != 0) continue;
       reclaim(v);
@@ -694,11 +620,9 @@ void Scheduler::steal_for_idle_workers() {
         // Only default tasks move: a task with its own lease (GPU ids, custom resources) must
         // run where that lease is, or its GPU could be handed out twice.
         if (!is_default(record(ref.index)->spec)) continue;
-        if (!thief.leased) {
-          if (!acquire(record(ref.index)->spec.resources)) return;
-          std::copy(record(ref.index)->spec.resources,
-                    record(ref.index)->spec.resources + kMaxResources, thief.lease);
-          thief.leased = true;
+        if (!thief.lease.held &&
+            !pool_.lease(thief.lease, record(ref.index)->spec.resources, /*exclusive=*/false)) {
+          return;
         }
         if (!has_room(idle) || !push_ref(idle, ref)) return;
         ++stats_.stolen;
@@ -747,10 +671,10 @@ void Scheduler::release_idle_leases() {
       reclaim(w);  // an actor's records are freed as its calls finish
       continue;
     }
-    if (!info.leased || info.state != WorkerState::kReady) continue;
+    if (!info.lease.held || info.state != WorkerState::kReady) continue;
     if (info.pushed == done_of(w)) {
       reclaim(w);
-      release(info);
+      pool_.end(info.lease);
     }
   }
 }
@@ -764,13 +688,13 @@ void Scheduler::start_workers() {
     if (workers_[w].state == WorkerState::kStarting) ++starting;
     if (workers_[w].state == WorkerState::kReady) {
       ++alive;
-      if (is_idle(w) && !workers_[w].leased) ++idle;
+      if (is_idle(w) && !workers_[w].lease.held) ++idle;
     }
   }
   stats_.workers_alive = alive;
   uint32_t want = 0;
   int64_t avail[kMaxResources];
-  std::copy(available_, available_ + kMaxResources, avail);
+  std::copy(pool_.available(), pool_.available() + kMaxResources, avail);
   const uint64_t now = monotonic_ns();
   // A scan of 10,000 queued tasks on every pass of this thread cost ~5% of the CPU of a burst
   // of tiny tasks (perf), so a long queue is scanned whole only every 10 ms; in between, 256
@@ -828,7 +752,7 @@ uint32_t Scheduler::count_stranded(int64_t* avail) {
   }
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
     const WorkerInfo& info = workers_[w];
-    if (info.state != WorkerState::kReady || info.actor != 0 || info.exclusive) continue;
+    if (info.state != WorkerState::kReady || info.actor != 0 || info.lease.exclusive) continue;
     if (info.pushed == done_of(w) || free_to_claim(w)) continue;
     for (const TaskRef& ref : info.assigned) {
       uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
@@ -859,7 +783,7 @@ void Scheduler::retire_idle_workers() {
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
     WorkerInfo& info = workers_[w];
     if (info.actor != 0 || info.retiring || info.state != WorkerState::kReady) continue;
-    if (info.leased || !is_idle(w)) {
+    if (info.lease.held || !is_idle(w)) {
       info.idle_since_ns = 0;
       continue;
     }
@@ -932,7 +856,7 @@ void Scheduler::update_notify_flags() {
   for (uint32_t w = 0; w < cfg_.max_workers && level < 2; ++w) {
     const WorkerInfo& info = workers_[w];
     if (info.state != WorkerState::kReady) continue;
-    if (info.exclusive || info.lease_lent) level = 2;
+    if (info.lease.exclusive || info.lease.lent) level = 2;
     if (info.pushed - done_of(w) > 1) level = std::max(level, 1u);
   }
   // relaxed: a late flag costs one missed early wake-up; the scheduler also wakes every 50 ms.
@@ -1005,7 +929,7 @@ void Scheduler::enqueue_actor_call(ActorInfo& a, const TaskSpec& spec, std::vect
     return;
   }
   if (a.calls.empty() && workers_[a.slot].state == WorkerState::kReady && deps_ready(deps) &&
-      !free_records_.empty() && has_room(a.slot) && push(a.slot, spec)) {
+      table_.has_free() && has_room(a.slot) && push(a.slot, spec)) {
     ++stats_.direct;
     return;
   }
@@ -1032,19 +956,20 @@ void Scheduler::dispatch_actor_calls() {
     if (a.dead || workers_[a.slot].state != WorkerState::kReady) continue;
     while (!a.calls.empty()) {
       Pending& p = a.calls.front();
-      if (!deps_ready(p.deps) || free_records_.empty() || !has_room(a.slot)) break;
+      if (!deps_ready(p.deps) || !table_.has_free() || !has_room(a.slot)) break;
       if ((p.spec.flags & kSpecActorCreate) != 0) {
         // Creating needs its resources free now (Ray: 1 CPU to schedule an actor); it keeps
         // them only when asked for explicitly (kSpecHoldResources).
-        if (!acquire(p.spec.resources)) break;
+        // The hold's GPU ids are its CUDA_VISIBLE_DEVICES while it lives.
         if ((p.spec.flags & kSpecHoldResources) != 0) {
-          std::copy(p.spec.resources, p.spec.resources + kMaxResources, a.hold);
-          a.gpu_mask = take_gpus(p.spec);  // its CUDA_VISIBLE_DEVICES while it lives
-        } else {
-          for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += p.spec.resources[i];
+          if (!a.hold.held && !pool_.lease(a.hold, p.spec.resources, /*exclusive=*/false)) break;
+        } else if (!pool_.fits(p.spec.resources)) {
+          break;
         }
       }
-      if (!push(a.slot, p.spec, (p.spec.flags & kSpecActorCreate) != 0 ? a.gpu_mask : 0)) break;
+      if (!push(a.slot, p.spec, (p.spec.flags & kSpecActorCreate) != 0 ? a.hold.gpu_mask : 0)) {
+        break;
+      }
       a.calls.pop_front();
     }
   }
@@ -1152,9 +1077,7 @@ void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
     uint64_t c = r->claim.load(std::memory_order_acquire);
     if (claim_gen(c) != ref.gen || claim_state(c) == TaskState::kDone) continue;
     TaskSpec spec = r->spec;
-    uint32_t gen = ++record_gen_[ref.index];
-    r->claim.store(make_claim(gen, 0, TaskState::kFree), std::memory_order_release);
-    free_records_.push_back(ref.index);
+    table_.free(ref.index);
     if ((spec.flags & kSpecActorCreate) != 0) {
       // An __init__ that never finished: drop its run's hold (a restart takes a new one).
       if (restart) {
@@ -1176,10 +1099,7 @@ void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
     }
   }
   info.assigned.clear();
-  for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += a.hold[i];
-  std::fill(a.hold, a.hold + kMaxResources, 0);
-  free_gpus_ |= a.gpu_mask;
-  a.gpu_mask = 0;
+  pool_.end(a.hold);
   if (restart) {
     if (a.restarts_left > 0) --a.restarts_left;
     // Creation first, then the calls it had, then the ones that were waiting.
@@ -1320,30 +1240,8 @@ SchedulerStats Scheduler::stats() {
   SchedulerStats s = stats_;
   s.queued = queue_.size();
   s.cpus_contended = contended_;
-  std::copy(available_, available_ + kMaxResources, s.available);
+  std::copy(pool_.available(), pool_.available() + kMaxResources, s.available);
   return s;
-}
-
-void Scheduler::record_event(const TaskRecord& r) {
-  if (r.started_ns == 0) return;  // cancelled before it ran
-  const size_t len = strnlen(r.spec.name, sizeof r.spec.name);
-  if (last_event_name_ >= event_names_.size() ||
-      event_names_[last_event_name_].compare(0, std::string::npos, r.spec.name, len) != 0) {
-    const std::string name(r.spec.name, len);
-    auto it = event_name_ids_.find(name);
-    if (it == event_name_ids_.end()) {
-      it = event_name_ids_.emplace(name, static_cast<uint32_t>(event_names_.size())).first;
-      event_names_.push_back(name);
-    }
-    last_event_name_ = it->second;
-  }
-  Event e{last_event_name_, r.worker_pid, r.started_ns, r.finished_ns};
-  if (events_.size() < kMaxTaskEvents) {
-    events_.push_back(e);
-  } else {
-    events_[events_next_] = e;
-    events_next_ = (events_next_ + 1) % kMaxTaskEvents;
-  }
 }
 
 std::vector<Scheduler::TaskEvent> Scheduler::task_events() {
@@ -1351,13 +1249,7 @@ std::vector<Scheduler::TaskEvent> Scheduler::task_events() {
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
     if (workers_[w].state == WorkerState::kReady) reclaim(w);  // the ones just finished too
   }
-  std::vector<TaskEvent> out;
-  out.reserve(events_.size());
-  for (size_t i = 0; i < events_.size(); ++i) {
-    const Event& e = events_[(events_next_ + i) % events_.size()];
-    out.push_back(TaskEvent{event_names_[e.name], e.worker_pid, e.started_ns, e.finished_ns});
-  }
-  return out;
+  return events_.snapshot();
 }
 
 std::vector<Scheduler::ActorSummary> Scheduler::actors() {

@@ -35,6 +35,9 @@
 
 #include "object_format.h"
 #include "queued_spec.h"
+#include "resources.h"
+#include "task_events.h"
+#include "task_table.h"
 #include "status.h"
 #include "store.h"
 #include "task.h"
@@ -119,13 +122,8 @@ class Scheduler {
   SchedulerStats stats();
   std::vector<int32_t> worker_pids();
 
-  /// A finished task or actor call, for ember.timeline().
-  struct TaskEvent {
-    std::string name;
-    int32_t worker_pid;
-    uint64_t started_ns;   ///< CLOCK_MONOTONIC
-    uint64_t finished_ns;
-  };
+  /// A finished task or actor call, for ember.timeline() (task_events.h).
+  using TaskEvent = ember::TaskEvent;
   /// The last kMaxTaskEvents finished tasks, oldest first.
   std::vector<TaskEvent> task_events();
 
@@ -175,19 +173,14 @@ class Scheduler {
     bool detached = false;             ///< lives on when every handle is gone
     std::string death_cause;           ///< set when the driver kills it for a reason
     std::string death;                 ///< why it died, for ActorDiedError
-    int64_t hold[kMaxResources] = {};  ///< resources it keeps while it lives
-    uint32_t gpu_mask = 0;             ///< the GPU ids of that hold
+    Lease hold;                        ///< resources it keeps while it lives (and GPU ids)
     std::deque<Pending> calls;         ///< creation and calls not yet in its ring, in order
   };
   struct WorkerInfo {
     uint32_t generation = 0;              ///< of the process we track in this slot
     WorkerState state = WorkerState::kUnused;
     uint64_t pushed = 0;                  ///< TaskRefs pushed to its inbound ring
-    int64_t lease[kMaxResources] = {};    ///< resources it holds
-    bool leased = false;
-    bool exclusive = false;               ///< leased for one non-default task
-    bool lease_lent = false;              ///< lease given back while blocked in get()
-    uint32_t gpu_mask = 0;                ///< GPU ids its lease holds (bit i: GPU i)
+    Lease lease;                          ///< resources it holds (resources.h)
     uint32_t actor = 0;                   ///< the actor living in this slot; 0: a task worker
     bool retiring = false;                ///< an idle extra worker being stopped
     uint64_t run_delay_ns = 0;            ///< its last schedstat run delay (watch_contention)
@@ -255,17 +248,12 @@ class Scheduler {
   bool deps_ready(std::vector<ObjectID>& deps);
   bool is_default(const TaskSpec& spec) const { return is_default(spec.resources); }
   bool is_default(const QueuedSpec& spec) const { return is_default(spec.resources); }
-  bool is_default(const int64_t* resources) const;
-  bool acquire(const int64_t* need);
-  void release(WorkerInfo& w);
+  bool is_default(const int64_t* resources) const { return is_default_request(resources); }
   /// Dispatches `spec` to worker `w` in a new record; false (nothing changed) if its ring is
   /// full.
   bool push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask = 0);
-  /// Takes GPU ids for `spec`'s GPU request out of the free ones.
-  uint32_t take_gpus(const TaskSpec& spec);
   bool push_ref(uint32_t w, TaskRef ref);
   bool has_room(uint32_t w) const;
-  int64_t alloc_record();
   void reclaim(uint32_t w);
   /// Asks the forkserver for a process in slot `w`, for actor `actor` (0: a task worker).
   void spawn(uint32_t w, uint32_t actor = 0);
@@ -295,25 +283,10 @@ class Scheduler {
   uint64_t next_queue_scan_ns_ = 0;   ///< start_workers() looks at the whole queue then
   bool oom_kill_pending_ = false;     ///< a worker was killed for memory and is not reaped yet
   uint32_t startup_failures_ = 0;     ///< task workers in a row that died before announcing
-  std::vector<uint32_t> free_records_;
-  std::vector<uint32_t> record_gen_;  ///< driver's copy of each record's generation
-  int64_t available_[kMaxResources] = {};
-  uint32_t free_gpus_ = 0;            ///< GPU ids not leased (bit i: GPU i)
+  ResourcePool pool_;                 ///< the node's resources: amounts and GPU ids not leased
+  TaskTable table_;                   ///< the records: free ones, generations (task_table.h)
+  TaskEvents events_;                 ///< finished tasks, for ember.timeline()
   SchedulerStats stats_{};
-  /// Finished tasks, a ring of at most kMaxTaskEvents: names interned (a task's name is one
-  /// of few), 24 bytes per event.
-  struct Event {
-    uint32_t name;
-    int32_t worker_pid;
-    uint64_t started_ns;
-    uint64_t finished_ns;
-  };
-  std::vector<Event> events_;
-  size_t events_next_ = 0;  ///< where the next event goes once the ring is full
-  std::vector<std::string> event_names_;
-  std::unordered_map<std::string, uint32_t> event_name_ids_;
-  uint32_t last_event_name_ = UINT32_MAX;  ///< a burst is mostly one task's name: no lookup
-  void record_event(const TaskRecord& r);
 
   std::thread thread_;
   std::atomic<bool> stop_{false};
