@@ -46,22 +46,6 @@ constexpr double kOthersOff = 0.25;
 /// The longest backoff before retrying a task killed for memory.
 constexpr uint64_t kMaxOomRetryDelayMs = 60'000;
 
-/// The last `n` lines of a text file ("" if unreadable).
-std::string tail_lines(const std::string& path, int n) {
-  std::ifstream f(path);
-  if (!f) return "";
-  std::deque<std::string> lines;
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("\x1e:task:", 0) == 0) continue;  // the worker's task-name markers
-    lines.push_back(line);
-    if (static_cast<int>(lines.size()) > n) lines.pop_front();
-  }
-  std::string out;
-  for (const auto& l : lines) out += "    " + l + "\n";
-  return out;
-}
-
 /// Process `pid`'s main thread from /proc/PID/schedstat: nanoseconds it ran and waited on a
 /// run queue ({0, 0} if unreadable).
 struct SchedTimes {
@@ -121,32 +105,15 @@ Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
       cfg_(std::move(cfg)),
       rc_(reinterpret_cast<RuntimeControl*>(store_->runtime_region())),
       layout_(cfg_.max_workers, cfg_.task_capacity),
-      pool_(cfg_.totals),
+      resources_(cfg_.totals),
       table_(reinterpret_cast<TaskRecord*>(reinterpret_cast<uint8_t*>(rc_) + layout_.records_at),
              cfg_.task_capacity),
-      events_(kMaxTaskEvents) {
-  workers_.resize(cfg_.max_workers);
-}
+      events_(kMaxTaskEvents),
+      workers_(rc_, layout_, cfg_.max_workers, cfg_.num_cpus) {}
 
 Scheduler::~Scheduler() { stop(); }
 
-WorkerSlot* Scheduler::slot(uint32_t i) const {
-  return reinterpret_cast<WorkerSlot*>(reinterpret_cast<uint8_t*>(rc_) + layout_.slots_at) + i;
-}
-
 TaskRecord* Scheduler::record(uint32_t i) const { return &table_.record(i); }
-
-uint64_t Scheduler::done_of(uint32_t w) const {
-  // acquire: the worker's release increment follows its writes of the task's results.
-  return slot(w)->done.load(std::memory_order_acquire);
-}
-
-bool Scheduler::is_idle(uint32_t w) const {
-  const WorkerInfo& info = workers_[w];
-  return info.state == WorkerState::kReady && info.actor == 0 && !info.retiring &&
-         info.pushed == done_of(w) &&
-         slot(w)->blocked.load(std::memory_order_relaxed) == 0;
-}
 
 void Scheduler::start() {
   // The region is fresh from the memfd, so all zero: the atomics start at 0.
@@ -174,7 +141,7 @@ void Scheduler::stop() {
   if (thread_.joinable()) thread_.join();
   std::lock_guard<std::mutex> g(mu_);
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].state != WorkerState::kUnused) slot(w)->inbound.wake_all();
+    if (workers_.info(w).state != WorkerState::kUnused) workers_.slot(w)->inbound.wake_all();
   }
   rc_->spawn.wake_all();
 }
@@ -244,43 +211,13 @@ bool Scheduler::deps_ready(std::vector<ObjectID>& deps) {
   return deps.empty();
 }
 
-void Scheduler::reclaim(uint32_t w) {
-  auto& assigned = workers_[w].assigned;
-  while (!assigned.empty()) {
-    TaskRef ref = assigned.front();
-    // acquire: pairs with the worker's release of DONE after it wrote the results.
-    uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
-    if (claim_gen(c) == ref.gen && claim_state(c) != TaskState::kDone) break;
-    assigned.pop_front();
-    if (claim_gen(c) == ref.gen) {  // DONE and not yet freed (a copy may be elsewhere)
-      events_.record(*record(ref.index));
-      table_.free(ref.index);
-    }
-  }
-}
-
-bool Scheduler::has_room(uint32_t w) const {
-  // Never more in a ring than it holds: callers check this before pushing, so a push cannot
-  // fail and lose a task (the margin covers stolen copies).
-  return workers_[w].pushed - done_of(w) + 4 < kInboundCapacity;
-}
-
-bool Scheduler::push_ref(uint32_t w, TaskRef ref) {
-  // has_room() was checked, so this cannot fail unless the worker is wedged (a consumer that
-  // died mid-pop); then the caller keeps the task, and reaping the worker frees its ring.
-  if (!slot(w)->inbound.try_push(ref)) return false;
-  ++workers_[w].pushed;
-  workers_[w].assigned.push_back(ref);
-  return true;
-}
-
 bool Scheduler::push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask) {
   if (!table_.has_free()) {
-    for (uint32_t v = 0; v < cfg_.max_workers; ++v) reclaim(v);
+    for (uint32_t v = 0; v < cfg_.max_workers; ++v) workers_.reclaim(v, table_, events_);
   }
   std::optional<TaskRef> ref = table_.publish(spec, gpu_mask);
   if (!ref) return false;
-  if (!push_ref(w, *ref)) {
+  if (!workers_.push(w, *ref)) {
     table_.free(ref->index);
     return false;
   }
@@ -291,9 +228,9 @@ bool Scheduler::push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask) {
 bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
   // Slots past the highest ever spawned are unused: not looked at (256 by default, a few in
   // use; these loops ran on every dispatch).
-  const uint32_t n = slots_used_;
+  const uint32_t n = workers_.used();
   if (!table_.has_free()) {
-    for (uint32_t w = 0; w < n; ++w) reclaim(w);
+    for (uint32_t w = 0; w < n; ++w) workers_.reclaim(w, table_, events_);
     if (!table_.has_free()) return false;
   }
   if (is_default(spec)) {
@@ -303,31 +240,31 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
     int64_t best = -1;
     uint64_t best_load = queue_.size() >= kQueueLookahead ? kDeepDepth : kDepth;
     for (uint32_t w = 0; w < n; ++w) {
-      WorkerInfo& info = workers_[w];
+      WorkerInfo& info = workers_.info(w);
       if (info.state != WorkerState::kReady || info.lease.exclusive || info.actor != 0) continue;
-      if (info.lease.held && !info.lease.lent && is_idle(w)) {
+      if (info.lease.held && !info.lease.lent && workers_.is_idle(w)) {
         best = w;
         break;
       }
     }
     if (best < 0) {
       for (uint32_t w = 0; w < n; ++w) {
-        WorkerInfo& info = workers_[w];
-        if (info.lease.held || !is_idle(w)) continue;
-        if (!pool_.lease(info.lease, spec.resources, /*exclusive=*/false)) break;
+        WorkerInfo& info = workers_.info(w);
+        if (info.lease.held || !workers_.is_idle(w)) continue;
+        if (!resources_.lease(info.lease, spec.resources, /*exclusive=*/false)) break;
         best = w;
         break;
       }
     }
     if (best < 0) {
       for (uint32_t w = 0; w < n; ++w) {
-        WorkerInfo& info = workers_[w];
+        WorkerInfo& info = workers_.info(w);
         if (info.state != WorkerState::kReady || !info.lease.held || info.lease.exclusive ||
             info.lease.lent || info.retiring ||
-            slot(w)->blocked.load(std::memory_order_relaxed) != 0) {
+            workers_.slot(w)->blocked.load(std::memory_order_relaxed) != 0) {
           continue;
         }
-        uint64_t load = info.pushed - done_of(w);
+        uint64_t load = info.pushed - workers_.done(w);
         if (load < best_load) {
           best_load = load;
           best = w;
@@ -340,11 +277,11 @@ bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
   }
   // A non-default task: an idle worker with no lease, leasing exactly what the task needs.
   for (uint32_t w = 0; w < n; ++w) {
-    WorkerInfo& info = workers_[w];
-    if (info.lease.held || !is_idle(w)) continue;
-    if (!pool_.lease(info.lease, spec.resources, /*exclusive=*/true)) return false;
+    WorkerInfo& info = workers_.info(w);
+    if (info.lease.held || !workers_.is_idle(w)) continue;
+    if (!resources_.lease(info.lease, spec.resources, /*exclusive=*/true)) return false;
     if (!push(w, spec, info.lease.gpu_mask)) {
-      pool_.end(info.lease);
+      resources_.end(info.lease);
       return false;
     }
     return true;
@@ -358,10 +295,12 @@ void Scheduler::loop() {
   for (;;) {
     // relaxed: the doorbell's value only has to change between here and the futex wait.
     uint32_t bell = rc_->doorbell.load(std::memory_order_acquire);
+    // Slow reads first, without mu_ (the header's invariants): exits and their log tails.
+    const std::vector<ExitNote> exits = workers_.read_exits(cfg_.log_dir);
     {
       std::lock_guard<std::mutex> g(mu_);
       if (stop_.load(std::memory_order_acquire)) return;
-      reap_dead_workers();
+      reap_dead_workers(exits);
       collect_submissions();
       lend_blocked_leases();
       steal_for_idle_workers();
@@ -385,63 +324,43 @@ void Scheduler::loop() {
 }
 
 void Scheduler::spawn(uint32_t w, uint32_t actor) {
-  WorkerSlot* s = slot(w);
-  WorkerInfo& info = workers_[w];
-  slots_used_ = std::max(slots_used_, w + 1);  // try_dispatch() looks no further
-  Ring<TaskRef, kInboundCapacity>::create_at(&s->inbound);
-  Ring<TaskSpec, kOutboundCapacity>::create_at(&s->outbound);
-  s->done.store(0, std::memory_order_relaxed);
-  s->blocked.store(0, std::memory_order_relaxed);
-  s->current.store(0, std::memory_order_relaxed);
-  s->pid.store(0, std::memory_order_relaxed);
-  s->exit_status.store(0, std::memory_order_relaxed);
-  uint32_t gen = s->generation.load(std::memory_order_relaxed) + 1;
-  s->generation.store(gen, std::memory_order_relaxed);
-  // release: the forkserver and the new worker see the fresh rings and counters.
-  s->state.store(static_cast<uint32_t>(WorkerState::kStarting), std::memory_order_release);
-  info = WorkerInfo{};
-  info.generation = gen;
-  info.state = WorkerState::kStarting;
-  info.actor = actor;
-  if (!rc_->spawn.push_wait(SpawnRequest{w, gen, actor != 0}, 1000)) {
-    info.state = WorkerState::kUnused;  // the forkserver is gone: the node is shutting down
-    return;
-  }
-  ++stats_.workers_started;
+  if (workers_.spawn(w, actor)) ++stats_.workers_started;
 }
 
-void Scheduler::reap_dead_workers() {
+void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
+  // Workers that announced themselves since the last pass.
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_[w];
-    if (info.state == WorkerState::kUnused) continue;
-    auto st = static_cast<WorkerState>(slot(w)->state.load(std::memory_order_acquire));
-    if (st == WorkerState::kReady && info.state == WorkerState::kStarting) {
-      info.state = WorkerState::kReady;
+    WorkerInfo& info = workers_.info(w);
+    if (workers_.announced(w)) {
+      workers_.mark_ready(w);
       startup_failures_ = 0;
       if (info.actor != 0 && actors_[info.actor].kill_when_ready) {
         actors_[info.actor].kill_when_ready = false;
-        kill(slot(w)->pid.load(std::memory_order_relaxed), SIGKILL);
+        kill(workers_.pid(w), SIGKILL);
       }
-      continue;
     }
-    if (st != WorkerState::kExited) continue;
-    const int32_t status = slot(w)->exit_status.load(std::memory_order_relaxed);
-    const int32_t pid = slot(w)->pid.load(std::memory_order_relaxed);
+  }
+  // Workers that exited, as read (with their log tails) before this pass took mu_. One that
+  // exited since is reaped in the next pass: the forkserver's doorbell makes that soon.
+  for (const ExitNote& exit : exits) {
+    const uint32_t w = exit.slot;
+    WorkerInfo& info = workers_.info(w);
+    if (info.state == WorkerState::kUnused || info.generation != exit.generation) continue;
+    const int32_t pid = exit.pid;
     if (!info.oom.empty()) oom_kill_pending_ = false;
     const bool was_ready = info.state == WorkerState::kReady;
     if (!was_ready && info.actor == 0 && ++startup_failures_ >= kMaxStartupFailures) {
-      fail_queue_after_startup_failures(describe_exit(w, status, pid));
+      fail_queue_after_startup_failures(exit.why);
     }
     // Everything the dead process held (refs, views, a half-written object) goes back first,
     // before a new process can take this slot and its ledger.
     store_->release_client(w + 1, pid);
     if (info.actor != 0) {
-      reap_actor(w, status, pid);
+      reap_actor(w, exit.why);
       continue;
     }
     // Every TaskRef pushed to it: the one it was running is retried or failed; the ones it
     // never claimed go back to the queue as they were.
-    std::string why;
     for (const TaskRef& ref : info.assigned) {
       TaskRecord* r = record(ref.index);
       uint64_t c = r->claim.load(std::memory_order_acquire);
@@ -480,49 +399,19 @@ void Scheduler::reap_dead_workers() {
                                                            info.oom);
           continue;
         }
-        if (why.empty()) why = describe_exit(w, status, pid);
         finish_failed(spec, ErrorKind::kWorkerCrashed,
-                      std::string("the worker running task ") + spec.name + " died: " + why);
+                      std::string("the worker running task ") + spec.name + " died: " + exit.why);
         continue;
       }
       enqueue(Pending{spec, {}}, /*front=*/true);
     }
-    pool_.end(info.lease);
-    info = WorkerInfo{};
-    slot(w)->state.store(static_cast<uint32_t>(WorkerState::kUnused), std::memory_order_release);
+    resources_.end(info.lease);
+    workers_.reset(w);
     // The pool keeps num_cpus workers: replace this one in the same slot, unless it died
     // before it started (then start_workers() spawns again only for work that waits, so a
     // broken environment does not become an endless fork loop).
-    uint32_t alive = 0;
-    for (const WorkerInfo& other : workers_) {
-      alive += other.state != WorkerState::kUnused && other.actor == 0;
-    }
-    if (was_ready && alive < cfg_.num_cpus && !stop_.load(std::memory_order_relaxed)) spawn(w);
+    if (was_ready && workers_.task_workers() < cfg_.num_cpus && !stop_.load(std::memory_order_relaxed)) spawn(w);
   }
-}
-
-std::string Scheduler::describe_exit(uint32_t w, int32_t status, int32_t pid) const {
-  (void)w;
-  std::string how;
-  if (WIFSIGNALED(status)) {
-    int sig = WTERMSIG(status);
-    const char* name = sigabbrev_np(sig);
-    how = "killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
-  } else if (WIFEXITED(status)) {
-    how = "exited with code " + std::to_string(WEXITSTATUS(status));
-  } else {
-    how = "ended with wait status " + std::to_string(status);
-  }
-  std::string msg = "worker pid=" + std::to_string(pid) + " " + how + ".";
-  std::string base = cfg_.log_dir + "/worker-" + std::to_string(pid);
-  std::string file = base + ".err";
-  std::string out = tail_lines(file, 40);
-  if (out.empty()) {
-    file = base + ".out";
-    out = tail_lines(file, 40);
-  }
-  if (!out.empty()) msg += " Its last output (" + file + "):\n" + out;
-  return msg;
 }
 
 void Scheduler::fail_queue_after_startup_failures(const std::string& last) {
@@ -559,8 +448,8 @@ void Scheduler::collect_submissions() {
   TaskSpec spec;
   std::vector<Pending> unknown;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].state != WorkerState::kReady) continue;
-    while (slot(w)->outbound.try_pop(spec)) {
+    if (workers_.info(w).state != WorkerState::kReady) continue;
+    while (workers_.slot(w)->outbound.try_pop(spec)) {
       std::vector<ObjectID> deps(spec.deps, spec.deps + std::min(spec.num_deps, kMaxDeps));
       if ((spec.flags & kSpecActorCreate) != 0) {
         Status st = create_actor_locked(spec, std::move(deps), spec.max_retries,
@@ -594,12 +483,12 @@ void Scheduler::collect_submissions() {
 
 void Scheduler::lend_blocked_leases() {
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_[w];
+    WorkerInfo& info = workers_.info(w);
     if (info.state != WorkerState::kReady || !info.lease.held) continue;
-    if (slot(w)->blocked.load(std::memory_order_acquire) != 0) {
-      pool_.lend(info.lease);
+    if (workers_.slot(w)->blocked.load(std::memory_order_acquire) != 0) {
+      resources_.lend(info.lease);
     } else {
-      pool_.take_back(info.lease);  // even if that oversubscribes the node for a while
+      resources_.take_back(info.lease);  // even if that oversubscribes the node for a while
     }
   }
 }
@@ -607,24 +496,24 @@ void Scheduler::lend_blocked_leases() {
 void Scheduler::steal_for_idle_workers() {
   const uint32_t n = cfg_.max_workers;
   for (uint32_t idle = 0; idle < n; ++idle) {
-    WorkerInfo& thief = workers_[idle];
-    if (!is_idle(idle) || thief.lease.exclusive) continue;
+    WorkerInfo& thief = workers_.info(idle);
+    if (!workers_.is_idle(idle) || thief.lease.exclusive) continue;
     for (uint32_t v = 0; v < n; ++v) {
-      if (v == idle || workers_[v].state != WorkerState::kReady || workers_[v].actor != 0) continue;
-      reclaim(v);
+      if (v == idle || workers_.info(v).state != WorkerState::kReady || workers_.info(v).actor != 0) continue;
+      workers_.reclaim(v, table_, events_);
       // The victim's unclaimed refs, oldest first; it is busy (or blocked) with another task.
       bool moved = false;
-      for (const TaskRef& ref : workers_[v].assigned) {
+      for (const TaskRef& ref : workers_.info(v).assigned) {
         uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
         if (claim_gen(c) != ref.gen || claim_state(c) != TaskState::kQueued) continue;
         // Only default tasks move: a task with its own lease (GPU ids, custom resources) must
         // run where that lease is, or its GPU could be handed out twice.
         if (!is_default(record(ref.index)->spec)) continue;
         if (!thief.lease.held &&
-            !pool_.lease(thief.lease, record(ref.index)->spec.resources, /*exclusive=*/false)) {
+            !resources_.lease(thief.lease, record(ref.index)->spec.resources, /*exclusive=*/false)) {
           return;
         }
-        if (!has_room(idle) || !push_ref(idle, ref)) return;
+        if (!workers_.has_room(idle) || !workers_.push(idle, ref)) return;
         ++stats_.stolen;
         moved = true;
         break;
@@ -666,15 +555,15 @@ void Scheduler::dispatch_queued() {
 
 void Scheduler::release_idle_leases() {
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_[w];
+    WorkerInfo& info = workers_.info(w);
     if (info.actor != 0) {
-      reclaim(w);  // an actor's records are freed as its calls finish
+      workers_.reclaim(w, table_, events_);  // an actor's records are freed as its calls finish
       continue;
     }
     if (!info.lease.held || info.state != WorkerState::kReady) continue;
-    if (info.pushed == done_of(w)) {
-      reclaim(w);
-      pool_.end(info.lease);
+    if (info.pushed == workers_.done(w)) {
+      workers_.reclaim(w, table_, events_);
+      resources_.end(info.lease);
     }
   }
 }
@@ -684,17 +573,17 @@ void Scheduler::start_workers() {
   // (blocked workers and zero-CPU tasks are why there can be more workers than CPUs).
   uint32_t starting = 0, idle = 0, alive = 0;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].actor != 0) continue;
-    if (workers_[w].state == WorkerState::kStarting) ++starting;
-    if (workers_[w].state == WorkerState::kReady) {
+    if (workers_.info(w).actor != 0) continue;
+    if (workers_.info(w).state == WorkerState::kStarting) ++starting;
+    if (workers_.info(w).state == WorkerState::kReady) {
       ++alive;
-      if (is_idle(w) && !workers_[w].lease.held) ++idle;
+      if (workers_.is_idle(w) && !workers_.info(w).lease.held) ++idle;
     }
   }
   stats_.workers_alive = alive;
   uint32_t want = 0;
   int64_t avail[kMaxResources];
-  std::copy(pool_.available(), pool_.available() + kMaxResources, avail);
+  std::copy(resources_.available(), resources_.available() + kMaxResources, avail);
   const uint64_t now = monotonic_ns();
   // A scan of 10,000 queued tasks on every pass of this thread cost ~5% of the CPU of a burst
   // of tiny tasks (perf), so a long queue is scanned whole only every 10 ms; in between, 256
@@ -726,7 +615,7 @@ void Scheduler::start_workers() {
   if (want <= starting + idle) return;
   uint32_t to_start = want - starting - idle;
   for (uint32_t w = 0; w < cfg_.max_workers && to_start > 0; ++w) {
-    if (workers_[w].state == WorkerState::kUnused) {
+    if (workers_.info(w).state == WorkerState::kUnused) {
       spawn(w);
       --to_start;
     }
@@ -741,19 +630,19 @@ uint32_t Scheduler::count_stranded(int64_t* avail) {
   // A worker that is neither blocked nor running anything is about to claim what its ring
   // holds; a task stolen for it is still listed (QUEUED) in its victim's ring too.
   auto free_to_claim = [this](uint32_t w) {
-    return slot(w)->blocked.load(std::memory_order_relaxed) == 0 &&
-           slot(w)->current.load(std::memory_order_relaxed) == 0;
+    return workers_.slot(w)->blocked.load(std::memory_order_relaxed) == 0 &&
+           workers_.slot(w)->current.load(std::memory_order_relaxed) == 0;
   };
   std::vector<uint32_t> claimable;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    const WorkerInfo& info = workers_[w];
+    const WorkerInfo& info = workers_.info(w);
     if (info.state != WorkerState::kReady || info.actor != 0 || !free_to_claim(w)) continue;
     for (const TaskRef& ref : info.assigned) claimable.push_back(ref.index);
   }
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    const WorkerInfo& info = workers_[w];
+    const WorkerInfo& info = workers_.info(w);
     if (info.state != WorkerState::kReady || info.actor != 0 || info.lease.exclusive) continue;
-    if (info.pushed == done_of(w) || free_to_claim(w)) continue;
+    if (info.pushed == workers_.done(w) || free_to_claim(w)) continue;
     for (const TaskRef& ref : info.assigned) {
       uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
       if (claim_gen(c) != ref.gen || claim_state(c) != TaskState::kQueued) continue;
@@ -772,29 +661,9 @@ uint32_t Scheduler::count_stranded(int64_t* avail) {
 void Scheduler::retire_idle_workers() {
   // Workers beyond num_cpus were started for tasks stranded behind blocked or busy ones (or
   // for zero-CPU tasks); once idle for kIdleWorkerRetireNs they go, as Ray's idle workers do,
-  // so a burst of nested gets does not leave the node holding their memory.
-  const uint64_t now = monotonic_ns();
-  uint32_t alive = 0;
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    const WorkerInfo& info = workers_[w];
-    alive += info.actor == 0 && (info.state == WorkerState::kReady ||
-                                 info.state == WorkerState::kStarting) && !info.retiring;
-  }
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_[w];
-    if (info.actor != 0 || info.retiring || info.state != WorkerState::kReady) continue;
-    if (info.lease.held || !is_idle(w)) {
-      info.idle_since_ns = 0;
-      continue;
-    }
-    if (info.idle_since_ns == 0) info.idle_since_ns = now;
-    if (alive <= cfg_.num_cpus || now - info.idle_since_ns < kIdleWorkerRetireNs) continue;
-    // Nothing is pushed to a retiring worker (is_idle() is false for it); the forkserver
-    // reaps it and reap_dead_workers() frees the slot without replacing it.
-    info.retiring = true;
-    --alive;
-    kill(slot(w)->pid.load(std::memory_order_relaxed), SIGKILL);
-  }
+  // so a burst of nested gets does not leave the node holding their memory. The forkserver
+  // reaps them and reap_dead_workers() frees their slots without replacing them.
+  for (int32_t pid : workers_.retire_idle(monotonic_ns(), kIdleWorkerRetireNs)) kill(pid, SIGKILL);
 }
 
 void Scheduler::watch_contention() {
@@ -818,9 +687,9 @@ void Scheduler::watch_contention() {
   uint64_t waited = delta(driver_run_delay_ns_, driver.waited_ns);
   uint64_t ours = delta(driver_cpu_ns_, own_cpu_ns());
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_[w];
+    WorkerInfo& info = workers_.info(w);
     if (info.state != WorkerState::kReady) continue;
-    const SchedTimes t = sched_times(slot(w)->pid.load(std::memory_order_relaxed));
+    const SchedTimes t = sched_times(workers_.slot(w)->pid.load(std::memory_order_relaxed));
     waited += delta(info.run_delay_ns, t.waited_ns);
     ours += delta(info.ran_ns, t.ran_ns);
   }
@@ -854,10 +723,10 @@ void Scheduler::update_notify_flags() {
     if (!a.dead && !a.calls.empty()) level = 2;  // the actor's ring has to be refilled
   }
   for (uint32_t w = 0; w < cfg_.max_workers && level < 2; ++w) {
-    const WorkerInfo& info = workers_[w];
+    const WorkerInfo& info = workers_.info(w);
     if (info.state != WorkerState::kReady) continue;
     if (info.lease.exclusive || info.lease.lent) level = 2;
-    if (info.pushed - done_of(w) > 1) level = std::max(level, 1u);
+    if (info.pushed - workers_.done(w) > 1) level = std::max(level, 1u);
   }
   // relaxed: a late flag costs one missed early wake-up; the scheduler also wakes every 50 ms.
   rc_->notify.store(level, std::memory_order_relaxed);
@@ -890,7 +759,7 @@ Status Scheduler::create_actor_locked(TaskSpec creation, std::vector<ObjectID> d
                                       int32_t max_restarts, int32_t max_task_retries,
                                       bool detached) {
   uint32_t w = 0;
-  while (w < cfg_.max_workers && workers_[w].state != WorkerState::kUnused) ++w;
+  while (w < cfg_.max_workers && workers_.info(w).state != WorkerState::kUnused) ++w;
   if (w == cfg_.max_workers) {
     return Status(StatusCode::kInvalid, "cannot create actor " + std::string(creation.name) +
                                             ": all " + std::to_string(cfg_.max_workers) +
@@ -928,8 +797,8 @@ void Scheduler::enqueue_actor_call(ActorInfo& a, const TaskSpec& spec, std::vect
     finish_failed(spec, ErrorKind::kActorDied, a.death);
     return;
   }
-  if (a.calls.empty() && workers_[a.slot].state == WorkerState::kReady && deps_ready(deps) &&
-      table_.has_free() && has_room(a.slot) && push(a.slot, spec)) {
+  if (a.calls.empty() && workers_.info(a.slot).state == WorkerState::kReady && deps_ready(deps) &&
+      table_.has_free() && workers_.has_room(a.slot) && push(a.slot, spec)) {
     ++stats_.direct;
     return;
   }
@@ -953,17 +822,17 @@ void Scheduler::submit_actor_call(const TaskSpec& spec, std::vector<ObjectID> de
 
 void Scheduler::dispatch_actor_calls() {
   for (auto& [id, a] : actors_) {
-    if (a.dead || workers_[a.slot].state != WorkerState::kReady) continue;
+    if (a.dead || workers_.info(a.slot).state != WorkerState::kReady) continue;
     while (!a.calls.empty()) {
       Pending& p = a.calls.front();
-      if (!deps_ready(p.deps) || !table_.has_free() || !has_room(a.slot)) break;
+      if (!deps_ready(p.deps) || !table_.has_free() || !workers_.has_room(a.slot)) break;
       if ((p.spec.flags & kSpecActorCreate) != 0) {
         // Creating needs its resources free now (Ray: 1 CPU to schedule an actor); it keeps
         // them only when asked for explicitly (kSpecHoldResources).
         // The hold's GPU ids are its CUDA_VISIBLE_DEVICES while it lives.
         if ((p.spec.flags & kSpecHoldResources) != 0) {
-          if (!a.hold.held && !pool_.lease(a.hold, p.spec.resources, /*exclusive=*/false)) break;
-        } else if (!pool_.fits(p.spec.resources)) {
+          if (!a.hold.held && !resources_.lease(a.hold, p.spec.resources, /*exclusive=*/false)) break;
+        } else if (!resources_.fits(p.spec.resources)) {
           break;
         }
       }
@@ -980,11 +849,11 @@ void Scheduler::kill_unreferenced_actors() {
     if (a.dead || a.detached || a.no_restart) continue;
     if (store_->contains(a.creation.returns)) continue;
     // As in Ray, calls already submitted still run: end it once it has nothing left to do.
-    if (!a.calls.empty() || workers_[a.slot].pushed != done_of(a.slot)) continue;
+    if (!a.calls.empty() || workers_.info(a.slot).pushed != workers_.done(a.slot)) continue;
     a.no_restart = true;
     a.death_cause = "every handle to it went out of scope";
-    int32_t pid = slot(a.slot)->pid.load(std::memory_order_relaxed);
-    if (pid > 0 && workers_[a.slot].state == WorkerState::kReady) {
+    int32_t pid = workers_.slot(a.slot)->pid.load(std::memory_order_relaxed);
+    if (pid > 0 && workers_.info(a.slot).state == WorkerState::kReady) {
       kill(pid, SIGKILL);
     } else {
       a.kill_when_ready = true;
@@ -1024,14 +893,14 @@ void Scheduler::watch_memory() {
   std::vector<Candidate> cands;
   uint64_t largest = 0;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    const WorkerInfo& info = workers_[w];
+    const WorkerInfo& info = workers_.info(w);
     if (info.state != WorkerState::kReady || info.actor != 0) continue;
-    uint32_t cur = slot(w)->current.load(std::memory_order_relaxed);
+    uint32_t cur = workers_.slot(w)->current.load(std::memory_order_relaxed);
     if (cur == 0) continue;
     const TaskRecord* r = record(cur - 1);
     bool retriable = r->spec.max_retries < 0 ||
                      static_cast<int32_t>(r->spec.attempt) < r->spec.max_retries;
-    uint64_t rss = private_memory(slot(w)->pid.load(std::memory_order_relaxed));
+    uint64_t rss = private_memory(workers_.slot(w)->pid.load(std::memory_order_relaxed));
     largest = std::max(largest, rss);
     cands.push_back({w, rss, retriable, r->started_ns});
   }
@@ -1048,11 +917,11 @@ void Scheduler::watch_memory() {
   }
   if (best != nullptr) victim = best->w;
   if (victim < 0) return;
-  int32_t pid = slot(static_cast<uint32_t>(victim))->pid.load(std::memory_order_relaxed);
+  int32_t pid = workers_.slot(static_cast<uint32_t>(victim))->pid.load(std::memory_order_relaxed);
   if (pid <= 0) return;
   char threshold[16];
   std::snprintf(threshold, sizeof threshold, "%.0f%%", cfg_.memory_threshold * 100);
-  workers_[victim].oom = "memory in use " + describe(m) + " was above the threshold of " +
+  workers_.info(victim).oom = "memory in use " + describe(m) + " was above the threshold of " +
                          threshold + " (worker pid=" + std::to_string(pid) +
                          "). Use less memory per task, run fewer at once (num_cpus), or raise "
                          "memory_usage_threshold";
@@ -1061,15 +930,15 @@ void Scheduler::watch_memory() {
   kill(pid, SIGKILL);
 }
 
-void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
-  WorkerInfo& info = workers_[w];
+void Scheduler::reap_actor(uint32_t w, const std::string& exit_why) {
+  WorkerInfo& info = workers_.info(w);
   ActorInfo& a = actors_[info.actor];
-  const bool intended = slot(w)->exit_intended.exchange(0, std::memory_order_acq_rel) != 0;
+  const bool intended = workers_.slot(w)->exit_intended.exchange(0, std::memory_order_acq_rel) != 0;
   const bool restart = !a.no_restart && !intended && a.restarts_left != 0;
   std::string why = intended       ? std::string("the actor called exit_actor()")
                     : a.no_restart ? (a.death_cause.empty() ? "the actor was killed with ember.kill()"
                                                             : a.death_cause)
-                                   : describe_exit(w, status, pid);
+                                   : exit_why;
   // Its unfinished calls, in the order they were pushed.
   std::deque<Pending> unfinished;
   for (const TaskRef& ref : info.assigned) {
@@ -1099,7 +968,7 @@ void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
     }
   }
   info.assigned.clear();
-  pool_.end(a.hold);
+  resources_.end(a.hold);
   if (restart) {
     if (a.restarts_left > 0) --a.restarts_left;
     // Creation first, then the calls it had, then the ones that were waiting.
@@ -1114,8 +983,7 @@ void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
   release_creation(a.creation);
   for (const Pending& p : a.calls) finish_failed(p.spec, ErrorKind::kActorDied, a.death);
   a.calls.clear();
-  info = WorkerInfo{};
-  slot(w)->state.store(static_cast<uint32_t>(WorkerState::kUnused), std::memory_order_release);
+  workers_.reset(w);
 }
 
 void Scheduler::kill_actor(uint32_t actor, bool no_restart) {
@@ -1128,8 +996,8 @@ void Scheduler::kill_actor_locked(uint32_t actor, bool no_restart) {
   if (it == actors_.end() || it->second.dead) return;
   ActorInfo& a = it->second;
   if (no_restart) a.no_restart = true;
-  int32_t pid = slot(a.slot)->pid.load(std::memory_order_relaxed);
-  if (pid > 0 && workers_[a.slot].state == WorkerState::kReady) {
+  int32_t pid = workers_.slot(a.slot)->pid.load(std::memory_order_relaxed);
+  if (pid > 0 && workers_.info(a.slot).state == WorkerState::kReady) {
     kill(pid, SIGKILL);  // reap_actor() finishes the job when the forkserver reports it
   } else {
     a.kill_when_ready = true;  // not up yet: killed as soon as it is (reap_dead_workers)
@@ -1169,7 +1037,7 @@ bool Scheduler::cancel(const ObjectID& ret, bool force, bool recursive) {
     return true;
   }
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    for (const TaskRef& ref : workers_[w].assigned) {
+    for (const TaskRef& ref : workers_.info(w).assigned) {
       TaskRecord* r = record(ref.index);
       uint64_t c = r->claim.load(std::memory_order_acquire);
       if (claim_gen(c) != ref.gen || !is_return_of(r->spec, ret)) continue;
@@ -1196,7 +1064,7 @@ bool Scheduler::cancel_record(uint32_t index, uint32_t gen, bool force, bool rec
   if (claim_state(c) == TaskState::kRunning) {
     // Its children first: once interrupted, it no longer waits for them.
     if (recursive) cancel_children(index, gen, force, depth + 1);
-    int32_t pid = slot(claim_worker(c))->pid.load(std::memory_order_relaxed);
+    int32_t pid = workers_.slot(claim_worker(c))->pid.load(std::memory_order_relaxed);
     if (force) force_cancelled_.push_back(r->spec.returns);
     if (pid > 0) kill(pid, force ? SIGKILL : SIGINT);
     return true;
@@ -1230,7 +1098,7 @@ bool Scheduler::busy() {
   std::lock_guard<std::mutex> g(mu_);
   if (!queue_.empty()) return true;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].state == WorkerState::kReady && workers_[w].pushed != done_of(w)) return true;
+    if (workers_.info(w).state == WorkerState::kReady && workers_.info(w).pushed != workers_.done(w)) return true;
   }
   return false;
 }
@@ -1240,14 +1108,14 @@ SchedulerStats Scheduler::stats() {
   SchedulerStats s = stats_;
   s.queued = queue_.size();
   s.cpus_contended = contended_;
-  std::copy(pool_.available(), pool_.available() + kMaxResources, s.available);
+  std::copy(resources_.available(), resources_.available() + kMaxResources, s.available);
   return s;
 }
 
 std::vector<Scheduler::TaskEvent> Scheduler::task_events() {
   std::lock_guard<std::mutex> g(mu_);
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].state == WorkerState::kReady) reclaim(w);  // the ones just finished too
+    if (workers_.info(w).state == WorkerState::kReady) workers_.reclaim(w, table_, events_);  // the ones just finished too
   }
   return events_.snapshot();
 }
@@ -1256,7 +1124,7 @@ std::vector<Scheduler::ActorSummary> Scheduler::actors() {
   std::lock_guard<std::mutex> g(mu_);
   std::vector<ActorSummary> out;
   for (const auto& [id, a] : actors_) {
-    const WorkerInfo& w = workers_[a.slot];
+    const WorkerInfo& w = workers_.info(a.slot);
     const bool here = !a.dead && w.actor == id;  // the slot's process is (or will be) this actor's
     std::string state = a.dead ? "DEAD"
                         : !here || w.state == WorkerState::kStarting ||
@@ -1264,7 +1132,7 @@ std::vector<Scheduler::ActorSummary> Scheduler::actors() {
                             ? "PENDING_CREATION"
                             : w.state == WorkerState::kReady ? "ALIVE" : "RESTARTING";
     int32_t pid = here && w.state == WorkerState::kReady
-                      ? slot(a.slot)->pid.load(std::memory_order_relaxed)
+                      ? workers_.slot(a.slot)->pid.load(std::memory_order_relaxed)
                       : 0;
     out.push_back(ActorSummary{id, a.creation.name, state, pid, a.death, a.calls.size()});
   }
@@ -1288,7 +1156,7 @@ std::vector<Scheduler::TaskSummary> Scheduler::tasks() {
     uint64_t c = r->claim.load(std::memory_order_acquire);
     const bool running = claim_state(c) == TaskState::kRunning;
     int32_t pid = running ? r->worker_pid
-                          : slot(ref.worker)->pid.load(std::memory_order_relaxed);
+                          : workers_.slot(ref.worker)->pid.load(std::memory_order_relaxed);
     uint64_t ran = running && now > r->started_ns ? now - r->started_ns : 0;
     out.push_back(TaskSummary{r->spec.name, r->spec.returns,
                               running ? "RUNNING" : "QUEUED_ON_WORKER", pid, ran});
@@ -1300,8 +1168,8 @@ std::vector<Scheduler::HeldRef> Scheduler::unfinished_refs(bool with_actors) {
   std::vector<HeldRef> out;
   std::unordered_set<uint32_t> seen;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (!with_actors && workers_[w].actor != 0) continue;
-    for (const TaskRef& ref : workers_[w].assigned) {
+    if (!with_actors && workers_.info(w).actor != 0) continue;
+    for (const TaskRef& ref : workers_.info(w).assigned) {
       uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
       if (claim_gen(c) != ref.gen || claim_state(c) == TaskState::kDone) continue;
       if (seen.insert(ref.index).second) out.push_back(HeldRef{ref.index, ref.gen, w});
@@ -1314,7 +1182,7 @@ std::vector<int32_t> Scheduler::worker_pids() {
   std::lock_guard<std::mutex> g(mu_);
   std::vector<int32_t> pids;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].state == WorkerState::kReady) pids.push_back(slot(w)->pid.load());
+    if (workers_.info(w).state == WorkerState::kReady) pids.push_back(workers_.slot(w)->pid.load());
   }
   return pids;
 }

@@ -38,6 +38,7 @@
 #include "resources.h"
 #include "task_events.h"
 #include "task_table.h"
+#include "worker_pool.h"
 #include "status.h"
 #include "store.h"
 #include "task.h"
@@ -176,28 +177,12 @@ class Scheduler {
     Lease hold;                        ///< resources it keeps while it lives (and GPU ids)
     std::deque<Pending> calls;         ///< creation and calls not yet in its ring, in order
   };
-  struct WorkerInfo {
-    uint32_t generation = 0;              ///< of the process we track in this slot
-    WorkerState state = WorkerState::kUnused;
-    uint64_t pushed = 0;                  ///< TaskRefs pushed to its inbound ring
-    Lease lease;                          ///< resources it holds (resources.h)
-    uint32_t actor = 0;                   ///< the actor living in this slot; 0: a task worker
-    bool retiring = false;                ///< an idle extra worker being stopped
-    uint64_t run_delay_ns = 0;            ///< its last schedstat run delay (watch_contention)
-    uint64_t ran_ns = 0;                  ///< and its last schedstat run time
-    uint64_t idle_since_ns = 0;           ///< when it last became idle (0: it is not)
-    std::string oom;                      ///< set when the memory monitor killed it: why
-    std::deque<TaskRef> assigned;         ///< pushed, not yet seen finished
-  };
-
-  WorkerSlot* slot(uint32_t i) const;
   TaskRecord* record(uint32_t i) const;
-  uint64_t done_of(uint32_t w) const;
-  bool is_idle(uint32_t w) const;
 
   void loop();
   // One pass of the scheduler thread, under mu_; each step is one verb.
-  void reap_dead_workers();
+  /// Notices announced workers, and reaps the exited ones in `exits` (read before mu_).
+  void reap_dead_workers(const std::vector<ExitNote>& exits);
   void collect_submissions();
   /// The only ways into and out of queue_: they keep queued_special_ right.
   void enqueue(Pending p, bool front = false);
@@ -238,7 +223,8 @@ class Scheduler {
   /// Every kContentionPeriodNs: sets the store's cpus_contended flag from how long the
   /// driver and the workers waited for a CPU (schedstat's run delay) since the last look.
   void watch_contention();
-  void reap_actor(uint32_t w, int32_t status, int32_t pid);
+  /// An actor's process ended (`exit_why`: how, from its ExitNote): restart it or bury it.
+  void reap_actor(uint32_t w, const std::string& exit_why);
   void enqueue_actor_call(ActorInfo& actor, const TaskSpec& spec, std::vector<ObjectID> deps);
   /// Takes / drops one count on a creation spec's class and arguments.
   void hold_creation(const TaskSpec& spec);
@@ -252,15 +238,11 @@ class Scheduler {
   /// Dispatches `spec` to worker `w` in a new record; false (nothing changed) if its ring is
   /// full.
   bool push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask = 0);
-  bool push_ref(uint32_t w, TaskRef ref);
-  bool has_room(uint32_t w) const;
-  void reclaim(uint32_t w);
   /// Asks the forkserver for a process in slot `w`, for actor `actor` (0: a task worker).
   void spawn(uint32_t w, uint32_t actor = 0);
   void finish_failed(const TaskSpec& spec, ErrorKind kind, const std::string& msg);
   void fail_queue_after_startup_failures(const std::string& last);
   static constexpr uint32_t kMaxStartupFailures = 5;
-  std::string describe_exit(uint32_t w, int32_t status, int32_t pid) const;
 
   std::shared_ptr<Store> store_;
   SchedulerConfig cfg_;
@@ -268,8 +250,6 @@ class Scheduler {
   RuntimeLayout layout_;
 
   std::mutex mu_;                     ///< guards everything below
-  std::vector<WorkerInfo> workers_;   ///< by slot
-  uint32_t slots_used_ = 0;           ///< 1 + the highest slot ever spawned
   std::deque<Pending> queue_;         ///< submitted, not yet dispatched (FIFO)
   size_t queued_special_ = 0;         ///< of which not default tasks (see enqueue/dequeue)
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
@@ -283,9 +263,10 @@ class Scheduler {
   uint64_t next_queue_scan_ns_ = 0;   ///< start_workers() looks at the whole queue then
   bool oom_kill_pending_ = false;     ///< a worker was killed for memory and is not reaped yet
   uint32_t startup_failures_ = 0;     ///< task workers in a row that died before announcing
-  ResourcePool pool_;                 ///< the node's resources: amounts and GPU ids not leased
+  ResourcePool resources_;            ///< the node's resources: amounts and GPU ids not leased
   TaskTable table_;                   ///< the records: free ones, generations (task_table.h)
   TaskEvents events_;                 ///< finished tasks, for ember.timeline()
+  WorkerPool workers_;                ///< the slots: leases, rings, spawning (worker_pool.h)
   SchedulerStats stats_{};
 
   std::thread thread_;
