@@ -1,6 +1,7 @@
 // Scheduler: dispatch of tasks to worker rings, leases, stealing, retries and reaping.
 #include "scheduler.h"
 
+#include "contention.h"
 #include "memory_monitor.h"
 
 #include <signal.h>
@@ -34,55 +35,8 @@ constexpr size_t kQueueLookahead = 256;
 constexpr uint64_t kQueueScanPeriodNs = 10'000'000;
 /// How long a worker beyond num_cpus may idle before it is retired (Ray: 1 s).
 constexpr uint64_t kIdleWorkerRetireNs = 1'000'000'000;
-/// How often watch_contention() looks, and the share of that time the node's processes
-/// together may wait for a CPU before spinning stops (kContendedOn) or starts again
-/// (kContendedOff): apart, so the flag does not flap.
-constexpr uint64_t kContentionPeriodNs = 100'000'000;
-constexpr double kContendedOn = 0.2;
-constexpr double kContendedOff = 0.05;
-/// ... and how many CPUs' worth processes outside the node must keep busy meanwhile.
-constexpr double kOthersOn = 0.5;
-constexpr double kOthersOff = 0.25;
 /// The longest backoff before retrying a task killed for memory.
 constexpr uint64_t kMaxOomRetryDelayMs = 60'000;
-
-/// Process `pid`'s main thread from /proc/PID/schedstat: nanoseconds it ran and waited on a
-/// run queue ({0, 0} if unreadable).
-struct SchedTimes {
-  uint64_t ran_ns = 0;
-  uint64_t waited_ns = 0;
-};
-SchedTimes sched_times(int32_t pid) {
-  char path[48];
-  std::snprintf(path, sizeof path, "/proc/%d/schedstat", pid);
-  SchedTimes t;
-  FILE* f = std::fopen(path, "re");
-  if (f == nullptr) return t;
-  unsigned long long ran = 0, waited = 0;
-  if (std::fscanf(f, "%llu %llu", &ran, &waited) == 2) t = {ran, waited};
-  std::fclose(f);
-  return t;
-}
-
-/// Nanoseconds all CPUs of the machine have been busy, from /proc/stat (0 if unreadable).
-uint64_t machine_busy_ns() {
-  FILE* f = std::fopen("/proc/stat", "re");
-  if (f == nullptr) return 0;
-  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
-  int got = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system,
-                        &idle, &iowait, &irq, &softirq);
-  std::fclose(f);
-  if (got != 7) return 0;
-  return (user + nice + system + irq + softirq) * (1'000'000'000ULL /
-                                                  static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));
-}
-
-/// Nanoseconds of CPU this whole process (every thread) has used.
-uint64_t own_cpu_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 std::string format_units(int64_t v) {
   char buf[32];
@@ -109,7 +63,8 @@ Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
       table_(reinterpret_cast<TaskRecord*>(reinterpret_cast<uint8_t*>(rc_) + layout_.records_at),
              cfg_.task_capacity),
       events_(kMaxTaskEvents),
-      workers_(rc_, layout_, cfg_.max_workers, cfg_.num_cpus) {}
+      workers_(rc_, layout_, cfg_.max_workers, cfg_.num_cpus),
+      contention_(cfg_.max_workers) {}
 
 Scheduler::~Scheduler() { stop(); }
 
@@ -295,8 +250,11 @@ void Scheduler::loop() {
   for (;;) {
     // relaxed: the doorbell's value only has to change between here and the futex wait.
     uint32_t bell = rc_->doorbell.load(std::memory_order_acquire);
-    // Slow reads first, without mu_ (the header's invariants): exits and their log tails.
+    // Slow reads first, without mu_ (the header's invariants): exits and their log tails,
+    // memory under pressure, CPU contention.
     const std::vector<ExitNote> exits = workers_.read_exits(cfg_.log_dir);
+    const std::optional<MemoryReading> memory = read_memory_pressure();
+    watch_contention();
     {
       std::lock_guard<std::mutex> g(mu_);
       if (stop_.load(std::memory_order_acquire)) return;
@@ -307,8 +265,7 @@ void Scheduler::loop() {
       dispatch_queued();
       dispatch_actor_calls();
       kill_unreferenced_actors();
-      watch_memory();
-      watch_contention();
+      if (memory) watch_memory(*memory);
       release_idle_leases();
       start_workers();
       retire_idle_workers();
@@ -347,7 +304,8 @@ void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
     WorkerInfo& info = workers_.info(w);
     if (info.state == WorkerState::kUnused || info.generation != exit.generation) continue;
     const int32_t pid = exit.pid;
-    if (!info.oom.empty()) oom_kill_pending_ = false;
+    // release: the loop's next memory read (without mu_) sees the kill done.
+    if (!info.oom.empty()) oom_kill_pending_.store(false, std::memory_order_release);
     const bool was_ready = info.state == WorkerState::kReady;
     if (!was_ready && info.actor == 0 && ++startup_failures_ >= kMaxStartupFailures) {
       fail_queue_after_startup_failures(exit.why);
@@ -667,42 +625,18 @@ void Scheduler::retire_idle_workers() {
 }
 
 void Scheduler::watch_contention() {
-  // Spinning before a sleep saves a futex wake-up (~30 us here) when a CPU is free; when other
-  // programs keep the CPUs busy, a spinner only delays whoever it displaced. Two signs must
-  // agree: the node's processes waited for a CPU (schedstat's run delay), and processes
-  // outside the node used CPU meanwhile. Run delay alone is not enough: on a quiet 2-core
-  // machine the driver and two spinning workers queue behind each other (measured: the flag
-  // went on in a loop of sync round trips and p50 rose from 10 to 28 us).
   const uint64_t now = monotonic_ns();
-  if (now - last_contention_check_ns_ < kContentionPeriodNs) return;
-  const uint64_t elapsed = now - last_contention_check_ns_;
-  const bool first = last_contention_check_ns_ == 0;
-  last_contention_check_ns_ = now;
-  auto delta = [](uint64_t& last, uint64_t current) {
-    uint64_t d = current >= last ? current - last : current;  // a new process: all of it
-    last = current;
-    return d;
-  };
-  const SchedTimes driver = sched_times(getpid());
-  uint64_t waited = delta(driver_run_delay_ns_, driver.waited_ns);
-  uint64_t ours = delta(driver_cpu_ns_, own_cpu_ns());
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_.info(w);
-    if (info.state != WorkerState::kReady) continue;
-    const SchedTimes t = sched_times(workers_.slot(w)->pid.load(std::memory_order_relaxed));
-    waited += delta(info.run_delay_ns, t.waited_ns);
-    ours += delta(info.ran_ns, t.ran_ns);
+  if (!contention_.due(now)) return;
+  // The ready workers, from the slots' atomics: this runs without mu_.
+  std::vector<std::pair<uint32_t, int32_t>> pids;
+  for (uint32_t w = 0; w < workers_.used(); ++w) {
+    const WorkerSlot* s = workers_.slot(w);
+    if (static_cast<WorkerState>(s->state.load(std::memory_order_acquire)) == WorkerState::kReady) {
+      pids.emplace_back(w, s->pid.load(std::memory_order_relaxed));
+    }
   }
-  const uint64_t busy = delta(machine_busy_ns_, machine_busy_ns());
-  if (first) return;
-  const double wait_share = static_cast<double>(waited) / static_cast<double>(elapsed);
-  const double others = busy > ours ? static_cast<double>(busy - ours) / elapsed : 0.0;
-  const bool contended = contended_
-                             ? wait_share > kContendedOff && others > kOthersOff
-                             : wait_share > kContendedOn && others > kOthersOn;
-  if (contended != contended_) {
-    contended_ = contended;
-    store_->set_cpus_contended(contended);
+  if (contention_.observe(read_sample(now, pids))) {
+    store_->set_cpus_contended(contention_.contended());
   }
 }
 
@@ -861,71 +795,60 @@ void Scheduler::kill_unreferenced_actors() {
   }
 }
 
-/// Resident memory of a process not shared with others (resident - shared pages), in bytes.
-static uint64_t private_memory(int32_t pid) {
-  if (pid <= 0) return 0;
-  std::ifstream f("/proc/" + std::to_string(pid) + "/statm");
-  uint64_t size = 0, resident = 0, shared = 0;
-  if (!(f >> size >> resident >> shared)) return 0;
-  return (resident > shared ? resident - shared : 0) * 4096;
+std::optional<Scheduler::MemoryReading> Scheduler::read_memory_pressure() {
+  if (cfg_.memory_threshold <= 0) return std::nullopt;
+  const uint64_t now = monotonic_ns();
+  if (now < next_memory_check_ns_) return std::nullopt;
+  next_memory_check_ns_ = now + uint64_t{cfg_.memory_period_ms} * 1'000'000;
+  // One kill at a time: let the last one free its memory. acquire: pairs with the reaper's
+  // release, so a pass after the reap reads again.
+  if (oom_kill_pending_.load(std::memory_order_acquire)) return std::nullopt;
+  MemoryReading reading;
+  reading.memory = read_memory(cfg_.memory_limit);
+  if (reading.memory.fraction() <= cfg_.memory_threshold) return std::nullopt;
+  // Every worker that runs something; watch_memory() keeps the task workers among them.
+  for (uint32_t w = 0; w < workers_.used(); ++w) {
+    const WorkerSlot* s = workers_.slot(w);
+    if (static_cast<WorkerState>(s->state.load(std::memory_order_acquire)) != WorkerState::kReady ||
+        s->current.load(std::memory_order_relaxed) == 0) {
+      continue;
+    }
+    const int32_t pid = s->pid.load(std::memory_order_relaxed);
+    if (pid > 0) reading.workers.push_back({w, pid, private_memory(pid)});
+  }
+  return reading;
 }
 
-void Scheduler::watch_memory() {
-  if (cfg_.memory_threshold <= 0) return;
-  uint64_t now = monotonic_ns();
-  if (now < next_memory_check_ns_) return;
-  next_memory_check_ns_ = now + uint64_t{cfg_.memory_period_ms} * 1'000'000;
-  if (oom_kill_pending_) return;  // one kill at a time: let the last one free its memory
-  MemorySnapshot m = read_memory(cfg_.memory_limit);
-  if (m.fraction() <= cfg_.memory_threshold) return;
-  // The victim is the running task whose worker holds the most private memory: the likely
-  // culprit. Ray kills the newest retriable task instead, which kills innocent retriable
-  // tasks again and again while a non-retriable one eats the memory (measured: a bystander
-  // killed four times before the hog). Among workers within 10% of the largest, the newest
-  // retriable task goes first, as in Ray. Actors and the driver are never chosen, nor a worker
-  // too small to matter.
-  struct Candidate {
-    uint32_t w;
-    uint64_t rss;
-    bool retriable;
-    uint64_t started;
-  };
-  std::vector<Candidate> cands;
-  uint64_t largest = 0;
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    const WorkerInfo& info = workers_.info(w);
-    if (info.state != WorkerState::kReady || info.actor != 0) continue;
-    uint32_t cur = workers_.slot(w)->current.load(std::memory_order_relaxed);
+void Scheduler::watch_memory(const MemoryReading& reading) {
+  if (oom_kill_pending_.load(std::memory_order_relaxed)) return;
+  // Task workers running a task now and measured by the reading (one that started after it
+  // is looked at in the next check). Actors and the driver are never chosen.
+  std::vector<OomCandidate> cands;
+  for (const WorkerMemory& m : reading.workers) {
+    const WorkerInfo& info = workers_.info(m.slot);
+    if (info.state != WorkerState::kReady || info.actor != 0 || workers_.pid(m.slot) != m.pid) {
+      continue;
+    }
+    const uint32_t cur = workers_.slot(m.slot)->current.load(std::memory_order_relaxed);
     if (cur == 0) continue;
     const TaskRecord* r = record(cur - 1);
-    bool retriable = r->spec.max_retries < 0 ||
-                     static_cast<int32_t>(r->spec.attempt) < r->spec.max_retries;
-    uint64_t rss = private_memory(workers_.slot(w)->pid.load(std::memory_order_relaxed));
-    largest = std::max(largest, rss);
-    cands.push_back({w, rss, retriable, r->started_ns});
+    const bool retriable = r->spec.max_retries < 0 ||
+                           static_cast<int32_t>(r->spec.attempt) < r->spec.max_retries;
+    cands.push_back({m.slot, m.private_bytes, retriable, r->started_ns});
   }
-  int64_t victim = -1;
-  const Candidate* best = nullptr;
-  // A worker holding less than this cannot be the cause (the pressure comes from outside the
-  // node, or from the driver): killing it would lose work and free nothing.
-  const uint64_t floor = std::max<uint64_t>(uint64_t{64} << 20, m.capacity / 100);
-  for (const Candidate& c : cands) {
-    if (c.rss < floor || c.rss * 10 < largest * 9) continue;  // small, or not near the largest
-    bool better = best == nullptr || (c.retriable && !best->retriable) ||
-                  (c.retriable == best->retriable && c.started > best->started);
-    if (better) best = &c;
-  }
-  if (best != nullptr) victim = best->w;
+  const int64_t victim = choose_oom_victim(cands, reading.memory.capacity);
   if (victim < 0) return;
-  int32_t pid = workers_.slot(static_cast<uint32_t>(victim))->pid.load(std::memory_order_relaxed);
+  const uint32_t w = cands[static_cast<size_t>(victim)].slot;
+  const int32_t pid = workers_.pid(w);
   if (pid <= 0) return;
   char threshold[16];
   std::snprintf(threshold, sizeof threshold, "%.0f%%", cfg_.memory_threshold * 100);
-  workers_.info(victim).oom = "memory in use " + describe(m) + " was above the threshold of " +
-                         threshold + " (worker pid=" + std::to_string(pid) +
+  workers_.info(w).oom = "memory in use " + describe(reading.memory) +
+                         " was above the threshold of " + threshold + " (worker pid=" +
+                         std::to_string(pid) +
                          "). Use less memory per task, run fewer at once (num_cpus), or raise "
                          "memory_usage_threshold";
-  oom_kill_pending_ = true;
+  oom_kill_pending_.store(true, std::memory_order_relaxed);
   ++stats_.oom_kills;
   kill(pid, SIGKILL);
 }
@@ -1107,7 +1030,7 @@ SchedulerStats Scheduler::stats() {
   std::lock_guard<std::mutex> g(mu_);
   SchedulerStats s = stats_;
   s.queued = queue_.size();
-  s.cpus_contended = contended_;
+  s.cpus_contended = contention_.contended();
   std::copy(resources_.available(), resources_.available() + kMaxResources, s.available);
   return s;
 }

@@ -28,11 +28,14 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "contention.h"
+#include "memory_monitor.h"
 #include "object_format.h"
 #include "queued_spec.h"
 #include "resources.h"
@@ -219,9 +222,24 @@ class Scheduler {
   void update_notify_flags();
   void dispatch_actor_calls();
   void kill_unreferenced_actors();
-  void watch_memory();
-  /// Every kContentionPeriodNs: sets the store's cpus_contended flag from how long the
-  /// driver and the workers waited for a CPU (schedstat's run delay) since the last look.
+  /// What read_memory_pressure() found: memory above the threshold, and the private memory
+  /// of every worker running something then.
+  struct WorkerMemory {
+    uint32_t slot;
+    int32_t pid;
+    uint64_t private_bytes;
+  };
+  struct MemoryReading {
+    MemorySnapshot memory;
+    std::vector<WorkerMemory> workers;
+  };
+  /// Loop thread, without mu_: every memory_period_ms, reads the memory in use and, above the
+  /// threshold, the workers' /proc/PID/statm. Nothing while a kill is pending.
+  std::optional<MemoryReading> read_memory_pressure();
+  /// Under mu_: kills the worker choose_oom_victim() picks among those of `reading`.
+  void watch_memory(const MemoryReading& reading);
+  /// Loop thread, without mu_: every ContentionWatch::kPeriodNs, sets the store's
+  /// cpus_contended flag from how long the node's processes waited for a CPU (contention.h).
   void watch_contention();
   /// An actor's process ended (`exit_why`: how, from its ExitNote): restart it or bury it.
   void reap_actor(uint32_t w, const std::string& exit_why);
@@ -254,20 +272,20 @@ class Scheduler {
   size_t queued_special_ = 0;         ///< of which not default tasks (see enqueue/dequeue)
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
   std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id
-  uint64_t next_memory_check_ns_ = 0;
-  uint64_t last_contention_check_ns_ = 0;
-  uint64_t driver_run_delay_ns_ = 0;  ///< the driver's main thread's, at that check
-  uint64_t driver_cpu_ns_ = 0;        ///< the driver's CPU time (all threads), at that check
-  uint64_t machine_busy_ns_ = 0;      ///< all CPUs' busy time (/proc/stat), at that check
-  bool contended_ = false;            ///< what watch_contention() last decided
   uint64_t next_queue_scan_ns_ = 0;   ///< start_workers() looks at the whole queue then
-  bool oom_kill_pending_ = false;     ///< a worker was killed for memory and is not reaped yet
   uint32_t startup_failures_ = 0;     ///< task workers in a row that died before announcing
   ResourcePool resources_;            ///< the node's resources: amounts and GPU ids not leased
   TaskTable table_;                   ///< the records: free ones, generations (task_table.h)
   TaskEvents events_;                 ///< finished tasks, for ember.timeline()
   WorkerPool workers_;                ///< the slots: leases, rings, spawning (worker_pool.h)
   SchedulerStats stats_{};
+
+  // Not guarded by mu_: the loop thread's own (or atomic).
+  uint64_t next_memory_check_ns_ = 0;       ///< when read_memory_pressure() looks next
+  ContentionWatch contention_;              ///< its contended() is read by stats()
+  /// A worker was killed for memory and is not reaped yet: set and cleared under mu_, read by
+  /// read_memory_pressure() without it.
+  std::atomic<bool> oom_kill_pending_{false};
 
   std::thread thread_;
   std::atomic<bool> stop_{false};

@@ -57,8 +57,6 @@ struct WorkerInfo {
   uint32_t actor = 0;                   ///< the actor living in this slot; 0: a task worker
   bool retiring = false;                ///< an idle extra worker being stopped (P5)
   uint64_t idle_since_ns = 0;           ///< when it last became idle (0: it is not)
-  uint64_t run_delay_ns = 0;            ///< its last schedstat run delay (watch_contention)
-  uint64_t ran_ns = 0;                  ///< and its last schedstat run time
   std::string oom;                      ///< set when the memory monitor killed it: why
   std::deque<TaskRef> assigned;         ///< pushed, not yet seen finished (P3)
 };
