@@ -20,19 +20,8 @@ namespace ember {
 
 namespace {
 
-/// Default tasks a worker may hold at once (one running, the rest queued in its ring).
-constexpr uint64_t kDepth = 4;
-/// The same behind a queue of kQueueLookahead default tasks or more: a worker rings the
-/// scheduler when its ring is nearly empty, and each pass of the scheduler costs ~5-20 us,
-/// so refilling 4 at a time made the scheduler thread a third of the CPU of a 1M-task queue
-/// (8.5 us per task). A task stuck behind a long one is stolen by an idle worker as before.
-constexpr uint64_t kDeepDepth = 16;
 /// How long the scheduler thread sleeps when nothing rings it (housekeeping period).
 constexpr int64_t kIdleSleepNs = 50'000'000;
-/// How far into the queue the per-pass bookkeeping (workers to start, notify level) looks,
-/// and how often start_workers() looks at all of it.
-constexpr size_t kQueueLookahead = 256;
-constexpr uint64_t kQueueScanPeriodNs = 10'000'000;
 /// How long a worker beyond num_cpus may idle before it is retired (Ray: 1 s).
 constexpr uint64_t kIdleWorkerRetireNs = 1'000'000'000;
 /// The longest backoff before retrying a task killed for memory.
@@ -64,6 +53,7 @@ Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
              cfg_.task_capacity),
       events_(kMaxTaskEvents),
       workers_(rc_, layout_, cfg_.max_workers, cfg_.num_cpus),
+      dispatch_(*store_, rc_, workers_, resources_, table_, events_),
       contention_(cfg_.max_workers) {}
 
 Scheduler::~Scheduler() { stop(); }
@@ -103,20 +93,6 @@ void Scheduler::stop() {
 
 // --- submission -----------------------------------------------------------------------
 
-void Scheduler::enqueue(Pending p, bool front) {
-  if (!is_default(p.spec)) ++queued_special_;
-  if (front) {
-    queue_.push_front(std::move(p));
-  } else {
-    queue_.push_back(std::move(p));
-  }
-}
-
-std::deque<Scheduler::Pending>::iterator Scheduler::dequeue(std::deque<Pending>::iterator it) {
-  if (!is_default(it->spec)) --queued_special_;
-  return queue_.erase(it);
-}
-
 Status check_feasible(const RuntimeControl& rc, const TaskSpec& spec) {
   for (uint32_t i = 0; i < kMaxResources; ++i) {
     if (spec.resources[i] <= rc.totals[i]) continue;
@@ -135,113 +111,9 @@ Status check_feasible(const RuntimeControl& rc, const TaskSpec& spec) {
 Status Scheduler::submit(const TaskSpec& spec, std::vector<ObjectID> deps) {
   Status st = check_feasible(*rc_, spec);
   if (!st.ok()) return st;
-  std::lock_guard<std::mutex> g(mu_);
-  if (queue_.empty() && deps_ready(deps) && is_default(spec) && try_dispatch(spec, true)) {
-    return Status::OK();
-  }
-  // O(1) here (update_notify_flags() scans everything; the scheduler thread runs it when the
-  // doorbell wakes it): workers must now ring when they run low, or after every task if this
-  // one waits on results or needs other resources.
-  uint32_t level = (deps.empty() && is_default(spec)) ? 1 : 2;
-  // Behind a long queue of default tasks a default task cannot start sooner than they do,
-  // and the scheduler was rung for them: waking it again for each one of a burst only made it
-  // fight this thread for the lock (perf: futex wake-ups, ~35% of the driver's time). A short
-  // queue still rings: the scheduler then refills workers' rings sooner (fan-out measured
-  // 1.003x ideal with, 1.007x without).
-  const bool behind_defaults =
-      queue_.size() >= kQueueLookahead && queued_special_ == 0 && level == 1;
-  enqueue(Pending{spec, std::move(deps)});
-  if (rc_->notify.load(std::memory_order_relaxed) < level) {
-    rc_->notify.store(level, std::memory_order_relaxed);
-  }
-  if (!behind_defaults) ring_doorbell(rc_);
+  std::lock_guard<std::mutex> g(mu_);  // short: one try_dispatch() or one enqueue
+  dispatch_.submit(spec, std::move(deps));
   return Status::OK();
-}
-
-bool Scheduler::deps_ready(std::vector<ObjectID>& deps) {
-  // Sealed deps are dropped as they are seen, so each is checked until it is ready once.
-  deps.erase(std::remove_if(deps.begin(), deps.end(),
-                            [this](const ObjectID& id) { return store_->is_sealed(id); }),
-             deps.end());
-  return deps.empty();
-}
-
-bool Scheduler::push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask) {
-  if (!table_.has_free()) {
-    for (uint32_t v = 0; v < cfg_.max_workers; ++v) workers_.reclaim(v, table_, events_);
-  }
-  std::optional<TaskRef> ref = table_.publish(spec, gpu_mask);
-  if (!ref) return false;
-  if (!workers_.push(w, *ref)) {
-    table_.free(ref->index);
-    return false;
-  }
-  ++stats_.dispatched;
-  return true;
-}
-
-bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
-  // Slots past the highest ever spawned are unused: not looked at (256 by default, a few in
-  // use; these loops ran on every dispatch).
-  const uint32_t n = workers_.used();
-  if (!table_.has_free()) {
-    for (uint32_t w = 0; w < n; ++w) workers_.reclaim(w, table_, events_);
-    if (!table_.has_free()) return false;
-  }
-  if (is_default(spec)) {
-    // (a) an idle worker that already holds a default lease;
-    // (b) an idle worker that can lease a CPU;
-    // (c) the least loaded leased worker with room in its ring.
-    int64_t best = -1;
-    uint64_t best_load = queue_.size() >= kQueueLookahead ? kDeepDepth : kDepth;
-    for (uint32_t w = 0; w < n; ++w) {
-      WorkerInfo& info = workers_.info(w);
-      if (info.state != WorkerState::kReady || info.lease.exclusive || info.actor != 0) continue;
-      if (info.lease.held && !info.lease.lent && workers_.is_idle(w)) {
-        best = w;
-        break;
-      }
-    }
-    if (best < 0) {
-      for (uint32_t w = 0; w < n; ++w) {
-        WorkerInfo& info = workers_.info(w);
-        if (info.lease.held || !workers_.is_idle(w)) continue;
-        if (!resources_.lease(info.lease, spec.resources, /*exclusive=*/false)) break;
-        best = w;
-        break;
-      }
-    }
-    if (best < 0) {
-      for (uint32_t w = 0; w < n; ++w) {
-        WorkerInfo& info = workers_.info(w);
-        if (info.state != WorkerState::kReady || !info.lease.held || info.lease.exclusive ||
-            info.lease.lent || info.retiring ||
-            workers_.slot(w)->blocked.load(std::memory_order_relaxed) != 0) {
-          continue;
-        }
-        uint64_t load = info.pushed - workers_.done(w);
-        if (load < best_load) {
-          best_load = load;
-          best = w;
-        }
-      }
-    }
-    if (best < 0 || !push(static_cast<uint32_t>(best), spec)) return false;
-    if (direct) ++stats_.direct;
-    return true;
-  }
-  // A non-default task: an idle worker with no lease, leasing exactly what the task needs.
-  for (uint32_t w = 0; w < n; ++w) {
-    WorkerInfo& info = workers_.info(w);
-    if (info.lease.held || !workers_.is_idle(w)) continue;
-    if (!resources_.lease(info.lease, spec.resources, /*exclusive=*/true)) return false;
-    if (!push(w, spec, info.lease.gpu_mask)) {
-      resources_.end(info.lease);
-      return false;
-    }
-    return true;
-  }
-  return false;
 }
 
 // --- the scheduler thread -------------------------------------------------------------
@@ -260,13 +132,13 @@ void Scheduler::loop() {
       if (stop_.load(std::memory_order_acquire)) return;
       reap_dead_workers(exits);
       collect_submissions();
-      lend_blocked_leases();
-      steal_for_idle_workers();
-      dispatch_queued();
+      dispatch_.lend_blocked_leases();
+      dispatch_.steal_for_idle_workers();
+      dispatch_.dispatch_queued();
       dispatch_actor_calls();
       kill_unreferenced_actors();
       if (memory) watch_memory(*memory);
-      release_idle_leases();
+      dispatch_.release_idle_leases();
       start_workers();
       retire_idle_workers();
       update_notify_flags();
@@ -348,7 +220,7 @@ void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
                 kMaxOomRetryDelayMs);
             not_before = monotonic_ns() + delay_ms * 1'000'000;
           }
-          enqueue(Pending{spec, {}, not_before}, /*front=*/true);
+          dispatch_.enqueue(Pending{spec, {}, not_before}, /*front=*/true);
           continue;
         }
         if (!info.oom.empty()) {
@@ -361,7 +233,7 @@ void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
                       std::string("the worker running task ") + spec.name + " died: " + exit.why);
         continue;
       }
-      enqueue(Pending{spec, {}}, /*front=*/true);
+      dispatch_.enqueue(Pending{spec, {}}, /*front=*/true);
     }
     resources_.end(info.lease);
     workers_.reset(w);
@@ -377,9 +249,8 @@ void Scheduler::fail_queue_after_startup_failures(const std::string& last) {
   // worker loads) would be respawned forever while get() waits: fail what waits instead.
   std::string msg = "worker processes keep dying before they start (" +
                     std::to_string(startup_failures_) + " in a row); the last one: " + last;
-  for (const Pending& p : queue_) finish_failed(p.spec, ErrorKind::kWorkerCrashed, msg);
-  queue_.clear();
-  queued_special_ = 0;
+  for (const Pending& p : dispatch_.queue()) finish_failed(p.spec, ErrorKind::kWorkerCrashed, msg);
+  dispatch_.clear();
   startup_failures_ = 0;
 }
 
@@ -423,7 +294,7 @@ void Scheduler::collect_submissions() {
           enqueue_actor_call(it->second, spec, std::move(deps));
         }
       } else {
-        enqueue(Pending{spec, std::move(deps)});
+        dispatch_.enqueue(Pending{spec, std::move(deps)});
       }
     }
   }
@@ -437,183 +308,6 @@ void Scheduler::collect_submissions() {
       enqueue_actor_call(it->second, p.spec, std::move(p.deps));
     }
   }
-}
-
-void Scheduler::lend_blocked_leases() {
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_.info(w);
-    if (info.state != WorkerState::kReady || !info.lease.held) continue;
-    if (workers_.slot(w)->blocked.load(std::memory_order_acquire) != 0) {
-      resources_.lend(info.lease);
-    } else {
-      resources_.take_back(info.lease);  // even if that oversubscribes the node for a while
-    }
-  }
-}
-
-void Scheduler::steal_for_idle_workers() {
-  const uint32_t n = cfg_.max_workers;
-  for (uint32_t idle = 0; idle < n; ++idle) {
-    WorkerInfo& thief = workers_.info(idle);
-    if (!workers_.is_idle(idle) || thief.lease.exclusive) continue;
-    for (uint32_t v = 0; v < n; ++v) {
-      if (v == idle || workers_.info(v).state != WorkerState::kReady || workers_.info(v).actor != 0) continue;
-      workers_.reclaim(v, table_, events_);
-      // The victim's unclaimed refs, oldest first; it is busy (or blocked) with another task.
-      bool moved = false;
-      for (const TaskRef& ref : workers_.info(v).assigned) {
-        uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
-        if (claim_gen(c) != ref.gen || claim_state(c) != TaskState::kQueued) continue;
-        // Only default tasks move: a task with its own lease (GPU ids, custom resources) must
-        // run where that lease is, or its GPU could be handed out twice.
-        if (!is_default(record(ref.index)->spec)) continue;
-        if (!thief.lease.held &&
-            !resources_.lease(thief.lease, record(ref.index)->spec.resources, /*exclusive=*/false)) {
-          return;
-        }
-        if (!workers_.has_room(idle) || !workers_.push(idle, ref)) return;
-        ++stats_.stolen;
-        moved = true;
-        break;
-      }
-      if (moved) break;
-    }
-  }
-}
-
-void Scheduler::dispatch_queued() {
-  const uint64_t now = monotonic_ns();
-  // FIFO for default tasks: when one cannot go, none after it may overtake it. Tasks with
-  // other resources (zero CPUs, GPUs, custom) may still fit, so the look goes on for them:
-  // through the whole queue every 10 ms (see start_workers), else 256 entries further.
-  bool defaults_blocked = false;
-  const bool whole = now >= next_queue_scan_ns_;
-  size_t looked_past = 0;
-  for (auto it = queue_.begin(); it != queue_.end();) {
-    if (defaults_blocked) {
-      if (queued_special_ == 0) break;  // only default tasks left: none may overtake
-      if (!whole && ++looked_past > kQueueLookahead) break;
-      if (is_default(it->spec)) {
-        ++it;
-        continue;
-      }
-    }
-    if (it->not_before_ns > now || !deps_ready(it->deps)) {
-      ++it;
-      continue;
-    }
-    if (!try_dispatch(it->spec, false)) {
-      defaults_blocked = defaults_blocked || is_default(it->spec);
-      ++it;
-      continue;
-    }
-    it = dequeue(it);
-  }
-}
-
-void Scheduler::release_idle_leases() {
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_.info(w);
-    if (info.actor != 0) {
-      workers_.reclaim(w, table_, events_);  // an actor's records are freed as its calls finish
-      continue;
-    }
-    if (!info.lease.held || info.state != WorkerState::kReady) continue;
-    if (info.pushed == workers_.done(w)) {
-      workers_.reclaim(w, table_, events_);
-      resources_.end(info.lease);
-    }
-  }
-}
-
-void Scheduler::start_workers() {
-  // Runnable-by-resources tasks left in the queue with no idle worker for them: start workers
-  // (blocked workers and zero-CPU tasks are why there can be more workers than CPUs).
-  uint32_t starting = 0, idle = 0, alive = 0;
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_.info(w).actor != 0) continue;
-    if (workers_.info(w).state == WorkerState::kStarting) ++starting;
-    if (workers_.info(w).state == WorkerState::kReady) {
-      ++alive;
-      if (workers_.is_idle(w) && !workers_.info(w).lease.held) ++idle;
-    }
-  }
-  stats_.workers_alive = alive;
-  uint32_t want = 0;
-  int64_t avail[kMaxResources];
-  std::copy(resources_.available(), resources_.available() + kMaxResources, avail);
-  const uint64_t now = monotonic_ns();
-  // A scan of 10,000 queued tasks on every pass of this thread cost ~5% of the CPU of a burst
-  // of tiny tasks (perf), so a long queue is scanned whole only every 10 ms; in between, 256
-  // entries that cannot start now end the look (a zero-CPU task far back waits <= 10 ms).
-  const bool whole = now >= next_queue_scan_ns_;
-  if (whole) next_queue_scan_ns_ = now + kQueueScanPeriodNs;
-  size_t misses = 0;
-  for (const Pending& p : queue_) {
-    if (!whole && misses >= kQueueLookahead) break;
-    if (!p.deps.empty() || p.not_before_ns > now) {
-      ++misses;
-      continue;
-    }
-    bool fits = true;
-    for (uint32_t i = 0; i < kMaxResources; ++i) fits = fits && p.spec.resources[i] <= avail[i];
-    if (!fits) {
-      if (queued_special_ == 0) break;  // all the rest need what this one could not get
-      ++misses;
-      continue;
-    }
-    for (uint32_t i = 0; i < kMaxResources; ++i) avail[i] -= p.spec.resources[i];
-    ++want;
-  }
-  // Tasks stranded in a ring: queued behind a worker's running task, or in the ring of a
-  // worker blocked in get()/wait(). No idle worker will steal them unless one exists, so they
-  // count as wanting a worker too, each as far as the resources not leased allow (a blocked
-  // worker has lent its CPU back: that is what lets a nested get() make progress).
-  want += count_stranded(avail);
-  if (want <= starting + idle) return;
-  uint32_t to_start = want - starting - idle;
-  for (uint32_t w = 0; w < cfg_.max_workers && to_start > 0; ++w) {
-    if (workers_.info(w).state == WorkerState::kUnused) {
-      spawn(w);
-      --to_start;
-    }
-  }
-}
-
-uint32_t Scheduler::count_stranded(int64_t* avail) {
-  uint32_t stranded = 0;
-  // A busy node has leased every CPU: then nothing could start anyway (the common case of a
-  // burst of tiny tasks costs one comparison here).
-  if (avail[kResourceCPU] < kResourceUnit) return 0;
-  // A worker that is neither blocked nor running anything is about to claim what its ring
-  // holds; a task stolen for it is still listed (QUEUED) in its victim's ring too.
-  auto free_to_claim = [this](uint32_t w) {
-    return workers_.slot(w)->blocked.load(std::memory_order_relaxed) == 0 &&
-           workers_.slot(w)->current.load(std::memory_order_relaxed) == 0;
-  };
-  std::vector<uint32_t> claimable;
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    const WorkerInfo& info = workers_.info(w);
-    if (info.state != WorkerState::kReady || info.actor != 0 || !free_to_claim(w)) continue;
-    for (const TaskRef& ref : info.assigned) claimable.push_back(ref.index);
-  }
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    const WorkerInfo& info = workers_.info(w);
-    if (info.state != WorkerState::kReady || info.actor != 0 || info.lease.exclusive) continue;
-    if (info.pushed == workers_.done(w) || free_to_claim(w)) continue;
-    for (const TaskRef& ref : info.assigned) {
-      uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
-      if (claim_gen(c) != ref.gen || claim_state(c) != TaskState::kQueued) continue;
-      if (std::find(claimable.begin(), claimable.end(), ref.index) != claimable.end()) continue;
-      const TaskSpec& spec = record(ref.index)->spec;
-      bool fits = true;
-      for (uint32_t i = 0; i < kMaxResources; ++i) fits = fits && spec.resources[i] <= avail[i];
-      if (!fits) return stranded;
-      for (uint32_t i = 0; i < kMaxResources; ++i) avail[i] -= spec.resources[i];
-      ++stranded;
-    }
-  }
-  return stranded;
 }
 
 void Scheduler::retire_idle_workers() {
@@ -640,30 +334,22 @@ void Scheduler::watch_contention() {
   }
 }
 
-void Scheduler::update_notify_flags() {
-  // 2: ring after every task (someone waits on results: deps, exclusive or lent leases);
-  // 1: ring when nearly out of work (the queue has more, or a task could move to you);
-  // 0: never (everything is dispatched and nobody waits).
-  uint32_t level = queue_.empty() ? 0 : 1;
-  size_t looked = 0;  // the head of a long queue is enough: the rest waits behind it
-  for (const Pending& p : queue_) {
-    if (++looked > kQueueLookahead) break;
-    if (!p.deps.empty() || !is_default(p.spec)) {
-      level = 2;
-      break;
+void Scheduler::start_workers() {
+  const Dispatcher::Demand demand = dispatch_.start_workers();
+  stats_.workers_alive = demand.alive;
+  uint32_t to_start = demand.to_start;
+  for (uint32_t w = 0; w < cfg_.max_workers && to_start > 0; ++w) {
+    if (workers_.info(w).state == WorkerState::kUnused) {
+      spawn(w);
+      --to_start;
     }
   }
-  for (const auto& [id, a] : actors_) {
-    if (!a.dead && !a.calls.empty()) level = 2;  // the actor's ring has to be refilled
-  }
-  for (uint32_t w = 0; w < cfg_.max_workers && level < 2; ++w) {
-    const WorkerInfo& info = workers_.info(w);
-    if (info.state != WorkerState::kReady) continue;
-    if (info.lease.exclusive || info.lease.lent) level = 2;
-    if (info.pushed - workers_.done(w) > 1) level = std::max(level, 1u);
-  }
-  // relaxed: a late flag costs one missed early wake-up; the scheduler also wakes every 50 ms.
-  rc_->notify.store(level, std::memory_order_relaxed);
+}
+
+void Scheduler::update_notify_flags() {
+  bool actor_calls_waiting = false;
+  for (const auto& [id, a] : actors_) actor_calls_waiting |= !a.dead && !a.calls.empty();
+  dispatch_.update_notify_flags(actor_calls_waiting);
 }
 
 // --- actors ---------------------------------------------------------------------------
@@ -731,9 +417,9 @@ void Scheduler::enqueue_actor_call(ActorInfo& a, const TaskSpec& spec, std::vect
     finish_failed(spec, ErrorKind::kActorDied, a.death);
     return;
   }
-  if (a.calls.empty() && workers_.info(a.slot).state == WorkerState::kReady && deps_ready(deps) &&
-      table_.has_free() && workers_.has_room(a.slot) && push(a.slot, spec)) {
-    ++stats_.direct;
+  if (a.calls.empty() && workers_.info(a.slot).state == WorkerState::kReady && dispatch_.deps_ready(deps) &&
+      table_.has_free() && workers_.has_room(a.slot) && dispatch_.push(a.slot, spec)) {
+    dispatch_.count_direct();
     return;
   }
   a.calls.push_back(Pending{spec, std::move(deps)});
@@ -759,7 +445,7 @@ void Scheduler::dispatch_actor_calls() {
     if (a.dead || workers_.info(a.slot).state != WorkerState::kReady) continue;
     while (!a.calls.empty()) {
       Pending& p = a.calls.front();
-      if (!deps_ready(p.deps) || !table_.has_free() || !workers_.has_room(a.slot)) break;
+      if (!dispatch_.deps_ready(p.deps) || !table_.has_free() || !workers_.has_room(a.slot)) break;
       if ((p.spec.flags & kSpecActorCreate) != 0) {
         // Creating needs its resources free now (Ray: 1 CPU to schedule an actor); it keeps
         // them only when asked for explicitly (kSpecHoldResources).
@@ -770,7 +456,7 @@ void Scheduler::dispatch_actor_calls() {
           break;
         }
       }
-      if (!push(a.slot, p.spec, (p.spec.flags & kSpecActorCreate) != 0 ? a.hold.gpu_mask : 0)) {
+      if (!dispatch_.push(a.slot, p.spec, (p.spec.flags & kSpecActorCreate) != 0 ? a.hold.gpu_mask : 0)) {
         break;
       }
       a.calls.pop_front();
@@ -952,10 +638,10 @@ bool is_return_of(const Spec& spec, const ObjectID& id) {
 bool Scheduler::cancel(const ObjectID& ret, bool force, bool recursive) {
   std::lock_guard<std::mutex> g(mu_);
   collect_submissions();  // the children of a task may still be in its worker's ring
-  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+  for (auto it = dispatch_.queue().begin(); it != dispatch_.queue().end(); ++it) {
     if (!is_return_of(it->spec, ret)) continue;
     TaskSpec spec = it->spec;  // never ran: it has no children
-    dequeue(it);
+    dispatch_.dequeue(it);
     finish_failed(spec, ErrorKind::kTaskCancelled, std::string("task ") + spec.name + " was cancelled");
     return true;
   }
@@ -1001,14 +687,14 @@ void Scheduler::cancel_children(uint32_t index, uint32_t gen, bool force, int de
     return s.parent_index == index + 1 && s.parent_gen == gen &&
            (s.flags & (kSpecActorMethod | kSpecActorCreate)) == 0;
   };
-  for (auto it = queue_.begin(); it != queue_.end();) {
+  for (auto it = dispatch_.queue().begin(); it != dispatch_.queue().end();) {
     if (!is_child(it->spec)) {
       ++it;
       continue;
     }
     finish_failed(it->spec, ErrorKind::kTaskCancelled,
                   std::string("task ") + it->spec.name + " was cancelled with its parent");
-    it = dequeue(it);
+    it = dispatch_.dequeue(it);
   }
   for (const HeldRef& ref : unfinished_refs(/*with_actors=*/true)) {
     if (is_child(record(ref.index)->spec)) cancel_record(ref.index, ref.gen, force, true, depth);
@@ -1019,7 +705,7 @@ void Scheduler::cancel_children(uint32_t index, uint32_t gen, bool force, int de
 
 bool Scheduler::busy() {
   std::lock_guard<std::mutex> g(mu_);
-  if (!queue_.empty()) return true;
+  if (!dispatch_.queue().empty()) return true;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
     if (workers_.info(w).state == WorkerState::kReady && workers_.info(w).pushed != workers_.done(w)) return true;
   }
@@ -1029,7 +715,10 @@ bool Scheduler::busy() {
 SchedulerStats Scheduler::stats() {
   std::lock_guard<std::mutex> g(mu_);
   SchedulerStats s = stats_;
-  s.queued = queue_.size();
+  s.dispatched = dispatch_.stats().dispatched;
+  s.direct = dispatch_.stats().direct;
+  s.stolen = dispatch_.stats().stolen;
+  s.queued = dispatch_.queue().size();
   s.cpus_contended = contention_.contended();
   std::copy(resources_.available(), resources_.available() + kMaxResources, s.available);
   return s;
@@ -1068,9 +757,9 @@ std::vector<Scheduler::TaskSummary> Scheduler::tasks() {
   std::lock_guard<std::mutex> g(mu_);
   std::vector<TaskSummary> out;
   const uint64_t now = monotonic_ns();
-  for (Pending& p : queue_) {
+  for (Pending& p : dispatch_.queue()) {
     const char* state = p.not_before_ns > now ? "BACKOFF"
-                        : !deps_ready(p.deps) ? "PENDING_ARGS"
+                        : !dispatch_.deps_ready(p.deps) ? "PENDING_ARGS"
                                               : "PENDING_RESOURCES";
     out.push_back(TaskSummary{p.spec.name, p.spec.returns, state, 0, 0});
   }

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "contention.h"
+#include "dispatch.h"
 #include "memory_monitor.h"
 #include "object_format.h"
 #include "queued_spec.h"
@@ -155,17 +156,6 @@ class Scheduler {
   RuntimeControl* control() const { return rc_; }
 
  private:
-  /// A task waiting in queue_ (or an actor's calls): 128 bytes, plus a tail for the rare
-  /// parts (queued_spec.h), so that a million queued tasks fit in the node's memory target.
-  struct Pending {
-    Pending(const TaskSpec& s, std::vector<ObjectID> d = {}, uint64_t not_before = 0)
-        : spec(s), deps(std::move(d)), not_before_ns(not_before) {}
-    QueuedSpec spec;
-    std::vector<ObjectID> deps;  ///< top-level ref arguments not seen sealed yet
-    uint64_t not_before_ns = 0;  ///< a retry after an OOM kill waits out its backoff
-  };
-  // Four to a 512-byte block of std::deque (libstdc++): the queue's memory per task.
-  static_assert(sizeof(Pending) <= 128);
   struct ActorInfo {
     TaskSpec creation;                 ///< run again on each restart
     uint32_t slot = 0;                 ///< its worker slot (kept across restarts)
@@ -187,9 +177,6 @@ class Scheduler {
   /// Notices announced workers, and reaps the exited ones in `exits` (read before mu_).
   void reap_dead_workers(const std::vector<ExitNote>& exits);
   void collect_submissions();
-  /// The only ways into and out of queue_: they keep queued_special_ right.
-  void enqueue(Pending p, bool front = false);
-  std::deque<Pending>::iterator dequeue(std::deque<Pending>::iterator it);
   /// Registers and starts actor `creation.actor` (ids come from RuntimeControl::next_actor).
   Status create_actor_locked(TaskSpec creation, std::vector<ObjectID> deps, int32_t max_restarts,
                              int32_t max_task_retries, bool detached);
@@ -210,15 +197,10 @@ class Scheduler {
   std::vector<HeldRef> unfinished_refs(bool with_actors);
   /// Cancels every task submitted by the task of record (index, gen), and theirs.
   void cancel_children(uint32_t index, uint32_t gen, bool force, int depth);
-  void lend_blocked_leases();
-  void steal_for_idle_workers();
-  void dispatch_queued();
-  void release_idle_leases();
+  /// Spawns the workers dispatch_.start_workers() asks for.
   void start_workers();
-  /// Default tasks in workers' rings that no worker is about to claim (behind a running task
-  /// or in a blocked worker's ring), as many as `avail` has resources for (taken from it).
-  uint32_t count_stranded(int64_t* avail);
   void retire_idle_workers();
+  /// dispatch_.update_notify_flags(), knowing whether actors' calls wait.
   void update_notify_flags();
   void dispatch_actor_calls();
   void kill_unreferenced_actors();
@@ -248,14 +230,6 @@ class Scheduler {
   void hold_creation(const TaskSpec& spec);
   void release_creation(const TaskSpec& spec);
 
-  bool try_dispatch(const TaskSpec& spec, bool direct);
-  bool deps_ready(std::vector<ObjectID>& deps);
-  bool is_default(const TaskSpec& spec) const { return is_default(spec.resources); }
-  bool is_default(const QueuedSpec& spec) const { return is_default(spec.resources); }
-  bool is_default(const int64_t* resources) const { return is_default_request(resources); }
-  /// Dispatches `spec` to worker `w` in a new record; false (nothing changed) if its ring is
-  /// full.
-  bool push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask = 0);
   /// Asks the forkserver for a process in slot `w`, for actor `actor` (0: a task worker).
   void spawn(uint32_t w, uint32_t actor = 0);
   void finish_failed(const TaskSpec& spec, ErrorKind kind, const std::string& msg);
@@ -268,16 +242,14 @@ class Scheduler {
   RuntimeLayout layout_;
 
   std::mutex mu_;                     ///< guards everything below
-  std::deque<Pending> queue_;         ///< submitted, not yet dispatched (FIFO)
-  size_t queued_special_ = 0;         ///< of which not default tasks (see enqueue/dequeue)
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
   std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id
-  uint64_t next_queue_scan_ns_ = 0;   ///< start_workers() looks at the whole queue then
   uint32_t startup_failures_ = 0;     ///< task workers in a row that died before announcing
   ResourcePool resources_;            ///< the node's resources: amounts and GPU ids not leased
   TaskTable table_;                   ///< the records: free ones, generations (task_table.h)
   TaskEvents events_;                 ///< finished tasks, for ember.timeline()
   WorkerPool workers_;                ///< the slots: leases, rings, spawning (worker_pool.h)
+  Dispatcher dispatch_;               ///< the queue and where each task goes (dispatch.h)
   SchedulerStats stats_{};
 
   // Not guarded by mu_: the loop thread's own (or atomic).
