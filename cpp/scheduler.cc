@@ -54,6 +54,12 @@ Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
       events_(kMaxTaskEvents),
       workers_(rc_, layout_, cfg_.max_workers, cfg_.num_cpus),
       dispatch_(*store_, rc_, workers_, resources_, table_, events_),
+      actors_(*store_, rc_, workers_, resources_, table_, dispatch_,
+              ActorTable::Hooks{
+                  [this](const TaskSpec& spec, ErrorKind kind, const std::string& msg) {
+                    finish_failed(spec, kind, msg);
+                  },
+                  [](int32_t pid, int sig) { ::kill(pid, sig); }}),
       contention_(cfg_.max_workers) {}
 
 Scheduler::~Scheduler() { stop(); }
@@ -74,7 +80,7 @@ void Scheduler::start() {
   Ring<SpawnRequest, kSpawnCapacity>::create_at(&rc_->spawn);
   {
     std::lock_guard<std::mutex> g(mu_);
-    for (uint32_t w = 0; w < cfg_.num_cpus && w < cfg_.max_workers; ++w) spawn(w);
+    for (uint32_t w = 0; w < cfg_.num_cpus && w < cfg_.max_workers; ++w) (void)workers_.spawn(w);
   }
   thread_ = std::thread([this] { loop(); });
 }
@@ -135,8 +141,8 @@ void Scheduler::loop() {
       dispatch_.lend_blocked_leases();
       dispatch_.steal_for_idle_workers();
       dispatch_.dispatch_queued();
-      dispatch_actor_calls();
-      kill_unreferenced_actors();
+      actors_.dispatch_calls();
+      actors_.kill_unreferenced();
       if (memory) watch_memory(*memory);
       dispatch_.release_idle_leases();
       start_workers();
@@ -152,22 +158,13 @@ void Scheduler::loop() {
   }
 }
 
-void Scheduler::spawn(uint32_t w, uint32_t actor) {
-  if (workers_.spawn(w, actor)) ++stats_.workers_started;
-}
-
 void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
   // Workers that announced themselves since the last pass.
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_.info(w);
-    if (workers_.announced(w)) {
-      workers_.mark_ready(w);
-      startup_failures_ = 0;
-      if (info.actor != 0 && actors_[info.actor].kill_when_ready) {
-        actors_[info.actor].kill_when_ready = false;
-        kill(workers_.pid(w), SIGKILL);
-      }
-    }
+    if (!workers_.announced(w)) continue;
+    workers_.mark_ready(w);
+    startup_failures_ = 0;
+    actors_.on_ready(w);  // killed while it was starting?
   }
   // Workers that exited, as read (with their log tails) before this pass took mu_. One that
   // exited since is reaped in the next pass: the forkserver's doorbell makes that soon.
@@ -186,7 +183,7 @@ void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
     // before a new process can take this slot and its ledger.
     store_->release_client(w + 1, pid);
     if (info.actor != 0) {
-      reap_actor(w, exit.why);
+      actors_.reap(w, exit.why);
       continue;
     }
     // Every TaskRef pushed to it: the one it was running is retried or failed; the ones it
@@ -240,7 +237,9 @@ void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
     // The pool keeps num_cpus workers: replace this one in the same slot, unless it died
     // before it started (then start_workers() spawns again only for work that waits, so a
     // broken environment does not become an endless fork loop).
-    if (was_ready && workers_.task_workers() < cfg_.num_cpus && !stop_.load(std::memory_order_relaxed)) spawn(w);
+    if (was_ready && workers_.task_workers() < cfg_.num_cpus && !stop_.load(std::memory_order_relaxed)) {
+      (void)workers_.spawn(w);
+    }
   }
 }
 
@@ -281,17 +280,17 @@ void Scheduler::collect_submissions() {
     while (workers_.slot(w)->outbound.try_pop(spec)) {
       std::vector<ObjectID> deps(spec.deps, spec.deps + std::min(spec.num_deps, kMaxDeps));
       if ((spec.flags & kSpecActorCreate) != 0) {
-        Status st = create_actor_locked(spec, std::move(deps), spec.max_retries,
-                                        spec.max_task_retries, (spec.flags & kSpecDetached) != 0);
-        if (!st.ok()) fail_actor_creation(spec, st.message());
+        Status st = actors_.create(spec, std::move(deps), spec.max_retries,
+                                   spec.max_task_retries, (spec.flags & kSpecDetached) != 0);
+        if (!st.ok()) actors_.fail_creation(spec, st.message());
       } else if ((spec.flags & kSpecActorKill) != 0) {
-        kill_actor_locked(spec.actor, spec.max_retries != 0);
+        actors_.kill(spec.actor, spec.max_retries != 0);
       } else if ((spec.flags & kSpecActorMethod) != 0) {
-        auto it = actors_.find(spec.actor);
-        if (it == actors_.end()) {
+        ActorInfo* a = actors_.find(spec.actor);
+        if (a == nullptr) {
           unknown.push_back(Pending{spec, std::move(deps)});  // created later in this pass?
         } else {
-          enqueue_actor_call(it->second, spec, std::move(deps));
+          actors_.submit_call(*a, spec, std::move(deps));
         }
       } else {
         dispatch_.enqueue(Pending{spec, std::move(deps)});
@@ -301,11 +300,11 @@ void Scheduler::collect_submissions() {
   // A handle can travel from the worker that created the actor to another one whose ring was
   // read first; the creation was pushed before the handle escaped, so it has been read now.
   for (Pending& p : unknown) {
-    auto it = actors_.find(p.spec.actor);
-    if (it == actors_.end()) {
+    ActorInfo* a = actors_.find(p.spec.actor);
+    if (a == nullptr) {
       finish_failed(p.spec, ErrorKind::kActorDied, "no such actor");
     } else {
-      enqueue_actor_call(it->second, p.spec, std::move(p.deps));
+      actors_.submit_call(*a, p.spec, std::move(p.deps));
     }
   }
 }
@@ -340,16 +339,14 @@ void Scheduler::start_workers() {
   uint32_t to_start = demand.to_start;
   for (uint32_t w = 0; w < cfg_.max_workers && to_start > 0; ++w) {
     if (workers_.info(w).state == WorkerState::kUnused) {
-      spawn(w);
+      (void)workers_.spawn(w);
       --to_start;
     }
   }
 }
 
 void Scheduler::update_notify_flags() {
-  bool actor_calls_waiting = false;
-  for (const auto& [id, a] : actors_) actor_calls_waiting |= !a.dead && !a.calls.empty();
-  dispatch_.update_notify_flags(actor_calls_waiting);
+  dispatch_.update_notify_flags(actors_.calls_waiting());
 }
 
 // --- actors ---------------------------------------------------------------------------
@@ -361,124 +358,23 @@ Result<uint32_t> Scheduler::create_actor(TaskSpec creation, std::vector<ObjectID
   if (!st.ok()) return st;
   std::lock_guard<std::mutex> g(mu_);
   creation.actor = rc_->next_actor.fetch_add(1, std::memory_order_relaxed);
-  st = create_actor_locked(creation, std::move(deps), max_restarts, max_task_retries, detached);
+  st = actors_.create(creation, std::move(deps), max_restarts, max_task_retries, detached);
   if (!st.ok()) return st;
   return creation.actor;
 }
 
-void Scheduler::fail_actor_creation(const TaskSpec& creation, const std::string& why) {
-  // Known as dead, so that calls already made on its handle fail with the reason.
-  ActorInfo& a = actors_[creation.actor];
-  a.creation = creation;
-  a.dead = true;
-  a.death = why;
-  finish_failed(creation, ErrorKind::kActorDied, why);
-}
-
-Status Scheduler::create_actor_locked(TaskSpec creation, std::vector<ObjectID> deps,
-                                      int32_t max_restarts, int32_t max_task_retries,
-                                      bool detached) {
-  uint32_t w = 0;
-  while (w < cfg_.max_workers && workers_.info(w).state != WorkerState::kUnused) ++w;
-  if (w == cfg_.max_workers) {
-    return Status(StatusCode::kInvalid, "cannot create actor " + std::string(creation.name) +
-                                            ": all " + std::to_string(cfg_.max_workers) +
-                                            " worker slots are in use");
-  }
-  const uint32_t id = creation.actor;
-  creation.flags |= kSpecActorCreate;
-  ActorInfo& a = actors_[id];
-  a.creation = creation;
-  a.slot = w;
-  a.restarts_left = max_restarts;
-  a.max_task_retries = max_task_retries;
-  a.detached = detached;
-  a.calls.push_back(Pending{creation, std::move(deps)});
-  // The actor's own hold on its class and arguments, for re-running __init__ on restarts (each
-  // run of the creation releases the hold that run was given).
-  hold_creation(a.creation);
-  spawn(w, id);
-  ring_doorbell(rc_);
-  return Status::OK();
-}
-
-void Scheduler::hold_creation(const TaskSpec& spec) {
-  (void)store_->add_ref(spec.function, /*mine=*/false);
-  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) (void)store_->add_ref(spec.args, false);
-}
-
-void Scheduler::release_creation(const TaskSpec& spec) {
-  store_->release_ref(spec.function, /*mine=*/false);
-  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) store_->release_ref(spec.args, false);
-}
-
-void Scheduler::enqueue_actor_call(ActorInfo& a, const TaskSpec& spec, std::vector<ObjectID> deps) {
-  if (a.dead) {
-    finish_failed(spec, ErrorKind::kActorDied, a.death);
-    return;
-  }
-  if (a.calls.empty() && workers_.info(a.slot).state == WorkerState::kReady && dispatch_.deps_ready(deps) &&
-      table_.has_free() && workers_.has_room(a.slot) && dispatch_.push(a.slot, spec)) {
-    dispatch_.count_direct();
-    return;
-  }
-  a.calls.push_back(Pending{spec, std::move(deps)});
-  ring_doorbell(rc_);
-}
-
 void Scheduler::submit_actor_call(const TaskSpec& spec, std::vector<ObjectID> deps) {
   std::lock_guard<std::mutex> g(mu_);
-  auto it = actors_.find(spec.actor);
-  if (it == actors_.end()) {
+  ActorInfo* a = actors_.find(spec.actor);
+  if (a == nullptr) {
     collect_submissions();  // created by a worker whose creation is still in its ring?
-    it = actors_.find(spec.actor);
+    a = actors_.find(spec.actor);
   }
-  if (it == actors_.end()) {
+  if (a == nullptr) {
     finish_failed(spec, ErrorKind::kActorDied, "no such actor (it was never created here)");
     return;
   }
-  enqueue_actor_call(it->second, spec, std::move(deps));
-}
-
-void Scheduler::dispatch_actor_calls() {
-  for (auto& [id, a] : actors_) {
-    if (a.dead || workers_.info(a.slot).state != WorkerState::kReady) continue;
-    while (!a.calls.empty()) {
-      Pending& p = a.calls.front();
-      if (!dispatch_.deps_ready(p.deps) || !table_.has_free() || !workers_.has_room(a.slot)) break;
-      if ((p.spec.flags & kSpecActorCreate) != 0) {
-        // Creating needs its resources free now (Ray: 1 CPU to schedule an actor); it keeps
-        // them only when asked for explicitly (kSpecHoldResources).
-        // The hold's GPU ids are its CUDA_VISIBLE_DEVICES while it lives.
-        if ((p.spec.flags & kSpecHoldResources) != 0) {
-          if (!a.hold.held && !resources_.lease(a.hold, p.spec.resources, /*exclusive=*/false)) break;
-        } else if (!resources_.fits(p.spec.resources)) {
-          break;
-        }
-      }
-      if (!dispatch_.push(a.slot, p.spec, (p.spec.flags & kSpecActorCreate) != 0 ? a.hold.gpu_mask : 0)) {
-        break;
-      }
-      a.calls.pop_front();
-    }
-  }
-}
-
-void Scheduler::kill_unreferenced_actors() {
-  for (auto& [id, a] : actors_) {
-    if (a.dead || a.detached || a.no_restart) continue;
-    if (store_->contains(a.creation.returns)) continue;
-    // As in Ray, calls already submitted still run: end it once it has nothing left to do.
-    if (!a.calls.empty() || workers_.info(a.slot).pushed != workers_.done(a.slot)) continue;
-    a.no_restart = true;
-    a.death_cause = "every handle to it went out of scope";
-    int32_t pid = workers_.slot(a.slot)->pid.load(std::memory_order_relaxed);
-    if (pid > 0 && workers_.info(a.slot).state == WorkerState::kReady) {
-      kill(pid, SIGKILL);
-    } else {
-      a.kill_when_ready = true;
-    }
-  }
+  actors_.submit_call(*a, spec, std::move(deps));
 }
 
 std::optional<Scheduler::MemoryReading> Scheduler::read_memory_pressure() {
@@ -539,90 +435,21 @@ void Scheduler::watch_memory(const MemoryReading& reading) {
   kill(pid, SIGKILL);
 }
 
-void Scheduler::reap_actor(uint32_t w, const std::string& exit_why) {
-  WorkerInfo& info = workers_.info(w);
-  ActorInfo& a = actors_[info.actor];
-  const bool intended = workers_.slot(w)->exit_intended.exchange(0, std::memory_order_acq_rel) != 0;
-  const bool restart = !a.no_restart && !intended && a.restarts_left != 0;
-  std::string why = intended       ? std::string("the actor called exit_actor()")
-                    : a.no_restart ? (a.death_cause.empty() ? "the actor was killed with ember.kill()"
-                                                            : a.death_cause)
-                                   : exit_why;
-  // Its unfinished calls, in the order they were pushed.
-  std::deque<Pending> unfinished;
-  for (const TaskRef& ref : info.assigned) {
-    TaskRecord* r = record(ref.index);
-    uint64_t c = r->claim.load(std::memory_order_acquire);
-    if (claim_gen(c) != ref.gen || claim_state(c) == TaskState::kDone) continue;
-    TaskSpec spec = r->spec;
-    table_.free(ref.index);
-    if ((spec.flags & kSpecActorCreate) != 0) {
-      // An __init__ that never finished: drop its run's hold (a restart takes a new one).
-      if (restart) {
-        release_creation(spec);
-      } else {
-        finish_failed(spec, ErrorKind::kActorDied, "the actor died while starting: " + why);
-      }
-      continue;
-    }
-    bool ran = claim_state(c) == TaskState::kRunning;
-    bool retry = restart && (!ran || a.max_task_retries < 0 ||
-                             static_cast<int32_t>(spec.attempt) < a.max_task_retries);
-    if (retry) {
-      if (ran) ++spec.attempt;
-      unfinished.push_back(Pending{spec, {}});
-    } else {
-      finish_failed(spec, ErrorKind::kActorDied,
-                    std::string("actor call ") + spec.name + " failed: " + why);
-    }
-  }
-  info.assigned.clear();
-  resources_.end(a.hold);
-  if (restart) {
-    if (a.restarts_left > 0) --a.restarts_left;
-    // Creation first, then the calls it had, then the ones that were waiting.
-    for (auto it = unfinished.rbegin(); it != unfinished.rend(); ++it) a.calls.push_front(*it);
-    hold_creation(a.creation);  // what this new run of __init__ will release
-    a.calls.push_front(Pending{a.creation, {}});
-    spawn(w, info.actor);
-    return;
-  }
-  a.dead = true;
-  a.death = "the actor " + std::string(a.creation.name) + " is dead: " + why;
-  release_creation(a.creation);
-  for (const Pending& p : a.calls) finish_failed(p.spec, ErrorKind::kActorDied, a.death);
-  a.calls.clear();
-  workers_.reset(w);
-}
-
 void Scheduler::kill_actor(uint32_t actor, bool no_restart) {
   std::lock_guard<std::mutex> g(mu_);
-  kill_actor_locked(actor, no_restart);
-}
-
-void Scheduler::kill_actor_locked(uint32_t actor, bool no_restart) {
-  auto it = actors_.find(actor);
-  if (it == actors_.end() || it->second.dead) return;
-  ActorInfo& a = it->second;
-  if (no_restart) a.no_restart = true;
-  int32_t pid = workers_.slot(a.slot)->pid.load(std::memory_order_relaxed);
-  if (pid > 0 && workers_.info(a.slot).state == WorkerState::kReady) {
-    kill(pid, SIGKILL);  // reap_actor() finishes the job when the forkserver reports it
-  } else {
-    a.kill_when_ready = true;  // not up yet: killed as soon as it is (reap_dead_workers)
-  }
+  actors_.kill(actor, no_restart);
 }
 
 bool Scheduler::actor_alive(uint32_t actor, std::string* why) {
   std::lock_guard<std::mutex> g(mu_);
-  auto it = actors_.find(actor);
-  if (it == actors_.end()) {
+  ActorInfo* a = actors_.find(actor);
+  if (a == nullptr) {
     collect_submissions();  // created by a worker whose creation is still in its ring?
-    it = actors_.find(actor);
+    a = actors_.find(actor);
   }
-  if (it == actors_.end()) return false;
-  if (it->second.dead && why != nullptr) *why = it->second.death;
-  return !it->second.dead;
+  if (a == nullptr) return false;
+  if (a->dead && why != nullptr) *why = a->death;
+  return !a->dead;
 }
 
 // --- cancel ---------------------------------------------------------------------------
@@ -718,6 +545,7 @@ SchedulerStats Scheduler::stats() {
   s.dispatched = dispatch_.stats().dispatched;
   s.direct = dispatch_.stats().direct;
   s.stolen = dispatch_.stats().stolen;
+  s.workers_started = workers_.started();
   s.queued = dispatch_.queue().size();
   s.cpus_contended = contention_.contended();
   std::copy(resources_.available(), resources_.available() + kMaxResources, s.available);
@@ -735,7 +563,7 @@ std::vector<Scheduler::TaskEvent> Scheduler::task_events() {
 std::vector<Scheduler::ActorSummary> Scheduler::actors() {
   std::lock_guard<std::mutex> g(mu_);
   std::vector<ActorSummary> out;
-  for (const auto& [id, a] : actors_) {
+  for (const auto& [id, a] : actors_.all()) {
     const WorkerInfo& w = workers_.info(a.slot);
     const bool here = !a.dead && w.actor == id;  // the slot's process is (or will be) this actor's
     std::string state = a.dead ? "DEAD"

@@ -34,6 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "actors.h"
 #include "contention.h"
 #include "dispatch.h"
 #include "memory_monitor.h"
@@ -156,20 +157,6 @@ class Scheduler {
   RuntimeControl* control() const { return rc_; }
 
  private:
-  struct ActorInfo {
-    TaskSpec creation;                 ///< run again on each restart
-    uint32_t slot = 0;                 ///< its worker slot (kept across restarts)
-    int32_t restarts_left = 0;         ///< -1: forever
-    int32_t max_task_retries = 0;      ///< -1: forever
-    bool dead = false;
-    bool no_restart = false;           ///< killed with no_restart
-    bool kill_when_ready = false;      ///< killed before its process was up
-    bool detached = false;             ///< lives on when every handle is gone
-    std::string death_cause;           ///< set when the driver kills it for a reason
-    std::string death;                 ///< why it died, for ActorDiedError
-    Lease hold;                        ///< resources it keeps while it lives (and GPU ids)
-    std::deque<Pending> calls;         ///< creation and calls not yet in its ring, in order
-  };
   TaskRecord* record(uint32_t i) const;
 
   void loop();
@@ -177,12 +164,6 @@ class Scheduler {
   /// Notices announced workers, and reaps the exited ones in `exits` (read before mu_).
   void reap_dead_workers(const std::vector<ExitNote>& exits);
   void collect_submissions();
-  /// Registers and starts actor `creation.actor` (ids come from RuntimeControl::next_actor).
-  Status create_actor_locked(TaskSpec creation, std::vector<ObjectID> deps, int32_t max_restarts,
-                             int32_t max_task_retries, bool detached);
-  /// An actor that could not be created: known as dead, its creation return an error.
-  void fail_actor_creation(const TaskSpec& creation, const std::string& why);
-  void kill_actor_locked(uint32_t actor, bool no_restart);
   /// Cancels a dispatched task by its record (queued: never runs; running: interrupted or,
   /// with force, killed), then, if `recursive`, the tasks it submitted. False if it is done.
   bool cancel_record(uint32_t index, uint32_t gen, bool force, bool recursive, int depth);
@@ -202,8 +183,6 @@ class Scheduler {
   void retire_idle_workers();
   /// dispatch_.update_notify_flags(), knowing whether actors' calls wait.
   void update_notify_flags();
-  void dispatch_actor_calls();
-  void kill_unreferenced_actors();
   /// What read_memory_pressure() found: memory above the threshold, and the private memory
   /// of every worker running something then.
   struct WorkerMemory {
@@ -223,15 +202,6 @@ class Scheduler {
   /// Loop thread, without mu_: every ContentionWatch::kPeriodNs, sets the store's
   /// cpus_contended flag from how long the node's processes waited for a CPU (contention.h).
   void watch_contention();
-  /// An actor's process ended (`exit_why`: how, from its ExitNote): restart it or bury it.
-  void reap_actor(uint32_t w, const std::string& exit_why);
-  void enqueue_actor_call(ActorInfo& actor, const TaskSpec& spec, std::vector<ObjectID> deps);
-  /// Takes / drops one count on a creation spec's class and arguments.
-  void hold_creation(const TaskSpec& spec);
-  void release_creation(const TaskSpec& spec);
-
-  /// Asks the forkserver for a process in slot `w`, for actor `actor` (0: a task worker).
-  void spawn(uint32_t w, uint32_t actor = 0);
   void finish_failed(const TaskSpec& spec, ErrorKind kind, const std::string& msg);
   void fail_queue_after_startup_failures(const std::string& last);
   static constexpr uint32_t kMaxStartupFailures = 5;
@@ -243,13 +213,13 @@ class Scheduler {
 
   std::mutex mu_;                     ///< guards everything below
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
-  std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id
   uint32_t startup_failures_ = 0;     ///< task workers in a row that died before announcing
   ResourcePool resources_;            ///< the node's resources: amounts and GPU ids not leased
   TaskTable table_;                   ///< the records: free ones, generations (task_table.h)
   TaskEvents events_;                 ///< finished tasks, for ember.timeline()
   WorkerPool workers_;                ///< the slots: leases, rings, spawning (worker_pool.h)
   Dispatcher dispatch_;               ///< the queue and where each task goes (dispatch.h)
+  ActorTable actors_;                 ///< actors and their waiting calls (actors.h)
   SchedulerStats stats_{};
 
   // Not guarded by mu_: the loop thread's own (or atomic).

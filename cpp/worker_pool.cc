@@ -155,6 +155,7 @@ bool WorkerPool::spawn(uint32_t w, uint32_t actor) {
     info.state = WorkerState::kUnused;  // P1: the forkserver is gone, the node shuts down
     return false;
   }
+  ++started_;
   return true;
 }
 

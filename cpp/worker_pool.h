@@ -114,6 +114,8 @@ class WorkerPool {
   [[nodiscard]] bool spawn(uint32_t w, uint32_t actor = 0);
   /// The lowest unused slot, or -1.
   int64_t free_slot() const;
+  /// Processes asked for since the start (SchedulerStats::workers_started).
+  uint64_t started() const { return started_; }
   /// Task workers starting or running (not actors).
   uint32_t task_workers() const;
   /// Notices that `w`'s process announced itself (slot kReady while info says kStarting).
@@ -136,6 +138,7 @@ class WorkerPool {
   uint32_t max_workers_;
   uint32_t num_cpus_;
   std::atomic<uint32_t> used_{0};  ///< read by read_exits() without the lock
+  uint64_t started_ = 0;
   std::vector<WorkerInfo> info_;
 };
 
