@@ -6,10 +6,10 @@
 namespace ember {
 
 ActorTable::ActorTable(Store& store, RuntimeControl* rc, WorkerPool& workers,
-                       ResourcePool& resources, TaskTable& table, Dispatcher& dispatch,
-                       Hooks hooks)
+                       ResourcePool& resources, TaskTable& table, TaskEvents& events,
+                       Dispatcher& dispatch, Hooks hooks)
     : store_(store), rc_(rc), workers_(workers), resources_(resources), table_(table),
-      dispatch_(dispatch), hooks_(std::move(hooks)) {}
+      events_(events), dispatch_(dispatch), hooks_(std::move(hooks)) {}
 
 Status ActorTable::create(TaskSpec creation, std::vector<ObjectID> deps, int32_t max_restarts,
                           int32_t max_task_retries, bool detached) {
@@ -146,13 +146,10 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
       : a.no_restart ? (a.death_cause.empty() ? "the actor was killed with ember.kill()"
                                               : a.death_cause)
                      : exit_why;
-  // Its unfinished calls, in the order they were pushed.
+  // Its unfinished calls, in the order they were pushed (its finished ones are freed).
   std::deque<Pending> unfinished;
-  for (const TaskRef& ref : info.assigned) {
-    const uint64_t c = table_.claim(ref.index);
-    if (claim_gen(c) != ref.gen || claim_state(c) == TaskState::kDone) continue;
+  workers_.drain(w, table_, events_, [&](const TaskRef& ref, uint64_t c) {
     TaskSpec spec = table_.record(ref.index).spec;
-    table_.free(ref.index);
     if ((spec.flags & kSpecActorCreate) != 0) {
       // An __init__ that never finished: drop its run's hold (a restart takes a new one).
       if (restart) {
@@ -160,7 +157,7 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
       } else {
         hooks_.fail(spec, ErrorKind::kActorDied, "the actor died while starting: " + why);
       }
-      continue;
+      return true;
     }
     const bool ran = claim_state(c) == TaskState::kRunning;
     const bool retry = restart && (!ran || a.max_task_retries < 0 ||
@@ -172,8 +169,8 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
       hooks_.fail(spec, ErrorKind::kActorDied,
                   std::string("actor call ") + spec.name + " failed: " + why);
     }
-  }
-  info.assigned.clear();
+    return true;
+  });
   resources_.end(a.hold);
   if (restart) {
     if (a.restarts_left > 0) --a.restarts_left;

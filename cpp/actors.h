@@ -43,6 +43,7 @@
 #include "status.h"
 #include "store.h"
 #include "task.h"
+#include "task_events.h"
 #include "task_table.h"
 #include "worker_pool.h"
 
@@ -75,7 +76,7 @@ class ActorTable {
   };
 
   ActorTable(Store& store, RuntimeControl* rc, WorkerPool& workers, ResourcePool& resources,
-             TaskTable& table, Dispatcher& dispatch, Hooks hooks);
+             TaskTable& table, TaskEvents& events, Dispatcher& dispatch, Hooks hooks);
 
   /// Registers actor `creation.actor` (ids come from RuntimeControl::next_actor) in a free
   /// slot and spawns its process. kInvalid if every slot is in use.
@@ -114,6 +115,7 @@ class ActorTable {
   WorkerPool& workers_;
   ResourcePool& resources_;
   TaskTable& table_;
+  TaskEvents& events_;
   Dispatcher& dispatch_;
   Hooks hooks_;
   std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id

@@ -54,7 +54,7 @@ Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
       events_(kMaxTaskEvents),
       workers_(rc_, layout_, cfg_.max_workers, cfg_.num_cpus),
       dispatch_(*store_, rc_, workers_, resources_, table_, events_),
-      actors_(*store_, rc_, workers_, resources_, table_, dispatch_,
+      actors_(*store_, rc_, workers_, resources_, table_, events_, dispatch_,
               ActorTable::Hooks{
                   [this](const TaskSpec& spec, ErrorKind kind, const std::string& msg) {
                     finish_failed(spec, kind, msg);
@@ -187,23 +187,18 @@ void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
       continue;
     }
     // Every TaskRef pushed to it: the one it was running is retried or failed; the ones it
-    // never claimed go back to the queue as they were.
-    for (const TaskRef& ref : info.assigned) {
-      TaskRecord* r = record(ref.index);
-      uint64_t c = r->claim.load(std::memory_order_acquire);
-      if (claim_gen(c) != ref.gen) continue;
-      TaskState ts = claim_state(c);
-      if (ts == TaskState::kDone) continue;
-      if (ts == TaskState::kRunning && claim_worker(c) != w) continue;  // another copy runs it
-      TaskSpec spec = r->spec;
-      table_.free(ref.index);
+    // never claimed go back to the queue as they were; finished ones are freed.
+    workers_.drain(w, table_, events_, [&](const TaskRef& ref, uint64_t c) {
+      const TaskState ts = claim_state(c);
+      if (ts == TaskState::kRunning && claim_worker(c) != w) return false;  // another copy runs it
+      TaskSpec spec = record(ref.index)->spec;
       if (ts == TaskState::kRunning) {
         auto cancelled = std::find(force_cancelled_.begin(), force_cancelled_.end(), spec.returns);
         if (cancelled != force_cancelled_.end()) {
           force_cancelled_.erase(cancelled);
           finish_failed(spec, ErrorKind::kTaskCancelled,
                         std::string("task ") + spec.name + " was cancelled (its worker was killed)");
-          continue;
+          return true;
         }
         if (spec.max_retries < 0 || static_cast<int32_t>(spec.attempt) < spec.max_retries) {
           ++spec.attempt;
@@ -218,20 +213,21 @@ void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
             not_before = monotonic_ns() + delay_ms * 1'000'000;
           }
           dispatch_.enqueue(Pending{spec, {}, not_before}, /*front=*/true);
-          continue;
+          return true;
         }
         if (!info.oom.empty()) {
           finish_failed(spec, ErrorKind::kOutOfMemory, "task " + std::string(spec.name) +
                                                            " was killed by the memory monitor: " +
                                                            info.oom);
-          continue;
+          return true;
         }
         finish_failed(spec, ErrorKind::kWorkerCrashed,
                       std::string("the worker running task ") + spec.name + " died: " + exit.why);
-        continue;
+        return true;
       }
       dispatch_.enqueue(Pending{spec, {}}, /*front=*/true);
-    }
+      return true;
+    });
     resources_.end(info.lease);
     workers_.reset(w);
     // The pool keeps num_cpus workers: replace this one in the same slot, unless it died

@@ -21,7 +21,8 @@
 //       covers stolen copies pushed after the check) unless the consumer is wedged.
 //   P3  `assigned` lists every TaskRef pushed and not yet seen finished, in push order; a
 //       record is freed (reclaim()) only from the front, once DONE, so a worker's refs are
-//       freed in the order it runs them.
+//       freed in the order it runs them; when its process is gone, drain() frees the rest
+//       (the finished ones too: a worker that dies right after finishing leaks nothing).
 //   P4  read_exits() reads only the segment's atomics and the workers' log files, never `info`:
 //       the scheduler calls it before taking its lock, so reading a log tail (up to 40 lines,
 //       read from the end of the file) never holds up submit() (see scheduler.h).
@@ -108,6 +109,25 @@ class WorkerPool {
   /// Frees the records of `w`'s finished refs, oldest first, up to the first unfinished one
   /// (P3), recording each finished task in `events`.
   void reclaim(uint32_t w, TaskTable& table, TaskEvents& events);
+  /// Empties the list of worker `w`, whose process is gone. A finished record is freed as
+  /// reclaim() frees it; for every other current one, `fn(ref, claim)` decides: true frees
+  /// the record (fn copied what it needs first), false leaves it to the worker whose copy
+  /// runs it. Stale refs are dropped. So no record it held is lost (P3).
+  template <typename Fn>
+  void drain(uint32_t w, TaskTable& table, TaskEvents& events, Fn&& fn) {
+    std::deque<TaskRef> refs;
+    refs.swap(info_[w].assigned);
+    for (const TaskRef& ref : refs) {
+      const uint64_t c = table.claim(ref.index);
+      if (claim_gen(c) != ref.gen) continue;
+      if (claim_state(c) == TaskState::kDone) {
+        events.record(table.record(ref.index));
+        table.free(ref.index);
+      } else if (fn(ref, c)) {
+        table.free(ref.index);
+      }
+    }
+  }
 
   /// Asks the forkserver for a process in unused slot `w`, for actor `actor` (0: a task
   /// worker). Fresh rings and counters first. False if the forkserver is gone (P1).

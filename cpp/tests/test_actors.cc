@@ -54,7 +54,7 @@ class ActorsTest : public ::testing::Test {
   };
   std::vector<Failure> failed_;
   std::vector<std::pair<int32_t, int>> signals_;
-  ActorTable actors_{*store_, rc_, workers_, resources_, table_, dispatch_,
+  ActorTable actors_{*store_, rc_, workers_, resources_, table_, events_, dispatch_,
                      ActorTable::Hooks{
                          [this](const TaskSpec& s, ErrorKind k, const std::string& m) {
                            failed_.push_back({s.name, k, m});
@@ -217,6 +217,8 @@ TEST_F(ActorsTest, ARestartRunsCreationThenWhatItHadThenWhatWaited) {
   EXPECT_STREQ(a.calls[2].spec.name, "waiting");
   EXPECT_EQ(a.restarts_left, 0);
   EXPECT_FALSE(a.dead);
+  EXPECT_EQ(table_.free_count(), kRecords);  // every record freed, __init__'s finished one too
+  EXPECT_EQ(events_.size(), 0u);  // (the stand-in worker never set started_ns)
   const SpawnRequest second = up(0);         // the same slot, a new process
   EXPECT_EQ(second.generation, first.generation + 1);
 }

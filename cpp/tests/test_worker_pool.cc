@@ -192,6 +192,30 @@ TEST_F(WorkerPoolTest, ReclaimDropsStaleCopiesWithoutFreeingTwice) {
   EXPECT_EQ(events_.size(), 1u);
 }
 
+TEST_F(WorkerPoolTest, DrainLeavesNoRecordOfADeadWorkerBehind) {
+  start(0, 100);
+  start(1, 101);
+  TaskRef done = publish("done"), theirs = publish("theirs"), queued = publish("queued");
+  ASSERT_TRUE(pool_.push(0, done) && pool_.push(0, theirs) && pool_.push(0, queued));
+  ASSERT_TRUE(pool_.push(1, theirs));  // stolen: worker 1 runs it
+  run(0, done);                        // finished, but not reclaimed before the death
+  uint64_t expected = make_claim(theirs.gen, 0, TaskState::kQueued);
+  ASSERT_TRUE(table_.record(theirs.index)
+                  .claim.compare_exchange_strong(expected,
+                                                 make_claim(theirs.gen, 1, TaskState::kRunning)));
+  std::vector<std::string> asked;
+  pool_.drain(0, table_, events_, [&](const TaskRef& ref, uint64_t c) {
+    asked.push_back(table_.record(ref.index).spec.name);
+    return !(claim_state(c) == TaskState::kRunning && claim_worker(c) != 0);
+  });
+  EXPECT_EQ(asked, (std::vector<std::string>{"theirs", "queued"}));  // not the finished one
+  EXPECT_FALSE(table_.current(done));   // freed, with its event
+  EXPECT_TRUE(table_.current(theirs));  // left to worker 1
+  EXPECT_FALSE(table_.current(queued));
+  EXPECT_TRUE(pool_.info(0).assigned.empty());
+  EXPECT_EQ(events_.size(), 1u);
+}
+
 TEST_F(WorkerPoolTest, RetiresOnlyIdleExtrasAfterTheIdleTime) {
   for (uint32_t w = 0; w < 4; ++w) start(w, 100 + static_cast<int32_t>(w));  // num_cpus 2
   pool_.info(2).lease.held = true;  // leased: not idle
