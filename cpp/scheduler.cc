@@ -1,20 +1,18 @@
-// Scheduler: dispatch of tasks to worker rings, leases, stealing, retries and reaping.
+// Scheduler: the coordinator: the public API, the scheduler thread's loop, reaping dead
+// workers (retry or fail what they held), cancel, and the summaries.
 #include "scheduler.h"
 
-#include "contention.h"
-#include "memory_monitor.h"
-
 #include <signal.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <unordered_set>
+
+#include "contention.h"
+#include "memory_monitor.h"
 
 namespace ember {
 

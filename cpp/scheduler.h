@@ -1,37 +1,59 @@
-// Scheduler: the driver's side of the task runtime: dispatch, resources, supervision.
+// Scheduler: the driver's side of the task runtime. A coordinator: it owns the pieces, holds
+// the one lock they share, and sequences them; each piece owns one concept and its invariants.
 //
 //   driver threads ──submit()──┬─ direct: push TaskRef into a worker's inbound ring
-//                              └─ else: queue_ ──► scheduler thread ──► inbound rings
-//   workers ── outbound rings (nested submissions) ──► scheduler thread
+//                              └─ else: the dispatcher's queue ──► scheduler thread ──► rings
+//   workers ── outbound rings (nested submissions, actor creations/kills) ──► scheduler thread
 //   forkserver ── WorkerSlot.state = kExited, doorbell ──► scheduler thread (reap)
 //
-// Invariants (all driver-side state is guarded by mu_):
-//  - A task's resources are held by the worker it is dispatched to, as a lease: a worker
-//    leases 1 CPU for default tasks (and then takes up to kDepth of them, so it never idles
-//    between tasks), or leases exactly a non-default task's resources ("exclusive": nothing
-//    else is pushed to it). A lease is released when the worker has finished everything
-//    pushed to it, or while it is blocked in get() (it takes the lease back afterwards, even
-//    if that oversubscribes the node for a while).
-//  - A task is never left waiting behind another while a worker that could run it idles: the
-//    scheduler pushes a copy of a queued TaskRef to the idle worker, and the record's claim
-//    CAS lets exactly one of them run it (task.h).
-//  - Default tasks go straight from the submitting thread to a worker only when nothing is
-//    queued (so submission order is kept) and their dependencies are sealed.
-//  - A record is freed only after the driver sees it DONE; its generation bump makes any
-//    copy of its TaskRef still in a ring stale.
+// The pieces (each header states its protocol and invariants)
+//   resources.h    ResourcePool, Lease: amounts not leased, GPU ids, lend / take back
+//   task_table.h   TaskTable: the records in the segment, their generations, publish / free
+//   task_events.h  TaskEvents: finished tasks for ember.timeline()
+//   worker_pool.h  WorkerPool: slots, spawn, announce, exits and their descriptions, retiring
+//   dispatch.h     Dispatcher: the queue, where each task goes, stealing, stranded tasks
+//   actors.h       ActorTable: actors, their waiting calls, restarts, kills
+//   memory_monitor.h, contention.h: the watchers (the OOM victim, cpus_contended)
+//   What stays here: the public API, the loop, reaping (retry or fail what a dead worker
+//   held), cancel, and the summaries that read several pieces.
+//
+// One pass of the scheduler thread
+//   1. without mu_: read_exits() (exited workers, with the tail of their logs),
+//      read_memory_pressure() (/proc/meminfo, cgroup files, /proc/PID/statm when above the
+//      threshold), watch_contention() (/proc/PID/schedstat, /proc/stat; decides alone)
+//   2. under mu_: reap, collect submissions, lend leases, steal, dispatch the queue and the
+//      actors' calls, end unreferenced actors, the OOM kill, release idle leases, start and
+//      retire workers, set the notify level
+//   3. sleep on the doorbell (50 ms at most)
+//
+// Invariants
+//  - mu_ guards every piece's state (the pieces have no locks of their own); the loop thread
+//    also owns a few fields outside it (marked below), and stats() reads the contention
+//    decision through an atomic.
+//  - No slow I/O and no waiting under mu_: /proc and log files are read in step 1, before mu_
+//    is taken, and applied under it after checking they still describe the same process
+//    (slot generation, pid); a worker that exits after the read is reaped in the next pass
+//    (its doorbell makes that pass immediate). Spawning never waits: the spawn ring holds a
+//    request per slot (worker_pool.h P1). What runs under mu_ is bookkeeping, ring pushes,
+//    store table operations (the store's own short lock) and kill(2).
+//  - submit() holds mu_ for one try_dispatch() or one enqueue (O(workers in use)); the
+//    bindings release the GIL before calling it, so a driver thread waiting for mu_ blocks
+//    no Python thread.
+//  - A task's resources are held by the worker it is dispatched to, as a lease (dispatch.h
+//    D4); a record is freed only after the driver sees it DONE or its worker dead, and its
+//    generation bump makes every copy of its TaskRef still in a ring stale (task_table.h).
+//  - A task is never left waiting behind another while a worker that could run it idles
+//    (dispatch.h D3, D5).
 //  - The scheduler thread never takes the GIL.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "actors.h"
@@ -39,14 +61,13 @@
 #include "dispatch.h"
 #include "memory_monitor.h"
 #include "object_format.h"
-#include "queued_spec.h"
 #include "resources.h"
-#include "task_events.h"
-#include "task_table.h"
-#include "worker_pool.h"
 #include "status.h"
 #include "store.h"
 #include "task.h"
+#include "task_events.h"
+#include "task_table.h"
+#include "worker_pool.h"
 
 namespace ember {
 
@@ -211,7 +232,7 @@ class Scheduler {
   RuntimeControl* rc_ = nullptr;      ///< in the segment
   RuntimeLayout layout_;
 
-  std::mutex mu_;                     ///< guards everything below
+  std::mutex mu_;                     ///< guards everything below, up to the loop's own
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
   uint32_t startup_failures_ = 0;     ///< task workers in a row that died before announcing
   ResourcePool resources_;            ///< the node's resources: amounts and GPU ids not leased
@@ -222,7 +243,7 @@ class Scheduler {
   ActorTable actors_;                 ///< actors and their waiting calls (actors.h)
   SchedulerStats stats_{};
 
-  // Not guarded by mu_: the loop thread's own (or atomic).
+  // Not guarded by mu_: the loop thread's own, or atomic (the header's invariants).
   uint64_t next_memory_check_ns_ = 0;       ///< when read_memory_pressure() looks next
   ContentionWatch contention_;              ///< its contended() is read by stats()
   /// A worker was killed for memory and is not reaped yet: set and cleared under mu_, read by
