@@ -1,6 +1,7 @@
-// memory_monitor: parsing /proc/meminfo and cgroup v2 files.
+// memory_monitor: parsing /proc/meminfo, /proc/PID/statm and cgroup v2 files; the OOM victim.
 #include "memory_monitor.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -71,6 +72,31 @@ std::string describe(const MemorySnapshot& m) {
   std::snprintf(buf, sizeof buf, "%s of %s (%.0f%%)", format_bytes(m.used).c_str(),
                 format_bytes(m.capacity).c_str(), m.fraction() * 100);
   return buf;
+}
+
+uint64_t private_memory(int32_t pid) {
+  if (pid <= 0) return 0;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/statm");
+  uint64_t size = 0, resident = 0, shared = 0;
+  if (!(f >> size >> resident >> shared)) return 0;
+  return (resident > shared ? resident - shared : 0) * 4096;
+}
+
+int64_t choose_oom_victim(const std::vector<OomCandidate>& cands, uint64_t capacity) {
+  uint64_t largest = 0;
+  for (const OomCandidate& c : cands) largest = std::max(largest, c.private_bytes);
+  const uint64_t floor = std::max<uint64_t>(uint64_t{64} << 20, capacity / 100);
+  int64_t best = -1;
+  for (size_t i = 0; i < cands.size(); ++i) {
+    const OomCandidate& c = cands[i];
+    // Small, or not within 10% of the largest.
+    if (c.private_bytes < floor || c.private_bytes * 10 < largest * 9) continue;
+    const OomCandidate* b = best < 0 ? nullptr : &cands[static_cast<size_t>(best)];
+    const bool better = b == nullptr || (c.retriable && !b->retriable) ||
+                        (c.retriable == b->retriable && c.started_ns > b->started_ns);
+    if (better) best = static_cast<int64_t>(i);
+  }
+  return best;
 }
 
 }  // namespace ember

@@ -1,104 +1,29 @@
-// Scheduler: dispatch of tasks to worker rings, leases, stealing, retries and reaping.
+// Scheduler: the coordinator: the public API, the scheduler thread's loop, reaping dead
+// workers (retry or fail what they held), cancel, and the summaries.
 #include "scheduler.h"
 
-#include "memory_monitor.h"
-
 #include <signal.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <unordered_set>
+
+#include "contention.h"
+#include "memory_monitor.h"
 
 namespace ember {
 
 namespace {
 
-/// Default tasks a worker may hold at once (one running, the rest queued in its ring).
-constexpr uint64_t kDepth = 4;
-/// The same behind a queue of kQueueLookahead default tasks or more: a worker rings the
-/// scheduler when its ring is nearly empty, and each pass of the scheduler costs ~5-20 us,
-/// so refilling 4 at a time made the scheduler thread a third of the CPU of a 1M-task queue
-/// (8.5 us per task). A task stuck behind a long one is stolen by an idle worker as before.
-constexpr uint64_t kDeepDepth = 16;
 /// How long the scheduler thread sleeps when nothing rings it (housekeeping period).
 constexpr int64_t kIdleSleepNs = 50'000'000;
-/// How far into the queue the per-pass bookkeeping (workers to start, notify level) looks,
-/// and how often start_workers() looks at all of it.
-constexpr size_t kQueueLookahead = 256;
-constexpr uint64_t kQueueScanPeriodNs = 10'000'000;
 /// How long a worker beyond num_cpus may idle before it is retired (Ray: 1 s).
 constexpr uint64_t kIdleWorkerRetireNs = 1'000'000'000;
-/// How often watch_contention() looks, and the share of that time the node's processes
-/// together may wait for a CPU before spinning stops (kContendedOn) or starts again
-/// (kContendedOff): apart, so the flag does not flap.
-constexpr uint64_t kContentionPeriodNs = 100'000'000;
-constexpr double kContendedOn = 0.2;
-constexpr double kContendedOff = 0.05;
-/// ... and how many CPUs' worth processes outside the node must keep busy meanwhile.
-constexpr double kOthersOn = 0.5;
-constexpr double kOthersOff = 0.25;
 /// The longest backoff before retrying a task killed for memory.
 constexpr uint64_t kMaxOomRetryDelayMs = 60'000;
-
-/// The last `n` lines of a text file ("" if unreadable).
-std::string tail_lines(const std::string& path, int n) {
-  std::ifstream f(path);
-  if (!f) return "";
-  std::deque<std::string> lines;
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("\x1e:task:", 0) == 0) continue;  // the worker's task-name markers
-    lines.push_back(line);
-    if (static_cast<int>(lines.size()) > n) lines.pop_front();
-  }
-  std::string out;
-  for (const auto& l : lines) out += "    " + l + "\n";
-  return out;
-}
-
-/// Process `pid`'s main thread from /proc/PID/schedstat: nanoseconds it ran and waited on a
-/// run queue ({0, 0} if unreadable).
-struct SchedTimes {
-  uint64_t ran_ns = 0;
-  uint64_t waited_ns = 0;
-};
-SchedTimes sched_times(int32_t pid) {
-  char path[48];
-  std::snprintf(path, sizeof path, "/proc/%d/schedstat", pid);
-  SchedTimes t;
-  FILE* f = std::fopen(path, "re");
-  if (f == nullptr) return t;
-  unsigned long long ran = 0, waited = 0;
-  if (std::fscanf(f, "%llu %llu", &ran, &waited) == 2) t = {ran, waited};
-  std::fclose(f);
-  return t;
-}
-
-/// Nanoseconds all CPUs of the machine have been busy, from /proc/stat (0 if unreadable).
-uint64_t machine_busy_ns() {
-  FILE* f = std::fopen("/proc/stat", "re");
-  if (f == nullptr) return 0;
-  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
-  int got = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system,
-                        &idle, &iowait, &irq, &softirq);
-  std::fclose(f);
-  if (got != 7) return 0;
-  return (user + nice + system + irq + softirq) * (1'000'000'000ULL /
-                                                  static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));
-}
-
-/// Nanoseconds of CPU this whole process (every thread) has used.
-uint64_t own_cpu_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 std::string format_units(int64_t v) {
   char buf[32];
@@ -117,38 +42,27 @@ uint64_t runtime_bytes(const SchedulerConfig& cfg) {
 }
 
 Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
-    : store_(std::move(store)), cfg_(std::move(cfg)), layout_(cfg_.max_workers, cfg_.task_capacity) {
-  rc_ = reinterpret_cast<RuntimeControl*>(store_->runtime_region());
-  workers_.resize(cfg_.max_workers);
-  record_gen_.assign(cfg_.task_capacity, 1);
-  free_records_.reserve(cfg_.task_capacity);
-  for (uint32_t i = cfg_.task_capacity; i > 0; --i) free_records_.push_back(i - 1);
-  std::copy(cfg_.totals, cfg_.totals + kMaxResources, available_);
-  int64_t gpus = std::min<int64_t>(32, cfg_.totals[kResourceGPU] / kResourceUnit);
-  free_gpus_ = gpus >= 32 ? ~0u : (1u << gpus) - 1;
-}
+    : store_(std::move(store)),
+      cfg_(std::move(cfg)),
+      rc_(reinterpret_cast<RuntimeControl*>(store_->runtime_region())),
+      layout_(cfg_.max_workers, cfg_.task_capacity),
+      resources_(cfg_.totals),
+      table_(reinterpret_cast<TaskRecord*>(reinterpret_cast<uint8_t*>(rc_) + layout_.records_at),
+             cfg_.task_capacity),
+      events_(kMaxTaskEvents),
+      workers_(rc_, layout_, cfg_.max_workers, cfg_.num_cpus),
+      dispatch_(*store_, rc_, workers_, resources_, table_, events_),
+      actors_(*store_, rc_, workers_, resources_, table_, events_, dispatch_,
+              ActorTable::Hooks{
+                  [this](const TaskSpec& spec, ErrorKind kind, const std::string& msg) {
+                    finish_failed(spec, kind, msg);
+                  },
+                  [](int32_t pid, int sig) { ::kill(pid, sig); }}),
+      contention_(cfg_.max_workers) {}
 
 Scheduler::~Scheduler() { stop(); }
 
-WorkerSlot* Scheduler::slot(uint32_t i) const {
-  return reinterpret_cast<WorkerSlot*>(reinterpret_cast<uint8_t*>(rc_) + layout_.slots_at) + i;
-}
-
-TaskRecord* Scheduler::record(uint32_t i) const {
-  return reinterpret_cast<TaskRecord*>(reinterpret_cast<uint8_t*>(rc_) + layout_.records_at) + i;
-}
-
-uint64_t Scheduler::done_of(uint32_t w) const {
-  // acquire: the worker's release increment follows its writes of the task's results.
-  return slot(w)->done.load(std::memory_order_acquire);
-}
-
-bool Scheduler::is_idle(uint32_t w) const {
-  const WorkerInfo& info = workers_[w];
-  return info.state == WorkerState::kReady && info.actor == 0 && !info.retiring &&
-         info.pushed == done_of(w) &&
-         slot(w)->blocked.load(std::memory_order_relaxed) == 0;
-}
+TaskRecord* Scheduler::record(uint32_t i) const { return &table_.record(i); }
 
 void Scheduler::start() {
   // The region is fresh from the memfd, so all zero: the atomics start at 0.
@@ -164,7 +78,7 @@ void Scheduler::start() {
   Ring<SpawnRequest, kSpawnCapacity>::create_at(&rc_->spawn);
   {
     std::lock_guard<std::mutex> g(mu_);
-    for (uint32_t w = 0; w < cfg_.num_cpus && w < cfg_.max_workers; ++w) spawn(w);
+    for (uint32_t w = 0; w < cfg_.num_cpus && w < cfg_.max_workers; ++w) (void)workers_.spawn(w);
   }
   thread_ = std::thread([this] { loop(); });
 }
@@ -176,34 +90,12 @@ void Scheduler::stop() {
   if (thread_.joinable()) thread_.join();
   std::lock_guard<std::mutex> g(mu_);
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].state != WorkerState::kUnused) slot(w)->inbound.wake_all();
+    if (workers_.info(w).state != WorkerState::kUnused) workers_.slot(w)->inbound.wake_all();
   }
   rc_->spawn.wake_all();
 }
 
 // --- submission -----------------------------------------------------------------------
-
-bool Scheduler::is_default(const int64_t* resources) const {
-  if (resources[kResourceCPU] != kResourceUnit) return false;
-  for (uint32_t i = 1; i < kMaxResources; ++i) {
-    if (resources[i] != 0) return false;
-  }
-  return true;
-}
-
-void Scheduler::enqueue(Pending p, bool front) {
-  if (!is_default(p.spec)) ++queued_special_;
-  if (front) {
-    queue_.push_front(std::move(p));
-  } else {
-    queue_.push_back(std::move(p));
-  }
-}
-
-std::deque<Scheduler::Pending>::iterator Scheduler::dequeue(std::deque<Pending>::iterator it) {
-  if (!is_default(it->spec)) --queued_special_;
-  return queue_.erase(it);
-}
 
 Status check_feasible(const RuntimeControl& rc, const TaskSpec& spec) {
   for (uint32_t i = 0; i < kMaxResources; ++i) {
@@ -223,201 +115,9 @@ Status check_feasible(const RuntimeControl& rc, const TaskSpec& spec) {
 Status Scheduler::submit(const TaskSpec& spec, std::vector<ObjectID> deps) {
   Status st = check_feasible(*rc_, spec);
   if (!st.ok()) return st;
-  std::lock_guard<std::mutex> g(mu_);
-  if (queue_.empty() && deps_ready(deps) && is_default(spec) && try_dispatch(spec, true)) {
-    return Status::OK();
-  }
-  // O(1) here (update_notify_flags() scans everything; the scheduler thread runs it when the
-  // doorbell wakes it): workers must now ring when they run low, or after every task if this
-  // one waits on results or needs other resources.
-  uint32_t level = (deps.empty() && is_default(spec)) ? 1 : 2;
-  // Behind a long queue of default tasks a default task cannot start sooner than they do,
-  // and the scheduler was rung for them: waking it again for each one of a burst only made it
-  // fight this thread for the lock (perf: futex wake-ups, ~35% of the driver's time). A short
-  // queue still rings: the scheduler then refills workers' rings sooner (fan-out measured
-  // 1.003x ideal with, 1.007x without).
-  const bool behind_defaults =
-      queue_.size() >= kQueueLookahead && queued_special_ == 0 && level == 1;
-  enqueue(Pending{spec, std::move(deps)});
-  if (rc_->notify.load(std::memory_order_relaxed) < level) {
-    rc_->notify.store(level, std::memory_order_relaxed);
-  }
-  if (!behind_defaults) ring_doorbell(rc_);
+  std::lock_guard<std::mutex> g(mu_);  // short: one try_dispatch() or one enqueue
+  dispatch_.submit(spec, std::move(deps));
   return Status::OK();
-}
-
-bool Scheduler::deps_ready(std::vector<ObjectID>& deps) {
-  // Sealed deps are dropped as they are seen, so each is checked until it is ready once.
-  deps.erase(std::remove_if(deps.begin(), deps.end(),
-                            [this](const ObjectID& id) { return store_->is_sealed(id); }),
-             deps.end());
-  return deps.empty();
-}
-
-bool Scheduler::acquire(const int64_t* need) {
-  for (uint32_t i = 0; i < kMaxResources; ++i) {
-    if (need[i] > available_[i]) return false;
-  }
-  for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] -= need[i];
-  return true;
-}
-
-void Scheduler::release(WorkerInfo& w) {
-  if (!w.leased) return;
-  if (!w.lease_lent) {
-    for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += w.lease[i];
-  }
-  std::fill(w.lease, w.lease + kMaxResources, 0);
-  free_gpus_ |= w.gpu_mask;
-  w.gpu_mask = 0;
-  w.leased = w.exclusive = w.lease_lent = false;
-}
-
-int64_t Scheduler::alloc_record() {
-  if (free_records_.empty()) {
-    for (uint32_t w = 0; w < cfg_.max_workers; ++w) reclaim(w);
-  }
-  if (free_records_.empty()) return -1;
-  uint32_t idx = free_records_.back();
-  free_records_.pop_back();
-  return idx;
-}
-
-void Scheduler::reclaim(uint32_t w) {
-  auto& assigned = workers_[w].assigned;
-  while (!assigned.empty()) {
-    TaskRef ref = assigned.front();
-    // acquire: pairs with the worker's release of DONE after it wrote the results.
-    uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
-    if (claim_gen(c) == ref.gen && claim_state(c) != TaskState::kDone) break;
-    assigned.pop_front();
-    if (claim_gen(c) == ref.gen) {  // DONE and not yet freed (a copy may be elsewhere)
-      record_event(*record(ref.index));
-      uint32_t gen = ++record_gen_[ref.index];
-      // release: a stale TaskRef's CAS (old gen) fails from now on.
-      record(ref.index)->claim.store(make_claim(gen, 0, TaskState::kFree),
-                                     std::memory_order_release);
-      free_records_.push_back(ref.index);
-    }
-  }
-}
-
-bool Scheduler::has_room(uint32_t w) const {
-  // Never more in a ring than it holds: callers check this before pushing, so a push cannot
-  // fail and lose a task (the margin covers stolen copies).
-  return workers_[w].pushed - done_of(w) + 4 < kInboundCapacity;
-}
-
-bool Scheduler::push_ref(uint32_t w, TaskRef ref) {
-  // has_room() was checked, so this cannot fail unless the worker is wedged (a consumer that
-  // died mid-pop); then the caller keeps the task, and reaping the worker frees its ring.
-  if (!slot(w)->inbound.try_push(ref)) return false;
-  ++workers_[w].pushed;
-  workers_[w].assigned.push_back(ref);
-  return true;
-}
-
-uint32_t Scheduler::take_gpus(const TaskSpec& spec) {
-  // GPU ids for CUDA_VISIBLE_DEVICES: as many as the request rounded up (a fraction of a GPU
-  // still names the one it shares), lowest free ids first.
-  uint32_t mask = 0;
-  int64_t want = (spec.resources[kResourceGPU] + kResourceUnit - 1) / kResourceUnit;
-  for (uint32_t g = 0; g < 32 && want > 0; ++g) {
-    if ((free_gpus_ >> g) & 1u) {
-      mask |= 1u << g;
-      --want;
-    }
-  }
-  free_gpus_ &= ~mask;
-  return mask;
-}
-
-bool Scheduler::push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask) {
-  int64_t idx = alloc_record();
-  TaskRecord* r = record(static_cast<uint32_t>(idx));
-  r->spec = spec;
-  r->started_ns = r->finished_ns = 0;
-  r->gpu_mask = gpu_mask;
-  r->worker_pid = 0;
-  uint32_t gen = record_gen_[idx];
-  // release: the worker's acquire CAS on the claim sees the spec written above.
-  r->claim.store(make_claim(gen, 0, TaskState::kQueued), std::memory_order_release);
-  if (!push_ref(w, TaskRef{static_cast<uint32_t>(idx), gen})) {
-    r->claim.store(make_claim(++record_gen_[idx], 0, TaskState::kFree), std::memory_order_release);
-    free_records_.push_back(static_cast<uint32_t>(idx));
-    return false;
-  }
-  ++stats_.dispatched;
-  return true;
-}
-
-bool Scheduler::try_dispatch(const TaskSpec& spec, bool direct) {
-  // Slots past the highest ever spawned are unused: not looked at (256 by default, a few in
-  // use; these loops ran on every dispatch).
-  const uint32_t n = slots_used_;
-  if (free_records_.empty()) {
-    for (uint32_t w = 0; w < n; ++w) reclaim(w);
-    if (free_records_.empty()) return false;
-  }
-  if (is_default(spec)) {
-    // (a) an idle worker that already holds a default lease;
-    // (b) an idle worker that can lease a CPU;
-    // (c) the least loaded leased worker with room in its ring.
-    int64_t best = -1;
-    uint64_t best_load = queue_.size() >= kQueueLookahead ? kDeepDepth : kDepth;
-    for (uint32_t w = 0; w < n; ++w) {
-      WorkerInfo& info = workers_[w];
-      if (info.state != WorkerState::kReady || info.exclusive || info.actor != 0) continue;
-      if (info.leased && !info.lease_lent && is_idle(w)) {
-        best = w;
-        break;
-      }
-    }
-    if (best < 0) {
-      for (uint32_t w = 0; w < n; ++w) {
-        WorkerInfo& info = workers_[w];
-        if (info.leased || !is_idle(w)) continue;
-        if (!acquire(spec.resources)) break;
-        std::copy(spec.resources, spec.resources + kMaxResources, info.lease);
-        info.leased = true;
-        best = w;
-        break;
-      }
-    }
-    if (best < 0) {
-      for (uint32_t w = 0; w < n; ++w) {
-        WorkerInfo& info = workers_[w];
-        if (info.state != WorkerState::kReady || !info.leased || info.exclusive ||
-            info.lease_lent || info.retiring ||
-            slot(w)->blocked.load(std::memory_order_relaxed) != 0) {
-          continue;
-        }
-        uint64_t load = info.pushed - done_of(w);
-        if (load < best_load) {
-          best_load = load;
-          best = w;
-        }
-      }
-    }
-    if (best < 0 || !push(static_cast<uint32_t>(best), spec)) return false;
-    if (direct) ++stats_.direct;
-    return true;
-  }
-  // A non-default task: an idle worker with no lease, leasing exactly what the task needs.
-  for (uint32_t w = 0; w < n; ++w) {
-    WorkerInfo& info = workers_[w];
-    if (info.leased || !is_idle(w)) continue;
-    if (!acquire(spec.resources)) return false;
-    std::copy(spec.resources, spec.resources + kMaxResources, info.lease);
-    info.leased = info.exclusive = true;
-    info.gpu_mask = take_gpus(spec);
-    if (!push(w, spec, info.gpu_mask)) {
-      release(info);
-      return false;
-    }
-    return true;
-  }
-  return false;
 }
 
 // --- the scheduler thread -------------------------------------------------------------
@@ -426,19 +126,23 @@ void Scheduler::loop() {
   for (;;) {
     // relaxed: the doorbell's value only has to change between here and the futex wait.
     uint32_t bell = rc_->doorbell.load(std::memory_order_acquire);
+    // Slow reads first, without mu_ (the header's invariants): exits and their log tails,
+    // memory under pressure, CPU contention.
+    const std::vector<ExitNote> exits = workers_.read_exits(cfg_.log_dir);
+    const std::optional<MemoryReading> memory = read_memory_pressure();
+    watch_contention();
     {
       std::lock_guard<std::mutex> g(mu_);
       if (stop_.load(std::memory_order_acquire)) return;
-      reap_dead_workers();
+      reap_dead_workers(exits);
       collect_submissions();
-      lend_blocked_leases();
-      steal_for_idle_workers();
-      dispatch_queued();
-      dispatch_actor_calls();
-      kill_unreferenced_actors();
-      watch_memory();
-      watch_contention();
-      release_idle_leases();
+      dispatch_.lend_blocked_leases();
+      dispatch_.steal_for_idle_workers();
+      dispatch_.dispatch_queued();
+      actors_.dispatch_calls();
+      actors_.kill_unreferenced();
+      if (memory) watch_memory(*memory);
+      dispatch_.release_idle_leases();
       start_workers();
       retire_idle_workers();
       update_notify_flags();
@@ -452,82 +156,47 @@ void Scheduler::loop() {
   }
 }
 
-void Scheduler::spawn(uint32_t w, uint32_t actor) {
-  WorkerSlot* s = slot(w);
-  WorkerInfo& info = workers_[w];
-  slots_used_ = std::max(slots_used_, w + 1);  // try_dispatch() looks no further
-  Ring<TaskRef, kInboundCapacity>::create_at(&s->inbound);
-  Ring<TaskSpec, kOutboundCapacity>::create_at(&s->outbound);
-  s->done.store(0, std::memory_order_relaxed);
-  s->blocked.store(0, std::memory_order_relaxed);
-  s->current.store(0, std::memory_order_relaxed);
-  s->pid.store(0, std::memory_order_relaxed);
-  s->exit_status.store(0, std::memory_order_relaxed);
-  uint32_t gen = s->generation.load(std::memory_order_relaxed) + 1;
-  s->generation.store(gen, std::memory_order_relaxed);
-  // release: the forkserver and the new worker see the fresh rings and counters.
-  s->state.store(static_cast<uint32_t>(WorkerState::kStarting), std::memory_order_release);
-  info = WorkerInfo{};
-  info.generation = gen;
-  info.state = WorkerState::kStarting;
-  info.actor = actor;
-  if (!rc_->spawn.push_wait(SpawnRequest{w, gen, actor != 0}, 1000)) {
-    info.state = WorkerState::kUnused;  // the forkserver is gone: the node is shutting down
-    return;
-  }
-  ++stats_.workers_started;
-}
-
-void Scheduler::reap_dead_workers() {
+void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
+  // Workers that announced themselves since the last pass.
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_[w];
-    if (info.state == WorkerState::kUnused) continue;
-    auto st = static_cast<WorkerState>(slot(w)->state.load(std::memory_order_acquire));
-    if (st == WorkerState::kReady && info.state == WorkerState::kStarting) {
-      info.state = WorkerState::kReady;
-      startup_failures_ = 0;
-      if (info.actor != 0 && actors_[info.actor].kill_when_ready) {
-        actors_[info.actor].kill_when_ready = false;
-        kill(slot(w)->pid.load(std::memory_order_relaxed), SIGKILL);
-      }
-      continue;
-    }
-    if (st != WorkerState::kExited) continue;
-    const int32_t status = slot(w)->exit_status.load(std::memory_order_relaxed);
-    const int32_t pid = slot(w)->pid.load(std::memory_order_relaxed);
-    if (!info.oom.empty()) oom_kill_pending_ = false;
+    if (!workers_.announced(w)) continue;
+    workers_.mark_ready(w);
+    startup_failures_ = 0;
+    actors_.on_ready(w);  // killed while it was starting?
+  }
+  // Workers that exited, as read (with their log tails) before this pass took mu_. One that
+  // exited since is reaped in the next pass: the forkserver's doorbell makes that soon.
+  for (const ExitNote& exit : exits) {
+    const uint32_t w = exit.slot;
+    WorkerInfo& info = workers_.info(w);
+    if (info.state == WorkerState::kUnused || info.generation != exit.generation) continue;
+    const int32_t pid = exit.pid;
+    // release: the loop's next memory read (without mu_) sees the kill done.
+    if (!info.oom.empty()) oom_kill_pending_.store(false, std::memory_order_release);
     const bool was_ready = info.state == WorkerState::kReady;
     if (!was_ready && info.actor == 0 && ++startup_failures_ >= kMaxStartupFailures) {
-      fail_queue_after_startup_failures(describe_exit(w, status, pid));
+      fail_queue_after_startup_failures(exit.why);
     }
     // Everything the dead process held (refs, views, a half-written object) goes back first,
     // before a new process can take this slot and its ledger.
     store_->release_client(w + 1, pid);
     if (info.actor != 0) {
-      reap_actor(w, status, pid);
+      actors_.reap(w, exit.why);
       continue;
     }
     // Every TaskRef pushed to it: the one it was running is retried or failed; the ones it
-    // never claimed go back to the queue as they were.
-    std::string why;
-    for (const TaskRef& ref : info.assigned) {
-      TaskRecord* r = record(ref.index);
-      uint64_t c = r->claim.load(std::memory_order_acquire);
-      if (claim_gen(c) != ref.gen) continue;
-      TaskState ts = claim_state(c);
-      if (ts == TaskState::kDone) continue;
-      if (ts == TaskState::kRunning && claim_worker(c) != w) continue;  // another copy runs it
-      TaskSpec spec = r->spec;
-      uint32_t gen = ++record_gen_[ref.index];
-      r->claim.store(make_claim(gen, 0, TaskState::kFree), std::memory_order_release);
-      free_records_.push_back(ref.index);
+    // never claimed go back to the queue as they were; finished ones are freed.
+    workers_.drain(w, table_, events_, [&](const TaskRef& ref, uint64_t c) {
+      const TaskState ts = claim_state(c);
+      if (ts == TaskState::kRunning && claim_worker(c) != w) return false;  // another copy runs it
+      TaskSpec spec = record(ref.index)->spec;
       if (ts == TaskState::kRunning) {
         auto cancelled = std::find(force_cancelled_.begin(), force_cancelled_.end(), spec.returns);
         if (cancelled != force_cancelled_.end()) {
           force_cancelled_.erase(cancelled);
           finish_failed(spec, ErrorKind::kTaskCancelled,
                         std::string("task ") + spec.name + " was cancelled (its worker was killed)");
-          continue;
+          return true;
         }
         if (spec.max_retries < 0 || static_cast<int32_t>(spec.attempt) < spec.max_retries) {
           ++spec.attempt;
@@ -541,58 +210,31 @@ void Scheduler::reap_dead_workers() {
                 kMaxOomRetryDelayMs);
             not_before = monotonic_ns() + delay_ms * 1'000'000;
           }
-          enqueue(Pending{spec, {}, not_before}, /*front=*/true);
-          continue;
+          dispatch_.enqueue(Pending{spec, {}, not_before}, /*front=*/true);
+          return true;
         }
         if (!info.oom.empty()) {
           finish_failed(spec, ErrorKind::kOutOfMemory, "task " + std::string(spec.name) +
                                                            " was killed by the memory monitor: " +
                                                            info.oom);
-          continue;
+          return true;
         }
-        if (why.empty()) why = describe_exit(w, status, pid);
         finish_failed(spec, ErrorKind::kWorkerCrashed,
-                      std::string("the worker running task ") + spec.name + " died: " + why);
-        continue;
+                      std::string("the worker running task ") + spec.name + " died: " + exit.why);
+        return true;
       }
-      enqueue(Pending{spec, {}}, /*front=*/true);
-    }
-    release(info);
-    info = WorkerInfo{};
-    slot(w)->state.store(static_cast<uint32_t>(WorkerState::kUnused), std::memory_order_release);
+      dispatch_.enqueue(Pending{spec, {}}, /*front=*/true);
+      return true;
+    });
+    resources_.end(info.lease);
+    workers_.reset(w);
     // The pool keeps num_cpus workers: replace this one in the same slot, unless it died
     // before it started (then start_workers() spawns again only for work that waits, so a
     // broken environment does not become an endless fork loop).
-    uint32_t alive = 0;
-    for (const WorkerInfo& other : workers_) {
-      alive += other.state != WorkerState::kUnused && other.actor == 0;
+    if (was_ready && workers_.task_workers() < cfg_.num_cpus && !stop_.load(std::memory_order_relaxed)) {
+      (void)workers_.spawn(w);
     }
-    if (was_ready && alive < cfg_.num_cpus && !stop_.load(std::memory_order_relaxed)) spawn(w);
   }
-}
-
-std::string Scheduler::describe_exit(uint32_t w, int32_t status, int32_t pid) const {
-  (void)w;
-  std::string how;
-  if (WIFSIGNALED(status)) {
-    int sig = WTERMSIG(status);
-    const char* name = sigabbrev_np(sig);
-    how = "killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
-  } else if (WIFEXITED(status)) {
-    how = "exited with code " + std::to_string(WEXITSTATUS(status));
-  } else {
-    how = "ended with wait status " + std::to_string(status);
-  }
-  std::string msg = "worker pid=" + std::to_string(pid) + " " + how + ".";
-  std::string base = cfg_.log_dir + "/worker-" + std::to_string(pid);
-  std::string file = base + ".err";
-  std::string out = tail_lines(file, 40);
-  if (out.empty()) {
-    file = base + ".out";
-    out = tail_lines(file, 40);
-  }
-  if (!out.empty()) msg += " Its last output (" + file + "):\n" + out;
-  return msg;
 }
 
 void Scheduler::fail_queue_after_startup_failures(const std::string& last) {
@@ -600,9 +242,8 @@ void Scheduler::fail_queue_after_startup_failures(const std::string& last) {
   // worker loads) would be respawned forever while get() waits: fail what waits instead.
   std::string msg = "worker processes keep dying before they start (" +
                     std::to_string(startup_failures_) + " in a row); the last one: " + last;
-  for (const Pending& p : queue_) finish_failed(p.spec, ErrorKind::kWorkerCrashed, msg);
-  queue_.clear();
-  queued_special_ = 0;
+  for (const Pending& p : dispatch_.queue()) finish_failed(p.spec, ErrorKind::kWorkerCrashed, msg);
+  dispatch_.clear();
   startup_failures_ = 0;
 }
 
@@ -629,314 +270,77 @@ void Scheduler::collect_submissions() {
   TaskSpec spec;
   std::vector<Pending> unknown;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].state != WorkerState::kReady) continue;
-    while (slot(w)->outbound.try_pop(spec)) {
+    if (workers_.info(w).state != WorkerState::kReady) continue;
+    while (workers_.slot(w)->outbound.try_pop(spec)) {
       std::vector<ObjectID> deps(spec.deps, spec.deps + std::min(spec.num_deps, kMaxDeps));
       if ((spec.flags & kSpecActorCreate) != 0) {
-        Status st = create_actor_locked(spec, std::move(deps), spec.max_retries,
-                                        spec.max_task_retries, (spec.flags & kSpecDetached) != 0);
-        if (!st.ok()) fail_actor_creation(spec, st.message());
+        Status st = actors_.create(spec, std::move(deps), spec.max_retries,
+                                   spec.max_task_retries, (spec.flags & kSpecDetached) != 0);
+        if (!st.ok()) actors_.fail_creation(spec, st.message());
       } else if ((spec.flags & kSpecActorKill) != 0) {
-        kill_actor_locked(spec.actor, spec.max_retries != 0);
+        actors_.kill(spec.actor, spec.max_retries != 0);
       } else if ((spec.flags & kSpecActorMethod) != 0) {
-        auto it = actors_.find(spec.actor);
-        if (it == actors_.end()) {
+        ActorInfo* a = actors_.find(spec.actor);
+        if (a == nullptr) {
           unknown.push_back(Pending{spec, std::move(deps)});  // created later in this pass?
         } else {
-          enqueue_actor_call(it->second, spec, std::move(deps));
+          actors_.submit_call(*a, spec, std::move(deps));
         }
       } else {
-        enqueue(Pending{spec, std::move(deps)});
+        dispatch_.enqueue(Pending{spec, std::move(deps)});
       }
     }
   }
   // A handle can travel from the worker that created the actor to another one whose ring was
   // read first; the creation was pushed before the handle escaped, so it has been read now.
   for (Pending& p : unknown) {
-    auto it = actors_.find(p.spec.actor);
-    if (it == actors_.end()) {
+    ActorInfo* a = actors_.find(p.spec.actor);
+    if (a == nullptr) {
       finish_failed(p.spec, ErrorKind::kActorDied, "no such actor");
     } else {
-      enqueue_actor_call(it->second, p.spec, std::move(p.deps));
+      actors_.submit_call(*a, p.spec, std::move(p.deps));
     }
   }
-}
-
-void Scheduler::lend_blocked_leases() {
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_[w];
-    if (info.state != WorkerState::kReady || !info.leased) continue;
-    bool blocked = slot(w)->blocked.load(std::memory_order_acquire) != 0;
-    if (blocked && !info.lease_lent) {
-      for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += info.lease[i];
-      info.lease_lent = true;
-    } else if (!blocked && info.lease_lent) {
-      // Taken back even if that oversubscribes the node until someone finishes.
-      for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] -= info.lease[i];
-      info.lease_lent = false;
-    }
-  }
-}
-
-void Scheduler::steal_for_idle_workers() {
-  const uint32_t n = cfg_.max_workers;
-  for (uint32_t idle = 0; idle < n; ++idle) {
-    WorkerInfo& thief = workers_[idle];
-    if (!is_idle(idle) || thief.exclusive) continue;
-    for (uint32_t v = 0; v < n; ++v) {
-      if (v == idle || workers_[v].state != WorkerState::kReady || workers_[v].actor != 0) continue;
-      reclaim(v);
-      // The victim's unclaimed refs, oldest first; it is busy (or blocked) with another task.
-      bool moved = false;
-      for (const TaskRef& ref : workers_[v].assigned) {
-        uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
-        if (claim_gen(c) != ref.gen || claim_state(c) != TaskState::kQueued) continue;
-        // Only default tasks move: a task with its own lease (GPU ids, custom resources) must
-        // run where that lease is, or its GPU could be handed out twice.
-        if (!is_default(record(ref.index)->spec)) continue;
-        if (!thief.leased) {
-          if (!acquire(record(ref.index)->spec.resources)) return;
-          std::copy(record(ref.index)->spec.resources,
-                    record(ref.index)->spec.resources + kMaxResources, thief.lease);
-          thief.leased = true;
-        }
-        if (!has_room(idle) || !push_ref(idle, ref)) return;
-        ++stats_.stolen;
-        moved = true;
-        break;
-      }
-      if (moved) break;
-    }
-  }
-}
-
-void Scheduler::dispatch_queued() {
-  const uint64_t now = monotonic_ns();
-  // FIFO for default tasks: when one cannot go, none after it may overtake it. Tasks with
-  // other resources (zero CPUs, GPUs, custom) may still fit, so the look goes on for them:
-  // through the whole queue every 10 ms (see start_workers), else 256 entries further.
-  bool defaults_blocked = false;
-  const bool whole = now >= next_queue_scan_ns_;
-  size_t looked_past = 0;
-  for (auto it = queue_.begin(); it != queue_.end();) {
-    if (defaults_blocked) {
-      if (queued_special_ == 0) break;  // only default tasks left: none may overtake
-      if (!whole && ++looked_past > kQueueLookahead) break;
-      if (is_default(it->spec)) {
-        ++it;
-        continue;
-      }
-    }
-    if (it->not_before_ns > now || !deps_ready(it->deps)) {
-      ++it;
-      continue;
-    }
-    if (!try_dispatch(it->spec, false)) {
-      defaults_blocked = defaults_blocked || is_default(it->spec);
-      ++it;
-      continue;
-    }
-    it = dequeue(it);
-  }
-}
-
-void Scheduler::release_idle_leases() {
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_[w];
-    if (info.actor != 0) {
-      reclaim(w);  // an actor's records are freed as its calls finish
-      continue;
-    }
-    if (!info.leased || info.state != WorkerState::kReady) continue;
-    if (info.pushed == done_of(w)) {
-      reclaim(w);
-      release(info);
-    }
-  }
-}
-
-void Scheduler::start_workers() {
-  // Runnable-by-resources tasks left in the queue with no idle worker for them: start workers
-  // (blocked workers and zero-CPU tasks are why there can be more workers than CPUs).
-  uint32_t starting = 0, idle = 0, alive = 0;
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].actor != 0) continue;
-    if (workers_[w].state == WorkerState::kStarting) ++starting;
-    if (workers_[w].state == WorkerState::kReady) {
-      ++alive;
-      if (is_idle(w) && !workers_[w].leased) ++idle;
-    }
-  }
-  stats_.workers_alive = alive;
-  uint32_t want = 0;
-  int64_t avail[kMaxResources];
-  std::copy(available_, available_ + kMaxResources, avail);
-  const uint64_t now = monotonic_ns();
-  // A scan of 10,000 queued tasks on every pass of this thread cost ~5% of the CPU of a burst
-  // of tiny tasks (perf), so a long queue is scanned whole only every 10 ms; in between, 256
-  // entries that cannot start now end the look (a zero-CPU task far back waits <= 10 ms).
-  const bool whole = now >= next_queue_scan_ns_;
-  if (whole) next_queue_scan_ns_ = now + kQueueScanPeriodNs;
-  size_t misses = 0;
-  for (const Pending& p : queue_) {
-    if (!whole && misses >= kQueueLookahead) break;
-    if (!p.deps.empty() || p.not_before_ns > now) {
-      ++misses;
-      continue;
-    }
-    bool fits = true;
-    for (uint32_t i = 0; i < kMaxResources; ++i) fits = fits && p.spec.resources[i] <= avail[i];
-    if (!fits) {
-      if (queued_special_ == 0) break;  // all the rest need what this one could not get
-      ++misses;
-      continue;
-    }
-    for (uint32_t i = 0; i < kMaxResources; ++i) avail[i] -= p.spec.resources[i];
-    ++want;
-  }
-  // Tasks stranded in a ring: queued behind a worker's running task, or in the ring of a
-  // worker blocked in get()/wait(). No idle worker will steal them unless one exists, so they
-  // count as wanting a worker too, each as far as the resources not leased allow (a blocked
-  // worker has lent its CPU back: that is what lets a nested get() make progress).
-  want += count_stranded(avail);
-  if (want <= starting + idle) return;
-  uint32_t to_start = want - starting - idle;
-  for (uint32_t w = 0; w < cfg_.max_workers && to_start > 0; ++w) {
-    if (workers_[w].state == WorkerState::kUnused) {
-      spawn(w);
-      --to_start;
-    }
-  }
-}
-
-uint32_t Scheduler::count_stranded(int64_t* avail) {
-  uint32_t stranded = 0;
-  // A busy node has leased every CPU: then nothing could start anyway (the common case of a
-  // burst of tiny tasks costs one comparison here).
-  if (avail[kResourceCPU] < kResourceUnit) return 0;
-  // A worker that is neither blocked nor running anything is about to claim what its ring
-  // holds; a task stolen for it is still listed (QUEUED) in its victim's ring too.
-  auto free_to_claim = [this](uint32_t w) {
-    return slot(w)->blocked.load(std::memory_order_relaxed) == 0 &&
-           slot(w)->current.load(std::memory_order_relaxed) == 0;
-  };
-  std::vector<uint32_t> claimable;
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    const WorkerInfo& info = workers_[w];
-    if (info.state != WorkerState::kReady || info.actor != 0 || !free_to_claim(w)) continue;
-    for (const TaskRef& ref : info.assigned) claimable.push_back(ref.index);
-  }
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    const WorkerInfo& info = workers_[w];
-    if (info.state != WorkerState::kReady || info.actor != 0 || info.exclusive) continue;
-    if (info.pushed == done_of(w) || free_to_claim(w)) continue;
-    for (const TaskRef& ref : info.assigned) {
-      uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
-      if (claim_gen(c) != ref.gen || claim_state(c) != TaskState::kQueued) continue;
-      if (std::find(claimable.begin(), claimable.end(), ref.index) != claimable.end()) continue;
-      const TaskSpec& spec = record(ref.index)->spec;
-      bool fits = true;
-      for (uint32_t i = 0; i < kMaxResources; ++i) fits = fits && spec.resources[i] <= avail[i];
-      if (!fits) return stranded;
-      for (uint32_t i = 0; i < kMaxResources; ++i) avail[i] -= spec.resources[i];
-      ++stranded;
-    }
-  }
-  return stranded;
 }
 
 void Scheduler::retire_idle_workers() {
   // Workers beyond num_cpus were started for tasks stranded behind blocked or busy ones (or
   // for zero-CPU tasks); once idle for kIdleWorkerRetireNs they go, as Ray's idle workers do,
-  // so a burst of nested gets does not leave the node holding their memory.
-  const uint64_t now = monotonic_ns();
-  uint32_t alive = 0;
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    const WorkerInfo& info = workers_[w];
-    alive += info.actor == 0 && (info.state == WorkerState::kReady ||
-                                 info.state == WorkerState::kStarting) && !info.retiring;
-  }
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_[w];
-    if (info.actor != 0 || info.retiring || info.state != WorkerState::kReady) continue;
-    if (info.leased || !is_idle(w)) {
-      info.idle_since_ns = 0;
-      continue;
-    }
-    if (info.idle_since_ns == 0) info.idle_since_ns = now;
-    if (alive <= cfg_.num_cpus || now - info.idle_since_ns < kIdleWorkerRetireNs) continue;
-    // Nothing is pushed to a retiring worker (is_idle() is false for it); the forkserver
-    // reaps it and reap_dead_workers() frees the slot without replacing it.
-    info.retiring = true;
-    --alive;
-    kill(slot(w)->pid.load(std::memory_order_relaxed), SIGKILL);
-  }
+  // so a burst of nested gets does not leave the node holding their memory. The forkserver
+  // reaps them and reap_dead_workers() frees their slots without replacing them.
+  for (int32_t pid : workers_.retire_idle(monotonic_ns(), kIdleWorkerRetireNs)) kill(pid, SIGKILL);
 }
 
 void Scheduler::watch_contention() {
-  // Spinning before a sleep saves a futex wake-up (~30 us here) when a CPU is free; when other
-  // programs keep the CPUs busy, a spinner only delays whoever it displaced. Two signs must
-  // agree: the node's processes waited for a CPU (schedstat's run delay), and processes
-  // outside the node used CPU meanwhile. Run delay alone is not enough: on a quiet 2-core
-  // machine the driver and two spinning workers queue behind each other (measured: the flag
-  // went on in a loop of sync round trips and p50 rose from 10 to 28 us).
   const uint64_t now = monotonic_ns();
-  if (now - last_contention_check_ns_ < kContentionPeriodNs) return;
-  const uint64_t elapsed = now - last_contention_check_ns_;
-  const bool first = last_contention_check_ns_ == 0;
-  last_contention_check_ns_ = now;
-  auto delta = [](uint64_t& last, uint64_t current) {
-    uint64_t d = current >= last ? current - last : current;  // a new process: all of it
-    last = current;
-    return d;
-  };
-  const SchedTimes driver = sched_times(getpid());
-  uint64_t waited = delta(driver_run_delay_ns_, driver.waited_ns);
-  uint64_t ours = delta(driver_cpu_ns_, own_cpu_ns());
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    WorkerInfo& info = workers_[w];
-    if (info.state != WorkerState::kReady) continue;
-    const SchedTimes t = sched_times(slot(w)->pid.load(std::memory_order_relaxed));
-    waited += delta(info.run_delay_ns, t.waited_ns);
-    ours += delta(info.ran_ns, t.ran_ns);
+  if (!contention_.due(now)) return;
+  // The ready workers, from the slots' atomics: this runs without mu_.
+  std::vector<std::pair<uint32_t, int32_t>> pids;
+  for (uint32_t w = 0; w < workers_.used(); ++w) {
+    const WorkerSlot* s = workers_.slot(w);
+    if (static_cast<WorkerState>(s->state.load(std::memory_order_acquire)) == WorkerState::kReady) {
+      pids.emplace_back(w, s->pid.load(std::memory_order_relaxed));
+    }
   }
-  const uint64_t busy = delta(machine_busy_ns_, machine_busy_ns());
-  if (first) return;
-  const double wait_share = static_cast<double>(waited) / static_cast<double>(elapsed);
-  const double others = busy > ours ? static_cast<double>(busy - ours) / elapsed : 0.0;
-  const bool contended = contended_
-                             ? wait_share > kContendedOff && others > kOthersOff
-                             : wait_share > kContendedOn && others > kOthersOn;
-  if (contended != contended_) {
-    contended_ = contended;
-    store_->set_cpus_contended(contended);
+  if (contention_.observe(read_sample(now, pids))) {
+    store_->set_cpus_contended(contention_.contended());
+  }
+}
+
+void Scheduler::start_workers() {
+  const Dispatcher::Demand demand = dispatch_.start_workers();
+  stats_.workers_alive = demand.alive;
+  uint32_t to_start = demand.to_start;
+  for (uint32_t w = 0; w < cfg_.max_workers && to_start > 0; ++w) {
+    if (workers_.info(w).state == WorkerState::kUnused) {
+      (void)workers_.spawn(w);
+      --to_start;
+    }
   }
 }
 
 void Scheduler::update_notify_flags() {
-  // 2: ring after every task (someone waits on results: deps, exclusive or lent leases);
-  // 1: ring when nearly out of work (the queue has more, or a task could move to you);
-  // 0: never (everything is dispatched and nobody waits).
-  uint32_t level = queue_.empty() ? 0 : 1;
-  size_t looked = 0;  // the head of a long queue is enough: the rest waits behind it
-  for (const Pending& p : queue_) {
-    if (++looked > kQueueLookahead) break;
-    if (!p.deps.empty() || !is_default(p.spec)) {
-      level = 2;
-      break;
-    }
-  }
-  for (const auto& [id, a] : actors_) {
-    if (!a.dead && !a.calls.empty()) level = 2;  // the actor's ring has to be refilled
-  }
-  for (uint32_t w = 0; w < cfg_.max_workers && level < 2; ++w) {
-    const WorkerInfo& info = workers_[w];
-    if (info.state != WorkerState::kReady) continue;
-    if (info.exclusive || info.lease_lent) level = 2;
-    if (info.pushed - done_of(w) > 1) level = std::max(level, 1u);
-  }
-  // relaxed: a late flag costs one missed early wake-up; the scheduler also wakes every 50 ms.
-  rc_->notify.store(level, std::memory_order_relaxed);
+  dispatch_.update_notify_flags(actors_.calls_waiting());
 }
 
 // --- actors ---------------------------------------------------------------------------
@@ -948,284 +352,98 @@ Result<uint32_t> Scheduler::create_actor(TaskSpec creation, std::vector<ObjectID
   if (!st.ok()) return st;
   std::lock_guard<std::mutex> g(mu_);
   creation.actor = rc_->next_actor.fetch_add(1, std::memory_order_relaxed);
-  st = create_actor_locked(creation, std::move(deps), max_restarts, max_task_retries, detached);
+  st = actors_.create(creation, std::move(deps), max_restarts, max_task_retries, detached);
   if (!st.ok()) return st;
   return creation.actor;
 }
 
-void Scheduler::fail_actor_creation(const TaskSpec& creation, const std::string& why) {
-  // Known as dead, so that calls already made on its handle fail with the reason.
-  ActorInfo& a = actors_[creation.actor];
-  a.creation = creation;
-  a.dead = true;
-  a.death = why;
-  finish_failed(creation, ErrorKind::kActorDied, why);
-}
-
-Status Scheduler::create_actor_locked(TaskSpec creation, std::vector<ObjectID> deps,
-                                      int32_t max_restarts, int32_t max_task_retries,
-                                      bool detached) {
-  uint32_t w = 0;
-  while (w < cfg_.max_workers && workers_[w].state != WorkerState::kUnused) ++w;
-  if (w == cfg_.max_workers) {
-    return Status(StatusCode::kInvalid, "cannot create actor " + std::string(creation.name) +
-                                            ": all " + std::to_string(cfg_.max_workers) +
-                                            " worker slots are in use");
-  }
-  const uint32_t id = creation.actor;
-  creation.flags |= kSpecActorCreate;
-  ActorInfo& a = actors_[id];
-  a.creation = creation;
-  a.slot = w;
-  a.restarts_left = max_restarts;
-  a.max_task_retries = max_task_retries;
-  a.detached = detached;
-  a.calls.push_back(Pending{creation, std::move(deps)});
-  // The actor's own hold on its class and arguments, for re-running __init__ on restarts (each
-  // run of the creation releases the hold that run was given).
-  hold_creation(a.creation);
-  spawn(w, id);
-  ring_doorbell(rc_);
-  return Status::OK();
-}
-
-void Scheduler::hold_creation(const TaskSpec& spec) {
-  (void)store_->add_ref(spec.function, /*mine=*/false);
-  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) (void)store_->add_ref(spec.args, false);
-}
-
-void Scheduler::release_creation(const TaskSpec& spec) {
-  store_->release_ref(spec.function, /*mine=*/false);
-  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) store_->release_ref(spec.args, false);
-}
-
-void Scheduler::enqueue_actor_call(ActorInfo& a, const TaskSpec& spec, std::vector<ObjectID> deps) {
-  if (a.dead) {
-    finish_failed(spec, ErrorKind::kActorDied, a.death);
-    return;
-  }
-  if (a.calls.empty() && workers_[a.slot].state == WorkerState::kReady && deps_ready(deps) &&
-      !free_records_.empty() && has_room(a.slot) && push(a.slot, spec)) {
-    ++stats_.direct;
-    return;
-  }
-  a.calls.push_back(Pending{spec, std::move(deps)});
-  ring_doorbell(rc_);
-}
-
 void Scheduler::submit_actor_call(const TaskSpec& spec, std::vector<ObjectID> deps) {
   std::lock_guard<std::mutex> g(mu_);
-  auto it = actors_.find(spec.actor);
-  if (it == actors_.end()) {
+  ActorInfo* a = actors_.find(spec.actor);
+  if (a == nullptr) {
     collect_submissions();  // created by a worker whose creation is still in its ring?
-    it = actors_.find(spec.actor);
+    a = actors_.find(spec.actor);
   }
-  if (it == actors_.end()) {
+  if (a == nullptr) {
     finish_failed(spec, ErrorKind::kActorDied, "no such actor (it was never created here)");
     return;
   }
-  enqueue_actor_call(it->second, spec, std::move(deps));
+  actors_.submit_call(*a, spec, std::move(deps));
 }
 
-void Scheduler::dispatch_actor_calls() {
-  for (auto& [id, a] : actors_) {
-    if (a.dead || workers_[a.slot].state != WorkerState::kReady) continue;
-    while (!a.calls.empty()) {
-      Pending& p = a.calls.front();
-      if (!deps_ready(p.deps) || free_records_.empty() || !has_room(a.slot)) break;
-      if ((p.spec.flags & kSpecActorCreate) != 0) {
-        // Creating needs its resources free now (Ray: 1 CPU to schedule an actor); it keeps
-        // them only when asked for explicitly (kSpecHoldResources).
-        if (!acquire(p.spec.resources)) break;
-        if ((p.spec.flags & kSpecHoldResources) != 0) {
-          std::copy(p.spec.resources, p.spec.resources + kMaxResources, a.hold);
-          a.gpu_mask = take_gpus(p.spec);  // its CUDA_VISIBLE_DEVICES while it lives
-        } else {
-          for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += p.spec.resources[i];
-        }
-      }
-      if (!push(a.slot, p.spec, (p.spec.flags & kSpecActorCreate) != 0 ? a.gpu_mask : 0)) break;
-      a.calls.pop_front();
-    }
-  }
-}
-
-void Scheduler::kill_unreferenced_actors() {
-  for (auto& [id, a] : actors_) {
-    if (a.dead || a.detached || a.no_restart) continue;
-    if (store_->contains(a.creation.returns)) continue;
-    // As in Ray, calls already submitted still run: end it once it has nothing left to do.
-    if (!a.calls.empty() || workers_[a.slot].pushed != done_of(a.slot)) continue;
-    a.no_restart = true;
-    a.death_cause = "every handle to it went out of scope";
-    int32_t pid = slot(a.slot)->pid.load(std::memory_order_relaxed);
-    if (pid > 0 && workers_[a.slot].state == WorkerState::kReady) {
-      kill(pid, SIGKILL);
-    } else {
-      a.kill_when_ready = true;
-    }
-  }
-}
-
-/// Resident memory of a process not shared with others (resident - shared pages), in bytes.
-static uint64_t private_memory(int32_t pid) {
-  if (pid <= 0) return 0;
-  std::ifstream f("/proc/" + std::to_string(pid) + "/statm");
-  uint64_t size = 0, resident = 0, shared = 0;
-  if (!(f >> size >> resident >> shared)) return 0;
-  return (resident > shared ? resident - shared : 0) * 4096;
-}
-
-void Scheduler::watch_memory() {
-  if (cfg_.memory_threshold <= 0) return;
-  uint64_t now = monotonic_ns();
-  if (now < next_memory_check_ns_) return;
+std::optional<Scheduler::MemoryReading> Scheduler::read_memory_pressure() {
+  if (cfg_.memory_threshold <= 0) return std::nullopt;
+  const uint64_t now = monotonic_ns();
+  if (now < next_memory_check_ns_) return std::nullopt;
   next_memory_check_ns_ = now + uint64_t{cfg_.memory_period_ms} * 1'000'000;
-  if (oom_kill_pending_) return;  // one kill at a time: let the last one free its memory
-  MemorySnapshot m = read_memory(cfg_.memory_limit);
-  if (m.fraction() <= cfg_.memory_threshold) return;
-  // The victim is the running task whose worker holds the most private memory: the likely
-  // culprit. Ray kills the newest retriable task instead, which kills innocent retriable
-  // tasks again and again while a non-retriable one eats the memory (measured: a bystander
-  // killed four times before the hog). Among workers within 10% of the largest, the newest
-  // retriable task goes first, as in Ray. Actors and the driver are never chosen, nor a worker
-  // too small to matter.
-  struct Candidate {
-    uint32_t w;
-    uint64_t rss;
-    bool retriable;
-    uint64_t started;
-  };
-  std::vector<Candidate> cands;
-  uint64_t largest = 0;
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    const WorkerInfo& info = workers_[w];
-    if (info.state != WorkerState::kReady || info.actor != 0) continue;
-    uint32_t cur = slot(w)->current.load(std::memory_order_relaxed);
+  // One kill at a time: let the last one free its memory. acquire: pairs with the reaper's
+  // release, so a pass after the reap reads again.
+  if (oom_kill_pending_.load(std::memory_order_acquire)) return std::nullopt;
+  MemoryReading reading;
+  reading.memory = read_memory(cfg_.memory_limit);
+  if (reading.memory.fraction() <= cfg_.memory_threshold) return std::nullopt;
+  // Every worker that runs something; watch_memory() keeps the task workers among them.
+  for (uint32_t w = 0; w < workers_.used(); ++w) {
+    const WorkerSlot* s = workers_.slot(w);
+    if (static_cast<WorkerState>(s->state.load(std::memory_order_acquire)) != WorkerState::kReady ||
+        s->current.load(std::memory_order_relaxed) == 0) {
+      continue;
+    }
+    const int32_t pid = s->pid.load(std::memory_order_relaxed);
+    if (pid > 0) reading.workers.push_back({w, pid, private_memory(pid)});
+  }
+  return reading;
+}
+
+void Scheduler::watch_memory(const MemoryReading& reading) {
+  if (oom_kill_pending_.load(std::memory_order_relaxed)) return;
+  // Task workers running a task now and measured by the reading (one that started after it
+  // is looked at in the next check). Actors and the driver are never chosen.
+  std::vector<OomCandidate> cands;
+  for (const WorkerMemory& m : reading.workers) {
+    const WorkerInfo& info = workers_.info(m.slot);
+    if (info.state != WorkerState::kReady || info.actor != 0 || workers_.pid(m.slot) != m.pid) {
+      continue;
+    }
+    const uint32_t cur = workers_.slot(m.slot)->current.load(std::memory_order_relaxed);
     if (cur == 0) continue;
     const TaskRecord* r = record(cur - 1);
-    bool retriable = r->spec.max_retries < 0 ||
-                     static_cast<int32_t>(r->spec.attempt) < r->spec.max_retries;
-    uint64_t rss = private_memory(slot(w)->pid.load(std::memory_order_relaxed));
-    largest = std::max(largest, rss);
-    cands.push_back({w, rss, retriable, r->started_ns});
+    const bool retriable = r->spec.max_retries < 0 ||
+                           static_cast<int32_t>(r->spec.attempt) < r->spec.max_retries;
+    cands.push_back({m.slot, m.private_bytes, retriable, r->started_ns});
   }
-  int64_t victim = -1;
-  const Candidate* best = nullptr;
-  // A worker holding less than this cannot be the cause (the pressure comes from outside the
-  // node, or from the driver): killing it would lose work and free nothing.
-  const uint64_t floor = std::max<uint64_t>(uint64_t{64} << 20, m.capacity / 100);
-  for (const Candidate& c : cands) {
-    if (c.rss < floor || c.rss * 10 < largest * 9) continue;  // small, or not near the largest
-    bool better = best == nullptr || (c.retriable && !best->retriable) ||
-                  (c.retriable == best->retriable && c.started > best->started);
-    if (better) best = &c;
-  }
-  if (best != nullptr) victim = best->w;
+  const int64_t victim = choose_oom_victim(cands, reading.memory.capacity);
   if (victim < 0) return;
-  int32_t pid = slot(static_cast<uint32_t>(victim))->pid.load(std::memory_order_relaxed);
+  const uint32_t w = cands[static_cast<size_t>(victim)].slot;
+  const int32_t pid = workers_.pid(w);
   if (pid <= 0) return;
   char threshold[16];
   std::snprintf(threshold, sizeof threshold, "%.0f%%", cfg_.memory_threshold * 100);
-  workers_[victim].oom = "memory in use " + describe(m) + " was above the threshold of " +
-                         threshold + " (worker pid=" + std::to_string(pid) +
+  workers_.info(w).oom = "memory in use " + describe(reading.memory) +
+                         " was above the threshold of " + threshold + " (worker pid=" +
+                         std::to_string(pid) +
                          "). Use less memory per task, run fewer at once (num_cpus), or raise "
                          "memory_usage_threshold";
-  oom_kill_pending_ = true;
+  oom_kill_pending_.store(true, std::memory_order_relaxed);
   ++stats_.oom_kills;
   kill(pid, SIGKILL);
 }
 
-void Scheduler::reap_actor(uint32_t w, int32_t status, int32_t pid) {
-  WorkerInfo& info = workers_[w];
-  ActorInfo& a = actors_[info.actor];
-  const bool intended = slot(w)->exit_intended.exchange(0, std::memory_order_acq_rel) != 0;
-  const bool restart = !a.no_restart && !intended && a.restarts_left != 0;
-  std::string why = intended       ? std::string("the actor called exit_actor()")
-                    : a.no_restart ? (a.death_cause.empty() ? "the actor was killed with ember.kill()"
-                                                            : a.death_cause)
-                                   : describe_exit(w, status, pid);
-  // Its unfinished calls, in the order they were pushed.
-  std::deque<Pending> unfinished;
-  for (const TaskRef& ref : info.assigned) {
-    TaskRecord* r = record(ref.index);
-    uint64_t c = r->claim.load(std::memory_order_acquire);
-    if (claim_gen(c) != ref.gen || claim_state(c) == TaskState::kDone) continue;
-    TaskSpec spec = r->spec;
-    uint32_t gen = ++record_gen_[ref.index];
-    r->claim.store(make_claim(gen, 0, TaskState::kFree), std::memory_order_release);
-    free_records_.push_back(ref.index);
-    if ((spec.flags & kSpecActorCreate) != 0) {
-      // An __init__ that never finished: drop its run's hold (a restart takes a new one).
-      if (restart) {
-        release_creation(spec);
-      } else {
-        finish_failed(spec, ErrorKind::kActorDied, "the actor died while starting: " + why);
-      }
-      continue;
-    }
-    bool ran = claim_state(c) == TaskState::kRunning;
-    bool retry = restart && (!ran || a.max_task_retries < 0 ||
-                             static_cast<int32_t>(spec.attempt) < a.max_task_retries);
-    if (retry) {
-      if (ran) ++spec.attempt;
-      unfinished.push_back(Pending{spec, {}});
-    } else {
-      finish_failed(spec, ErrorKind::kActorDied,
-                    std::string("actor call ") + spec.name + " failed: " + why);
-    }
-  }
-  info.assigned.clear();
-  for (uint32_t i = 0; i < kMaxResources; ++i) available_[i] += a.hold[i];
-  std::fill(a.hold, a.hold + kMaxResources, 0);
-  free_gpus_ |= a.gpu_mask;
-  a.gpu_mask = 0;
-  if (restart) {
-    if (a.restarts_left > 0) --a.restarts_left;
-    // Creation first, then the calls it had, then the ones that were waiting.
-    for (auto it = unfinished.rbegin(); it != unfinished.rend(); ++it) a.calls.push_front(*it);
-    hold_creation(a.creation);  // what this new run of __init__ will release
-    a.calls.push_front(Pending{a.creation, {}});
-    spawn(w, info.actor);
-    return;
-  }
-  a.dead = true;
-  a.death = "the actor " + std::string(a.creation.name) + " is dead: " + why;
-  release_creation(a.creation);
-  for (const Pending& p : a.calls) finish_failed(p.spec, ErrorKind::kActorDied, a.death);
-  a.calls.clear();
-  info = WorkerInfo{};
-  slot(w)->state.store(static_cast<uint32_t>(WorkerState::kUnused), std::memory_order_release);
-}
-
 void Scheduler::kill_actor(uint32_t actor, bool no_restart) {
   std::lock_guard<std::mutex> g(mu_);
-  kill_actor_locked(actor, no_restart);
-}
-
-void Scheduler::kill_actor_locked(uint32_t actor, bool no_restart) {
-  auto it = actors_.find(actor);
-  if (it == actors_.end() || it->second.dead) return;
-  ActorInfo& a = it->second;
-  if (no_restart) a.no_restart = true;
-  int32_t pid = slot(a.slot)->pid.load(std::memory_order_relaxed);
-  if (pid > 0 && workers_[a.slot].state == WorkerState::kReady) {
-    kill(pid, SIGKILL);  // reap_actor() finishes the job when the forkserver reports it
-  } else {
-    a.kill_when_ready = true;  // not up yet: killed as soon as it is (reap_dead_workers)
-  }
+  actors_.kill(actor, no_restart);
 }
 
 bool Scheduler::actor_alive(uint32_t actor, std::string* why) {
   std::lock_guard<std::mutex> g(mu_);
-  auto it = actors_.find(actor);
-  if (it == actors_.end()) {
+  ActorInfo* a = actors_.find(actor);
+  if (a == nullptr) {
     collect_submissions();  // created by a worker whose creation is still in its ring?
-    it = actors_.find(actor);
+    a = actors_.find(actor);
   }
-  if (it == actors_.end()) return false;
-  if (it->second.dead && why != nullptr) *why = it->second.death;
-  return !it->second.dead;
+  if (a == nullptr) return false;
+  if (a->dead && why != nullptr) *why = a->death;
+  return !a->dead;
 }
 
 // --- cancel ---------------------------------------------------------------------------
@@ -1241,15 +459,15 @@ bool is_return_of(const Spec& spec, const ObjectID& id) {
 bool Scheduler::cancel(const ObjectID& ret, bool force, bool recursive) {
   std::lock_guard<std::mutex> g(mu_);
   collect_submissions();  // the children of a task may still be in its worker's ring
-  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+  for (auto it = dispatch_.queue().begin(); it != dispatch_.queue().end(); ++it) {
     if (!is_return_of(it->spec, ret)) continue;
     TaskSpec spec = it->spec;  // never ran: it has no children
-    dequeue(it);
+    dispatch_.dequeue(it);
     finish_failed(spec, ErrorKind::kTaskCancelled, std::string("task ") + spec.name + " was cancelled");
     return true;
   }
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    for (const TaskRef& ref : workers_[w].assigned) {
+    for (const TaskRef& ref : workers_.info(w).assigned) {
       TaskRecord* r = record(ref.index);
       uint64_t c = r->claim.load(std::memory_order_acquire);
       if (claim_gen(c) != ref.gen || !is_return_of(r->spec, ret)) continue;
@@ -1276,7 +494,7 @@ bool Scheduler::cancel_record(uint32_t index, uint32_t gen, bool force, bool rec
   if (claim_state(c) == TaskState::kRunning) {
     // Its children first: once interrupted, it no longer waits for them.
     if (recursive) cancel_children(index, gen, force, depth + 1);
-    int32_t pid = slot(claim_worker(c))->pid.load(std::memory_order_relaxed);
+    int32_t pid = workers_.slot(claim_worker(c))->pid.load(std::memory_order_relaxed);
     if (force) force_cancelled_.push_back(r->spec.returns);
     if (pid > 0) kill(pid, force ? SIGKILL : SIGINT);
     return true;
@@ -1290,14 +508,14 @@ void Scheduler::cancel_children(uint32_t index, uint32_t gen, bool force, int de
     return s.parent_index == index + 1 && s.parent_gen == gen &&
            (s.flags & (kSpecActorMethod | kSpecActorCreate)) == 0;
   };
-  for (auto it = queue_.begin(); it != queue_.end();) {
+  for (auto it = dispatch_.queue().begin(); it != dispatch_.queue().end();) {
     if (!is_child(it->spec)) {
       ++it;
       continue;
     }
     finish_failed(it->spec, ErrorKind::kTaskCancelled,
                   std::string("task ") + it->spec.name + " was cancelled with its parent");
-    it = dequeue(it);
+    it = dispatch_.dequeue(it);
   }
   for (const HeldRef& ref : unfinished_refs(/*with_actors=*/true)) {
     if (is_child(record(ref.index)->spec)) cancel_record(ref.index, ref.gen, force, true, depth);
@@ -1308,9 +526,9 @@ void Scheduler::cancel_children(uint32_t index, uint32_t gen, bool force, int de
 
 bool Scheduler::busy() {
   std::lock_guard<std::mutex> g(mu_);
-  if (!queue_.empty()) return true;
+  if (!dispatch_.queue().empty()) return true;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].state == WorkerState::kReady && workers_[w].pushed != done_of(w)) return true;
+    if (workers_.info(w).state == WorkerState::kReady && workers_.info(w).pushed != workers_.done(w)) return true;
   }
   return false;
 }
@@ -1318,53 +536,29 @@ bool Scheduler::busy() {
 SchedulerStats Scheduler::stats() {
   std::lock_guard<std::mutex> g(mu_);
   SchedulerStats s = stats_;
-  s.queued = queue_.size();
-  s.cpus_contended = contended_;
-  std::copy(available_, available_ + kMaxResources, s.available);
+  s.dispatched = dispatch_.stats().dispatched;
+  s.direct = dispatch_.stats().direct;
+  s.stolen = dispatch_.stats().stolen;
+  s.workers_started = workers_.started();
+  s.queued = dispatch_.queue().size();
+  s.cpus_contended = contention_.contended();
+  std::copy(resources_.available(), resources_.available() + kMaxResources, s.available);
   return s;
-}
-
-void Scheduler::record_event(const TaskRecord& r) {
-  if (r.started_ns == 0) return;  // cancelled before it ran
-  const size_t len = strnlen(r.spec.name, sizeof r.spec.name);
-  if (last_event_name_ >= event_names_.size() ||
-      event_names_[last_event_name_].compare(0, std::string::npos, r.spec.name, len) != 0) {
-    const std::string name(r.spec.name, len);
-    auto it = event_name_ids_.find(name);
-    if (it == event_name_ids_.end()) {
-      it = event_name_ids_.emplace(name, static_cast<uint32_t>(event_names_.size())).first;
-      event_names_.push_back(name);
-    }
-    last_event_name_ = it->second;
-  }
-  Event e{last_event_name_, r.worker_pid, r.started_ns, r.finished_ns};
-  if (events_.size() < kMaxTaskEvents) {
-    events_.push_back(e);
-  } else {
-    events_[events_next_] = e;
-    events_next_ = (events_next_ + 1) % kMaxTaskEvents;
-  }
 }
 
 std::vector<Scheduler::TaskEvent> Scheduler::task_events() {
   std::lock_guard<std::mutex> g(mu_);
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].state == WorkerState::kReady) reclaim(w);  // the ones just finished too
+    if (workers_.info(w).state == WorkerState::kReady) workers_.reclaim(w, table_, events_);  // the ones just finished too
   }
-  std::vector<TaskEvent> out;
-  out.reserve(events_.size());
-  for (size_t i = 0; i < events_.size(); ++i) {
-    const Event& e = events_[(events_next_ + i) % events_.size()];
-    out.push_back(TaskEvent{event_names_[e.name], e.worker_pid, e.started_ns, e.finished_ns});
-  }
-  return out;
+  return events_.snapshot();
 }
 
 std::vector<Scheduler::ActorSummary> Scheduler::actors() {
   std::lock_guard<std::mutex> g(mu_);
   std::vector<ActorSummary> out;
-  for (const auto& [id, a] : actors_) {
-    const WorkerInfo& w = workers_[a.slot];
+  for (const auto& [id, a] : actors_.all()) {
+    const WorkerInfo& w = workers_.info(a.slot);
     const bool here = !a.dead && w.actor == id;  // the slot's process is (or will be) this actor's
     std::string state = a.dead ? "DEAD"
                         : !here || w.state == WorkerState::kStarting ||
@@ -1372,7 +566,7 @@ std::vector<Scheduler::ActorSummary> Scheduler::actors() {
                             ? "PENDING_CREATION"
                             : w.state == WorkerState::kReady ? "ALIVE" : "RESTARTING";
     int32_t pid = here && w.state == WorkerState::kReady
-                      ? slot(a.slot)->pid.load(std::memory_order_relaxed)
+                      ? workers_.slot(a.slot)->pid.load(std::memory_order_relaxed)
                       : 0;
     out.push_back(ActorSummary{id, a.creation.name, state, pid, a.death, a.calls.size()});
   }
@@ -1385,9 +579,9 @@ std::vector<Scheduler::TaskSummary> Scheduler::tasks() {
   std::lock_guard<std::mutex> g(mu_);
   std::vector<TaskSummary> out;
   const uint64_t now = monotonic_ns();
-  for (Pending& p : queue_) {
+  for (Pending& p : dispatch_.queue()) {
     const char* state = p.not_before_ns > now ? "BACKOFF"
-                        : !deps_ready(p.deps) ? "PENDING_ARGS"
+                        : !dispatch_.deps_ready(p.deps) ? "PENDING_ARGS"
                                               : "PENDING_RESOURCES";
     out.push_back(TaskSummary{p.spec.name, p.spec.returns, state, 0, 0});
   }
@@ -1396,7 +590,7 @@ std::vector<Scheduler::TaskSummary> Scheduler::tasks() {
     uint64_t c = r->claim.load(std::memory_order_acquire);
     const bool running = claim_state(c) == TaskState::kRunning;
     int32_t pid = running ? r->worker_pid
-                          : slot(ref.worker)->pid.load(std::memory_order_relaxed);
+                          : workers_.slot(ref.worker)->pid.load(std::memory_order_relaxed);
     uint64_t ran = running && now > r->started_ns ? now - r->started_ns : 0;
     out.push_back(TaskSummary{r->spec.name, r->spec.returns,
                               running ? "RUNNING" : "QUEUED_ON_WORKER", pid, ran});
@@ -1408,8 +602,8 @@ std::vector<Scheduler::HeldRef> Scheduler::unfinished_refs(bool with_actors) {
   std::vector<HeldRef> out;
   std::unordered_set<uint32_t> seen;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (!with_actors && workers_[w].actor != 0) continue;
-    for (const TaskRef& ref : workers_[w].assigned) {
+    if (!with_actors && workers_.info(w).actor != 0) continue;
+    for (const TaskRef& ref : workers_.info(w).assigned) {
       uint64_t c = record(ref.index)->claim.load(std::memory_order_acquire);
       if (claim_gen(c) != ref.gen || claim_state(c) == TaskState::kDone) continue;
       if (seen.insert(ref.index).second) out.push_back(HeldRef{ref.index, ref.gen, w});
@@ -1422,7 +616,7 @@ std::vector<int32_t> Scheduler::worker_pids() {
   std::lock_guard<std::mutex> g(mu_);
   std::vector<int32_t> pids;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_[w].state == WorkerState::kReady) pids.push_back(slot(w)->pid.load());
+    if (workers_.info(w).state == WorkerState::kReady) pids.push_back(workers_.slot(w)->pid.load());
   }
   return pids;
 }

@@ -1,43 +1,73 @@
-// Scheduler: the driver's side of the task runtime: dispatch, resources, supervision.
+// Scheduler: the driver's side of the task runtime. A coordinator: it owns the pieces, holds
+// the one lock they share, and sequences them; each piece owns one concept and its invariants.
 //
 //   driver threads ──submit()──┬─ direct: push TaskRef into a worker's inbound ring
-//                              └─ else: queue_ ──► scheduler thread ──► inbound rings
-//   workers ── outbound rings (nested submissions) ──► scheduler thread
+//                              └─ else: the dispatcher's queue ──► scheduler thread ──► rings
+//   workers ── outbound rings (nested submissions, actor creations/kills) ──► scheduler thread
 //   forkserver ── WorkerSlot.state = kExited, doorbell ──► scheduler thread (reap)
 //
-// Invariants (all driver-side state is guarded by mu_):
-//  - A task's resources are held by the worker it is dispatched to, as a lease: a worker
-//    leases 1 CPU for default tasks (and then takes up to kDepth of them, so it never idles
-//    between tasks), or leases exactly a non-default task's resources ("exclusive": nothing
-//    else is pushed to it). A lease is released when the worker has finished everything
-//    pushed to it, or while it is blocked in get() (it takes the lease back afterwards, even
-//    if that oversubscribes the node for a while).
-//  - A task is never left waiting behind another while a worker that could run it idles: the
-//    scheduler pushes a copy of a queued TaskRef to the idle worker, and the record's claim
-//    CAS lets exactly one of them run it (task.h).
-//  - Default tasks go straight from the submitting thread to a worker only when nothing is
-//    queued (so submission order is kept) and their dependencies are sealed.
-//  - A record is freed only after the driver sees it DONE; its generation bump makes any
-//    copy of its TaskRef still in a ring stale.
+// The pieces (each header states its protocol and invariants)
+//   resources.h    ResourcePool, Lease: amounts not leased, GPU ids, lend / take back
+//   task_table.h   TaskTable: the records in the segment, their generations, publish / free
+//   task_events.h  TaskEvents: finished tasks for ember.timeline()
+//   worker_pool.h  WorkerPool: slots, spawn, announce, exits and their descriptions, retiring
+//   dispatch.h     Dispatcher: the queue, where each task goes, stealing, stranded tasks
+//   actors.h       ActorTable: actors, their waiting calls, restarts, kills
+//   memory_monitor.h, contention.h: the watchers (the OOM victim, cpus_contended)
+//   What stays here: the public API, the loop, reaping (retry or fail what a dead worker
+//   held), cancel, and the summaries that read several pieces.
+//
+// One pass of the scheduler thread
+//   1. without mu_: read_exits() (exited workers, with the tail of their logs),
+//      read_memory_pressure() (/proc/meminfo, cgroup files, /proc/PID/statm when above the
+//      threshold), watch_contention() (/proc/PID/schedstat, /proc/stat; decides alone)
+//   2. under mu_: reap, collect submissions, lend leases, steal, dispatch the queue and the
+//      actors' calls, end unreferenced actors, the OOM kill, release idle leases, start and
+//      retire workers, set the notify level
+//   3. sleep on the doorbell (50 ms at most)
+//
+// Invariants
+//  - mu_ guards every piece's state (the pieces have no locks of their own); the loop thread
+//    also owns a few fields outside it (marked below), and stats() reads the contention
+//    decision through an atomic.
+//  - No slow I/O and no waiting under mu_: /proc and log files are read in step 1, before mu_
+//    is taken, and applied under it after checking they still describe the same process
+//    (slot generation, pid); a worker that exits after the read is reaped in the next pass
+//    (its doorbell makes that pass immediate). Spawning never waits: the spawn ring holds a
+//    request per slot (worker_pool.h P1). What runs under mu_ is bookkeeping, ring pushes,
+//    store table operations (the store's own short lock) and kill(2).
+//  - submit() holds mu_ for one try_dispatch() or one enqueue (O(workers in use)); the
+//    bindings release the GIL before calling it, so a driver thread waiting for mu_ blocks
+//    no Python thread.
+//  - A task's resources are held by the worker it is dispatched to, as a lease (dispatch.h
+//    D4); a record is freed only after the driver sees it DONE or its worker dead, and its
+//    generation bump makes every copy of its TaskRef still in a ring stale (task_table.h).
+//  - A task is never left waiting behind another while a worker that could run it idles
+//    (dispatch.h D3, D5).
 //  - The scheduler thread never takes the GIL.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
+#include "actors.h"
+#include "contention.h"
+#include "dispatch.h"
+#include "memory_monitor.h"
 #include "object_format.h"
-#include "queued_spec.h"
+#include "resources.h"
 #include "status.h"
 #include "store.h"
 #include "task.h"
+#include "task_events.h"
+#include "task_table.h"
+#include "worker_pool.h"
 
 namespace ember {
 
@@ -119,13 +149,8 @@ class Scheduler {
   SchedulerStats stats();
   std::vector<int32_t> worker_pids();
 
-  /// A finished task or actor call, for ember.timeline().
-  struct TaskEvent {
-    std::string name;
-    int32_t worker_pid;
-    uint64_t started_ns;   ///< CLOCK_MONOTONIC
-    uint64_t finished_ns;
-  };
+  /// A finished task or actor call, for ember.timeline() (task_events.h).
+  using TaskEvent = ember::TaskEvent;
   /// The last kMaxTaskEvents finished tasks, oldest first.
   std::vector<TaskEvent> task_events();
 
@@ -153,68 +178,13 @@ class Scheduler {
   RuntimeControl* control() const { return rc_; }
 
  private:
-  /// A task waiting in queue_ (or an actor's calls): 128 bytes, plus a tail for the rare
-  /// parts (queued_spec.h), so that a million queued tasks fit in the node's memory target.
-  struct Pending {
-    Pending(const TaskSpec& s, std::vector<ObjectID> d = {}, uint64_t not_before = 0)
-        : spec(s), deps(std::move(d)), not_before_ns(not_before) {}
-    QueuedSpec spec;
-    std::vector<ObjectID> deps;  ///< top-level ref arguments not seen sealed yet
-    uint64_t not_before_ns = 0;  ///< a retry after an OOM kill waits out its backoff
-  };
-  // Four to a 512-byte block of std::deque (libstdc++): the queue's memory per task.
-  static_assert(sizeof(Pending) <= 128);
-  struct ActorInfo {
-    TaskSpec creation;                 ///< run again on each restart
-    uint32_t slot = 0;                 ///< its worker slot (kept across restarts)
-    int32_t restarts_left = 0;         ///< -1: forever
-    int32_t max_task_retries = 0;      ///< -1: forever
-    bool dead = false;
-    bool no_restart = false;           ///< killed with no_restart
-    bool kill_when_ready = false;      ///< killed before its process was up
-    bool detached = false;             ///< lives on when every handle is gone
-    std::string death_cause;           ///< set when the driver kills it for a reason
-    std::string death;                 ///< why it died, for ActorDiedError
-    int64_t hold[kMaxResources] = {};  ///< resources it keeps while it lives
-    uint32_t gpu_mask = 0;             ///< the GPU ids of that hold
-    std::deque<Pending> calls;         ///< creation and calls not yet in its ring, in order
-  };
-  struct WorkerInfo {
-    uint32_t generation = 0;              ///< of the process we track in this slot
-    WorkerState state = WorkerState::kUnused;
-    uint64_t pushed = 0;                  ///< TaskRefs pushed to its inbound ring
-    int64_t lease[kMaxResources] = {};    ///< resources it holds
-    bool leased = false;
-    bool exclusive = false;               ///< leased for one non-default task
-    bool lease_lent = false;              ///< lease given back while blocked in get()
-    uint32_t gpu_mask = 0;                ///< GPU ids its lease holds (bit i: GPU i)
-    uint32_t actor = 0;                   ///< the actor living in this slot; 0: a task worker
-    bool retiring = false;                ///< an idle extra worker being stopped
-    uint64_t run_delay_ns = 0;            ///< its last schedstat run delay (watch_contention)
-    uint64_t ran_ns = 0;                  ///< and its last schedstat run time
-    uint64_t idle_since_ns = 0;           ///< when it last became idle (0: it is not)
-    std::string oom;                      ///< set when the memory monitor killed it: why
-    std::deque<TaskRef> assigned;         ///< pushed, not yet seen finished
-  };
-
-  WorkerSlot* slot(uint32_t i) const;
   TaskRecord* record(uint32_t i) const;
-  uint64_t done_of(uint32_t w) const;
-  bool is_idle(uint32_t w) const;
 
   void loop();
   // One pass of the scheduler thread, under mu_; each step is one verb.
-  void reap_dead_workers();
+  /// Notices announced workers, and reaps the exited ones in `exits` (read before mu_).
+  void reap_dead_workers(const std::vector<ExitNote>& exits);
   void collect_submissions();
-  /// The only ways into and out of queue_: they keep queued_special_ right.
-  void enqueue(Pending p, bool front = false);
-  std::deque<Pending>::iterator dequeue(std::deque<Pending>::iterator it);
-  /// Registers and starts actor `creation.actor` (ids come from RuntimeControl::next_actor).
-  Status create_actor_locked(TaskSpec creation, std::vector<ObjectID> deps, int32_t max_restarts,
-                             int32_t max_task_retries, bool detached);
-  /// An actor that could not be created: known as dead, its creation return an error.
-  void fail_actor_creation(const TaskSpec& creation, const std::string& why);
-  void kill_actor_locked(uint32_t actor, bool no_restart);
   /// Cancels a dispatched task by its record (queued: never runs; running: interrupted or,
   /// with force, killed), then, if `recursive`, the tasks it submitted. False if it is done.
   bool cancel_record(uint32_t index, uint32_t gen, bool force, bool recursive, int depth);
@@ -229,91 +199,56 @@ class Scheduler {
   std::vector<HeldRef> unfinished_refs(bool with_actors);
   /// Cancels every task submitted by the task of record (index, gen), and theirs.
   void cancel_children(uint32_t index, uint32_t gen, bool force, int depth);
-  void lend_blocked_leases();
-  void steal_for_idle_workers();
-  void dispatch_queued();
-  void release_idle_leases();
+  /// Spawns the workers dispatch_.start_workers() asks for.
   void start_workers();
-  /// Default tasks in workers' rings that no worker is about to claim (behind a running task
-  /// or in a blocked worker's ring), as many as `avail` has resources for (taken from it).
-  uint32_t count_stranded(int64_t* avail);
   void retire_idle_workers();
+  /// dispatch_.update_notify_flags(), knowing whether actors' calls wait.
   void update_notify_flags();
-  void dispatch_actor_calls();
-  void kill_unreferenced_actors();
-  void watch_memory();
-  /// Every kContentionPeriodNs: sets the store's cpus_contended flag from how long the
-  /// driver and the workers waited for a CPU (schedstat's run delay) since the last look.
+  /// What read_memory_pressure() found: memory above the threshold, and the private memory
+  /// of every worker running something then.
+  struct WorkerMemory {
+    uint32_t slot;
+    int32_t pid;
+    uint64_t private_bytes;
+  };
+  struct MemoryReading {
+    MemorySnapshot memory;
+    std::vector<WorkerMemory> workers;
+  };
+  /// Loop thread, without mu_: every memory_period_ms, reads the memory in use and, above the
+  /// threshold, the workers' /proc/PID/statm. Nothing while a kill is pending.
+  std::optional<MemoryReading> read_memory_pressure();
+  /// Under mu_: kills the worker choose_oom_victim() picks among those of `reading`.
+  void watch_memory(const MemoryReading& reading);
+  /// Loop thread, without mu_: every ContentionWatch::kPeriodNs, sets the store's
+  /// cpus_contended flag from how long the node's processes waited for a CPU (contention.h).
   void watch_contention();
-  void reap_actor(uint32_t w, int32_t status, int32_t pid);
-  void enqueue_actor_call(ActorInfo& actor, const TaskSpec& spec, std::vector<ObjectID> deps);
-  /// Takes / drops one count on a creation spec's class and arguments.
-  void hold_creation(const TaskSpec& spec);
-  void release_creation(const TaskSpec& spec);
-
-  bool try_dispatch(const TaskSpec& spec, bool direct);
-  bool deps_ready(std::vector<ObjectID>& deps);
-  bool is_default(const TaskSpec& spec) const { return is_default(spec.resources); }
-  bool is_default(const QueuedSpec& spec) const { return is_default(spec.resources); }
-  bool is_default(const int64_t* resources) const;
-  bool acquire(const int64_t* need);
-  void release(WorkerInfo& w);
-  /// Dispatches `spec` to worker `w` in a new record; false (nothing changed) if its ring is
-  /// full.
-  bool push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask = 0);
-  /// Takes GPU ids for `spec`'s GPU request out of the free ones.
-  uint32_t take_gpus(const TaskSpec& spec);
-  bool push_ref(uint32_t w, TaskRef ref);
-  bool has_room(uint32_t w) const;
-  int64_t alloc_record();
-  void reclaim(uint32_t w);
-  /// Asks the forkserver for a process in slot `w`, for actor `actor` (0: a task worker).
-  void spawn(uint32_t w, uint32_t actor = 0);
   void finish_failed(const TaskSpec& spec, ErrorKind kind, const std::string& msg);
   void fail_queue_after_startup_failures(const std::string& last);
   static constexpr uint32_t kMaxStartupFailures = 5;
-  std::string describe_exit(uint32_t w, int32_t status, int32_t pid) const;
 
   std::shared_ptr<Store> store_;
   SchedulerConfig cfg_;
   RuntimeControl* rc_ = nullptr;      ///< in the segment
   RuntimeLayout layout_;
 
-  std::mutex mu_;                     ///< guards everything below
-  std::vector<WorkerInfo> workers_;   ///< by slot
-  uint32_t slots_used_ = 0;           ///< 1 + the highest slot ever spawned
-  std::deque<Pending> queue_;         ///< submitted, not yet dispatched (FIFO)
-  size_t queued_special_ = 0;         ///< of which not default tasks (see enqueue/dequeue)
+  std::mutex mu_;                     ///< guards everything below, up to the loop's own
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
-  std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id
-  uint64_t next_memory_check_ns_ = 0;
-  uint64_t last_contention_check_ns_ = 0;
-  uint64_t driver_run_delay_ns_ = 0;  ///< the driver's main thread's, at that check
-  uint64_t driver_cpu_ns_ = 0;        ///< the driver's CPU time (all threads), at that check
-  uint64_t machine_busy_ns_ = 0;      ///< all CPUs' busy time (/proc/stat), at that check
-  bool contended_ = false;            ///< what watch_contention() last decided
-  uint64_t next_queue_scan_ns_ = 0;   ///< start_workers() looks at the whole queue then
-  bool oom_kill_pending_ = false;     ///< a worker was killed for memory and is not reaped yet
   uint32_t startup_failures_ = 0;     ///< task workers in a row that died before announcing
-  std::vector<uint32_t> free_records_;
-  std::vector<uint32_t> record_gen_;  ///< driver's copy of each record's generation
-  int64_t available_[kMaxResources] = {};
-  uint32_t free_gpus_ = 0;            ///< GPU ids not leased (bit i: GPU i)
+  ResourcePool resources_;            ///< the node's resources: amounts and GPU ids not leased
+  TaskTable table_;                   ///< the records: free ones, generations (task_table.h)
+  TaskEvents events_;                 ///< finished tasks, for ember.timeline()
+  WorkerPool workers_;                ///< the slots: leases, rings, spawning (worker_pool.h)
+  Dispatcher dispatch_;               ///< the queue and where each task goes (dispatch.h)
+  ActorTable actors_;                 ///< actors and their waiting calls (actors.h)
   SchedulerStats stats_{};
-  /// Finished tasks, a ring of at most kMaxTaskEvents: names interned (a task's name is one
-  /// of few), 24 bytes per event.
-  struct Event {
-    uint32_t name;
-    int32_t worker_pid;
-    uint64_t started_ns;
-    uint64_t finished_ns;
-  };
-  std::vector<Event> events_;
-  size_t events_next_ = 0;  ///< where the next event goes once the ring is full
-  std::vector<std::string> event_names_;
-  std::unordered_map<std::string, uint32_t> event_name_ids_;
-  uint32_t last_event_name_ = UINT32_MAX;  ///< a burst is mostly one task's name: no lookup
-  void record_event(const TaskRecord& r);
+
+  // Not guarded by mu_: the loop thread's own, or atomic (the header's invariants).
+  uint64_t next_memory_check_ns_ = 0;       ///< when read_memory_pressure() looks next
+  ContentionWatch contention_;              ///< its contended() is read by stats()
+  /// A worker was killed for memory and is not reaped yet: set and cleared under mu_, read by
+  /// read_memory_pressure() without it.
+  std::atomic<bool> oom_kill_pending_{false};
 
   std::thread thread_;
   std::atomic<bool> stop_{false};

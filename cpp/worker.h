@@ -40,7 +40,6 @@ class Worker {
   /// Declares that the running task waits in get() (gives its CPU back) or no longer does.
   void set_blocked(bool blocked);
 
-  /// The record index of the task this worker claimed and has not finished, or -1.
   /// Marks `spec` as submitted by the task this worker runs (for recursive cancel).
   void stamp_parent(TaskSpec& spec) const {
     int64_t index = current();
@@ -49,11 +48,11 @@ class Worker {
     // relaxed: our own record's claim, written by our CAS.
     spec.parent_gen = claim_gen(records_[index].claim.load(std::memory_order_relaxed));
   }
+  /// The record index of the task this worker claimed and has not finished, or -1.
   int64_t current() const {
     return static_cast<int64_t>(slot_->current.load(std::memory_order_relaxed)) - 1;
   }
   RuntimeControl* control() const { return rc_; }
-  uint32_t index() const { return index_; }
 
  private:
   std::shared_ptr<Store> store_;

@@ -1,0 +1,199 @@
+// actors: creating, calling, restarting, killing and burying actors.
+#include "actors.h"
+
+#include <signal.h>
+
+namespace ember {
+
+ActorTable::ActorTable(Store& store, RuntimeControl* rc, WorkerPool& workers,
+                       ResourcePool& resources, TaskTable& table, TaskEvents& events,
+                       Dispatcher& dispatch, Hooks hooks)
+    : store_(store), rc_(rc), workers_(workers), resources_(resources), table_(table),
+      events_(events), dispatch_(dispatch), hooks_(std::move(hooks)) {}
+
+Status ActorTable::create(TaskSpec creation, std::vector<ObjectID> deps, int32_t max_restarts,
+                          int32_t max_task_retries, bool detached) {
+  const int64_t w = workers_.free_slot();
+  if (w < 0) {
+    return Status(StatusCode::kInvalid, "cannot create actor " + std::string(creation.name) +
+                                            ": all " + std::to_string(workers_.size()) +
+                                            " worker slots are in use");
+  }
+  const uint32_t id = creation.actor;
+  creation.flags |= kSpecActorCreate;
+  ActorInfo& a = actors_[id];
+  a.creation = creation;
+  a.slot = static_cast<uint32_t>(w);
+  a.restarts_left = max_restarts;
+  a.max_task_retries = max_task_retries;
+  a.detached = detached;
+  a.calls.push_back(Pending{creation, std::move(deps)});
+  hold_creation(a.creation);  // A3: the actor's own, for re-running __init__ on restarts
+  (void)workers_.spawn(a.slot, id);  // a forkserver that is gone: the node is shutting down
+  ring_doorbell(rc_);
+  return Status::OK();
+}
+
+void ActorTable::fail_creation(const TaskSpec& creation, const std::string& why) {
+  ActorInfo& a = actors_[creation.actor];
+  a.creation = creation;
+  a.dead = true;
+  a.death = why;
+  hooks_.fail(creation, ErrorKind::kActorDied, why);
+}
+
+ActorInfo* ActorTable::find(uint32_t id) {
+  auto it = actors_.find(id);
+  return it == actors_.end() ? nullptr : &it->second;
+}
+
+void ActorTable::hold_creation(const TaskSpec& spec) {
+  (void)store_.add_ref(spec.function, /*mine=*/false);
+  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) (void)store_.add_ref(spec.args, false);
+}
+
+void ActorTable::release_creation(const TaskSpec& spec) {
+  store_.release_ref(spec.function, /*mine=*/false);
+  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) store_.release_ref(spec.args, false);
+}
+
+void ActorTable::submit_call(ActorInfo& a, const TaskSpec& spec, std::vector<ObjectID> deps) {
+  if (a.dead) {
+    hooks_.fail(spec, ErrorKind::kActorDied, a.death);
+    return;
+  }
+  if (a.calls.empty() && workers_.info(a.slot).state == WorkerState::kReady &&
+      dispatch_.deps_ready(deps) && table_.has_free() && workers_.has_room(a.slot) &&
+      dispatch_.push(a.slot, spec)) {
+    dispatch_.count_direct();
+    return;
+  }
+  a.calls.push_back(Pending{spec, std::move(deps)});
+  ring_doorbell(rc_);
+}
+
+void ActorTable::kill(uint32_t id, bool no_restart) {
+  ActorInfo* a = find(id);
+  if (a == nullptr || a->dead) return;
+  if (no_restart) a->no_restart = true;
+  const int32_t pid = workers_.pid(a->slot);
+  if (pid > 0 && workers_.info(a->slot).state == WorkerState::kReady) {
+    hooks_.signal(pid, SIGKILL);  // reap() finishes the job when the forkserver reports it
+  } else {
+    a->kill_when_ready = true;  // not up yet: killed as soon as it is (on_ready)
+  }
+}
+
+void ActorTable::on_ready(uint32_t w) {
+  const uint32_t id = workers_.info(w).actor;
+  if (id == 0) return;
+  ActorInfo& a = actors_[id];
+  if (!a.kill_when_ready) return;
+  a.kill_when_ready = false;
+  hooks_.signal(workers_.pid(w), SIGKILL);
+}
+
+void ActorTable::dispatch_calls() {
+  for (auto& [id, a] : actors_) {
+    if (a.dead || workers_.info(a.slot).state != WorkerState::kReady) continue;
+    while (!a.calls.empty()) {
+      Pending& p = a.calls.front();
+      if (!dispatch_.deps_ready(p.deps) || !table_.has_free() || !workers_.has_room(a.slot)) break;
+      const bool creation = (p.spec.flags & kSpecActorCreate) != 0;
+      if (creation) {
+        // Creating needs its resources free now (Ray: 1 CPU to schedule an actor); it keeps
+        // them only when asked for explicitly, and the hold's GPU ids are then its
+        // CUDA_VISIBLE_DEVICES while it lives.
+        if ((p.spec.flags & kSpecHoldResources) != 0) {
+          if (!a.hold.held && !resources_.lease(a.hold, p.spec.resources, /*exclusive=*/false)) {
+            break;
+          }
+        } else if (!resources_.fits(p.spec.resources)) {
+          break;
+        }
+      }
+      if (!dispatch_.push(a.slot, p.spec, creation ? a.hold.gpu_mask : 0)) break;
+      a.calls.pop_front();
+    }
+  }
+}
+
+void ActorTable::kill_unreferenced() {
+  for (auto& [id, a] : actors_) {
+    if (a.dead || a.detached || a.no_restart) continue;
+    if (store_.contains(a.creation.returns)) continue;
+    // As in Ray, calls already submitted still run: end it once it has nothing left to do.
+    if (!a.calls.empty() || workers_.info(a.slot).pushed != workers_.done(a.slot)) continue;
+    a.no_restart = true;
+    a.death_cause = "every handle to it went out of scope";
+    const int32_t pid = workers_.pid(a.slot);
+    if (pid > 0 && workers_.info(a.slot).state == WorkerState::kReady) {
+      hooks_.signal(pid, SIGKILL);
+    } else {
+      a.kill_when_ready = true;
+    }
+  }
+}
+
+void ActorTable::reap(uint32_t w, const std::string& exit_why) {
+  WorkerInfo& info = workers_.info(w);
+  ActorInfo& a = actors_[info.actor];
+  const bool intended =
+      workers_.slot(w)->exit_intended.exchange(0, std::memory_order_acq_rel) != 0;
+  const bool restart = !a.no_restart && !intended && a.restarts_left != 0;
+  const std::string why =
+      intended       ? std::string("the actor called exit_actor()")
+      : a.no_restart ? (a.death_cause.empty() ? "the actor was killed with ember.kill()"
+                                              : a.death_cause)
+                     : exit_why;
+  // Its unfinished calls, in the order they were pushed (its finished ones are freed).
+  std::deque<Pending> unfinished;
+  workers_.drain(w, table_, events_, [&](const TaskRef& ref, uint64_t c) {
+    TaskSpec spec = table_.record(ref.index).spec;
+    if ((spec.flags & kSpecActorCreate) != 0) {
+      // An __init__ that never finished: drop its run's hold (a restart takes a new one).
+      if (restart) {
+        release_creation(spec);
+      } else {
+        hooks_.fail(spec, ErrorKind::kActorDied, "the actor died while starting: " + why);
+      }
+      return true;
+    }
+    const bool ran = claim_state(c) == TaskState::kRunning;
+    const bool retry = restart && (!ran || a.max_task_retries < 0 ||
+                                   static_cast<int32_t>(spec.attempt) < a.max_task_retries);
+    if (retry) {
+      if (ran) ++spec.attempt;
+      unfinished.push_back(Pending{spec, {}});
+    } else {
+      hooks_.fail(spec, ErrorKind::kActorDied,
+                  std::string("actor call ") + spec.name + " failed: " + why);
+    }
+    return true;
+  });
+  resources_.end(a.hold);
+  if (restart) {
+    if (a.restarts_left > 0) --a.restarts_left;
+    // Creation first, then the calls it had, then the ones that were waiting.
+    for (auto it = unfinished.rbegin(); it != unfinished.rend(); ++it) a.calls.push_front(*it);
+    hold_creation(a.creation);  // what this new run of __init__ will release
+    a.calls.push_front(Pending{a.creation, {}});
+    (void)workers_.spawn(w, info.actor);
+    return;
+  }
+  a.dead = true;
+  a.death = "the actor " + std::string(a.creation.name) + " is dead: " + why;
+  release_creation(a.creation);
+  for (const Pending& p : a.calls) hooks_.fail(p.spec, ErrorKind::kActorDied, a.death);
+  a.calls.clear();
+  workers_.reset(w);
+}
+
+bool ActorTable::calls_waiting() const {
+  for (const auto& [id, a] : actors_) {
+    if (!a.dead && !a.calls.empty()) return true;
+  }
+  return false;
+}
+
+}  // namespace ember

@@ -1,0 +1,124 @@
+// actors: the driver's table of actors: creation, calls waiting for the actor's ring,
+// restarts, kills, and the end of actors no handle refers to.
+//
+// Life of an actor
+//   create() ── takes a free worker slot, spawns a process for it, queues the creation
+//      │         (__init__) first in `calls`
+//      ▼
+//   dispatch_calls() ── once the process is up: the creation (needs its resources free now;
+//      │                keeps them only with kSpecHoldResources), then the calls, in order
+//      ▼
+//   reap() ── its process ended: restart (the creation again, then the calls it had not
+//             finished, then the waiting ones) while restarts are left and it was not killed
+//             for good; else dead: every call waiting or unfinished fails with ActorDiedError
+//
+// Invariants
+//   A1  An actor lives in one worker slot for its whole life (restarts reuse it); the slot's
+//       WorkerInfo::actor names it, so the dispatcher never gives it tasks and never steals
+//       from it.
+//   A2  Calls from one caller run in submission order: submit_call() pushes straight into
+//       the ring only when nothing of that actor waits in `calls` (and its arguments are
+//       sealed); otherwise the call queues behind the ones waiting.
+//   A3  The actor holds one count on its class and arguments for its life (to run __init__
+//       again on a restart), and each run of the creation gets and releases its own count.
+//   A4  A dead actor stays in the table (dead, with its reason), so later calls on a handle
+//       fail with that reason rather than "no such actor".
+//   A5  Unless detached, an actor whose creation return the store has freed (no handle left
+//       anywhere) is killed for good once it has nothing left to run (Ray: submitted calls
+//       still run).
+//
+// Thread safety: none; every call is made under the scheduler's mu_.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "dispatch.h"
+#include "object_format.h"
+#include "resources.h"
+#include "status.h"
+#include "store.h"
+#include "task.h"
+#include "task_events.h"
+#include "task_table.h"
+#include "worker_pool.h"
+
+namespace ember {
+
+/// One actor as the driver tracks it.
+struct ActorInfo {
+  TaskSpec creation;                 ///< run again on each restart
+  uint32_t slot = 0;                 ///< its worker slot (kept across restarts, A1)
+  int32_t restarts_left = 0;         ///< -1: forever
+  int32_t max_task_retries = 0;      ///< -1: forever
+  bool dead = false;
+  bool no_restart = false;           ///< killed with no_restart
+  bool kill_when_ready = false;      ///< killed before its process was up
+  bool detached = false;             ///< lives on when every handle is gone
+  std::string death_cause;           ///< set when the driver kills it for a reason
+  std::string death;                 ///< why it died, for ActorDiedError
+  Lease hold;                        ///< resources it keeps while it lives (and GPU ids)
+  std::deque<Pending> calls;         ///< creation and calls not yet in its ring, in order
+};
+
+class ActorTable {
+ public:
+  /// What the table does to the world outside the segment, passed in so a test can watch.
+  struct Hooks {
+    /// Fails a task: its returns become `kind` errors with `msg`, its holds are released.
+    std::function<void(const TaskSpec&, ErrorKind, const std::string&)> fail;
+    /// Sends `sig` to process `pid` (::kill).
+    std::function<void(int32_t pid, int sig)> signal;
+  };
+
+  ActorTable(Store& store, RuntimeControl* rc, WorkerPool& workers, ResourcePool& resources,
+             TaskTable& table, TaskEvents& events, Dispatcher& dispatch, Hooks hooks);
+
+  /// Registers actor `creation.actor` (ids come from RuntimeControl::next_actor) in a free
+  /// slot and spawns its process. kInvalid if every slot is in use.
+  Status create(TaskSpec creation, std::vector<ObjectID> deps, int32_t max_restarts,
+                int32_t max_task_retries, bool detached);
+  /// An actor that could not be created: known as dead (A4), its creation return an error.
+  void fail_creation(const TaskSpec& creation, const std::string& why);
+  /// The actor, or nullptr if it was never created here.
+  ActorInfo* find(uint32_t id);
+  /// A method call (A2); fails at once if the actor is dead.
+  void submit_call(ActorInfo& actor, const TaskSpec& spec, std::vector<ObjectID> deps);
+  /// Kills the actor's process (now, or as soon as it is up); with `no_restart` for good.
+  void kill(uint32_t id, bool no_restart);
+
+  // The scheduler thread's verbs.
+  /// Worker `w`, an actor's, announced itself: killed at once if it was killed while starting.
+  void on_ready(uint32_t w);
+  /// Pushes waiting creations and calls into the rings of actors that are up.
+  void dispatch_calls();
+  /// A5.
+  void kill_unreferenced();
+  /// Worker `w`, an actor's, exited (`exit_why`: how, from its ExitNote): restart or bury.
+  void reap(uint32_t w, const std::string& exit_why);
+
+  /// True if some live actor has calls waiting for its ring (workers must ring after each).
+  bool calls_waiting() const;
+  const std::unordered_map<uint32_t, ActorInfo>& all() const { return actors_; }
+
+ private:
+  /// Takes / drops one count on a creation spec's class and arguments (A3).
+  void hold_creation(const TaskSpec& spec);
+  void release_creation(const TaskSpec& spec);
+
+  Store& store_;
+  RuntimeControl* rc_;
+  WorkerPool& workers_;
+  ResourcePool& resources_;
+  TaskTable& table_;
+  TaskEvents& events_;
+  Dispatcher& dispatch_;
+  Hooks hooks_;
+  std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id
+};
+
+}  // namespace ember
