@@ -1,6 +1,8 @@
 // actors: creating, calling, restarting, killing and burying actors.
 #include "actors.h"
 
+#include "submission.h"
+
 #include <signal.h>
 
 namespace ember {
@@ -47,15 +49,9 @@ ActorInfo* ActorTable::find(uint32_t id) {
   return it == actors_.end() ? nullptr : &it->second;
 }
 
-void ActorTable::hold_creation(const TaskSpec& spec) {
-  (void)store_.add_ref(spec.function, /*mine=*/false);
-  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) (void)store_.add_ref(spec.args, false);
-}
+void ActorTable::hold_creation(const TaskSpec& spec) { hold_inputs(store_, spec); }
 
-void ActorTable::release_creation(const TaskSpec& spec) {
-  store_.release_ref(spec.function, /*mine=*/false);
-  if ((spec.flags & (kSpecArgsInline | kSpecNoArgs)) == 0) store_.release_ref(spec.args, false);
-}
+void ActorTable::release_creation(const TaskSpec& spec) { release_inputs(store_, spec); }
 
 void ActorTable::submit_call(ActorInfo& a, const TaskSpec& spec, std::vector<ObjectID> deps) {
   if (a.dead) {

@@ -51,10 +51,7 @@ void Dispatcher::submit(const TaskSpec& spec, std::vector<ObjectID> deps) {
 }
 
 bool Dispatcher::deps_ready(std::vector<ObjectID>& deps) {
-  deps.erase(std::remove_if(deps.begin(), deps.end(),
-                            [this](const ObjectID& id) { return store_.is_sealed(id); }),
-             deps.end());
-  return deps.empty();
+  return deps.empty() || store_.drop_sealed(deps) == 0;  // one store lock for all of them
 }
 
 bool Dispatcher::push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask) {

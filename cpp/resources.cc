@@ -2,8 +2,40 @@
 #include "resources.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <string>
 
 namespace ember {
+
+namespace {
+
+/// "2" or "0.5": an amount in kResourceUnit as the user wrote it.
+std::string format_units(int64_t v) {
+  char buf[32];
+  if (v % kResourceUnit == 0) {
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v / kResourceUnit));
+  } else {
+    std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v) / kResourceUnit);
+  }
+  return buf;
+}
+
+}  // namespace
+
+Status check_feasible(const RuntimeControl& rc, const TaskSpec& spec) {
+  for (uint32_t i = 0; i < kMaxResources; ++i) {
+    if (spec.resources[i] <= rc.totals[i]) continue;
+    std::string name = rc.resource_names[i][0] != 0 ? std::string(rc.resource_names[i])
+                                                    : "resource " + std::to_string(i);
+    return Status(StatusCode::kInvalid,
+                  std::string("task ") + spec.name + " needs " + format_units(spec.resources[i]) +
+                      " " + name + " but this node has " + format_units(rc.totals[i]) +
+                      ": it could never run (one machine cannot grow). Lower the request, or "
+                      "start ember with more, e.g. ember.init(num_cpus=..., num_gpus=..., "
+                      "resources={...}).");
+  }
+  return Status::OK();
+}
 
 bool is_default_request(const int64_t* resources) {
   if (resources[kResourceCPU] != kResourceUnit) return false;

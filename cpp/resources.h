@@ -34,9 +34,15 @@
 
 #include <cstdint>
 
+#include "status.h"
 #include "task.h"
 
 namespace ember {
+
+/// Checks a task's resource request against the node's totals in `rc` (any process):
+/// kInvalid with a message naming the task, the resource and both amounts. Checked once per
+/// submission, before anything is created in the store (submission.h).
+Status check_feasible(const RuntimeControl& rc, const TaskSpec& spec);
 
 /// Resources a worker (or an actor that keeps them) holds, drawn from a ResourcePool.
 struct Lease {

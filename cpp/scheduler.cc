@@ -12,7 +12,9 @@
 #include <unordered_set>
 
 #include "contention.h"
+#include "object_io.h"
 #include "memory_monitor.h"
+#include "submission.h"
 
 namespace ember {
 
@@ -25,21 +27,7 @@ constexpr uint64_t kIdleWorkerRetireNs = 1'000'000'000;
 /// The longest backoff before retrying a task killed for memory.
 constexpr uint64_t kMaxOomRetryDelayMs = 60'000;
 
-std::string format_units(int64_t v) {
-  char buf[32];
-  if (v % kResourceUnit == 0) {
-    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v / kResourceUnit));
-  } else {
-    std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v) / kResourceUnit);
-  }
-  return buf;
-}
-
 }  // namespace
-
-uint64_t runtime_bytes(const SchedulerConfig& cfg) {
-  return RuntimeLayout(cfg.max_workers, cfg.task_capacity).size;
-}
 
 Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
     : store_(std::move(store)),
@@ -47,7 +35,7 @@ Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
       rc_(reinterpret_cast<RuntimeControl*>(store_->runtime_region())),
       layout_(cfg_.max_workers, cfg_.task_capacity),
       resources_(cfg_.totals),
-      table_(reinterpret_cast<TaskRecord*>(reinterpret_cast<uint8_t*>(rc_) + layout_.records_at),
+      table_(*store_, reinterpret_cast<TaskRecord*>(reinterpret_cast<uint8_t*>(rc_) + layout_.records_at),
              cfg_.task_capacity),
       events_(kMaxTaskEvents),
       workers_(rc_, layout_, cfg_.max_workers, cfg_.num_cpus),
@@ -97,27 +85,9 @@ void Scheduler::stop() {
 
 // --- submission -----------------------------------------------------------------------
 
-Status check_feasible(const RuntimeControl& rc, const TaskSpec& spec) {
-  for (uint32_t i = 0; i < kMaxResources; ++i) {
-    if (spec.resources[i] <= rc.totals[i]) continue;
-    std::string name = rc.resource_names[i][0] != 0 ? std::string(rc.resource_names[i])
-                                                    : "resource " + std::to_string(i);
-    return Status(StatusCode::kInvalid,
-                  std::string("task ") + spec.name + " needs " + format_units(spec.resources[i]) +
-                      " " + name + " but this node has " + format_units(rc.totals[i]) +
-                      ": it could never run (one machine cannot grow). Lower the request, or "
-                      "start ember with more, e.g. ember.init(num_cpus=..., num_gpus=..., "
-                      "resources={...}).");
-  }
-  return Status::OK();
-}
-
-Status Scheduler::submit(const TaskSpec& spec, std::vector<ObjectID> deps) {
-  Status st = check_feasible(*rc_, spec);
-  if (!st.ok()) return st;
+void Scheduler::submit(const TaskSpec& spec, std::vector<ObjectID> deps) {
   std::lock_guard<std::mutex> g(mu_);  // short: one try_dispatch() or one enqueue
   dispatch_.submit(spec, std::move(deps));
-  return Status::OK();
 }
 
 // --- the scheduler thread -------------------------------------------------------------
@@ -250,20 +220,10 @@ void Scheduler::fail_queue_after_startup_failures(const std::string& last) {
 void Scheduler::finish_failed(const TaskSpec& spec, ErrorKind kind, const std::string& msg) {
   ++stats_.failed;
   for (uint32_t i = 0; i < spec.num_returns; ++i) {
-    ObjectID id{spec.returns.hi, spec.returns.lo + i};
-    ObjectLayout layout(0, 0, msg.size());
-    auto dst = store_->create_object(id, layout.end_of_stream, false);
-    if (!dst.ok()) continue;  // the store is full or closed: get() reports that instead
-    ObjectHeader h{kObjectMagic, kFlagError | kFlagRawMessage, static_cast<uint16_t>(kind), 0, 0,
-                   msg.size()};
-    std::memcpy(*dst, &h, sizeof h);
-    std::memcpy(*dst + layout.stream_at, msg.data(), msg.size());
-    (void)store_->seal(id);
+    // A store that is full or closed cannot take it: get() reports that instead.
+    (void)write_error_message(*store_, ObjectID{spec.returns.hi, spec.returns.lo + i}, kind, msg);
   }
-  if ((spec.flags & kSpecArgsInline) == 0 && (spec.flags & kSpecNoArgs) == 0) {
-    store_->release_ref(spec.args, /*mine=*/false);  // the task's hold on its arguments
-  }
-  store_->release_ref(spec.function, /*mine=*/false);  // and on its function
+  release_inputs(*store_, spec);  // the task's holds (task_table.h, T5)
 }
 
 void Scheduler::collect_submissions() {
@@ -348,11 +308,9 @@ void Scheduler::update_notify_flags() {
 Result<uint32_t> Scheduler::create_actor(TaskSpec creation, std::vector<ObjectID> deps,
                                          int32_t max_restarts, int32_t max_task_retries,
                                          bool detached) {
-  Status st = check_feasible(*rc_, creation);
-  if (!st.ok()) return st;
   std::lock_guard<std::mutex> g(mu_);
   creation.actor = rc_->next_actor.fetch_add(1, std::memory_order_relaxed);
-  st = actors_.create(creation, std::move(deps), max_restarts, max_task_retries, detached);
+  Status st = actors_.create(creation, std::move(deps), max_restarts, max_task_retries, detached);
   if (!st.ok()) return st;
   return creation.actor;
 }
@@ -528,9 +486,19 @@ bool Scheduler::busy() {
   std::lock_guard<std::mutex> g(mu_);
   if (!dispatch_.queue().empty()) return true;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_.info(w).state == WorkerState::kReady && workers_.info(w).pushed != workers_.done(w)) return true;
+    const WorkerInfo& info = workers_.info(w);
+    if (info.state == WorkerState::kReady && info.pushed != workers_.done(w)) return true;
   }
   return false;
+}
+
+size_t Scheduler::retire_finished() {
+  std::lock_guard<std::mutex> g(mu_);
+  const size_t free_records = table_.free_count();
+  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
+    if (workers_.info(w).state == WorkerState::kReady) workers_.reclaim(w, table_, events_);
+  }
+  return table_.free_count() - free_records;
 }
 
 SchedulerStats Scheduler::stats() {

@@ -84,13 +84,6 @@ struct SchedulerConfig {
   uint32_t oom_retry_delay_ms = 1000;    ///< first backoff of a task retried after an OOM kill
 };
 
-/// Bytes of runtime region a store needs for this config.
-uint64_t runtime_bytes(const SchedulerConfig& cfg);
-
-/// Checks a task's resource request against the node's totals in `rc` (any process):
-/// kInvalid with a message naming the task, the resource and both amounts.
-Status check_feasible(const RuntimeControl& rc, const TaskSpec& spec);
-
 /// Counters for introspection and tests.
 struct SchedulerStats {
   uint64_t queued;        ///< waiting in the scheduler (deps or resources)
@@ -119,9 +112,9 @@ class Scheduler {
   /// Stops the thread and wakes every worker so it can exit. Processes are the forkserver's.
   void stop();
 
-  /// Submits a task whose returns were created PENDING. `deps` are the top-level ObjectRef
-  /// arguments. kInvalid when the node can never satisfy its resources.
-  Status submit(const TaskSpec& spec, std::vector<ObjectID> deps);
+  /// Submits a task whose returns were created PENDING and whose resources were checked
+  /// feasible (submission.h: make_spec). `deps` are the top-level ObjectRef arguments.
+  void submit(const TaskSpec& spec, std::vector<ObjectID> deps);
   /// Creates an actor: a dedicated worker process that runs `creation` (the class's
   /// __init__) first and then only that actor's calls. Returns the actor id.
   /// Unless `detached`, the actor is killed once its ready object (creation's return, which
@@ -145,6 +138,11 @@ class Scheduler {
 
   /// True while some task is queued or dispatched and not finished.
   bool busy();
+  /// Retires the tasks that finished since the scheduler thread last looked, so their inputs
+  /// go back to the store now (task_table.h, T5); how many. A caller whose store is full
+  /// calls it before giving up: the memory of a task's arguments passed by value comes back
+  /// on the scheduler's next pass otherwise (up to its 50 ms housekeeping period).
+  size_t retire_finished();
 
   SchedulerStats stats();
   std::vector<int32_t> worker_pids();

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "scheduler.h"
+#include "resources.h"
 
 namespace ember {
 

@@ -4,10 +4,12 @@
 #include <algorithm>
 #include <cassert>
 
+#include "submission.h"
+
 namespace ember {
 
-TaskTable::TaskTable(TaskRecord* records, uint32_t capacity)
-    : records_(records), capacity_(capacity), gen_(capacity, 1) {
+TaskTable::TaskTable(Store& store, TaskRecord* records, uint32_t capacity)
+    : store_(store), records_(records), capacity_(capacity), gen_(capacity, 1) {
   free_.reserve(capacity);
   for (uint32_t i = capacity; i > 0; --i) free_.push_back(i - 1);  // index 0 on top
 }
@@ -33,6 +35,11 @@ void TaskTable::free(uint32_t index) {
   // release: a stale TaskRef's CAS (old gen) fails from now on, in every process.
   records_[index].claim.store(make_claim(gen, 0, TaskState::kFree), std::memory_order_release);
   free_.push_back(index);
+}
+
+void TaskTable::retire(uint32_t index) {
+  release_inputs(store_, records_[index].spec);
+  free(index);
 }
 
 }  // namespace ember

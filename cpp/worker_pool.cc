@@ -13,8 +13,6 @@ namespace ember {
 
 namespace {
 
-/// The worker's task-name marker lines (python/ember/_worker.py): not the user's output.
-constexpr char kTaskMarker[] = "\x1e:task:";
 
 /// Reads [start, start + len) of `fd` into `out`; false on an error.
 bool read_range(int fd, off_t start, size_t len, std::string& out) {
@@ -55,7 +53,8 @@ std::string tail_lines(const std::string& path, int n) {
     while (at < buf.size()) {
       size_t nl = buf.find('\n', at);
       size_t end = nl == std::string::npos ? buf.size() : nl;
-      if (!(first && start > 0) && buf.compare(at, sizeof kTaskMarker - 1, kTaskMarker) != 0) {
+      const bool marker = buf.compare(at, sizeof kTaskLogMarker - 1, kTaskLogMarker) == 0;
+      if (!(first && start > 0) && !marker) {
         lines.emplace_back(buf, at, end - at);
       }
       first = false;
@@ -127,7 +126,7 @@ void WorkerPool::reclaim(uint32_t w, TaskTable& table, TaskEvents& events) {
     assigned.pop_front();
     if (claim_gen(c) == ref.gen) {  // DONE and not yet freed (a stolen copy may be elsewhere)
       events.record(table.record(ref.index));
-      table.free(ref.index);
+      table.retire(ref.index);
     }
   }
 }

@@ -122,7 +122,7 @@ class WorkerPool {
       if (claim_gen(c) != ref.gen) continue;
       if (claim_state(c) == TaskState::kDone) {
         events.record(table.record(ref.index));
-        table.free(ref.index);
+        table.retire(ref.index);
       } else if (fn(ref, c)) {
         table.free(ref.index);
       }

@@ -270,6 +270,12 @@ void bind_scheduler(py::module_& m) {
              py::gil_scoped_release nogil;
              return rt.scheduler->busy();
            })
+      .def("retire_finished",
+           [](DriverRuntime& rt) {
+             py::gil_scoped_release nogil;
+             return rt.scheduler->retire_finished();
+           },
+           "Gives back the inputs of tasks finished and not yet retired; how many.")
       .def("stats", &scheduler_stats)
       .def("worker_pids", [](DriverRuntime& rt) { return rt.scheduler->worker_pids(); })
       .def("actors", &actor_summaries)
@@ -310,11 +316,8 @@ void bind_worker(py::module_& m) {
              write_object(*rt.store, ObjectID{s.returns.hi, s.returns.lo + i}, stream, buffers,
                           nested, ObjectMeta{is_error ? uint16_t{kFlagError} : uint16_t{0}});
            })
-      .def("finish",
-           [](WorkerRuntime& rt, uint32_t index) {
-             release_inputs(*rt.store, rt.worker->record(index).spec);
-             rt.worker->finish(index);
-           })
+      .def("finish",  // the task's input holds go back when the driver retires it (T5)
+           [](WorkerRuntime& rt, uint32_t index) { rt.worker->finish(index); })
       .def("kill_actor",
            [](WorkerRuntime& rt, uint32_t actor, bool no_restart) {
              TaskSpec spec{};
@@ -393,7 +396,8 @@ Status DriverRuntime::dispatch(TaskSpec& spec, std::vector<ObjectID> deps) {
     scheduler->submit_actor_call(spec, std::move(deps));
     return Status::OK();
   }
-  return scheduler->submit(spec, std::move(deps));
+  scheduler->submit(spec, std::move(deps));
+  return Status::OK();
 }
 
 Result<uint32_t> DriverRuntime::create_actor(TaskSpec& spec, std::vector<ObjectID> deps,
