@@ -35,7 +35,7 @@ Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
       rc_(reinterpret_cast<RuntimeControl*>(store_->runtime_region())),
       layout_(cfg_.max_workers, cfg_.task_capacity),
       resources_(cfg_.totals),
-      table_(*store_, reinterpret_cast<TaskRecord*>(reinterpret_cast<uint8_t*>(rc_) + layout_.records_at),
+      table_(reinterpret_cast<TaskRecord*>(reinterpret_cast<uint8_t*>(rc_) + layout_.records_at),
              cfg_.task_capacity),
       events_(kMaxTaskEvents),
       workers_(rc_, layout_, cfg_.max_workers, cfg_.num_cpus),
@@ -490,15 +490,6 @@ bool Scheduler::busy() {
     if (info.state == WorkerState::kReady && info.pushed != workers_.done(w)) return true;
   }
   return false;
-}
-
-size_t Scheduler::retire_finished() {
-  std::lock_guard<std::mutex> g(mu_);
-  const size_t free_records = table_.free_count();
-  for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
-    if (workers_.info(w).state == WorkerState::kReady) workers_.reclaim(w, table_, events_);
-  }
-  return table_.free_count() - free_records;
 }
 
 SchedulerStats Scheduler::stats() {

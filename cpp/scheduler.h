@@ -138,11 +138,6 @@ class Scheduler {
 
   /// True while some task is queued or dispatched and not finished.
   bool busy();
-  /// Retires the tasks that finished since the scheduler thread last looked, so their inputs
-  /// go back to the store now (task_table.h, T5); how many. A caller whose store is full
-  /// calls it before giving up: the memory of a task's arguments passed by value comes back
-  /// on the scheduler's next pass otherwise (up to its 50 ms housekeeping period).
-  size_t retire_finished();
 
   SchedulerStats stats();
   std::vector<int32_t> worker_pids();

@@ -100,6 +100,9 @@ struct alignas(64) TaskRecord {
   uint64_t finished_ns;
   uint32_t gpu_mask;            ///< GPUs assigned (bit i: GPU i), for CUDA_VISIBLE_DEVICES
   int32_t worker_pid;
+  /// 1 once the worker that runs it gives back its inputs' holds (its results all sealed);
+  /// 0 from each publish (task_table.h, T5).
+  std::atomic<uint32_t> inputs_released;
   TaskSpec spec;
 };
 

@@ -4,12 +4,10 @@
 #include <algorithm>
 #include <cassert>
 
-#include "submission.h"
-
 namespace ember {
 
-TaskTable::TaskTable(Store& store, TaskRecord* records, uint32_t capacity)
-    : store_(store), records_(records), capacity_(capacity), gen_(capacity, 1) {
+TaskTable::TaskTable(TaskRecord* records, uint32_t capacity)
+    : records_(records), capacity_(capacity), gen_(capacity, 1) {
   free_.reserve(capacity);
   for (uint32_t i = capacity; i > 0; --i) free_.push_back(i - 1);  // index 0 on top
 }
@@ -23,6 +21,7 @@ std::optional<TaskRef> TaskTable::publish(const TaskSpec& spec, uint32_t gpu_mas
   r.started_ns = r.finished_ns = 0;
   r.gpu_mask = gpu_mask;
   r.worker_pid = 0;
+  r.inputs_released.store(0, std::memory_order_relaxed);  // published by the claim's release
   const uint32_t gen = gen_[index];
   // release: the worker's acquire CAS on the claim sees the spec written above.
   r.claim.store(make_claim(gen, 0, TaskState::kQueued), std::memory_order_release);
@@ -37,9 +36,13 @@ void TaskTable::free(uint32_t index) {
   free_.push_back(index);
 }
 
-void TaskTable::retire(uint32_t index) {
-  release_inputs(store_, records_[index].spec);
-  free(index);
+bool TaskTable::finished_by(const TaskRef& ref, uint32_t w) const {
+  const uint64_t c = claim(ref.index);
+  if (claim_gen(c) != ref.gen) return false;
+  if (claim_state(c) == TaskState::kDone) return true;
+  // acquire: pairs with the worker's release of the flag, stored after its results' seals.
+  return claim_state(c) == TaskState::kRunning && claim_worker(c) == w &&
+         records_[ref.index].inputs_released.load(std::memory_order_acquire) != 0;
 }
 
 }  // namespace ember

@@ -24,12 +24,14 @@
 //       ref. (Debug builds check that a freed index is not already free.)
 //   T4  Indices come back last-freed first, so a node that keeps few tasks in flight touches
 //       few records (their cache lines and pages stay warm).
-//   T5  A task's holds on its function and its args object (submission.h) go back exactly
-//       once: here, when its record is retired DONE (its results are sealed), or when the
-//       scheduler fails it for good. A worker that dies before DONE leaves them for the retry;
-//       one that dies after DONE is retired by the reaper. (Workers gave them back themselves
-//       before marking DONE: one killed in between had its task retried, and the retry gave
-//       them back a second time, freeing a function object its RemoteFunction still held.)
+//   T5  A task's holds on its function and its args object (submission.h) go back at most
+//       once: by the worker that runs it, after its results are sealed and before DONE, with
+//       `inputs_released` set first (Worker::finish); or by the scheduler when it fails the
+//       task for good. A worker that dies with the flag set finished the task: the reaper
+//       frees its record like a DONE one (drain), never retries it, and gives nothing back
+//       (a death between the flag and the releases leaks those holds; a retry would give them
+//       back twice, freeing a function object its RemoteFunction still holds). A worker that
+//       dies before the flag leaves them to the retry.
 //
 // Crash story: a worker that dies holding a record leaves it QUEUED or RUNNING with the
 // current gen; the scheduler frees it while reaping the worker (after deciding to retry or
@@ -40,16 +42,15 @@
 #include <optional>
 #include <vector>
 
-#include "store.h"
 #include "task.h"
 
 namespace ember {
 
 class TaskTable {
  public:
-  /// Books for `capacity` records at `records` (in the runtime region of `store`, zeroed: each
+  /// Books for `capacity` records at `records` (in the segment's runtime region, zeroed: each
   /// record starts FREE with generation 0; the first publish uses generation 1).
-  TaskTable(Store& store, TaskRecord* records, uint32_t capacity);
+  TaskTable(TaskRecord* records, uint32_t capacity);
 
   uint32_t capacity() const { return capacity_; }
   TaskRecord& record(uint32_t index) const { return records_[index]; }
@@ -69,11 +70,11 @@ class TaskTable {
   [[nodiscard]] std::optional<TaskRef> publish(const TaskSpec& spec, uint32_t gpu_mask);
   /// Frees record `index` (steps 5-6, T3): the only way a record goes back.
   void free(uint32_t index);
-  /// A DONE record: gives back its task's holds on its inputs (T5), then frees it.
-  void retire(uint32_t index);
+  /// True if worker `w` ran the task of `ref` to its end: DONE, or RUNNING on `w` with its
+  /// inputs given back (T5: `w` died after its results were sealed).
+  bool finished_by(const TaskRef& ref, uint32_t w) const;
 
  private:
-  Store& store_;
   TaskRecord* records_;
   uint32_t capacity_;
   std::vector<uint32_t> free_;  ///< free indices, a stack (T4)

@@ -1,6 +1,8 @@
 // Worker: claiming, finishing and submitting tasks from a worker process.
 #include "worker.h"
 
+#include "submission.h"
+
 namespace ember {
 
 namespace {
@@ -53,6 +55,12 @@ int64_t Worker::next_task(int timeout_ms) {
 
 void Worker::finish(uint32_t index) {
   TaskRecord& r = records_[index];
+  // The task's holds on its inputs go back now, while the task is still ours, so memory they
+  // pin is free by the time its results are seen DONE. The flag first (release: after the
+  // results' seals): if we die from here on, the reaper knows the task finished and neither
+  // retries it nor gives the holds back again (task_table.h, T5).
+  r.inputs_released.store(1, std::memory_order_release);
+  release_inputs(*store_, r.spec);
   r.finished_ns = monotonic_ns();
   slot_->current.store(0, std::memory_order_relaxed);
   // relaxed: our own claim (RUNNING, set by our CAS); safe from any of our threads.

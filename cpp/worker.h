@@ -31,7 +31,8 @@ class Worker {
   int64_t next_task(int timeout_ms);
   /// The record of a task returned by next_task().
   TaskRecord& record(uint32_t index) const;
-  /// Declares the task finished (its returns sealed).
+  /// Declares the task finished (its returns sealed): gives back its holds on its inputs,
+  /// then marks it DONE (task_table.h, T5).
   void finish(uint32_t index);
   /// Submits a nested task to the scheduler (its returns already PENDING).
   Status submit(const TaskSpec& spec);

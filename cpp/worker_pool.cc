@@ -126,7 +126,7 @@ void WorkerPool::reclaim(uint32_t w, TaskTable& table, TaskEvents& events) {
     assigned.pop_front();
     if (claim_gen(c) == ref.gen) {  // DONE and not yet freed (a stolen copy may be elsewhere)
       events.record(table.record(ref.index));
-      table.retire(ref.index);
+      table.free(ref.index);
     }
   }
 }

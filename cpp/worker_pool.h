@@ -120,9 +120,9 @@ class WorkerPool {
     for (const TaskRef& ref : refs) {
       const uint64_t c = table.claim(ref.index);
       if (claim_gen(c) != ref.gen) continue;
-      if (claim_state(c) == TaskState::kDone) {
+      if (table.finished_by(ref, w)) {  // DONE, or it died giving back the inputs (T5)
         events.record(table.record(ref.index));
-        table.retire(ref.index);
+        table.free(ref.index);
       } else if (fn(ref, c)) {
         table.free(ref.index);
       }

@@ -491,7 +491,7 @@ def test_a_worker_flooding_its_output_neither_stalls_the_node_nor_the_printer(ca
         assert os.path.getsize(log) >= 100 << 20  # the file keeps all of it
         tail = node.log_printer.tails[os.path.basename(log)]
         # The printer skips what it cannot print and catches up with the file's end at once.
-        assert wait_for(lambda: tail.offset == os.path.getsize(log), 5)
+        assert wait_for(lambda: tail.offset == os.path.getsize(log), 20)
         printed = capfd.readouterr().out
         assert f"of output skipped: printing cannot keep up; all of it is in {log}" in printed
         assert len(printed) < 3 * _logs.MAX_BEHIND  # not 100 MB

@@ -270,12 +270,6 @@ void bind_scheduler(py::module_& m) {
              py::gil_scoped_release nogil;
              return rt.scheduler->busy();
            })
-      .def("retire_finished",
-           [](DriverRuntime& rt) {
-             py::gil_scoped_release nogil;
-             return rt.scheduler->retire_finished();
-           },
-           "Gives back the inputs of tasks finished and not yet retired; how many.")
       .def("stats", &scheduler_stats)
       .def("worker_pids", [](DriverRuntime& rt) { return rt.scheduler->worker_pids(); })
       .def("actors", &actor_summaries)
@@ -316,8 +310,8 @@ void bind_worker(py::module_& m) {
              write_object(*rt.store, ObjectID{s.returns.hi, s.returns.lo + i}, stream, buffers,
                           nested, ObjectMeta{is_error ? uint16_t{kFlagError} : uint16_t{0}});
            })
-      .def("finish",  // the task's input holds go back when the driver retires it (T5)
-           [](WorkerRuntime& rt, uint32_t index) { rt.worker->finish(index); })
+      .def("finish", [](WorkerRuntime& rt, uint32_t index) { rt.worker->finish(index); },
+           "The task's results are sealed: its inputs go back, then it is DONE.")
       .def("kill_actor",
            [](WorkerRuntime& rt, uint32_t actor, bool no_restart) {
              TaskSpec spec{};

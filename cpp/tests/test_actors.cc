@@ -42,7 +42,7 @@ class ActorsTest : public ::testing::Test {
   int64_t totals_[kMaxResources] = {2 * U, 1 * U};
   ResourcePool resources_{totals_};
   WorkerPool workers_{rc_, layout_, kWorkers, /*num_cpus=*/1};
-  TaskTable table_{*store_, reinterpret_cast<TaskRecord*>(store_->runtime_region() + layout_.records_at),
+  TaskTable table_{reinterpret_cast<TaskRecord*>(store_->runtime_region() + layout_.records_at),
                    kRecords};
   TaskEvents events_{100};
   Dispatcher dispatch_{*store_, rc_, workers_, resources_, table_, events_};

@@ -39,7 +39,7 @@ class DispatchTest : public ::testing::Test {
   int64_t totals_[kMaxResources] = {2 * U, 1 * U};  // 2 CPUs, 1 GPU
   ResourcePool resources_{totals_};
   WorkerPool workers_{rc_, layout_, kWorkers, /*num_cpus=*/2};
-  TaskTable table_{*store_, reinterpret_cast<TaskRecord*>(store_->runtime_region() + layout_.records_at),
+  TaskTable table_{reinterpret_cast<TaskRecord*>(store_->runtime_region() + layout_.records_at),
                    kRecords};
   TaskEvents events_{100};
   Dispatcher d_{*store_, rc_, workers_, resources_, table_, events_};

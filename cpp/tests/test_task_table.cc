@@ -29,7 +29,7 @@ class TaskTableTest : public ::testing::Test {
   }();
   TaskRecord* records_ =
       reinterpret_cast<TaskRecord*>(store_->runtime_region() + layout_.records_at);
-  TaskTable table_{*store_, records_, kCapacity};
+  TaskTable table_{records_, kCapacity};
 
   static TaskSpec spec(const char* name) {
     TaskSpec s{};
@@ -129,40 +129,21 @@ TEST_F(TaskTableTest, GenerationsAreIndependentPerRecord) {
   EXPECT_EQ(table_.generation(1), 1u);
 }
 
-TEST_F(TaskTableTest, RetiringADoneTaskGivesBackItsInputsAndFreeingDoesNot) {
-  // A function and an args object, each with its owner's count and the task's hold (T5).
-  auto object = [this](const char* bytes) {
-    const ObjectID id = store_->new_id();
-    auto dst = store_->create_object(id, std::strlen(bytes));
-    EXPECT_TRUE(dst.ok());
-    std::memcpy(*dst, bytes, std::strlen(bytes));
-    EXPECT_TRUE(store_->seal(id).ok());
-    EXPECT_TRUE(store_->add_ref(id, /*mine=*/false).ok());  // the task's hold
-    return id;
-  };
-  auto refs = [this](const ObjectID& id) {
-    for (const Store::ObjectInfo& o : store_->list_objects()) {
-      if (o.id == id) return o.refs;
-    }
-    return -1;
-  };
-  TaskSpec s = spec("f");
-  s.function = object("fn");
-  s.args = object("args");
-  // Freed without finishing (a worker died; the task is retried): the retry needs them.
-  auto retried = table_.publish(s, 0);
-  ASSERT_TRUE(retried.has_value());
-  table_.free(retried->index);
-  EXPECT_EQ(refs(s.function), 2);
-  EXPECT_EQ(refs(s.args), 2);
-  // Retired DONE: the task's holds go back, once; the owners' counts stay.
-  auto done = table_.publish(s, 0);
-  ASSERT_TRUE(done.has_value() && claim(*done, 1));
-  finish(*done, 1);
-  table_.retire(done->index);
-  EXPECT_EQ(refs(s.function), 1);
-  EXPECT_EQ(refs(s.args), 1);
-  EXPECT_FALSE(table_.current(*done));
+TEST_F(TaskTableTest, ATaskIsFinishedOnceDoneOrOnceItsWorkerGaveBackItsInputs) {
+  auto ref = table_.publish(spec("f"), 0);
+  ASSERT_TRUE(ref.has_value() && claim(*ref, 3));
+  EXPECT_FALSE(table_.finished_by(*ref, 3)) << "running: a death now means a retry";
+  records_[ref->index].inputs_released.store(1);  // Worker::finish, results sealed (T5)
+  EXPECT_TRUE(table_.finished_by(*ref, 3)) << "a death now: finished, never retried";
+  EXPECT_FALSE(table_.finished_by(*ref, 4)) << "only for the worker that runs it";
+  table_.free(ref->index);
+  EXPECT_FALSE(table_.finished_by(*ref, 3)) << "stale";
+
+  auto next = table_.publish(spec("g"), 0);  // the same record again: the flag starts clear
+  ASSERT_TRUE(next.has_value() && next->index == ref->index && claim(*next, 3));
+  EXPECT_FALSE(table_.finished_by(*next, 3));
+  finish(*next, 3);
+  EXPECT_TRUE(table_.finished_by(*next, 3));
 }
 
 }  // namespace

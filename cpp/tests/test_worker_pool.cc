@@ -39,7 +39,7 @@ class WorkerPoolTest : public ::testing::Test {
     return rc;
   }();
   WorkerPool pool_{rc_, layout_, kWorkers, /*num_cpus=*/2};
-  TaskTable table_{*store_, reinterpret_cast<TaskRecord*>(store_->runtime_region() + layout_.records_at),
+  TaskTable table_{reinterpret_cast<TaskRecord*>(store_->runtime_region() + layout_.records_at),
                    kRecords};
   TaskEvents events_{100};
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ember import _core, _node
 from ember import _ray_backend as _ray
-from ember.exceptions import GetTimeoutError, ObjectStoreFullError, _BadArgument
+from ember.exceptions import GetTimeoutError, _BadArgument
 from ember.object_ref import ObjectRef
 from ember.serialization import deserialize, serialize
 
@@ -187,17 +187,7 @@ def put(value: Any) -> ObjectRef:
             "Calling 'put' on an ObjectRef is not allowed. If you really want to do this, you "
             "can wrap the ObjectRef in a list and call 'put' on it."
         )
-    parts = serialize(value)
-    try:
-        return store.put(*parts)
-    except ObjectStoreFullError:
-        # Tasks that just finished give their arguments back when the scheduler retires them
-        # (on its next pass, which may be under way): retire them now and try once more.
-        scheduler = _node.current().scheduler
-        if scheduler is None:
-            raise
-        scheduler.retire_finished()
-        return store.put(*parts)
+    return store.put(*serialize(value))
 
 
 def _raise_first_failure(parts: list) -> None:

@@ -146,7 +146,6 @@ class RemoteFunction:
             stream, buffers, nested, deps = None, [], [], []
         runtime = node.scheduler if node.is_driver else node.worker
         deadline = None
-        retried_idle = False
         while True:
             try:
                 refs = runtime.submit(fref, options, stream, buffers, nested, deps)
@@ -157,13 +156,8 @@ class RemoteFunction:
                 # nothing runs (waiting cannot help), or after STORE_FULL_PATIENCE seconds.
                 now = time.monotonic()
                 deadline = deadline or now + STORE_FULL_PATIENCE
-                idle = node.is_driver and not node.scheduler.busy()
-                if now > deadline or (idle and retried_idle):
+                if now > deadline or (node.is_driver and not node.scheduler.busy()):
                     raise
-                if idle:  # finished tasks' arguments come back as they are retired: now
-                    node.scheduler.retire_finished()
-                    retried_idle = True
-                    continue
                 time.sleep(0.002)
         n = opts["num_returns"]
         if n == 1:
