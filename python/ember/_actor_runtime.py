@@ -33,6 +33,10 @@ class ActorState:
         self.slots = None
         if self.is_async:
             self.loop = asyncio.new_event_loop()
+            # The loop is also this (the worker's main) thread's current one, where __init__
+            # runs: Python 3.9's asyncio.Event() and friends bind the current loop when made,
+            # and must belong to the loop the methods run on.
+            asyncio.set_event_loop(self.loop)
             # Calls for the loop, handed over in batches: one wake-up of the loop thread per
             # batch rather than per call (run_coroutine_threadsafe costs a pipe write and a
             # concurrent Future each). Deque appends and the flag are atomic under the GIL.
