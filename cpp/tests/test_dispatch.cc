@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 
+#include "runtime_test_util.h"
 #include "store.h"
 
 namespace ember {
@@ -22,20 +23,8 @@ class DispatchTest : public ::testing::Test {
   static constexpr uint32_t kWorkers = 4;
   static constexpr uint32_t kRecords = 256;
   RuntimeLayout layout_{kWorkers, kRecords};
-  std::shared_ptr<Store> store_ = [this] {
-    StoreOptions o;
-    o.capacity = 4 << 20;
-    o.prefault = false;
-    o.runtime_bytes = layout_.size;
-    auto r = Store::create(o);
-    EXPECT_TRUE(r.ok()) << r.status().message();
-    return *r;
-  }();
-  RuntimeControl* rc_ = [this] {
-    auto* rc = reinterpret_cast<RuntimeControl*>(store_->runtime_region());
-    Ring<SpawnRequest, kSpawnCapacity>::create_at(&rc->spawn);
-    return rc;
-  }();
+  std::shared_ptr<Store> store_ = testing_util::runtime_store(layout_);
+  RuntimeControl* rc_ = testing_util::runtime_control(*store_);
   int64_t totals_[kMaxResources] = {2 * U, 1 * U};  // 2 CPUs, 1 GPU
   ResourcePool resources_{totals_};
   WorkerPool workers_{rc_, layout_, kWorkers, /*num_cpus=*/2};

@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 
+#include "runtime_test_util.h"
 #include "store.h"
 
 namespace ember {
@@ -18,15 +19,7 @@ class TaskTableTest : public ::testing::Test {
  protected:
   static constexpr uint32_t kCapacity = 8;
   RuntimeLayout layout_{4, kCapacity};
-  std::shared_ptr<Store> store_ = [this] {
-    StoreOptions o;
-    o.capacity = 4 << 20;
-    o.prefault = false;
-    o.runtime_bytes = layout_.size;
-    auto r = Store::create(o);
-    EXPECT_TRUE(r.ok()) << r.status().message();
-    return *r;
-  }();
+  std::shared_ptr<Store> store_ = testing_util::runtime_store(layout_);
   TaskRecord* records_ =
       reinterpret_cast<TaskRecord*>(store_->runtime_region() + layout_.records_at);
   TaskTable table_{records_, kCapacity};

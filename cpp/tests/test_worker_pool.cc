@@ -14,6 +14,7 @@
 #include <memory>
 #include <random>
 
+#include "runtime_test_util.h"
 #include "store.h"
 
 namespace ember {
@@ -24,20 +25,8 @@ class WorkerPoolTest : public ::testing::Test {
   static constexpr uint32_t kWorkers = 6;
   static constexpr uint32_t kRecords = 128;
   RuntimeLayout layout_{kWorkers, kRecords};
-  std::shared_ptr<Store> store_ = [this] {
-    StoreOptions o;
-    o.capacity = 4 << 20;
-    o.prefault = false;
-    o.runtime_bytes = layout_.size;
-    auto r = Store::create(o);
-    EXPECT_TRUE(r.ok()) << r.status().message();
-    return *r;
-  }();
-  RuntimeControl* rc_ = [this] {
-    auto* rc = reinterpret_cast<RuntimeControl*>(store_->runtime_region());
-    Ring<SpawnRequest, kSpawnCapacity>::create_at(&rc->spawn);
-    return rc;
-  }();
+  std::shared_ptr<Store> store_ = testing_util::runtime_store(layout_);
+  RuntimeControl* rc_ = testing_util::runtime_control(*store_);
   WorkerPool pool_{rc_, layout_, kWorkers, /*num_cpus=*/2};
   TaskTable table_{reinterpret_cast<TaskRecord*>(store_->runtime_region() + layout_.records_at),
                    kRecords};
