@@ -23,6 +23,7 @@ void bind_protocol(py::module_& m) {
   m.attr("MAX_RESOURCES") = kMaxResources;
   m.attr("RESOURCE_UNIT") = kResourceUnit;
   m.attr("FLAG_ERROR") = static_cast<uint32_t>(kFlagError);
+  m.attr("FLAG_RAW_MESSAGE") = static_cast<uint32_t>(kFlagRawMessage);
   m.attr("SPEC_RETRY_EXCEPTIONS") = static_cast<uint32_t>(kSpecRetryExceptions);
   m.attr("SPEC_ACTOR_CREATE") = static_cast<uint32_t>(kSpecActorCreate);
   m.attr("SPEC_ACTOR_METHOD") = static_cast<uint32_t>(kSpecActorMethod);

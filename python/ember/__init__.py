@@ -5,6 +5,10 @@ shared-memory object store with zero-copy numpy arrays.
 """
 
 from ember import actor, exceptions, util
+
+# The one version (pyproject.toml) reaches the C++ build; reading it from there is free, while
+# importlib.metadata costs ~10 ms of start-up.
+from ember._core import __version__
 from ember.actor import get_actor, kill, method
 from ember.api import (
     available_resources,
@@ -24,31 +28,27 @@ from ember.api import (
 from ember.object_ref import ObjectRef
 from ember.runtime_context import get_runtime_context
 
-# The one version (pyproject.toml) reaches the C++ build; reading it from there is free, while
-# importlib.metadata costs ~10 ms of start-up.
-from ember._core import __version__  # noqa: E402
-
 __all__ = [
     "ObjectRef",
     "__version__",
+    "actor",
     "available_resources",
     "cancel",
     "cluster_resources",
-    "actor",
     "exceptions",
-    "get_actor",
-    "kill",
-    "method",
-    "util",
     "get",
+    "get_actor",
     "get_gpu_ids",
     "get_runtime_context",
     "init",
     "is_initialized",
+    "kill",
+    "method",
     "nodes",
     "put",
     "remote",
     "shutdown",
     "timeline",
+    "util",
     "wait",
 ]

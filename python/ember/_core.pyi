@@ -10,6 +10,7 @@ __version__: str
 MAX_RESOURCES: int  # resource slots of the node: CPU, GPU, then custom ones
 RESOURCE_UNIT: int  # amounts are fixed-point, in 1/RESOURCE_UNIT
 FLAG_ERROR: int  # an object's flags: a failure that get() raises
+FLAG_RAW_MESSAGE: int  # with FLAG_ERROR: the bytes are a UTF-8 message from the core
 SPEC_RETRY_EXCEPTIONS: int  # TaskOptions.flags: an exception in the task is retried
 SPEC_ACTOR_CREATE: int
 SPEC_ACTOR_METHOD: int

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import os
@@ -130,10 +131,8 @@ def main(store_fd: int, driver_pipe: int, log_dir: str, spill_dir: str = "") -> 
 
             shutil.rmtree(spill_dir, ignore_errors=True)
         for pid in workers:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for _ in list(workers):
             try:
                 os.waitpid(-1, 0)

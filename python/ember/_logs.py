@@ -17,7 +17,7 @@ import re
 import sys
 import threading
 
-from ember._worker import LOG_MARKER
+from ember._core import LOG_MARKER
 
 _NAME = re.compile(r"worker-(\d+)\.(out|err)$")
 

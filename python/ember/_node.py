@@ -16,7 +16,6 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-
 from ember import _core, _session
 from ember.exceptions import NotInitializedError
 
@@ -40,6 +39,9 @@ class NodeInfo:
     def __getitem__(self, key: str):  # Ray's init() result is also read like a dict
         return getattr(self, key)
 
+    def with_dashboard(self, url: str) -> NodeInfo:
+        return dataclasses.replace(self, dashboard_url=url)
+
     @property
     def address_info(self) -> dict:
         return {"node_id": self.node_id, "session_dir": self.session_dir}
@@ -57,7 +59,7 @@ def idle_trim_seconds() -> float:
     back to the kernel: 10 s, like jemalloc's decay, because a put into given-back memory
     pays its page faults again (200 MB: ~60 ms instead of ~15 ms here);
     $EMBER_IDLE_TRIM_SECONDS changes it (0: never)."""
-    return float(os.environ.get("EMBER_IDLE_TRIM_SECONDS", 10))
+    return float(os.environ.get("EMBER_IDLE_TRIM_SECONDS", "10"))
 
 
 #: Resource names in the order of the C++ core's resource slots (CPU, GPU, then custom).
@@ -84,6 +86,7 @@ class Node:
         self.spill_dir = ""  # driver only: removed at shutdown
         self.info: NodeInfo | None = None
         self.actor_state = None  # in an actor's process: its _ActorState
+        self.actor_id: int | None = None  # in an actor's process: its id
         self.gpu_ids: list[int] = []  # in a worker: the GPUs of its task (or actor)
 
     @property
@@ -106,13 +109,15 @@ class Node:
 
     # --- driver ---------------------------------------------------------------------
 
-    def start_runtime(self, max_workers: int, task_capacity: int, log_to_driver: bool,
-                      memory_threshold: float, memory_limit: int,
-                      dashboard: tuple[str, int] | None = None) -> None:
+    def start_runtime(self, max_workers: int, task_capacity: int, memory_threshold: float,
+                      memory_limit: int) -> None:
+        """Starts the scheduler and the forkserver (driver). The log printer and the dashboard
+        are the caller's to start (ember._local): they read the node, the node needs neither.
+        """
         self.log_dir = os.path.join(self.session_dir, "logs")  # made by _session, 0700
         totals = [round(v * _core.RESOURCE_UNIT) for v in self.resources.values()]
         # Ray's name for it is RAY_task_oom_retry_delay_base_ms.
-        oom_retry_delay_ms = int(os.environ.get("EMBER_TASK_OOM_RETRY_DELAY_BASE_MS", 1000))
+        oom_retry_delay_ms = int(os.environ.get("EMBER_TASK_OOM_RETRY_DELAY_BASE_MS", "1000"))
         self.scheduler = _core.Scheduler(self.store, _core.SchedulerConfig(
             totals=totals, names=list(self.resources), num_cpus=self.num_cpus,
             max_workers=max_workers, task_capacity=task_capacity, log_dir=self.log_dir,
@@ -120,10 +125,6 @@ class Node:
             oom_retry_delay_ms=oom_retry_delay_ms))
         self.scheduler.start()
         self._start_forkserver()
-        if log_to_driver:
-            from ember._logs import LogPrinter  # noqa: PLC0415
-
-            self.log_printer = LogPrinter(self.log_dir)
         self.info = NodeInfo(
             node_id=f"{self.store.node_tag:016x}",
             num_cpus=self.num_cpus,
@@ -132,11 +133,42 @@ class Node:
             object_store_memory=self.store.stats()["capacity"],
             session_dir=self.session_dir,
         )
-        if dashboard is not None:
-            from ember.dashboard import Dashboard  # noqa: PLC0415 (~30 ms: only when asked)
 
-            self.dashboard = Dashboard(self, *dashboard)
-            self.info = dataclasses.replace(self.info, dashboard_url=self.dashboard.url)
+    # --- what the node has -----------------------------------------------------------------
+
+    def cluster_resources(self) -> dict[str, float]:
+        """The node's total resources."""
+        return {k: float(v) for k, v in self.resources.items() if v}
+
+    def available_resources(self) -> dict[str, float]:
+        """The node's resources not held by running tasks (what a worker sees: the totals)."""
+        if self.scheduler is None:
+            return self.cluster_resources()
+        available = self.scheduler.stats()["available"]
+        return {name: available[i] / _core.RESOURCE_UNIT
+                for i, name in enumerate(self.resources)
+                if available[i] > 0}  # Ray leaves out what is all taken
+
+    def timeline(self) -> list[dict]:
+        """Every finished task and actor call (the last 200,000) as Chrome trace events, one
+        row per worker process (driver only)."""
+        if self.scheduler is None:
+            raise RuntimeError("ember.timeline() can only be called from the driver")
+        raw = self.scheduler.task_events()
+        origin = min((started for _, _, started, _ in raw), default=0)
+        return [
+            {
+                "cat": "task",
+                "name": name,
+                "pid": "ember node",
+                "tid": f"worker {pid}",
+                "ts": (started - origin) / 1e3,  # microseconds
+                "dur": max(0, finished - started) / 1e3,
+                "ph": "X",
+                "args": {"worker_pid": pid},
+            }
+            for name, pid, started, finished in raw
+        ]
 
     def _start_forkserver(self) -> None:
         read_end, write_end = os.pipe()
@@ -201,9 +233,8 @@ def is_running() -> bool:
 
 
 def start(resources: dict[str, float], object_store_memory: int, *, max_workers: int = 256,
-          task_capacity: int = 8192, log_to_driver: bool = True, memory_threshold: float = 0.95,
-          memory_limit: int = 0, spilling_threshold: float = 0.8,
-          dashboard: tuple[str, int] | None = None, temp_dir: str | None = None) -> Node:
+          task_capacity: int = 8192, memory_threshold: float = 0.95, memory_limit: int = 0,
+          spilling_threshold: float = 0.8, temp_dir: str | None = None) -> Node:
     """Creates the node (driver only); its session directory goes under `temp_dir`
     (default: ember._session.default_root())."""
     global _current
@@ -225,8 +256,7 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
         node.session_dir = session_dir
         node.spill_dir = spill_dir
         try:
-            node.start_runtime(max_workers, task_capacity, log_to_driver, memory_threshold,
-                               memory_limit, dashboard)
+            node.start_runtime(max_workers, task_capacity, memory_threshold, memory_limit)
         except BaseException:
             node.shutdown()
             raise

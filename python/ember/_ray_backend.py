@@ -19,13 +19,7 @@ import re
 import sys
 from typing import Any
 
-from ember import exceptions
-
-#: Set in every process where Ray is the backend (read once: a worker inherits it).
-_ENV_RAY = os.environ.get("EMBER_BACKEND") == "ray"
-
-#: The ray module once the backend is on in this process; None for an ember node.
-_ray: Any = None
+from ember import _backend, exceptions
 
 
 def requested(address: str | None) -> bool:
@@ -33,19 +27,164 @@ def requested(address: str | None) -> bool:
     return address not in (None, "local", "auto") or os.environ.get("EMBER_BACKEND") == "ray"
 
 
-def active() -> bool:
-    """True if ember calls in this process go to Ray (cheap when they do not)."""
-    return _ray is not None or (_ENV_RAY and _attach_worker())
+def in_ray_job() -> bool:
+    """True in a process of a job that runs on Ray ($EMBER_BACKEND=ray: its driver before
+    init(), and every worker Ray starts for it, where Ray connects before our code runs)."""
+    return os.environ.get("EMBER_BACKEND") == "ray"
 
 
-def _attach_worker() -> bool:
-    """In a process Ray started (a worker), Ray is connected before our code runs."""
-    global _ray
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        _ray = ray
-        return True
-    return False
+class RayBackend(_backend.Backend):
+    """Every call is Ray's own; errors are translated to ember's classes."""
+
+    name = "ray"
+    is_ray = True
+
+    def __init__(self):
+        self._ray: Any = None  # the ray module, once connected
+
+    def ray(self):
+        """The ray module, connected: init() connected it, or Ray did (in a worker)."""
+        if self._ray is None:
+            ray = sys.modules.get("ray")
+            if ray is None or not ray.is_initialized():
+                raise exceptions.NotInitializedError(
+                    "ember is not initialized: call ember.init() first")
+            self._ray = ray
+        return self._ray
+
+    def init(self, address: str | None, **options: Any):
+        """Starts or joins a Ray cluster with ray.init(); returns Ray's context."""
+        ray = _import_ray()
+        runtime_env = dict(options.pop("runtime_env", None) or {})
+        env_vars = dict(runtime_env.get("env_vars") or {})
+        env_vars["EMBER_BACKEND"] = "ray"
+        runtime_env["env_vars"] = env_vars
+        for name in _NODE_ONLY:  # an ember node's own options: Ray has none of the kind
+            if options.pop(name, None) is not None:
+                raise ValueError(
+                    f"init({name}=...) is an option of ember's own node; Ray's backend has no "
+                    "such argument (Ray reads its memory monitor's settings from RAY_* "
+                    "environment variables of the cluster)")
+        if options.get("dashboard_host") == _DEFAULT_DASHBOARD_HOST:
+            del options["dashboard_host"]  # Ray's default too; joining a cluster refuses it
+        options = {k: v for k, v in options.items() if v is not None}
+        context = ray.init(address=address, runtime_env=runtime_env, **options)
+        self._ray = ray
+        return context
+
+    def shutdown(self) -> None:
+        if self._ray is not None:
+            self._ray.shutdown()
+            self._ray = None
+
+    def is_initialized(self) -> bool:
+        ray = sys.modules.get("ray")
+        return ray is not None and ray.is_initialized()
+
+    def put(self, value):
+        return self.ray().put(value)
+
+    def get(self, object_refs, timeout):
+        ray = self.ray()
+        try:
+            return ray.get(object_refs, timeout=timeout)
+        except ray.exceptions.RayError as e:
+            raise self.translate(e) from e
+
+    def wait(self, object_refs, num_returns, timeout, fetch_local):
+        return self.ray().wait(object_refs, num_returns=num_returns, timeout=timeout,
+                               fetch_local=fetch_local)
+
+    def submit_task(self, function, args, kwargs):
+        remote = function.__dict__.get("_ray_function")  # made once per RemoteFunction
+        if remote is None:
+            remote = self._remote(function._function, function._options,
+                                  function.DEFAULT_OPTIONS)
+            function._ray_function = remote
+        return remote.remote(*args, **kwargs)
+
+    def create_actor(self, actor_class, args, kwargs):
+        return self._remote(actor_class._cls, actor_class._options,
+                            actor_class.DEFAULT_OPTIONS).remote(*args, **kwargs)
+
+    def _remote(self, target, options: dict[str, Any], defaults: dict[str, Any]):
+        """ray.remote() of a function or class, with the options ember was given (those set,
+        without ember's own defaults for Ray's)."""
+        opts = {k: v for k, v in options.items()
+                if v is not None and v != defaults.get(k, object())}
+        ray = self.ray()
+        return ray.remote(**opts)(target) if opts else ray.remote(target)
+
+    def cancel(self, object_ref, force, recursive):
+        return self.ray().cancel(object_ref, force=force, recursive=recursive)
+
+    def get_actor(self, name, namespace):
+        return self.ray().get_actor(name, namespace=namespace)
+
+    def kill(self, actor, no_restart):
+        return self.ray().kill(actor, no_restart=no_restart)
+
+    def exit_actor(self):
+        self.ray().actor.exit_actor()
+
+    def cluster_resources(self):
+        return self.ray().cluster_resources()
+
+    def available_resources(self):
+        return self.ray().available_resources()
+
+    def nodes(self):
+        return self.ray().nodes()
+
+    def timeline(self, filename):
+        return self.ray().timeline(filename=filename)
+
+    def get_gpu_ids(self):
+        return self.ray().get_gpu_ids()
+
+    def runtime_context(self):
+        return self.ray().get_runtime_context()
+
+    def list_objects(self):
+        self.ray()
+        from ray.util.state import list_objects  # noqa: PLC0415 (Ray is optional)
+
+        return list_objects()
+
+    def list_actors(self):
+        self.ray()
+        from ray.util.state import list_actors  # noqa: PLC0415 (Ray is optional)
+
+        return list_actors()
+
+    def list_tasks(self):
+        self.ray()
+        from ray.util.state import list_tasks  # noqa: PLC0415 (Ray is optional)
+
+        return list_tasks()
+
+    def translate(self, error: BaseException) -> BaseException:
+        """Ray's error as the ember class users catch on both backends."""
+        rx = self._ray.exceptions
+        if isinstance(error, rx.RayTaskError):
+            # get() raises Ray's dual instance, which keeps only `cause` (other attributes are
+            # looked up on the cause); its text names the task: "ray::name() (pid=..., ...)".
+            text = str(error)
+            named = re.search(r"ray::([\w.<>]+)\(\)", text)
+            pid = re.search(r"\(pid=(\d+)", text)
+            return exceptions.TaskError(
+                named.group(1) if named else "task", _ANSI.sub("", text),
+                error.__dict__.get("cause"), int(pid.group(1)) if pid else 0).as_instanceof_cause()
+        for ray_name, ember_cls in _TRANSLATED:
+            ray_cls = getattr(rx, ray_name, None)
+            if ray_cls is not None and isinstance(error, ray_cls):
+                return ember_cls(str(error))
+        return error
+
+
+#: init() arguments only an ember node takes.
+_NODE_ONLY = ("memory_usage_threshold", "_memory_limit")
+_DEFAULT_DASHBOARD_HOST = "127.0.0.1"
 
 
 def _import_ray():
@@ -56,64 +195,6 @@ def _import_ray():
             "ember's Ray backend needs Ray in this environment: pip install 'ember[ray]' "
             "(or pip install ray)") from e
     return ray
-
-
-def init(address: str | None, **kwargs):
-    """Starts or joins a Ray cluster with ray.init(); returns Ray's context."""
-    global _ray
-    ray = _import_ray()
-    runtime_env = dict(kwargs.pop("runtime_env", None) or {})
-    env_vars = dict(runtime_env.get("env_vars") or {})
-    env_vars["EMBER_BACKEND"] = "ray"
-    runtime_env["env_vars"] = env_vars
-    options = {k: v for k, v in kwargs.items() if v is not None}
-    context = ray.init(address=address, runtime_env=runtime_env, **options)
-    _ray = ray
-    return context
-
-
-def shutdown() -> None:
-    global _ray
-    if _ray is not None:
-        _ray.shutdown()
-        _ray = None
-
-
-def ray_options(options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """ember's options for ray.remote(): those set, without ember's own defaults for Ray's."""
-    return {k: v for k, v in options.items() if v is not None and v != defaults.get(k, object())}
-
-
-def remote(target, options: dict[str, Any], defaults: dict[str, Any]):
-    """ray.remote() of a function or class, with the options ember was given."""
-    opts = ray_options(options, defaults)
-    return _ray.remote(**opts)(target) if opts else _ray.remote(target)
-
-
-def get(object_refs, timeout: float | None):
-    try:
-        return _ray.get(object_refs, timeout=timeout)
-    except _ray.exceptions.RayError as e:
-        raise translate(e) from e
-
-
-def translate(error: BaseException) -> BaseException:
-    """Ray's error as the ember class users catch on both backends."""
-    rx = _ray.exceptions
-    if isinstance(error, rx.RayTaskError):
-        # get() raises Ray's dual instance, which keeps only `cause` (other attributes are
-        # looked up on the cause); its text names the task: "ray::name() (pid=..., ...)".
-        text = str(error)
-        named = re.search(r"ray::([\w.<>]+)\(\)", text)
-        pid = re.search(r"\(pid=(\d+)", text)
-        return exceptions.TaskError(
-            named.group(1) if named else "task", _ANSI.sub("", text),
-            error.__dict__.get("cause"), int(pid.group(1)) if pid else 0).as_instanceof_cause()
-    for ray_name, ember_cls in _TRANSLATED:
-        ray_cls = getattr(rx, ray_name, None)
-        if ray_cls is not None and isinstance(error, ray_cls):
-            return ember_cls(str(error))
-    return error
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -129,8 +210,3 @@ _TRANSLATED = (
     ("ActorDiedError", exceptions.ActorDiedError),
     ("RayActorError", exceptions.ActorDiedError),
 )
-
-
-def module():
-    """The ray module (the backend is active)."""
-    return _ray

@@ -23,6 +23,7 @@ Why this shape (the threat is another local user, or a process of theirs):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -52,10 +53,8 @@ def _open_root(root: str) -> int:
     it is a real directory owned by this user that nobody else can write to."""
     parent = os.path.dirname(os.path.abspath(root))
     os.makedirs(parent, exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.mkdir(root, 0o700)
-    except FileExistsError:
-        pass
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
@@ -104,10 +103,8 @@ def new_session_dir(root: str | None = None) -> str:
         for sub in ("logs", "spill"):
             os.chmod(os.path.join(path, sub), 0o700)
         tmp = f"session_latest.{os.getpid()}"
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=root_fd)
-        except FileNotFoundError:
-            pass
         os.symlink(path, tmp, dir_fd=root_fd)
         # Atomic: a reader never sees the link missing.
         os.replace(tmp, "session_latest", src_dir_fd=root_fd, dst_dir_fd=root_fd)

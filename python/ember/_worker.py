@@ -12,19 +12,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
 
-from ember import _core, _node, object_ref
+from ember import _core, _node, _objects
+from ember._core import LOG_MARKER  # marks a change of task name; the log printer hides it
 from ember.exceptions import EmberError, TaskCancelledError, TaskError
 from ember.serialization import deserialize, serialize
 
 #: The worker's CUDA_VISIBLE_DEVICES before any task set it (GPU tasks set their own ids).
 _INHERITED_CUDA = os.environ.get("CUDA_VISIBLE_DEVICES")
-
-#: Marks a change of task name in a worker's output; the driver's log printer hides it.
-LOG_MARKER = _core.LOG_MARKER
 
 
 class _WorkerState:
@@ -72,7 +71,7 @@ class _WorkerState:
         finishes it."""
         rt = self.runtime
         (fid, name, num_returns, args, inline, _attempt, max_retries, retry_exceptions, gpu_mask,
-         task_id, flags, _actor) = rt.task_info(index)
+         task_id, flags, actor_id) = rt.task_info(index)
         self.mark_name(name)
         self.node.current_task = (name, task_id)
         if flags & _core.SPEC_ACTOR_METHOD:  # an actor keeps the GPUs of its creation
@@ -87,6 +86,7 @@ class _WorkerState:
             else:
                 os.environ["CUDA_VISIBLE_DEVICES"] = _INHERITED_CUDA
         if flags & _core.SPEC_ACTOR_CREATE:
+            self.node.actor_id = actor_id
             self.create_actor(index, name, fid, args, inline)
             return True
         tries = 0
@@ -130,6 +130,8 @@ class _WorkerState:
                 continue
 
     def create_actor(self, index, name, fid, args, inline) -> None:
+        # Not at the top: its asyncio and concurrent.futures take ~35 ms to import, which a
+        # task's worker never needs (the forkserver imports it ahead for the actors it forks).
         from ember._actor_runtime import ActorState  # noqa: PLC0415
 
         self.node.actor_state = ActorState(self.node, {})  # until the setup is read
@@ -145,10 +147,9 @@ class _WorkerState:
             self.node.actor_state.init_error = f"{name}.__init__ raised:\n{tb}"
             self.store_error(index, 1, name, e)
             return
-        try:
+        # EmberError: a restart, whose first incarnation already marked the actor ready.
+        with contextlib.suppress(EmberError):
             self.runtime.put_return(index, 0, *serialize(None), False)
-        except EmberError:  # a restart: the first incarnation already marked the actor ready
-            pass
 
     def store_cancelled(self, index, num_returns, name) -> None:
         self.store_exception(index, num_returns, TaskCancelledError(f"task {name} was cancelled"))
@@ -206,10 +207,8 @@ def _resolve_all(args, kwargs):
 
 
 def _resolve(value):
-    if isinstance(value, object_ref.ObjectRef):
-        from ember import api  # noqa: PLC0415
-
-        return api.get(value)
+    if isinstance(value, _core.ObjectRef):
+        return _objects.get(value)
     return value
 
 

@@ -18,11 +18,11 @@ import hashlib
 import inspect
 from typing import Any
 
-from ember import _core, _node
-from ember import _ray_backend as _ray
+from ember import _backend, _core, _node, _objects
 from ember.exceptions import ActorAlreadyExistsError, EmberError, ObjectLostError, _BadArgument
-from ember.object_ref import ObjectRef
 from ember.serialization import serialize
+
+ObjectRef = _core.ObjectRef
 
 _ACTOR_OPTIONS = {
     "num_cpus": None,
@@ -57,19 +57,22 @@ def method(*, num_returns: int = 1, **_options):
 def exit_actor():
     """Ends the current actor from inside one of its methods: its process exits after this
     call, it is not restarted, and calls still waiting fail with ActorDiedError."""
-    if _ray.active():
-        _ray.module().actor.exit_actor()
+    _backend.active.exit_actor()
+
+
+def _exit_actor() -> None:
+    """exit_actor() on an ember node."""
     node = _node.current()
     if node.worker is None or getattr(node, "actor_state", None) is None:
         raise TypeError("exit_actor() can only be called inside an actor")
     raise _ActorExit()
 
 
-class ActorClassInheritanceException(TypeError):  # noqa: N818 (Ray's name)
+class ActorClassInheritanceException(TypeError):
     """A class tried to inherit from an actor class (Ray's ``ray.actor`` name)."""
 
 
-class _ActorExit(BaseException):  # noqa: N818 (a control-flow signal, like SystemExit)
+class _ActorExit(BaseException):
     """Raised by exit_actor(); handled by the actor's loop."""
 
 
@@ -89,6 +92,8 @@ def _is_async_class(cls) -> bool:
 
 class ActorClass:
     """A class whose instances are actors: ``Cls.remote(...)`` returns an ActorHandle."""
+
+    DEFAULT_OPTIONS = _ACTOR_OPTIONS  # the Ray backend passes on only what differs
 
     def __init__(self, cls, options: dict[str, Any] | None = None):
         self._cls = cls
@@ -140,9 +145,7 @@ class ActorClass:
 
     def remote(self, *args, **kwargs) -> ActorHandle:
         """Starts the actor and returns its handle at once (``__init__`` runs in the actor)."""
-        if _ray.active():
-            return _ray.remote(self._cls, self._options, _ACTOR_OPTIONS).remote(*args, **kwargs)
-        return self._create(args, kwargs)
+        return _backend.active.create_actor(self, args, kwargs)
 
     def _class_ref(self, node) -> ObjectRef:
         if self._ref is None or self._ref_node != node.store.node_tag:
@@ -154,6 +157,7 @@ class ActorClass:
         return self._ref
 
     def _create(self, args, kwargs) -> ActorHandle:
+        """Creates the actor on this process's ember node (the local backend's create_actor)."""
         node = _node.current()
         opts = self._options
         runtime = node.scheduler if node.is_driver else node.worker
@@ -190,7 +194,8 @@ class ActorClass:
             detached=opts["lifetime"] == "detached")
         actor_id, ready = runtime.create_actor(self._class_ref(node), options, stream, buffers,
                                                nested, deps)
-        handle = ActorHandle(actor_id, self._class_name, self._methods, self._class_ref(node), ready)
+        handle = ActorHandle(actor_id, self._class_name, self._methods, self._class_ref(node),
+                             ready)
         if opts["name"] is not None:
             _register(node, key, handle)
         return handle
@@ -280,7 +285,8 @@ class ActorMethod:
             try:
                 stream, buffers, nested = serialize((args, kwargs))
             except TypeError as e:
-                raise TypeError(f"cannot pass the arguments of {h._class_name}.{self._name}: {e}") from e
+                raise TypeError(
+                    f"cannot pass the arguments of {h._class_name}.{self._name}: {e}") from e
             deps = [a for a in args if isinstance(a, ObjectRef)]
             deps += [v for v in kwargs.values() if isinstance(v, ObjectRef)]
         else:
@@ -324,11 +330,9 @@ def _register(node, key: tuple[str, str], handle: ActorHandle) -> None:
 
 def _lookup(node, namespace: str, name: str) -> ActorHandle | None:
     """The live actor recorded under the name, or None."""
-    from ember.api import get  # noqa: PLC0415 (api imports this module)
-
     store = node.store
     try:
-        record = get(store.ref_from_binary(_registry_id(store, namespace, name)))
+        record = _objects.get(store.ref_from_binary(_registry_id(store, namespace, name)))
     except ObjectLostError:
         return None
     actor_id, class_name, methods, class_id, ready_id = record
@@ -343,8 +347,11 @@ def _lookup(node, namespace: str, name: str) -> ActorHandle | None:
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     """The live actor created with ``name`` (in ``namespace``); ValueError if there is none.
     Works in the driver, tasks and actors."""
-    if _ray.active():
-        return _ray.module().get_actor(name, namespace=namespace)
+    return _backend.active.get_actor(name, namespace)
+
+
+def _get_actor(name: str, namespace: str | None) -> ActorHandle:
+    """get_actor() on an ember node."""
     handle = _lookup(_node.current(), namespace or "default", name)
     if handle is None:
         raise ValueError(f"Failed to look up actor with name '{name}'"
@@ -355,8 +362,11 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     """Kills the actor's process at once (running calls fail with ActorDiedError). With
     no_restart=False an actor with max_restarts is restarted."""
-    if _ray.active():
-        return _ray.module().kill(actor, no_restart=no_restart)
+    _backend.active.kill(actor, no_restart)
+
+
+def _kill(actor: ActorHandle, no_restart: bool) -> None:
+    """kill() on an ember node."""
     if not isinstance(actor, ActorHandle):
         raise _BadArgument(f"kill() takes an actor handle, not a {type(actor).__name__}")
     node = _node.current()

@@ -69,7 +69,7 @@ class Dashboard:
                 f"the ember dashboard listens on {host}, so other machines can reach it; "
                 "only its token (in the URL ember.init() printed) keeps them from reading your "
                 "logs and objects, and it travels unencrypted over HTTP. Use the default "
-                "dashboard_host='127.0.0.1' and an SSH tunnel instead.", stacklevel=5)
+                "dashboard_host='127.0.0.1' and an SSH tunnel instead.", stacklevel=6)
         handler = type("Handler", (_Handler,), {"dashboard": self})
         try:
             self.server = ThreadingHTTPServer((host, port), handler)
@@ -78,7 +78,7 @@ class Dashboard:
             if port != 0:
                 warnings.warn(f"the ember dashboard cannot listen on port {port} ({e.strerror}); "
                               f"it uses port {self.server.server_address[1]} instead",
-                              stacklevel=5)
+                              stacklevel=6)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.cookie = f"ember-token-{self.port}"  # per port: cookies are shared across ports
@@ -98,14 +98,12 @@ class Dashboard:
 
     def summary(self) -> dict:
         node = self.node
-        from ember import api  # noqa: PLC0415 (api imports the node, which imports this)
-
         return {
             "node_id": node.info.node_id,
             "session_dir": node.session_dir,
             "uptime_s": round(time.time() - self.started, 1),
-            "resources": {"total": api.cluster_resources(),
-                          "available": api.available_resources()},
+            "resources": {"total": node.cluster_resources(),
+                          "available": node.available_resources()},
             "store": node.store.stats(),
             "scheduler": {k: v for k, v in node.scheduler.stats().items() if k != "available"},
             "workers": sorted(node.scheduler.worker_pids()),
@@ -115,9 +113,7 @@ class Dashboard:
         return self.node.store.list_objects()
 
     def timeline(self, every: bool) -> list[dict]:
-        from ember import api  # noqa: PLC0415
-
-        events = api.timeline()
+        events = self.node.timeline()
         return events if every else events[-2000:]
 
     def logs(self) -> list[dict]:
@@ -172,57 +168,65 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(405, "text/plain", b"the ember dashboard only serves GET requests",
                    extra={"Allow": "GET, HEAD"})
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = _refuse_method  # noqa: N815 (http.server API)
+    do_POST = do_PUT = do_DELETE = do_PATCH = _refuse_method
 
-    def do_HEAD(self) -> None:  # noqa: N802 (the http.server API)
+    def do_HEAD(self) -> None:
         self.do_GET()
 
-    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query)
+        if not self._admitted(url, query):
+            return
+        try:
+            self._serve(url.path, query)
+        except Exception as e:  # noqa: BLE001 (e.g. the node is shutting down)
+            self._send(503, "text/plain", f"{type(e).__name__}: {e}".encode())
+
+    def _admitted(self, url, query) -> bool:
+        """True if the request may be served; otherwise it has been answered already."""
         d = self.dashboard
         if not self._host_ok():
             self._send(403, "text/plain",
                        b"wrong Host header: open the dashboard at the URL ember.init() printed")
-            return
+            return False
         given = self._token_given(query)
         if given is None:
             self._send(403, "text/plain; charset=utf-8", (
                 "this ember dashboard needs its token: open the URL that ember.init() printed "
                 f"({d.base_url}/?token=...), also in ember.init().dashboard_url").encode())
-            return
+            return False
         if given == "query" and url.path in ("/", "/index.html"):
             # Trade the token for a cookie and drop it from the address bar (and history).
             self._send(303, "text/plain", b"", extra={
                 "Location": "/",
                 "Set-Cookie": f"{d.cookie}={d.token}; Path=/; HttpOnly; SameSite=Strict"})
-            return
-        try:
-            if url.path in ("/", "/index.html"):
-                self._send(200, "text/html; charset=utf-8", _PAGE.encode())
-            elif url.path == "/api/summary":
-                self._json(d.summary())
-            elif url.path == "/api/objects":
-                self._json(d.objects())
-            elif url.path == "/api/actors":
-                self._json(d.node.scheduler.actors())
-            elif url.path == "/api/tasks":
-                self._json(d.node.scheduler.tasks())
-            elif url.path == "/api/timeline":
-                self._json(d.timeline(every=query.get("all") == ["1"]))
-            elif url.path == "/api/logs":
-                self._json(d.logs())
-            elif url.path.startswith("/api/logs/"):
-                lines = int(query.get("lines", ["200"])[0])
-                text = d.log_tail(url.path[len("/api/logs/"):], lines)
-                if text is None:
-                    self._send(404, "text/plain", b"no such log file")
-                else:
-                    self._send(200, "text/plain; charset=utf-8", text.encode())
+            return False
+        return True
+
+    def _serve(self, path: str, query: dict) -> None:
+        d = self.dashboard
+        endpoints = {
+            "/api/summary": d.summary,
+            "/api/objects": d.objects,
+            "/api/actors": d.node.scheduler.actors,
+            "/api/tasks": d.node.scheduler.tasks,
+            "/api/timeline": lambda: d.timeline(every=query.get("all") == ["1"]),
+            "/api/logs": d.logs,
+        }
+        if path in ("/", "/index.html"):
+            self._send(200, "text/html; charset=utf-8", _PAGE.encode())
+        elif path in endpoints:
+            self._json(endpoints[path]())
+        elif path.startswith("/api/logs/"):
+            lines = int(query.get("lines", ["200"])[0])
+            text = d.log_tail(path[len("/api/logs/"):], lines)
+            if text is None:
+                self._send(404, "text/plain", b"no such log file")
             else:
-                self._send(404, "text/plain", b"not found")
-        except Exception as e:  # noqa: BLE001 (e.g. the node is shutting down)
-            self._send(503, "text/plain", f"{type(e).__name__}: {e}".encode())
+                self._send(200, "text/plain; charset=utf-8", text.encode())
+        else:
+            self._send(404, "text/plain", b"not found")
 
     def _json(self, value) -> None:
         self._send(200, "application/json", json.dumps(value).encode())
@@ -245,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def log_message(self, format, *args) -> None:  # noqa: A002 (the http.server API)
+    def log_message(self, format, *args) -> None:
         pass  # not into the user's terminal
 
 
@@ -256,7 +260,8 @@ _PAGE = """<!doctype html>
  h1 { font-size: 1.3em; margin: 0 0 .2em; } h2 { font-size: 1.05em; margin: 1.4em 0 .4em; }
  .muted { color: #777; } table { border-collapse: collapse; }
  td, th { padding: .2em .8em .2em 0; text-align: left; vertical-align: top; }
- th { border-bottom: 1px solid #ccc; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+ th { border-bottom: 1px solid #ccc; }
+ td.num { text-align: right; font-variant-numeric: tabular-nums; }
  .bar { background: #eee; width: 16em; height: .9em; display: inline-block; }
  .bar > span { background: #e8590c; height: 100%; display: block; }
  #timeline { position: relative; border: 1px solid #ddd; background: #fafafa; }

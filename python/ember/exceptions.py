@@ -7,6 +7,8 @@ matches its meaning, so ``except MemoryError`` catches a full store and
 
 from __future__ import annotations
 
+import pickle
+
 from ember import _core
 
 __all__ = [
@@ -182,7 +184,7 @@ class ObjectRefStreamEndOfStreamError(EmberError):
     """A streaming generator has no more items."""
 
 
-class OufOfBandObjectRefSerializationException(EmberError):  # noqa: N818 (Ray's name)
+class OufOfBandObjectRefSerializationException(EmberError):
     """An ObjectRef was pickled out of band, where its reference count cannot follow it."""
 
 
@@ -288,10 +290,8 @@ _RAW_ERROR_KINDS = {
 
 def raise_stored_error(stream, buffers, flags: int, error_kind: int):
     """Raises the failure stored in an object (flag kFlagError of object_format.h)."""
-    if flags & 2:  # kFlagRawMessage: a UTF-8 message from the core
+    if flags & _core.FLAG_RAW_MESSAGE:  # a message from the core, not a pickled exception
         raise _RAW_ERROR_KINDS.get(error_kind, EmberError)(bytes(stream).decode("utf-8", "replace"))
-    import pickle  # noqa: PLC0415
-
     err = pickle.loads(stream, buffers=buffers or ())
     if isinstance(err, TaskError):
         raise err.as_instanceof_cause()

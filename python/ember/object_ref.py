@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import threading
 
-from ember import _core, _node
+from ember import _core, _node, _objects, serialization
 
 ObjectRef = _core.ObjectRef
-
-#: While ember serializes a value on this thread: the list of ObjectRefs pickled inside it.
-_nested = threading.local()
 
 
 def _rebuild(binary: bytes) -> ObjectRef:
@@ -23,9 +20,7 @@ def _rebuild(binary: bytes) -> ObjectRef:
 
 
 def _reduce(ref: ObjectRef):
-    found = getattr(_nested, "refs", None)
-    if found is not None:
-        found.append(ref)
+    serialization.note_nested(ref)
     return _rebuild, (ref.binary(),)
 
 
@@ -77,13 +72,11 @@ def _waiters():
 
 def _wait_loop() -> None:
     global _idle
-    from ember.api import get  # noqa: PLC0415 (api imports this module)
-
     while True:
         ref, future = _jobs.get()
         if future.set_running_or_notify_cancel():
             try:
-                future.set_result(get(ref))
+                future.set_result(_objects.get(ref))
             except BaseException as e:  # noqa: BLE001 (the awaiting code gets it)
                 future.set_exception(e)
         del ref, future

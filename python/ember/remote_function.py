@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ember import _core, _node
-from ember import _ray_backend as _ray
+from ember import _backend, _core, _node
 from ember.exceptions import ObjectStoreFullError
-from ember.object_ref import ObjectRef
 from ember.serialization import serialize
+
+ObjectRef = _core.ObjectRef
 
 #: Seconds a submission waits for running tasks to free room in a full store.
 STORE_FULL_PATIENCE = 30.0
@@ -63,6 +63,8 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
 class RemoteFunction:
     """A function that runs as a task in a worker process."""
 
+    DEFAULT_OPTIONS = DEFAULT_OPTIONS  # the Ray backend passes on only what differs
+
     def __init__(self, function, options: dict[str, Any] | None = None):
         self._function = function
         self._options = validate_options({**DEFAULT_OPTIONS, **(options or {})})
@@ -99,11 +101,7 @@ class RemoteFunction:
 
     def remote(self, *args, **kwargs):
         """Submits the task; returns an ObjectRef (a list of them for num_returns != 1)."""
-        if _ray.active():
-            if self._ray_function is None:
-                self._ray_function = _ray.remote(self._function, self._options, DEFAULT_OPTIONS)
-            return self._ray_function.remote(*args, **kwargs)
-        return self._submit(args, kwargs, self._options)
+        return _backend.active.submit_task(self, args, kwargs)
 
     def _function_ref(self, node: _node.Node) -> ObjectRef:
         node_id = node.store.node_tag
@@ -125,20 +123,22 @@ class RemoteFunction:
             resources=node.resource_vector(request, f"task {name}"),
             flags=_core.SPEC_RETRY_EXCEPTIONS if opts["retry_exceptions"] else 0)
 
-    def _submit(self, args: tuple, kwargs: dict, opts: dict[str, Any]):
+    def _submit(self, args: tuple, kwargs: dict):
+        """Submits the task to this process's ember node (the local backend's submit_task)."""
+        opts = self._options
         node = _node.current()
         fref = self._function_ref(node)
-        options = self._task_options.get(node.store.node_tag) if opts is self._options else None
+        options = self._task_options.get(node.store.node_tag)
         if options is None:
             options = self._core_options(node, opts)
-            if opts is self._options:
-                self._task_options = {node.store.node_tag: options}
+            self._task_options = {node.store.node_tag: options}
         if args or kwargs:
             try:
                 stream, buffers, nested = serialize((args, kwargs))
             except TypeError as e:
                 raise TypeError(
-                    f"cannot pass the arguments of {self._qualname}: {_which_argument(args, kwargs)}"
+                    f"cannot pass the arguments of {self._qualname}: "
+                    f"{_which_argument(args, kwargs)}"
                     f" ({e})") from e
             deps = [a for a in args if isinstance(a, ObjectRef)]
             deps += [v for v in kwargs.values() if isinstance(v, ObjectRef)]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ember import _node
-from ember import _ray_backend as _ray
+from ember import _backend, _node
 
 
 class RuntimeContext:
@@ -33,7 +32,10 @@ class RuntimeContext:
         return None if task is None else task[0]
 
     def get_actor_id(self) -> str | None:
-        return None
+        """The id of the actor this code runs in (its handle's repr shows it); None outside
+        an actor."""
+        actor_id = getattr(self._node, "actor_id", None)
+        return None if actor_id is None else f"{actor_id:016x}"
 
     @property
     def worker_pid(self) -> int:
@@ -61,7 +63,5 @@ class RuntimeContext:
 
 
 def get_runtime_context() -> RuntimeContext:
-    """Where the calling code runs: in the driver or in a task."""
-    if _ray.active():
-        return _ray.module().get_runtime_context()
-    return RuntimeContext(_node.current())
+    """Where the calling code runs: in the driver, a task or an actor."""
+    return _backend.active.runtime_context()

@@ -14,11 +14,24 @@ from __future__ import annotations
 
 import pickle
 import sys
+import threading
 from typing import Any
 
-from ember import object_ref
+from ember.exceptions import raise_stored_error
 
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
+
+#: While a value is serialized on this thread: the list of ObjectRefs pickled inside it
+#: (ObjectRef.__reduce__, in ember.object_ref, appends to it).
+_nested = threading.local()
+
+
+def note_nested(ref) -> None:
+    """Called when an ObjectRef is pickled: if a value is being serialized on this thread, the
+    stored object will hold that ref."""
+    found = getattr(_nested, "refs", None)
+    if found is not None:
+        found.append(ref)
 
 
 def serialize(value: Any) -> tuple[bytes, list[memoryview], list]:
@@ -37,11 +50,11 @@ def serialize(value: Any) -> tuple[bytes, list[memoryview], list]:
             ], []
         import cloudpickle  # noqa: PLC0415 (first use only; see the module docstring)
 
-        object_ref._nested.refs = nested = []
+        _nested.refs = nested = []
         try:
             stream = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
         finally:
-            object_ref._nested.refs = None
+            _nested.refs = None
     except Exception as e:
         raise TypeError(
             f"cannot serialize a value of type {kind.__module__}.{kind.__qualname__}: {e}"
@@ -53,7 +66,5 @@ def deserialize(stream: bytes | memoryview, buffers: list[memoryview] | None, fl
                 error_kind: int = 0) -> Any:
     """Rebuilds a value; arrays in it are views on `buffers`. A stored failure is raised."""
     if flags:
-        from ember.exceptions import raise_stored_error  # noqa: PLC0415 (rare path)
-
         raise_stored_error(stream, buffers, flags, error_kind)
     return pickle.loads(stream, buffers=buffers or ())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import ember
+from ember import api
 
 
 class ActorPool:
@@ -61,7 +61,7 @@ class ActorPool:
             raise ValueError("It is not allowed to call get_next() after get_next_unordered().")
         future = self._index_to_future[self._next_return_index]
         if timeout is not None:
-            ready, _ = ember.wait([future], timeout=timeout)
+            ready, _ = api.wait([future], timeout=timeout)
             if not ready:
                 if ignore_if_timedout:
                     return None
@@ -70,14 +70,14 @@ class ActorPool:
         self._next_return_index += 1
         _, actor = self._future_to_actor.pop(future)
         self._return_actor(actor)
-        return ember.get(future)
+        return api.get(future)
 
     def get_next_unordered(self, timeout: float | None = None,
                            ignore_if_timedout: bool = False) -> Any:
         """Any next result, whichever finishes first."""
         if not self.has_next():
             raise StopIteration("No more results to get")
-        ready, _ = ember.wait(list(self._future_to_actor), num_returns=1, timeout=timeout)
+        ready, _ = api.wait(list(self._future_to_actor), num_returns=1, timeout=timeout)
         if not ready:
             if ignore_if_timedout:
                 return None
@@ -87,7 +87,7 @@ class ActorPool:
         self._index_to_future.pop(index, None)
         self._next_return_index = max(self._next_return_index, index + 1)
         self._return_actor(actor)
-        return ember.get(future)
+        return api.get(future)
 
     def _return_actor(self, actor) -> None:
         self._idle_actors.append(actor)

@@ -1,6 +1,6 @@
 """as_completed and map_unordered: results as they finish, in chunks (Ray's ray.util names).
 
-Both are loops over ``ember.wait``: ``wait`` returns ready refs in the order they were given,
+Both are loops over ``api.wait``: ``wait`` returns ready refs in the order they were given,
 so "as completed" means chunk by chunk, each chunk in submission order.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import ember
+from ember import api
 
 __all__ = ["as_completed", "map_unordered"]
 
@@ -23,15 +23,15 @@ def _check(chunk_size: int, wait_kwargs: dict) -> None:
 
 def _next_chunk(refs: list, chunk_size: int, yield_obj_refs: bool, wait_kwargs: dict):
     """(values or refs of the next chunk to finish, the refs still pending)."""
-    ready, pending = ember.wait(refs, num_returns=min(chunk_size, len(refs)), **wait_kwargs)
-    return (ready if yield_obj_refs else ember.get(ready)), pending
+    ready, pending = api.wait(refs, num_returns=min(chunk_size, len(refs)), **wait_kwargs)
+    return (ready if yield_obj_refs else api.get(ready)), pending
 
 
 def as_completed(refs: Sequence, *, chunk_size: int = 10, yield_obj_refs: bool = False,
                  **wait_kwargs) -> Iterator[Any]:
     """Yields the results of `refs` (or, with `yield_obj_refs`, the refs) as soon as each chunk
     of `chunk_size` of them is ready, instead of waiting for all as ``get(refs)`` does.
-    `wait_kwargs` (e.g. ``timeout``) go to each ``ember.wait``."""
+    `wait_kwargs` (e.g. ``timeout``) go to each ``api.wait``."""
     _check(chunk_size, wait_kwargs)
     pending = list(refs)
     while pending:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from multiprocessing import JoinableQueue, TimeoutError  # noqa: A004 (the stdlib's names)
+from multiprocessing import JoinableQueue, TimeoutError
 from typing import Any
 
-import ember
+from ember import api
+from ember.actor import kill
 from ember.exceptions import GetTimeoutError
 
 __all__ = ["JoinableQueue", "Pool", "TimeoutError"]
@@ -74,7 +75,7 @@ class AsyncResult:
         if self._done.is_set():
             return
         try:
-            values = ember.get(self._refs, timeout=timeout)
+            values = api.get(self._refs, timeout=timeout)
         except GetTimeoutError:
             raise TimeoutError("the result was not ready in time") from None
         except Exception as e:  # noqa: BLE001 (the task's error is the result's)
@@ -100,12 +101,12 @@ class AsyncResult:
         return self._value
 
     def wait(self, timeout: float | None = None) -> None:
-        ember.wait(self._refs, num_returns=len(self._refs), timeout=timeout)
+        api.wait(self._refs, num_returns=len(self._refs), timeout=timeout)
 
     def ready(self) -> bool:
         if self._done.is_set():
             return True
-        ready, _ = ember.wait(self._refs, num_returns=len(self._refs), timeout=0)
+        ready, _ = api.wait(self._refs, num_returns=len(self._refs), timeout=0)
         return len(ready) == len(self._refs)
 
     def successful(self) -> bool:
@@ -128,7 +129,7 @@ class IMapIterator:
     def _take_chunk(self, timeout: float | None) -> list:
         """Removes the next chunk to hand out from self._refs; returns its values."""
         try:
-            values = ember.get(self._refs[0], timeout=timeout)
+            values = api.get(self._refs[0], timeout=timeout)
         except GetTimeoutError:
             raise TimeoutError("the next result was not ready in time") from None
         del self._refs[0]
@@ -148,11 +149,11 @@ class IMapUnorderedIterator(IMapIterator):
     """What ``imap_unordered`` returns: results as their chunks finish."""
 
     def _take_chunk(self, timeout: float | None) -> list:
-        ready, _ = ember.wait(self._refs, num_returns=1, timeout=timeout)
+        ready, _ = api.wait(self._refs, num_returns=1, timeout=timeout)
         if not ready:
             raise TimeoutError("no result was ready in time")
         self._refs.remove(ready[0])
-        return ember.get(ready[0])
+        return api.get(ready[0])
 
 
 class Pool:
@@ -170,10 +171,10 @@ class Pool:
         if ray_address not in (None, "auto", "local"):
             raise ValueError(f"Pool(ray_address={ray_address!r}): ember runs on this machine "
                              "only; use EMBER_BACKEND=ray with a Ray cluster instead")
-        if not ember.is_initialized():
-            ember.init()
+        if not api.is_initialized():
+            api.init()
         if processes is None:
-            processes = max(1, int(ember.cluster_resources().get("CPU", 1)))
+            processes = max(1, int(api.cluster_resources().get("CPU", 1)))
         if not isinstance(processes, int) or processes < 1:
             raise ValueError("Number of processes must be at least 1")
         if maxtasksperchild is not None and (
@@ -182,11 +183,11 @@ class Pool:
         self._processes = processes
         self._worker_args = (initializer, tuple(initargs or ()))
         self._max_tasks = maxtasksperchild
-        cls = ember.remote(_PoolWorker)
+        cls = api.remote(_PoolWorker)
         self._cls = cls.options(**ray_remote_args) if ray_remote_args else cls
         self._actors = [self._new_actor() for _ in range(processes)]
         # Up (every initializer has run, or its error is raised here), as Ray's Pool is.
-        ember.get([a.ready.remote() for a in self._actors])
+        api.get([a.ready.remote() for a in self._actors])
         self._tasks_run = [0] * processes
         self._next = itertools.cycle(range(processes))
         self._outstanding: list = []  # refs of every call made, for join()
@@ -271,7 +272,7 @@ class Pool:
         """Stops the pool's processes at once; unfinished results fail."""
         self._running = False
         for actor in self._actors:
-            ember.kill(actor)
+            kill(actor)
         self._actors = []
         self._outstanding = []
 
@@ -280,7 +281,7 @@ class Pool:
         if self._running:
             raise ValueError("Pool is still running")
         if self._outstanding:
-            ember.wait(self._outstanding, num_returns=len(self._outstanding))
+            api.wait(self._outstanding, num_returns=len(self._outstanding))
 
     def __enter__(self) -> Pool:
         self._check_running()

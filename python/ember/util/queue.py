@@ -17,7 +17,8 @@ import queue as _stdlib_queue
 from collections.abc import Iterable
 from typing import Any
 
-import ember
+from ember import api
+from ember.actor import kill
 
 __all__ = ["Empty", "Full", "Queue"]
 
@@ -100,7 +101,7 @@ class Queue:
 
     def __init__(self, maxsize: int = 0, actor_options: dict | None = None) -> None:
         self.maxsize = maxsize
-        cls = ember.remote(_QueueActor)
+        cls = api.remote(_QueueActor)
         if actor_options:
             cls = cls.options(**actor_options)
         self.actor = cls.remote(maxsize)
@@ -115,15 +116,15 @@ class Queue:
 
     def size(self) -> int:
         """The number of items in the queue."""
-        return ember.get(self._handle().qsize.remote())
+        return api.get(self._handle().qsize.remote())
 
     qsize = size
 
     def empty(self) -> bool:
-        return ember.get(self._handle().empty.remote())
+        return api.get(self._handle().empty.remote())
 
     def full(self) -> bool:
-        return ember.get(self._handle().full.remote())
+        return api.get(self._handle().full.remote())
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Adds `item`; if the queue is full, waits (up to `timeout` s) for room, or with
@@ -131,7 +132,7 @@ class Queue:
         if not block:
             return self.put_nowait(item)
         _check_timeout(timeout)
-        ember.get(self._handle().put.remote(item, timeout))
+        api.get(self._handle().put.remote(item, timeout))
         return None
 
     async def put_async(self, item: Any, block: bool = True,
@@ -149,7 +150,7 @@ class Queue:
         if not block:
             return self.get_nowait()
         _check_timeout(timeout)
-        return ember.get(self._handle().get.remote(timeout))
+        return api.get(self._handle().get.remote(timeout))
 
     async def get_async(self, block: bool = True, timeout: float | None = None) -> Any:
         """``get`` for asyncio code: awaits instead of blocking the thread."""
@@ -159,16 +160,16 @@ class Queue:
         return await self._handle().get.remote(timeout)
 
     def put_nowait(self, item: Any) -> None:
-        ember.get(self._handle().put_nowait.remote(item))
+        api.get(self._handle().put_nowait.remote(item))
 
     def put_nowait_batch(self, items: Iterable) -> None:
         """Adds all of `items` at once, or raises ``Full`` and adds none."""
         if not isinstance(items, Iterable):
             raise TypeError("Argument 'items' must be an Iterable")
-        ember.get(self._handle().put_nowait_batch.remote(list(items)))
+        api.get(self._handle().put_nowait_batch.remote(list(items)))
 
     def get_nowait(self) -> Any:
-        return ember.get(self._handle().get_nowait.remote())
+        return api.get(self._handle().get_nowait.remote())
 
     def get_nowait_batch(self, num_items: int) -> list:
         """Removes and returns the `num_items` oldest items, or raises ``Empty`` (taking none)
@@ -177,7 +178,7 @@ class Queue:
             raise TypeError("Argument 'num_items' must be an int")
         if num_items < 0:
             raise ValueError("'num_items' must be nonnegative")
-        return ember.get(self._handle().get_nowait_batch.remote(num_items))
+        return api.get(self._handle().get_nowait_batch.remote(num_items))
 
     def shutdown(self, force: bool = False, grace_period_s: int = 5) -> None:
         """Ends the queue's actor. Without `force`, calls already made are given up to
@@ -188,5 +189,5 @@ class Queue:
         if not force:
             # Calls from this process reach the actor in order: once this one is answered,
             # those made before it have started (and non-blocking ones have finished).
-            ember.wait([actor.qsize.remote()], timeout=grace_period_s)
-        ember.kill(actor, no_restart=True)
+            api.wait([actor.qsize.remote()], timeout=grace_period_s)
+        kill(actor, no_restart=True)

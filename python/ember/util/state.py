@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ember import _node
-from ember import _ray_backend as _ray
+from ember import _backend
 
 
 def list_objects() -> list[dict]:
@@ -11,25 +10,14 @@ def list_objects() -> list[dict]:
     the process that created it, and which worker slots hold refs or views on it (a worker's
     own holds; the rest of ref_count is held by the driver, by queued tasks, or by other
     objects that contain the ref). Under the Ray backend: Ray's list_objects()."""
-    if _ray.active():
-        from ray.util.state import list_objects as ray_list_objects  # noqa: PLC0415
-
-        return ray_list_objects()
-    return _node.current().store.list_objects()
+    return _backend.active.list_objects()
 
 
 def list_actors() -> list[dict]:
     """Every actor the node has made: id, class name, state (PENDING_CREATION, ALIVE,
     RESTARTING, DEAD), pid, why it died, and calls waiting in the scheduler. Driver only.
     Under the Ray backend: Ray's list_actors()."""
-    if _ray.active():
-        from ray.util.state import list_actors as ray_list_actors  # noqa: PLC0415
-
-        return ray_list_actors()
-    node = _node.current()
-    if node.scheduler is None:
-        raise RuntimeError("list_actors() can only be called from the driver")
-    return node.scheduler.actors()
+    return _backend.active.list_actors()
 
 
 def list_tasks() -> list[dict]:
@@ -37,11 +25,4 @@ def list_tasks() -> list[dict]:
     (PENDING_ARGS, PENDING_RESOURCES, BACKOFF after an OOM kill, QUEUED_ON_WORKER, RUNNING),
     worker pid and seconds running; what a program that seems stuck is waiting for. Actor
     calls are not listed (see list_actors). Driver only. Under the Ray backend: Ray's."""
-    if _ray.active():
-        from ray.util.state import list_tasks as ray_list_tasks  # noqa: PLC0415
-
-        return ray_list_tasks()
-    node = _node.current()
-    if node.scheduler is None:
-        raise RuntimeError("list_tasks() can only be called from the driver")
-    return node.scheduler.tasks()
+    return _backend.active.list_tasks()

@@ -1,0 +1,173 @@
+"""The ember node as the backend: the public API answered by the node on this machine.
+
+Each call is the function of the module that owns the concept (objects: ``_objects``; tasks:
+``remote_function``; actors: ``actor``; the node's resources and timeline: ``_node``); this
+class is their table, plus ``init``, which checks the arguments and starts the node, its log
+printer and its dashboard.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from ember import _backend, _core, _node, _objects, actor
+from ember._logs import LogPrinter
+from ember.exceptions import _BadArgument
+from ember.remote_function import RemoteFunction
+from ember.runtime_context import RuntimeContext
+
+
+class LocalBackend(_backend.Backend):
+    name = "ember"
+
+    # The hot calls go straight to their functions: no frame of this class in between.
+    put = staticmethod(_objects.put)
+    get = staticmethod(_objects.get)
+    wait = staticmethod(_objects.wait)
+    submit_task = staticmethod(RemoteFunction._submit)
+    create_actor = staticmethod(actor.ActorClass._create)
+    get_actor = staticmethod(actor._get_actor)
+    kill = staticmethod(actor._kill)
+    exit_actor = staticmethod(actor._exit_actor)
+
+    def init(self, address: str | None, **options: Any) -> _node.NodeInfo:
+        del address  # None, "local" or "auto": this machine
+        return _start(**options)
+
+    def shutdown(self) -> None:
+        _node.stop()
+
+    def is_initialized(self) -> bool:
+        return _node.is_running() and _node.current().is_driver
+
+    def cancel(self, object_ref, force: bool, recursive: bool) -> None:
+        if not isinstance(object_ref, _core.ObjectRef):
+            raise _BadArgument(f"cancel() takes an ObjectRef, not a {type(object_ref).__name__}")
+        node = _node.current()
+        if node.scheduler is None:
+            raise RuntimeError("ember.cancel() can only be called from the driver for now")
+        node.scheduler.cancel(object_ref, force, recursive)
+
+    def cluster_resources(self) -> dict[str, float]:
+        return _node.current().cluster_resources()
+
+    def available_resources(self) -> dict[str, float]:
+        return _node.current().available_resources()
+
+    def nodes(self) -> list[dict]:
+        node = _node.current()
+        return [{
+            "NodeID": f"{node.store.node_tag:016x}",
+            "Alive": True,
+            "NodeManagerAddress": "127.0.0.1",
+            "NodeManagerHostname": os.uname().nodename,
+            "Resources": node.cluster_resources(),
+            "alive": True,
+        }]
+
+    def timeline(self, filename: str | None) -> list[dict] | None:
+        events = _node.current().timeline()
+        if filename is None:
+            return events
+        import json  # noqa: PLC0415 (~2 ms, for this rare call only: not at start-up)
+
+        with open(filename, "w") as f:
+            json.dump(events, f)
+        return None
+
+    def get_gpu_ids(self) -> list[int]:
+        return list(_node.current().gpu_ids)
+
+    def runtime_context(self) -> RuntimeContext:
+        return RuntimeContext(_node.current())
+
+    def list_objects(self) -> list[dict]:
+        return _node.current().store.list_objects()
+
+    def list_actors(self) -> list[dict]:
+        return _driver_scheduler("list_actors").actors()
+
+    def list_tasks(self) -> list[dict]:
+        return _driver_scheduler("list_tasks").tasks()
+
+
+def _driver_scheduler(call: str) -> _core.Scheduler:
+    node = _node.current()
+    if node.scheduler is None:
+        raise RuntimeError(f"{call}() can only be called from the driver")
+    return node.scheduler
+
+
+def _start(*, num_cpus, num_gpus, resources, object_store_memory, log_to_driver,
+           ignore_reinit_error, memory_usage_threshold, include_dashboard, dashboard_host,
+           dashboard_port, _memory_limit, _temp_dir, **ray_options) -> _node.NodeInfo:
+    """init() on this machine: checks the arguments (ember.api.init documents them), starts
+    the node, then its log printer and dashboard."""
+    if _node.is_running() and ignore_reinit_error:
+        return _node.current().info
+    totals = _resource_totals(num_cpus, num_gpus, resources)
+    if object_store_memory is None:
+        object_store_memory = int(_node.memory_limit() * _node.DEFAULT_STORE_FRACTION)
+    elif not isinstance(object_store_memory, int) or object_store_memory < (1 << 20):
+        raise ValueError(
+            f"object_store_memory must be an int of at least 1 MiB, got {object_store_memory!r}"
+        )
+    if memory_usage_threshold is None:
+        memory_usage_threshold = float(os.environ.get("EMBER_MEMORY_USAGE_THRESHOLD", "0.95"))
+    if not 0 <= memory_usage_threshold <= 1:
+        raise ValueError(
+            f"memory_usage_threshold must be between 0 and 1, got {memory_usage_threshold!r}")
+    if _memory_limit is None:
+        _memory_limit = int(os.environ.get("EMBER_MEMORY_LIMIT", "0"))
+    system_config = dict(ray_options.get("_system_config") or {})
+    spilling = system_config.get(
+        "object_spilling_threshold",
+        float(os.environ.get("EMBER_OBJECT_SPILLING_THRESHOLD", "0.8")))
+    if not isinstance(spilling, (int, float)) or not 0 < spilling <= 1:
+        raise ValueError(f"object_spilling_threshold must be in (0, 1], got {spilling!r}")
+    if include_dashboard is None:
+        include_dashboard = os.environ.get("EMBER_DASHBOARD", "0") not in ("", "0")
+    node = _node.start(totals, object_store_memory, memory_threshold=memory_usage_threshold,
+                       memory_limit=_memory_limit, spilling_threshold=float(spilling),
+                       temp_dir=_temp_dir)
+    try:
+        if log_to_driver:
+            node.log_printer = LogPrinter(node.log_dir)
+        if include_dashboard:
+            _start_dashboard(node, dashboard_host, dashboard_port)
+    except BaseException:
+        _node.stop()
+        raise
+    return node.info
+
+
+def _resource_totals(num_cpus, num_gpus, resources) -> dict[str, float]:
+    if num_cpus is None:
+        num_cpus = os.cpu_count() or 1
+    if not isinstance(num_cpus, int) or isinstance(num_cpus, bool) or num_cpus < 0:
+        raise ValueError(f"num_cpus must be a non-negative int, got {num_cpus!r}")
+    num_gpus = 0 if num_gpus is None else num_gpus
+    if not isinstance(num_gpus, int) or isinstance(num_gpus, bool) or num_gpus < 0:
+        raise ValueError(f"num_gpus must be a non-negative int, got {num_gpus!r}")
+    custom = dict(resources or {})
+    for name, amount in custom.items():
+        if name in _node.BUILTIN_RESOURCES:
+            raise ValueError(f"use num_{name.lower()}s=, not resources={{'{name}': ...}}")
+        if not isinstance(amount, (int, float)) or amount < 0:
+            raise ValueError(f"resource {name!r} must be a non-negative number, got {amount!r}")
+    if len(custom) + 2 > _core.MAX_RESOURCES:
+        raise ValueError(f"at most {_core.MAX_RESOURCES - 2} custom resources are supported")
+    return {"CPU": num_cpus, "GPU": num_gpus, **custom}
+
+
+def _start_dashboard(node: _node.Node, host: str, port: int | None) -> None:
+    # Imported here: the HTTP server costs ~30 ms of start-up, paid only when asked for.
+    from ember import dashboard  # noqa: PLC0415
+
+    node.dashboard = dashboard.Dashboard(node, host,
+                                         dashboard.DEFAULT_PORT if port is None else port)
+    node.info = node.info.with_dashboard(node.dashboard.url)
+    # Once, here: the token is in it (as Jupyter prints it).
+    print(f"ember: the dashboard is at {node.dashboard.url}", file=sys.stderr, flush=True)
