@@ -494,3 +494,21 @@ def test_an_actor_method_passed_to_a_task_can_be_called_there(node):
     adder = Adder.remote()
     assert ember.get(call.remote(adder.add, 41)) == 42
     assert ember.get(call_pair.remote(adder.pair)) == [3, -3]
+
+
+def test_the_runtime_context_names_the_actor_it_runs_in(node):
+    @ember.remote
+    class Probe:
+        def actor_id(self):
+            return ember.get_runtime_context().get_actor_id()
+
+    @ember.remote
+    def in_a_task():
+        return ember.get_runtime_context().get_actor_id()
+
+    a, b = Probe.remote(), Probe.remote()
+    ids = ember.get([a.actor_id.remote(), b.actor_id.remote()])
+    assert ids[0] != ids[1]
+    assert [f"Actor(Probe, {i})" for i in ids] == [repr(a), repr(b)]
+    assert ember.get(in_a_task.remote()) is None
+    assert ember.get_runtime_context().get_actor_id() is None  # the driver

@@ -156,3 +156,20 @@ def test_a_cluster_address_without_ray_installed_says_what_to_install():
     )
     assert result.returncode == 0, result.stderr
     assert "pip install 'ember[ray]'" in result.stdout
+
+
+def test_an_ember_node_option_is_refused_under_ray_not_dropped():
+    result = run_python(
+        """
+        import sys
+        import ember
+        try:
+            ember.init(memory_usage_threshold=0.5)
+        except ValueError as e:
+            print(e)
+        print("ray started:", "ray" in sys.modules and sys.modules["ray"].is_initialized())
+        """,
+        timeout=60, env=ray_env())
+    assert result.returncode == 0, result.stderr
+    assert "init(memory_usage_threshold=...) is an option of ember's own node" in result.stdout
+    assert "ray started: False" in result.stdout

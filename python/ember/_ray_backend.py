@@ -54,7 +54,6 @@ class RayBackend(_backend.Backend):
 
     def init(self, address: str | None, **options: Any):
         """Starts or joins a Ray cluster with ray.init(); returns Ray's context."""
-        ray = _import_ray()
         runtime_env = dict(options.pop("runtime_env", None) or {})
         env_vars = dict(runtime_env.get("env_vars") or {})
         env_vars["EMBER_BACKEND"] = "ray"
@@ -68,6 +67,7 @@ class RayBackend(_backend.Backend):
         if options.get("dashboard_host") == _DEFAULT_DASHBOARD_HOST:
             del options["dashboard_host"]  # Ray's default too; joining a cluster refuses it
         options = {k: v for k, v in options.items() if v is not None}
+        ray = _import_ray()
         context = ray.init(address=address, runtime_env=runtime_env, **options)
         self._ray = ray
         return context
