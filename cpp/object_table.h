@@ -73,6 +73,11 @@ enum EntryFlags : uint32_t {
   kEntryRestoring = 4,  ///< CREATED by a reader bringing it back from its spill file
   kEntryError = 8,      ///< sealed holding a failure (kFlagError): get() raises it at once
 };
+/// Bits 8-15 of ObjectEntry::flags, beside the EntryFlags: while kEntrySpilling is set, the
+/// batch that set it (its slot in SpillControl::batches, spill.h S7), so that the victims of
+/// a spiller that died can be told from those of a living one. 0 otherwise.
+inline constexpr uint32_t kEntryBatchShift = 8;
+inline constexpr uint32_t kEntryBatchMask = uint32_t{0xFF} << kEntryBatchShift;
 
 /// One object's record (one cache line).
 struct ObjectEntry {
@@ -84,7 +89,7 @@ struct ObjectEntry {
   int32_t refs;       ///< ObjectRefs alive in any process
   int32_t pins;       ///< views alive in any process, +1 for the writer until sealed
   uint32_t waiters;   ///< 1 once someone sleeps until this object is sealed
-  uint32_t flags;     ///< EntryFlags
+  uint32_t flags;     ///< EntryFlags, and the spilling batch (kEntryBatchMask)
   union {
     uint64_t last_access;  ///< in memory: the store's access clock at the last pin (LRU)
     uint64_t spilled_at;   ///< SPILLED, and CREATED while restoring: its spill file and offset

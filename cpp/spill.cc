@@ -118,6 +118,27 @@ uint64_t Spiller::undo_restore(ObjectEntry& e) {
   return payload;
 }
 
+size_t Spiller::undo_spills(uint32_t client, int32_t pid) {
+  uint64_t dead = 0;  // bit i: slot i is one of its batches
+  for (uint32_t i = 0; i < kMaxSpillBatches; ++i) {
+    const SpillBatch& b = ctl().batches[i];
+    if (b.pid != 0 && b.pid == pid && b.client == client) dead |= uint64_t{1} << i;
+  }
+  if (dead == 0) return 0;  // the usual death: no batch in flight, no walk of the table
+  size_t n = 0;
+  s_.table_.for_each_live([&](int64_t, ObjectEntry& e) {
+    const uint32_t batch = (e.flags & kEntryBatchMask) >> kEntryBatchShift;
+    if ((e.flags & kEntrySpilling) == 0 || ((dead >> batch) & 1) == 0) return;
+    // Step 3 never ran for it: still SEALED, its bytes in place, as before step 1.
+    e.flags &= ~(uint32_t{kEntrySpilling} | kEntryBatchMask);
+    ++n;
+  });
+  for (uint32_t i = 0; i < kMaxSpillBatches; ++i) {  // last, as in step 3 (S7)
+    if (((dead >> i) & 1) != 0) ctl().batches[i] = SpillBatch{};
+  }
+  return n;
+}
+
 std::string Spiller::path(uint64_t file) const {
   char name[24];
   std::snprintf(name, sizeof name, "/spill-%06llx", static_cast<unsigned long long>(file));
@@ -155,7 +176,7 @@ Status Spiller::make_room(uint64_t size) {
     {
       Store::Locked lock(s_);
       if (s_.alloc_.largest_free() >= size) return Status::OK();
-      in_flight = s_.ctl_->trimming_bytes != 0 || ctl().writing_bytes != 0;
+      in_flight = memory_in_flight();
     }
     // At least kMinBatch at a time, so that a stream of small allocations (or restores)
     // does not pay a scan of the table and a file for each.
@@ -164,14 +185,40 @@ Status Spiller::make_room(uint64_t size) {
     // A disk that refuses writes will refuse the ones in flight too: say so now.
     if (disk_errno != 0) return disk_error(ctl().dir, disk_errno);
     if (!in_flight) {
+      // A batch that started since may be why ours spilled nothing (it took the victims, or
+      // the last slot, S7): look again before giving up.
+      Store::Locked lock(s_);
+      in_flight = memory_in_flight();
+    }
+    if (!in_flight) {
       return Status(StatusCode::kStoreFull,
                     "spilling cannot make room: the rest is pinned or in use");
     }
     // Memory on its way back: free blocks the idle trim holds out of the free lists while it
-    // punches their pages, or objects another thread is writing out. Wait for it rather than
-    // report the store full.
+    // punches their pages, or objects another thread is writing out (or a dead one was,
+    // until release_client undoes its batch, S7). Wait for it rather than report the store
+    // full.
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
+}
+
+bool Spiller::memory_in_flight() const {
+  if (s_.ctl_->trimming_bytes != 0) return true;
+  for (const SpillBatch& b : ctl().batches) {
+    if (b.pid != 0) return true;
+  }
+  return false;
+}
+
+int Spiller::take_batch_slot() {
+  for (uint32_t i = 0; i < kMaxSpillBatches; ++i) {
+    SpillBatch& b = ctl().batches[i];
+    if (b.pid != 0) continue;
+    b.client = s_.client_;
+    b.pid = s_.pid_;  // last: the slot is taken once it names a process
+    return static_cast<int>(i);
+  }
+  return -1;
 }
 
 size_t Spiller::spill_batch(uint64_t bytes, int* disk_errno) {
@@ -185,9 +232,14 @@ size_t Spiller::spill_batch(uint64_t bytes, int* disk_errno) {
     bool written;
   };
   std::vector<Victim> victims;
-  uint64_t file, batch_bytes = 0;
+  uint64_t file;
+  int batch;  // this batch's slot in ctl().batches (S7)
   {
     Store::Locked lock(s_);
+    // Taken before the first victim is flagged, so a death anywhere in the batch leaves a
+    // slot that names the process for release_client to undo (S7).
+    batch = take_batch_slot();
+    if (batch < 0) return 0;  // every slot taken: make_room waits for one to end
     s_.table_.for_each_live([&](int64_t slot, const ObjectEntry& e) {
       // Objects holding nested refs stay: their list of refs lives in their bytes.
       if (e.state != SlotState::kSealed || e.pins != 0 || e.refs == 0 || e.payload == 0 ||
@@ -207,22 +259,24 @@ size_t Spiller::spill_batch(uint64_t bytes, int* disk_errno) {
       total += victims[n++].size;
     }
     victims.resize(n);
-    if (victims.empty()) return 0;
+    if (victims.empty()) {
+      ctl().batches[batch] = SpillBatch{};
+      return 0;
+    }
     for (const Victim& v : victims) {
       ObjectEntry& e = s_.table_.at(v.slot);
       ++e.pins;  // the spiller's pin: the bytes stay put while they are written out
       s_.note(e.id, 0, 1);
-      e.flags |= kEntrySpilling;
-      batch_bytes += v.size;
+      e.flags |= kEntrySpilling | (static_cast<uint32_t>(batch) << kEntryBatchShift);
     }
     file = ctl().files++;
-    ctl().writing_bytes += batch_bytes;
   }
   // Written without the lock. A failed write (disk full) keeps that object and the rest of
   // the batch in memory.
   const std::string name = path(file);
   int fd = open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   int write_errno = fd < 0 ? errno : 0;
+  if (void (*hook)() = debug_step2_hook.load(std::memory_order_relaxed)) hook();
   for (Victim& v : victims) {
     if (fd < 0) break;
     // The bytes are sealed and pinned: the checksum taken now is what gets written.
@@ -241,12 +295,11 @@ size_t Spiller::spill_batch(uint64_t bytes, int* disk_errno) {
   size_t spilled = 0;
   {
     Store::Locked lock(s_);
-    ctl().writing_bytes -= batch_bytes;
     std::vector<ObjectID> released;
     for (const Victim& v : victims) {
       int64_t slot = s_.table_.find(v.id);  // still there: our pin keeps it
       ObjectEntry& e = s_.table_.at(slot);
-      e.flags &= ~uint32_t{kEntrySpilling};
+      e.flags &= ~(uint32_t{kEntrySpilling} | kEntryBatchMask);
       s_.note(e.id, 0, -1);
       if (!v.written || e.pins != 1 || e.refs == 0) {
         // Not written, someone started reading it (keep it in memory), or its last ref went
@@ -267,6 +320,7 @@ size_t Spiller::spill_batch(uint64_t bytes, int* disk_errno) {
       ++spilled;
     }
     s_.release_all(released);
+    ctl().batches[batch] = SpillBatch{};  // last: after every victim is unflagged (S7)
   }
   return spilled;
 }

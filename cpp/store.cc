@@ -212,6 +212,9 @@ uint64_t Store::release_client(uint32_t client, int32_t pid) {
     });
   }
   release_all(released);  // first: a half-written object may be held only by its writer
+  // The batches it was spilling (its spiller pins came back above): their victims may be
+  // spilled again, and make_room no longer waits for them (spill.h, S7).
+  spill_.undo_spills(client, pid);
   // What it was writing: a promise again if someone holds it (a retry writes it), else freed.
   std::vector<int64_t> to_free;  // freed after the walk: an erase may clean slots behind it
   table_.for_each_live([&](int64_t slot, ObjectEntry& e) {

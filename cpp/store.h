@@ -28,7 +28,8 @@
 //      seal           Residency::after_seal (unlocked; one relaxed load when nothing grew)
 //      pin            a SPILLED object: Spiller::restore (unlocked), then pin again
 //      free_slot      a SPILLED entry: Spiller::forget (locked)
-//      release_client a dead restorer's entry: Spiller::undo_restore (locked)
+//      release_client a dead restorer's entry: Spiller::undo_restore (locked); a dead
+//                     spiller's batches: Spiller::undo_spills (locked)
 //      copy_in        Residency::prepare_range (unlocked, per copy slice)
 //      ~Locked        Spiller::take_unqueued (locked), punch_file (after the unlock)
 //    So create, seal, pin and unpin still take the robust lock once each. Each background
@@ -36,7 +37,8 @@
 //    flag (background_thread.h); close() stops and joins them before the fd goes.
 //  - A process that set a client id (a worker) records in its ledger every ref and pin it
 //    holds itself (`mine`); release_client() gives them all back when it dies, and turns what
-//    it was writing back into a promise (PENDING) or frees it: never visible as sealed.
+//    it was writing back into a promise (PENDING) or frees it: never visible as sealed. What
+//    it was spilling stays in memory and can be spilled again (spill.h, S7).
 //  - Blocks are claimed in a fixed order so a crash between two steps leaks nothing:
 //    allocate (block tagged with the id) then insert the entry; on free, erase the entry
 //    then free the block. rebuild() frees any block whose tag has no entry.
@@ -165,8 +167,9 @@ class Store : public std::enable_shared_from_this<Store> {
 
   /// Makes this process client `client` (1..ledger_clients-1) whose holds are recorded.
   void set_client(uint32_t client) { client_ = client; }
-  /// Releases everything client `client` (process `pid`) held; it died. Returns the number
-  /// of objects it held or was writing.
+  /// Releases everything client `client` (process `pid`) held; it died. Also undoes what it
+  /// was restoring or spilling (spill.h). Returns the number of objects it held or was
+  /// writing.
   uint64_t release_client(uint32_t client, int32_t pid);
   /// True if the object exists and is sealed (in memory or spilled).
   bool is_sealed(const ObjectID& id);

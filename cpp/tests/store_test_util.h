@@ -1,10 +1,13 @@
 // Helpers shared by the store's tests (test_store, test_spill, test_residency): stores of a
-// given shape, objects filled with a checkable pattern, and a private spill directory.
+// given shape, objects filled with a checkable pattern, a private spill directory, and the
+// killing of a child process.
 #pragma once
 
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -89,6 +92,15 @@ bool eventually(Done done, std::chrono::milliseconds limit = std::chrono::second
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return true;
+}
+
+/// Kills a child of the test with SIGKILL and reaps it.
+inline void kill_and_reap(pid_t pid) {
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
 }
 
 /// A fresh private directory, removed (with its files) when the object goes.

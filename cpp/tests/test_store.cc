@@ -581,14 +581,6 @@ bool wait_until_used_bytes_change(const Store& s, uint64_t from) {
   return true;
 }
 
-void kill_and_reap(pid_t pid) {
-  ASSERT_EQ(kill(pid, SIGKILL), 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(WIFSIGNALED(status));
-  EXPECT_EQ(WTERMSIG(status), SIGKILL);
-}
-
 /// What the parent holds when the child dies: a sealed object with a view pinned, one still
 /// being written, and memory freed earlier (so the heap has holes).
 struct Scene {
