@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pathlib
 import signal
 import sys
 import threading
@@ -512,3 +513,56 @@ def test_the_runtime_context_names_the_actor_it_runs_in(node):
     assert [f"Actor(Probe, {i})" for i in ids] == [repr(a), repr(b)]
     assert ember.get(in_a_task.remote()) is None
     assert ember.get_runtime_context().get_actor_id() is None  # the driver
+
+
+def test_calls_are_checked_against_the_signature_at_remote(node):
+    @ember.remote
+    class Adder:
+        def __init__(self, start, *, step=1):
+            self.n = start
+
+        def add(self, k, *, twice=False):
+            return self.n + k * (2 if twice else 1)
+
+        @staticmethod
+        def echo(value):
+            return value
+
+    with pytest.raises(TypeError, match="missing a required argument: 'start'"):
+        Adder.remote()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'stride'"):
+        Adder.remote(1, stride=2)
+    a = Adder.remote(1)
+    with pytest.raises(TypeError, match="too many positional arguments"):
+        a.add.remote(1, 2)
+    with pytest.raises(TypeError, match="multiple values for argument 'k'"):
+        a.add.remote(1, k=2)
+    with pytest.raises(TypeError, match="missing a required argument: 'value'"):
+        a.echo.remote()
+    assert ember.get([a.add.remote(2, twice=True), a.add.remote(k=1), a.echo.remote(7)]) == [
+        5, 2, 7]
+
+
+def test_every_actor_has_rays_built_in_methods(node, tmp_path):
+    marker = tmp_path / "atexit"
+
+    @ember.remote
+    class Plain:
+        def __init__(self, path):
+            import atexit  # noqa: PLC0415 (in the actor's process)
+
+            self.x = 3
+            atexit.register(lambda: pathlib.Path(path).write_text("ran"))
+
+    a = Plain.remote(str(marker))
+    with pytest.raises(TypeError):
+        a.__ray_ready__()  # a method is called with .remote()
+    assert ember.get(a.__ray_ready__.remote()) is True
+    assert ember.get(a.__ray_call__.remote(lambda self, y: self.x * y, y=2)) == 6
+    ember.wait([a.__ray_terminate__.remote()], timeout=10)
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.read_text() == "ran"  # an intended exit runs the actor's atexit handlers
+    with pytest.raises(ActorDiedError):
+        ember.get(a.__ray_ready__.remote(), timeout=10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -15,7 +16,7 @@ from ember.exceptions import (
     ObjectStoreFullError,
 )
 
-from .conftest import STORE_BYTES
+from .conftest import STORE_BYTES, run_python
 
 
 class Unpicklable:
@@ -49,21 +50,68 @@ def test_get_of_a_list_with_a_non_ref(node):
         ember.get([ember.put(1), 2])
 
 
-def test_calls_before_init_and_after_shutdown():
+def test_the_first_put_or_remote_starts_a_node_as_in_ray():
     assert not ember.is_initialized()
     with pytest.raises(NotInitializedError, match=r"ember.init\(\)"):
-        ember.put(1)
-    ember.init(num_cpus=1, object_store_memory=STORE_BYTES)
-    ref = ember.put(1)
-    assert ember.is_initialized()
-    ember.shutdown()
+        ember.cluster_resources()  # starts no node, as in Ray: finds none
     assert not ember.is_initialized()
-    with pytest.raises(NotInitializedError):
-        ember.get(ref)
-    with pytest.raises(NotInitializedError):
-        ember.put(1)
+    try:
+        ref = ember.put(1)  # starts the node, with init()'s defaults
+        assert ember.is_initialized()
+        assert ember.cluster_resources()["CPU"] == os.cpu_count()
+        assert ember.get(ref) == 1
+    finally:
+        ember.shutdown()
+    assert not ember.is_initialized()
+
+    @ember.remote
+    def one():
+        return 1
+
+    try:
+        assert ember.get(one.remote()) == 1  # a task's .remote() starts one too
+    finally:
+        ember.shutdown()
     ember.shutdown()  # twice is fine
     del ref  # a ref that outlives its node releases nothing and does not crash
+
+
+def test_two_threads_first_calls_start_one_node():
+    barrier = threading.Barrier(4)
+    tags = []
+
+    def first_call():
+        barrier.wait()
+        tags.append(ember.get(ember.put(1)))
+
+    threads = [threading.Thread(target=first_call) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert tags == [1, 1, 1, 1]
+        assert ember.is_initialized()
+    finally:
+        ember.shutdown()
+
+
+def test_without_auto_connect_calls_before_init_raise():
+    result = run_python(
+        """
+        import ember
+        from ember.exceptions import NotInitializedError
+        for call in (lambda: ember.put(1), lambda: ember.remote(lambda: 1).remote()):
+            try:
+                call()
+            except NotInitializedError as e:
+                print("raised:", e)
+        print("initialized:", ember.is_initialized())
+        """, env={**os.environ, "EMBER_ENABLE_AUTO_CONNECT": "0"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "raised: ember is not initialized: call ember.init() first"] * 2 + [
+        "initialized: False"]
 
 
 def test_a_ref_from_a_previous_node(node):

@@ -440,3 +440,25 @@ def test_list_tasks_says_what_each_unfinished_task_waits_for(cluster):
     while {b.hex() for b in blockers} & {t["task_id"] for t in list_tasks()}:
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def test_a_task_call_is_checked_against_the_signature_at_remote(cluster):
+    @ember.remote
+    def f(a, b=1, *rest, key, **extra):
+        return a + b + len(rest) + key + len(extra)
+
+    @ember.remote
+    def positional_only(a, /):
+        return a
+
+    with pytest.raises(TypeError, match="missing a required argument: 'a'"):
+        f.remote(key=1)
+    with pytest.raises(TypeError, match="missing a required argument: 'key'"):
+        f.remote(1)
+    with pytest.raises(TypeError, match="multiple values for argument 'b'"):
+        f.remote(1, 2, b=3, key=0)
+    with pytest.raises(TypeError, match="'a' parameter is positional only"):
+        positional_only.remote(a=1)
+    with pytest.raises(TypeError, match="too many positional arguments"):
+        positional_only.remote(1, 2)
+    assert ember.get([f.remote(1, 2, 3, 4, key=5, x=6), positional_only.remote(9)]) == [11, 9]

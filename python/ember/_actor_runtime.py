@@ -10,7 +10,9 @@ loop (async def methods), and handles exit_actor().
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
+import functools
 import inspect
 import os
 import sys
@@ -19,6 +21,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ember.actor import _ActorExit
 from ember.exceptions import ActorDiedError
+
+
+def _ready() -> bool:
+    return True
+
+
+def _call_with_instance(instance, fn, *args, **kwargs):
+    return fn(instance, *args, **kwargs)
+
+
+def _terminate() -> None:
+    raise _ActorExit()
 
 
 class ActorState:
@@ -55,7 +69,7 @@ class ActorState:
                 f"The actor died because its __init__ failed: {self.init_error}"))
             return True
         method_name = name.rsplit(".", 1)[-1]
-        method = getattr(self.instance, method_name)
+        method = self._method(method_name)
         # In an async actor every method runs on its event loop, sync ones too (as in Ray):
         # they may touch loop objects (asyncio.Event.set() wakes no waiter from another thread).
         if self.loop is not None:
@@ -71,6 +85,17 @@ class ActorState:
             return False
         self._run(worker_state, index, name, num_returns, args, inline, method)
         return True
+
+    def _method(self, name: str):
+        """The callable a call of `name` runs: the instance's method, or a built-in one
+        (ember.actor.BUILTIN_METHODS)."""
+        if name == "__ray_ready__":
+            return _ready
+        if name == "__ray_call__":
+            return functools.partial(_call_with_instance, self.instance)
+        if name == "__ray_terminate__":
+            return _terminate
+        return getattr(self.instance, name)
 
     def _drain(self) -> None:
         """In the loop thread: starts every call handed over so far, in order."""
@@ -123,6 +148,9 @@ class ActorState:
         worker = self.node.worker
         worker.mark_exit_intended()
         worker.finish(index)
+        # An intended exit runs the actor's atexit handlers, as in Ray (a kill does not); then
+        # os._exit, which does not wait for the threads of calls still running.
+        atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

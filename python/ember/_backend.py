@@ -1,11 +1,13 @@
 """The backend: what answers the public API in this process, chosen once, not at each call.
 
-Two exist: the ember node (``ember._local.LocalBackend``) and Ray (``ember._ray_backend``).
-``ember.api`` installs the default when ember is imported (Ray's in a process of a Ray job,
-the ember node's otherwise) and switches at ``init()`` / ``shutdown()``; every public call is
-``_backend.active.<call>(...)``, one attribute lookup. This module is near the bottom of the
-package, so that the classes which make tasks and actors (``remote_function``, ``actor``)
-reach the backend without importing the modules that implement it.
+Two do the work: the ember node (``ember._local.LocalBackend``) and Ray
+(``ember._ray_backend``). Before ``init()`` (and after ``shutdown()``) the active one is
+``ember.api``'s starter, which finds the process's backend on first use (a worker's node, or
+Ray in a worker of Ray's) or starts one as Ray does. ``init()`` makes the chosen backend
+active; every public call is ``_backend.active.<call>(...)``, one attribute lookup. This
+module is near the bottom of the package, so that the classes which make tasks and actors
+(``remote_function``, ``actor``) reach the backend without importing the modules that
+implement it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ class Backend:
     the public API (``ember.api`` documents them); each backend checks what it needs."""
 
     name = ""
-    #: Whether init() of this backend starts Ray.
-    is_ray = False
 
     def init(self, address: str | None, **options: Any) -> Any: raise NotImplementedError
     def shutdown(self) -> None: raise NotImplementedError
@@ -54,9 +54,9 @@ class Backend:
     def list_tasks(self) -> list[dict]: raise NotImplementedError
 
 
-#: The backend of this process (set by ember.api before any public call can run).
+#: The backend of this process (ember.api installs the starter before any call can run).
 active: Backend = Backend()
-#: What active goes back to at shutdown().
+#: What active goes back to at shutdown(): the starter.
 default: Backend = active
 
 

@@ -40,7 +40,7 @@ class LocalBackend(_backend.Backend):
         _node.stop()
 
     def is_initialized(self) -> bool:
-        return _node.is_running() and _node.current().is_driver
+        return _node.is_running()  # in a worker too, as in Ray
 
     def cancel(self, object_ref, force: bool, recursive: bool) -> None:
         if not isinstance(object_ref, _core.ObjectRef):

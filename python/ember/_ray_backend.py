@@ -37,7 +37,6 @@ class RayBackend(_backend.Backend):
     """Every call is Ray's own; errors are translated to ember's classes."""
 
     name = "ray"
-    is_ray = True
 
     def __init__(self):
         self._ray: Any = None  # the ray module, once connected

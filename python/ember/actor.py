@@ -19,6 +19,7 @@ import inspect
 from typing import Any
 
 from ember import _backend, _core, _node, _objects
+from ember._signature import CallCheck
 from ember.exceptions import ActorAlreadyExistsError, EmberError, ObjectLostError, _BadArgument
 from ember.serialization import serialize
 
@@ -76,12 +77,20 @@ class _ActorExit(BaseException):
     """Raised by exit_actor(); handled by the actor's loop."""
 
 
-def _methods_of(cls) -> dict[str, int]:
-    out = {}
+#: Methods every actor has, as in Ray (run by ember._actor_runtime): ``__ray_ready__()`` is
+#: True once ``__init__`` ran, ``__ray_call__(fn, *args)`` runs ``fn(instance, *args)``,
+#: ``__ray_terminate__()`` ends the actor after the calls before it, as exit_actor() does.
+BUILTIN_METHODS = ("__ray_ready__", "__ray_call__", "__ray_terminate__")
+
+
+def _methods_of(cls) -> dict[str, tuple[int, CallCheck | None]]:
+    """Each method's name -> (num_returns, the check of its arguments)."""
+    out = {name: (1, None) for name in BUILTIN_METHODS}
     for name, member in inspect.getmembers(cls, predicate=callable):
         if name.startswith("__") and name != "__call__":
             continue
-        out[name] = getattr(member, "__ember_num_returns__", 1)
+        bound = not isinstance(inspect.getattr_static(cls, name), (staticmethod, classmethod))
+        out[name] = (getattr(member, "__ember_num_returns__", 1), CallCheck.of(member, bound=bound))
     return out
 
 
@@ -100,6 +109,7 @@ class ActorClass:
         self._options = self._validate({**_ACTOR_OPTIONS, **(options or {})})
         self._class_name = cls.__name__
         self._methods = _methods_of(cls)
+        self._init_check = CallCheck.of(cls)  # the arguments of __init__
         self._ref: ObjectRef | None = None
         self._ref_node: int | None = None
         self.__name__ = cls.__name__
@@ -145,6 +155,8 @@ class ActorClass:
 
     def remote(self, *args, **kwargs) -> ActorHandle:
         """Starts the actor and returns its handle at once (``__init__`` runs in the actor)."""
+        if self._init_check is not None:
+            self._init_check.check(args, kwargs)
         return _backend.active.create_actor(self, args, kwargs)
 
     def _class_ref(self, node) -> ObjectRef:
@@ -204,8 +216,8 @@ class ActorClass:
 class ActorHandle:
     """A reference to an actor; ``handle.method.remote(...)`` calls it."""
 
-    def __init__(self, actor_id: int, class_name: str, methods: dict[str, int], class_ref,
-                 ready: ObjectRef):
+    def __init__(self, actor_id: int, class_name: str,
+                 methods: dict[str, tuple[int, CallCheck | None]], class_ref, ready: ObjectRef):
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
@@ -221,9 +233,9 @@ class ActorHandle:
             options = self._call_options.get(name)
             if options is None:
                 options = _core.TaskOptions(name=f"{self._class_name}.{name}",
-                                            num_returns=methods[name])
+                                            num_returns=methods[name][0])
                 self._call_options[name] = options
-            return ActorMethod(self, name, options)
+            return ActorMethod(self, name, options, methods[name][1])
         raise AttributeError(
             f"'{self.__dict__.get('_class_name', 'ActorHandle')}' actor has no method {name!r}")
 
@@ -255,10 +267,12 @@ def _rebuild_handle(actor_id, class_name, methods, class_ref, ready) -> ActorHan
 class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``."""
 
-    def __init__(self, handle: ActorHandle, name: str, options: _core.TaskOptions):
+    def __init__(self, handle: ActorHandle, name: str, options: _core.TaskOptions,
+                 check: CallCheck | None):
         self._handle = handle
         self._name = name
         self._options = options  # the call's task name and num_returns
+        self._check = check
 
     def __reduce__(self):  # a method passed to a task: its handle and options, as plain data
         return _rebuild_method, (self._handle, self._name, self._options.num_returns)
@@ -276,9 +290,11 @@ class ActorMethod:
         call = _core.TaskOptions(
             name=self._options.name,
             num_returns=options.get("num_returns", self._options.num_returns))
-        return ActorMethod(h, self._name, call)
+        return ActorMethod(h, self._name, call, self._check)
 
     def remote(self, *args, **kwargs):
+        if self._check is not None:
+            self._check.check(args, kwargs)
         node = _node.current()
         h = self._handle
         if args or kwargs:

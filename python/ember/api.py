@@ -7,6 +7,8 @@ Each call goes to this process's backend (ember._backend): the ember node, or Ra
 from __future__ import annotations
 
 import atexit
+import os
+import threading
 from typing import Any
 
 from ember import _backend, _local, _node, _ray_backend
@@ -32,8 +34,109 @@ __all__ = [
 
 _LOCAL = _local.LocalBackend()
 _RAY = _ray_backend.RayBackend()
-# A process of a job that runs on Ray (its workers too) calls Ray from the start.
-_backend.install_default(_RAY if _ray_backend.in_ray_job() else _LOCAL)
+
+#: $EMBER_ENABLE_AUTO_CONNECT=0 (Ray's RAY_ENABLE_AUTO_CONNECT) turns starting on first use off.
+_AUTO_INIT = os.environ.get("EMBER_ENABLE_AUTO_CONNECT", "") != "0"
+
+
+class _StartsOnFirstUse(_backend.Backend):
+    """The backend before init(), and after shutdown(): it finds the backend of the process
+    and hands every call to it. In a worker that is the node (or Ray) the process was started
+    by; in a driver, the calls that start Ray on first use (put, get, wait, a task's or an
+    actor's .remote(), cancel, get_actor, kill, get_gpu_ids, get_runtime_context) run
+    init() with its defaults, as Ray does. The others (resources, nodes, timeline, util.state)
+    raise NotInitializedError, as they find no node."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+
+    def _attached(self) -> _backend.Backend:
+        """The backend this process already has: a worker's, or the one init() chose (in
+        another thread); else the ember node's, which finds none."""
+        if _backend.active is not self:
+            return _backend.active
+        if _ray_backend.in_ray_job() and _RAY.is_initialized():
+            _backend.use(_RAY)  # a worker of Ray's
+        elif _node.is_running():
+            _backend.use(_LOCAL)  # a worker of the ember node
+        else:
+            return _LOCAL
+        return _backend.active
+
+    def _started(self) -> _backend.Backend:
+        backend = self._attached()
+        if backend is _LOCAL and not _node.is_running() and _AUTO_INIT:
+            with self._lock:  # two threads' first calls start one node
+                if _backend.active is self:
+                    init()
+            backend = _backend.active
+        return backend
+
+    def init(self, address, **options):
+        raise AssertionError("init() chooses a backend of its own")
+
+    def shutdown(self) -> None:
+        pass  # nothing started
+
+    def is_initialized(self) -> bool:
+        return self._attached().is_initialized()
+
+    def put(self, value):
+        return self._started().put(value)
+
+    def get(self, object_refs, timeout):
+        return self._started().get(object_refs, timeout)
+
+    def wait(self, object_refs, num_returns, timeout, fetch_local):
+        return self._started().wait(object_refs, num_returns, timeout, fetch_local)
+
+    def submit_task(self, function, args, kwargs):
+        return self._started().submit_task(function, args, kwargs)
+
+    def create_actor(self, actor_class, args, kwargs):
+        return self._started().create_actor(actor_class, args, kwargs)
+
+    def cancel(self, object_ref, force, recursive):
+        return self._started().cancel(object_ref, force, recursive)
+
+    def get_actor(self, name, namespace):
+        return self._started().get_actor(name, namespace)
+
+    def kill(self, actor, no_restart):
+        return self._started().kill(actor, no_restart)
+
+    def exit_actor(self):
+        return self._attached().exit_actor()
+
+    def get_gpu_ids(self):
+        return self._started().get_gpu_ids()
+
+    def runtime_context(self):
+        return self._started().runtime_context()
+
+    def cluster_resources(self):
+        return self._attached().cluster_resources()
+
+    def available_resources(self):
+        return self._attached().available_resources()
+
+    def nodes(self):
+        return self._attached().nodes()
+
+    def timeline(self, filename):
+        return self._attached().timeline(filename)
+
+    def list_objects(self):
+        return self._attached().list_objects()
+
+    def list_actors(self):
+        return self._attached().list_actors()
+
+    def list_tasks(self):
+        return self._attached().list_tasks()
+
+
+_backend.install_default(_StartsOnFirstUse())
 
 
 def init(
@@ -88,7 +191,7 @@ def init(
             (default 0.8, or $EMBER_OBJECT_SPILLING_THRESHOLD; 1: spill only when a put
             does not fit). Other keys are ignored.
     """
-    backend = _RAY if _ray_backend.requested(address) or _backend.active.is_ray else _LOCAL
+    backend = _RAY if _ray_backend.requested(address) or _backend.active is _RAY else _LOCAL
     info = backend.init(
         address, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
         object_store_memory=object_store_memory, log_to_driver=log_to_driver,

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from ember import _backend, _core, _node
+from ember._signature import CallCheck
 from ember.exceptions import ObjectStoreFullError
 from ember.serialization import serialize
 
@@ -70,6 +71,7 @@ class RemoteFunction:
         self._options = validate_options({**DEFAULT_OPTIONS, **(options or {})})
         self._qualname = f"{function.__module__}.{function.__qualname__}"
         self._name = getattr(function, "__name__", "task")  # what Ray shows: (name pid=N)
+        self._check = CallCheck.of(function)  # its arguments, checked at .remote()
         self._ref: ObjectRef | None = None  # the pickled function in the current node's store
         self._ref_node: str | None = None
         # node tag -> the core's TaskOptions for _options (built once: ~3 us per call otherwise)
@@ -101,6 +103,8 @@ class RemoteFunction:
 
     def remote(self, *args, **kwargs):
         """Submits the task; returns an ObjectRef (a list of them for num_returns != 1)."""
+        if self._check is not None:
+            self._check.check(args, kwargs)
         return _backend.active.submit_task(self, args, kwargs)
 
     def _function_ref(self, node: _node.Node) -> ObjectRef:
