@@ -14,7 +14,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "python" / "ember"
 #: Lowest first. A module may import modules of the layers before its own only.
 LAYERS = [
     ["_core"],  # the C++ core
-    ["exceptions", "_session", "_signature"],
+    ["exceptions", "_session", "_signature", "_scheduling"],
+    ["_options", "util.scheduling_strategies"],
     ["_backend", "_node", "_logs"],  # what answers the API; the node of this process
     ["serialization"],
     ["_objects"],  # put, get, wait on the node

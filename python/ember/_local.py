@@ -8,11 +8,12 @@ printer and its dashboard.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
 
-from ember import _backend, _core, _node, _objects, actor
+from ember import _backend, _core, _node, _objects, _options, actor
 from ember._logs import LogPrinter
 from ember.exceptions import _BadArgument
 from ember.remote_function import RemoteFunction
@@ -59,7 +60,7 @@ class LocalBackend(_backend.Backend):
     def nodes(self) -> list[dict]:
         node = _node.current()
         return [{
-            "NodeID": f"{node.store.node_tag:016x}",
+            "NodeID": node.node_id,
             "Alive": True,
             "NodeManagerAddress": "127.0.0.1",
             "NodeManagerHostname": os.uname().nodename,
@@ -107,9 +108,15 @@ def _start(*, num_cpus, num_gpus, resources, object_store_memory, log_to_driver,
     the node, then its log printer and dashboard."""
     if _node.is_running() and ignore_reinit_error:
         return _node.current().info
+    _options.check_init_options(ray_options)
+    namespace = ray_options.get("namespace") or "default"
+    if not isinstance(namespace, str):
+        raise ValueError(f"namespace must be a str, got {namespace!r}")
+    _configure_logging(ray_options)
     totals = _resource_totals(num_cpus, num_gpus, resources)
+    available_memory = _node.memory_limit()
     if object_store_memory is None:
-        object_store_memory = int(_node.memory_limit() * _node.DEFAULT_STORE_FRACTION)
+        object_store_memory = int(available_memory * _node.DEFAULT_STORE_FRACTION)
     elif not isinstance(object_store_memory, int) or object_store_memory < (1 << 20):
         raise ValueError(
             f"object_store_memory must be an int of at least 1 MiB, got {object_store_memory!r}"
@@ -129,9 +136,12 @@ def _start(*, num_cpus, num_gpus, resources, object_store_memory, log_to_driver,
         raise ValueError(f"object_spilling_threshold must be in (0, 1], got {spilling!r}")
     if include_dashboard is None:
         include_dashboard = os.environ.get("EMBER_DASHBOARD", "0") not in ("", "0")
+    # The "memory" resource that tasks' and actors' memory= options hold, as in Ray: what is
+    # available beside the store.
+    totals["memory"] = max(0, available_memory - object_store_memory)
     node = _node.start(totals, object_store_memory, memory_threshold=memory_usage_threshold,
                        memory_limit=_memory_limit, spilling_threshold=float(spilling),
-                       temp_dir=_temp_dir)
+                       temp_dir=_temp_dir, namespace=namespace)
     try:
         if log_to_driver:
             node.log_printer = LogPrinter(node.log_dir)
@@ -141,6 +151,23 @@ def _start(*, num_cpus, num_gpus, resources, object_store_memory, log_to_driver,
         _node.stop()
         raise
     return node.info
+
+
+def _configure_logging(options: dict[str, Any]) -> None:
+    """Ray's logging options, for ember's logger ("ember"): its level, and with
+    configure_logging (the default) a handler on stderr in logging_format."""
+    if options.get("logging_config") is not None:
+        raise ValueError("init(logging_config=...): Ray's LoggingConfig is not supported by "
+                         "ember; logging_level= and logging_format= are")
+    if not options.get("configure_logging", True):
+        return
+    logger = logging.getLogger("ember")
+    logger.setLevel(options.get("logging_level", logging.INFO))
+    fmt = options.get("logging_format")
+    if fmt is not None:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(fmt))
+        logger.handlers[:] = [handler]
 
 
 def _resource_totals(num_cpus, num_gpus, resources) -> dict[str, float]:
@@ -155,10 +182,13 @@ def _resource_totals(num_cpus, num_gpus, resources) -> dict[str, float]:
     for name, amount in custom.items():
         if name in _node.BUILTIN_RESOURCES:
             raise ValueError(f"use num_{name.lower()}s=, not resources={{'{name}': ...}}")
+        if name == "memory":
+            raise ValueError("the node's memory resource is what object_store_memory leaves "
+                             "of the available memory; resources={'memory': ...} cannot set it")
         if not isinstance(amount, (int, float)) or amount < 0:
             raise ValueError(f"resource {name!r} must be a non-negative number, got {amount!r}")
-    if len(custom) + 2 > _core.MAX_RESOURCES:
-        raise ValueError(f"at most {_core.MAX_RESOURCES - 2} custom resources are supported")
+    if len(custom) + 3 > _core.MAX_RESOURCES:  # CPU, GPU and memory take three slots
+        raise ValueError(f"at most {_core.MAX_RESOURCES - 3} custom resources are supported")
     return {"CPU": num_cpus, "GPU": num_gpus, **custom}
 
 

@@ -62,6 +62,9 @@ def idle_trim_seconds() -> float:
     return float(os.environ.get("EMBER_IDLE_TRIM_SECONDS", "10"))
 
 
+#: How a worker learns its job's namespace (set in the forkserver's environment).
+_NAMESPACE_ENV = "EMBER_NAMESPACE"
+
 #: Resource names in the order of the C++ core's resource slots (CPU, GPU, then custom).
 BUILTIN_RESOURCES = ("CPU", "GPU")
 
@@ -88,6 +91,14 @@ class Node:
         self.actor_state = None  # in an actor's process: its _ActorState
         self.actor_id: int | None = None  # in an actor's process: its id
         self.gpu_ids: list[int] = []  # in a worker: the GPUs of its task (or actor)
+        # Where named actors are made and looked up unless a call names another: init()'s
+        # namespace, which workers inherit through the forkserver's environment.
+        self.namespace = os.environ.get(_NAMESPACE_ENV, "default")
+
+    @property
+    def node_id(self) -> str:
+        """The node's id, as Ray writes one (hex); the same in every process of the node."""
+        return f"{self.store.node_tag:016x}"
 
     @property
     def num_cpus(self) -> int:
@@ -126,7 +137,7 @@ class Node:
         self.scheduler.start()
         self._start_forkserver()
         self.info = NodeInfo(
-            node_id=f"{self.store.node_tag:016x}",
+            node_id=self.node_id,
             num_cpus=self.num_cpus,
             num_gpus=int(self.resources.get("GPU", 0)),
             resources=dict(self.resources),
@@ -174,6 +185,7 @@ class Node:
         read_end, write_end = os.pipe()
         env = dict(os.environ)
         env["EMBER_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
+        env[_NAMESPACE_ENV] = self.namespace
         self.forkserver = subprocess.Popen(
             [sys.executable, "-m", "ember._forkserver", str(self.store.fd), str(read_end),
              self.log_dir, self.spill_dir],
@@ -234,7 +246,8 @@ def is_running() -> bool:
 
 def start(resources: dict[str, float], object_store_memory: int, *, max_workers: int = 256,
           task_capacity: int = 8192, memory_threshold: float = 0.95, memory_limit: int = 0,
-          spilling_threshold: float = 0.8, temp_dir: str | None = None) -> Node:
+          spilling_threshold: float = 0.8, temp_dir: str | None = None,
+          namespace: str = "default") -> Node:
     """Creates the node (driver only); its session directory goes under `temp_dir`
     (default: ember._session.default_root())."""
     global _current
@@ -253,6 +266,7 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
             ledger_clients=max_workers + 1, spill_dir=spill_dir,
             spill_high_water=spilling_threshold, idle_trim_s=idle_trim_seconds()))
         node = Node(store, resources, is_driver=True)
+        node.namespace = namespace
         node.session_dir = session_dir
         node.spill_dir = spill_dir
         try:

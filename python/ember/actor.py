@@ -18,31 +18,12 @@ import hashlib
 import inspect
 from typing import Any
 
-from ember import _backend, _core, _node, _objects
+from ember import _backend, _core, _node, _objects, _options
 from ember._signature import CallCheck
 from ember.exceptions import ActorAlreadyExistsError, EmberError, ObjectLostError, _BadArgument
 from ember.serialization import serialize
 
 ObjectRef = _core.ObjectRef
-
-_ACTOR_OPTIONS = {
-    "num_cpus": None,
-    "num_gpus": None,
-    "resources": None,
-    "name": None,
-    "namespace": None,
-    "get_if_exists": False,
-    "lifetime": None,
-    "max_restarts": 0,
-    "max_task_retries": 0,
-    "max_concurrency": None,
-    "max_pending_calls": -1,
-    "memory": None,
-    "runtime_env": None,
-    "scheduling_strategy": None,
-    "concurrency_groups": None,
-}
-
 
 def method(*, num_returns: int = 1, **_options):
     """``@ember.method(num_returns=n)`` on an actor method."""
@@ -102,11 +83,11 @@ def _is_async_class(cls) -> bool:
 class ActorClass:
     """A class whose instances are actors: ``Cls.remote(...)`` returns an ActorHandle."""
 
-    DEFAULT_OPTIONS = _ACTOR_OPTIONS  # the Ray backend passes on only what differs
+    DEFAULT_OPTIONS = _options.ACTOR_OPTIONS  # the Ray backend passes on only what differs
 
     def __init__(self, cls, options: dict[str, Any] | None = None):
         self._cls = cls
-        self._options = self._validate({**_ACTOR_OPTIONS, **(options or {})})
+        self._options = _options.check_actor_options({**_options.ACTOR_OPTIONS, **(options or {})})
         self._class_name = cls.__name__
         self._methods = _methods_of(cls)
         self._init_check = CallCheck.of(cls)  # the arguments of __init__
@@ -123,22 +104,6 @@ class ActorClass:
             f"class {self._class_name} is an actor class (decorated with @remote) and cannot "
             "be inherited from; inherit from the plain class and decorate the subclass instead")
 
-    @staticmethod
-    def _validate(options):
-        unknown = set(options) - set(_ACTOR_OPTIONS)
-        if unknown:
-            raise ValueError(f"invalid option(s) for an actor: {', '.join(sorted(unknown))}")
-        mc = options.get("max_concurrency")
-        if mc is not None and (not isinstance(mc, int) or mc < 1):
-            raise ValueError(f"max_concurrency must be an int >= 1, got {mc!r}")
-        for key in ("max_restarts", "max_task_retries"):
-            v = options.get(key, 0)
-            if not isinstance(v, int) or v < -1:
-                raise ValueError(f"{key} must be an int >= -1, got {v!r}")
-        if options.get("lifetime") not in (None, "detached", "non_detached"):
-            raise ValueError("lifetime must be 'detached' or 'non_detached'")
-        return options
-
     def __call__(self, *args, **kwargs):
         raise TypeError(
             f"Actors cannot be instantiated directly. Instead of '{self._class_name}()', use "
@@ -150,7 +115,7 @@ class ActorClass:
     def options(self, **options) -> ActorClass:
         copy = ActorClass.__new__(ActorClass)
         copy.__dict__.update(self.__dict__)
-        copy._options = self._validate({**self._options, **options})
+        copy._options = _options.check_actor_options({**self._options, **options})
         return copy
 
     def remote(self, *args, **kwargs) -> ActorHandle:
@@ -175,7 +140,7 @@ class ActorClass:
         runtime = node.scheduler if node.is_driver else node.worker
         if runtime is None:
             raise _BadArgument("actors can be created in the driver, tasks and actors only")
-        key = (opts["namespace"] or "default", opts["name"])
+        key = (opts["namespace"] or node.namespace, opts["name"])
         if opts["name"] is not None:
             existing = _lookup(node, *key)
             if existing is not None:
@@ -184,11 +149,11 @@ class ActorClass:
                 raise ActorAlreadyExistsError(
                     f"The name {opts['name']!r} (namespace={key[0]!r}) is already taken by "
                     "another actor; pass get_if_exists=True to reuse it")
-        explicit = opts["num_cpus"] is not None or opts["num_gpus"] or opts["resources"]
-        request = dict(opts["resources"] or {})
-        request["CPU"] = 1 if opts["num_cpus"] is None else opts["num_cpus"]
-        request["GPU"] = opts["num_gpus"] or 0
-        vector = node.resource_vector(request, f"actor {self._class_name}")
+        who = f"actor {self._class_name}"
+        _options.refuse_unsupported(opts, node.node_id, who)
+        explicit = (opts["num_cpus"] is not None or opts["num_gpus"] or opts["resources"]
+                    or opts["memory"] or opts["accelerator_type"] is not None)
+        vector = node.resource_vector(_options.resource_request(opts, 1), who)
         flags = _core.SPEC_HOLD_RESOURCES if explicit else 0
         concurrency = opts["max_concurrency"]
         is_async = _is_async_class(self._cls)
@@ -368,7 +333,8 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
 
 def _get_actor(name: str, namespace: str | None) -> ActorHandle:
     """get_actor() on an ember node."""
-    handle = _lookup(_node.current(), namespace or "default", name)
+    node = _node.current()
+    handle = _lookup(node, namespace or node.namespace, name)
     if handle is None:
         raise ValueError(f"Failed to look up actor with name '{name}'"
                          + (f" in namespace '{namespace}'" if namespace else ""))

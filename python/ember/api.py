@@ -189,7 +189,15 @@ def init(
         _system_config: as in Ray; ember reads ``object_spilling_threshold``: above this
             fraction of the store, a background thread spills least recently used objects
             (default 0.8, or $EMBER_OBJECT_SPILLING_THRESHOLD; 1: spill only when a put
-            does not fit). Other keys are ignored.
+            does not fit). Any other key is a ValueError: ember's node has no such setting.
+        namespace: where named actors are made and found unless a call names another
+            (default "default"), as in Ray.
+        logging_level, logging_format, configure_logging: as in Ray, for ember's logger
+            ("ember").
+        Ray's other options (``runtime_env``, ``job_config``, ``labels``, ``local_mode``, its
+        private ones, ...) raise ValueError, naming the option and why ember's node cannot
+        honour it, unless left at Ray's default; a keyword Ray does not take either is a
+        RuntimeError, as in Ray. Under the Ray backend all of them go to ray.init().
     """
     backend = _RAY if _ray_backend.requested(address) or _backend.active is _RAY else _LOCAL
     info = backend.init(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ember import _backend, _core, _node
+from ember import _backend, _core, _node, _options
 from ember._signature import CallCheck
 from ember.exceptions import ObjectStoreFullError
 from ember.serialization import serialize
@@ -20,55 +20,14 @@ ObjectRef = _core.ObjectRef
 #: Seconds a submission waits for running tasks to free room in a full store.
 STORE_FULL_PATIENCE = 30.0
 
-#: Options a remote function accepts, with Ray's defaults.
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "num_returns": 1,
-    "num_cpus": 1,
-    "num_gpus": 0,
-    "resources": None,
-    "max_retries": 3,
-    "retry_exceptions": False,
-    "name": None,
-    "memory": None,
-    "runtime_env": None,
-    "scheduling_strategy": None,
-    "accelerator_type": None,
-    "max_calls": None,
-}
-
-
-def validate_options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise ValueError(f"invalid option(s) for a remote function: {', '.join(sorted(unknown))}")
-    n = options.get("num_returns", 1)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"num_returns must be a non-negative int, got {n!r}")
-    for key in ("num_cpus", "num_gpus"):
-        v = options.get(key, 0)
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
-            raise ValueError(f"{key} must be a non-negative number, got {v!r}")
-    r = options.get("max_retries", 3)
-    if not isinstance(r, int) or r < -1:
-        raise ValueError(f"max_retries must be an int >= -1, got {r!r}")
-    res = options.get("resources")
-    if res is not None:
-        if not isinstance(res, dict):
-            raise ValueError(f"resources must be a dict, got {type(res).__name__}")
-        for name in ("CPU", "GPU"):
-            if name in res:
-                raise ValueError(f"use num_{name.lower()}s=, not resources={{'{name}': ...}}")
-    return options
-
-
 class RemoteFunction:
     """A function that runs as a task in a worker process."""
 
-    DEFAULT_OPTIONS = DEFAULT_OPTIONS  # the Ray backend passes on only what differs
+    DEFAULT_OPTIONS = _options.TASK_OPTIONS  # the Ray backend passes on only what differs
 
     def __init__(self, function, options: dict[str, Any] | None = None):
         self._function = function
-        self._options = validate_options({**DEFAULT_OPTIONS, **(options or {})})
+        self._options = _options.check_task_options({**_options.TASK_OPTIONS, **(options or {})})
         self._qualname = f"{function.__module__}.{function.__qualname__}"
         self._name = getattr(function, "__name__", "task")  # what Ray shows: (name pid=N)
         self._check = CallCheck.of(function)  # its arguments, checked at .remote()
@@ -96,7 +55,7 @@ class RemoteFunction:
         """A copy of this remote function with some options changed."""
         copy = RemoteFunction.__new__(RemoteFunction)
         copy.__dict__.update(self.__dict__)
-        copy._options = validate_options({**self._options, **options})
+        copy._options = _options.check_task_options({**self._options, **options})
         copy._task_options = {}
         copy._ray_function = None
         return copy
@@ -119,12 +78,11 @@ class RemoteFunction:
 
     def _core_options(self, node: _node.Node, opts: dict[str, Any]) -> _core.TaskOptions:
         name = opts["name"] or self._name
-        request = dict(opts["resources"] or {})
-        request["CPU"] = opts["num_cpus"] if opts["num_cpus"] is not None else 1
-        request["GPU"] = opts["num_gpus"] or 0
+        who = f"task {name}"
+        _options.refuse_unsupported(opts, node.node_id, who)
         return _core.TaskOptions(
             name=name, num_returns=opts["num_returns"], max_retries=opts["max_retries"],
-            resources=node.resource_vector(request, f"task {name}"),
+            resources=node.resource_vector(_options.resource_request(opts, 1), who),
             flags=_core.SPEC_RETRY_EXCEPTIONS if opts["retry_exceptions"] else 0)
 
     def _submit(self, args: tuple, kwargs: dict):

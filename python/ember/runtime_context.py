@@ -17,7 +17,7 @@ class RuntimeContext:
         return f"{self._node.store.node_tag & 0xFFFFFFFF:08x}"
 
     def get_node_id(self) -> str:
-        return f"{self._node.store.node_tag:016x}"
+        return self._node.node_id
 
     def get_worker_id(self) -> str:
         return f"{os.getpid():08x}"
@@ -36,6 +36,14 @@ class RuntimeContext:
         an actor."""
         actor_id = getattr(self._node, "actor_id", None)
         return None if actor_id is None else f"{actor_id:016x}"
+
+    @property
+    def namespace(self) -> str:
+        """Where named actors are made and found unless a call names another (init's)."""
+        return self._node.namespace
+
+    def get_namespace(self) -> str:
+        return self._node.namespace
 
     @property
     def worker_pid(self) -> int:

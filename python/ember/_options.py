@@ -1,0 +1,259 @@
+"""The options of tasks and actors, under Ray's names: their defaults, their checks, and what
+each one means on one node.
+
+Every option Ray takes is here. Each either works as in Ray or, set to anything but its
+default, raises ValueError naming the option and saying why ember cannot honour it: an
+option is never accepted and dropped. Unknown names and malformed values raise ValueError
+where they are given (``@remote(...)``, ``.options()``), as in Ray; what ember's node cannot
+do is refused when the task or actor is submitted to it (``refuse_unsupported``), because the
+same decorated function may run on the Ray backend, which honours it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ember._scheduling import (
+    NodeAffinitySchedulingStrategy,
+    NodeLabelSchedulingStrategy,
+    PlacementGroupSchedulingStrategy,
+)
+
+_PLACEMENT_GROUPS = "placement groups are not supported by ember yet"
+_LABELS = "node labels choose among the nodes of a cluster; ember's one node has none"
+_GENERATORS = "generator tasks are not supported by ember yet"
+
+#: Options both take, with Ray's defaults.
+_COMMON: dict[str, Any] = {
+    "num_cpus": None,
+    "num_gpus": None,
+    "resources": None,
+    "memory": None,  # bytes of the node's "memory" resource, held while the task runs
+    "accelerator_type": None,  # needs resource "accelerator_type:<type>" (init(resources=))
+    "name": None,
+    "scheduling_strategy": None,
+    "runtime_env": None,
+    "object_store_memory": None,
+    "placement_group": "default",
+    "placement_group_bundle_index": -1,
+    "placement_group_capture_child_tasks": None,
+    "label_selector": None,
+    "fallback_strategy": None,
+    "_labels": None,
+    "_metadata": None,
+    "enable_task_events": True,
+}
+
+#: A remote function's options (what ``@remote(...)`` and ``.options()`` take).
+TASK_OPTIONS: dict[str, Any] = {
+    **_COMMON,
+    "num_cpus": 1,
+    "num_gpus": 0,
+    "num_returns": 1,
+    "max_retries": 3,
+    "retry_exceptions": False,
+    "max_calls": 0,
+    "_generator_backpressure_num_objects": None,
+    "_num_objects_per_yield": 1,
+}
+
+#: An actor class's options.
+ACTOR_OPTIONS: dict[str, Any] = {
+    **_COMMON,
+    "namespace": None,
+    "get_if_exists": False,
+    "lifetime": None,
+    "max_restarts": 0,
+    "max_task_retries": 0,
+    "max_concurrency": None,
+    "max_pending_calls": -1,
+    "concurrency_groups": None,
+    "allow_out_of_order_execution": None,
+    "enable_tensor_transport": None,
+    "_actor_generator_backpressure_num_objects": None,
+}
+
+#: Options ember refuses when set to anything but their default (or None), and why.
+_REFUSED = {
+    "runtime_env": "runtime_env is not supported by ember yet: tasks and actors run in the "
+                   "environment of the driver that started the node",
+    "object_store_memory": "ember does not reserve object store memory per task or actor "
+                           "(Ray deprecates this option too)",
+    "placement_group": _PLACEMENT_GROUPS,
+    "placement_group_bundle_index": _PLACEMENT_GROUPS,
+    "placement_group_capture_child_tasks": _PLACEMENT_GROUPS,
+    "label_selector": _LABELS,
+    "fallback_strategy": _LABELS,
+    "_labels": _LABELS,
+    "_metadata": "_metadata is for Ray's own libraries",
+    "enable_task_events": "ember always records task events (ember.timeline())",
+    "max_calls": "max_calls is not supported by ember yet: a worker runs any number of tasks",
+    "_generator_backpressure_num_objects": _GENERATORS,
+    "_num_objects_per_yield": _GENERATORS,
+    "max_pending_calls": "max_pending_calls is not supported by ember yet",
+    "concurrency_groups": "concurrency groups are not supported by ember yet",
+    "allow_out_of_order_execution": "ember runs an actor's calls in the order each caller "
+                                    "made them",
+    "enable_tensor_transport": "tensor transports move GPU tensors between Ray's nodes; "
+                               "ember does not have them",
+    "_actor_generator_backpressure_num_objects": _GENERATORS,
+}
+
+
+#: ray.init()'s options beyond the ones ember.init() names, with Ray's defaults: each set to
+#: anything else is refused with the reason (namespace, _system_config and the logging ones
+#: work: ember._local). A keyword Ray does not know is a RuntimeError, as in Ray.
+_CLUSTER_PROCESS = "a setting of Ray's cluster processes, which ember's node does not have"
+INIT_REFUSED: dict[str, tuple[Any, str]] = {
+    "labels": (None, _LABELS),
+    "local_mode": (False, "local mode (tasks run in the driver) is deprecated in Ray and not "
+                          "in ember"),
+    "job_config": (None, "JobConfig is not supported by ember yet; init(namespace=) is"),
+    "runtime_env": (None, _REFUSED["runtime_env"]),
+    "enable_resource_isolation": (False, "resource isolation with cgroups is not supported "
+                                         "by ember"),
+    "cgroup_path": (None, "resource isolation with cgroups is not supported by ember"),
+    "system_reserved_cpu": (None, "resource isolation with cgroups is not supported by ember"),
+    "system_reserved_memory": (None, "resource isolation with cgroups is not supported by "
+                                     "ember"),
+    "proxy_server_url": (None, _CLUSTER_PROCESS),
+    "storage": (None, "Ray's cluster storage is deprecated in Ray and not in ember"),
+    "_enable_object_reconstruction": (False, "ember does not rebuild lost objects by rerunning "
+                                             "their tasks"),
+    "_plasma_directory": (None, "ember's store is a memfd segment, not files in a directory"),
+    "_object_spilling_directory": (None, "ember spills into the session directory "
+                                         "(init(_temp_dir=) moves it)"),
+    "_node_ip_address": (None, "ember's node is this machine, reached at 127.0.0.1"),
+    "_driver_object_store_memory": (None, _CLUSTER_PROCESS),
+    "_memory": (None, _CLUSTER_PROCESS),
+    "_redis_username": (None, _CLUSTER_PROCESS),
+    "_redis_password": (None, _CLUSTER_PROCESS),
+    "_metrics_export_port": (None, _CLUSTER_PROCESS),
+    "_tracing_startup_hook": (None, _CLUSTER_PROCESS),
+    "_node_name": (None, _CLUSTER_PROCESS),
+    "_skip_env_hook": (False, _CLUSTER_PROCESS),
+}
+#: The keys of ray.init(_system_config=) that ember's node reads.
+SYSTEM_CONFIG_KEYS = ("object_spilling_threshold",)
+
+
+def check_init_options(options: dict[str, Any]) -> None:
+    """Raises for ray.init() options ember's node cannot honour (all but the ones it reads:
+    namespace, _system_config, logging_level, logging_format, configure_logging,
+    logging_config)."""
+    unknown = set(options) - set(INIT_REFUSED) - {
+        "namespace", "_system_config", "logging_level", "logging_format",
+        "configure_logging", "logging_config"}
+    if unknown:
+        raise RuntimeError(f"Unknown keyword argument(s): {', '.join(sorted(unknown))}")
+    for name, (default, reason) in INIT_REFUSED.items():
+        value = options.get(name, default)
+        if value != default and value not in (None, {}):
+            raise ValueError(f"init({name}={value!r}): {reason}")
+    config = options.get("_system_config") or {}
+    for key in config:
+        if key not in SYSTEM_CONFIG_KEYS:
+            raise ValueError(
+                f"init(_system_config={{{key!r}: ...}}): ember's node has no such setting "
+                f"(it reads {', '.join(SYSTEM_CONFIG_KEYS)})")
+
+
+def _is_default(name: str, value: Any, defaults: dict[str, Any]) -> bool:
+    return value is None or value == defaults[name] or (value == {} and name != "resources")
+
+
+def _check_common(options: dict[str, Any], defaults: dict[str, Any], who: str) -> None:
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise ValueError(f"invalid option(s) for {who}: {', '.join(sorted(unknown))}")
+    for key in ("num_cpus", "num_gpus", "memory"):
+        v = options.get(key)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
+            raise ValueError(f"{key} must be a non-negative number, got {v!r}")
+    res = options.get("resources")
+    if res is not None:
+        if not isinstance(res, dict):
+            raise ValueError(f"resources must be a dict, got {type(res).__name__}")
+        for name in ("CPU", "GPU", "memory"):
+            if name in res:
+                option = {"CPU": "num_cpus", "GPU": "num_gpus"}.get(name, name)
+                raise ValueError(f"use {option}=, not resources={{'{name}': ...}}")
+    accelerator = options.get("accelerator_type")
+    if accelerator is not None and not isinstance(accelerator, str):
+        raise ValueError(f"accelerator_type must be a str, got {accelerator!r}")
+    _check_strategy(options.get("scheduling_strategy"))
+
+
+def _check_strategy(strategy) -> None:
+    if strategy is None or strategy in ("DEFAULT", "SPREAD"):
+        return
+    if not isinstance(strategy, (NodeAffinitySchedulingStrategy, NodeLabelSchedulingStrategy,
+                                 PlacementGroupSchedulingStrategy)):
+        raise ValueError(
+            f"Invalid scheduling_strategy {strategy!r}: use 'DEFAULT', 'SPREAD' or a strategy of "
+            "ember.util.scheduling_strategies")
+
+
+def check_task_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Raises ValueError for an unknown, refused or malformed option; returns `options`."""
+    _check_common(options, TASK_OPTIONS, "a remote function")
+    n = options.get("num_returns", 1)
+    if n in ("streaming", "dynamic"):
+        return options  # refused on submission to ember's node (Ray's backend has them)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"num_returns must be a non-negative int, got {n!r}")
+    r = options.get("max_retries", 3)
+    if not isinstance(r, int) or r < -1:
+        raise ValueError(f"max_retries must be an int >= -1, got {r!r}")
+    return options
+
+
+def check_actor_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Raises ValueError for an unknown, refused or malformed option; returns `options`."""
+    _check_common(options, ACTOR_OPTIONS, "an actor")
+    mc = options.get("max_concurrency")
+    if mc is not None and (not isinstance(mc, int) or mc < 1):
+        raise ValueError(f"max_concurrency must be an int >= 1, got {mc!r}")
+    for key in ("max_restarts", "max_task_retries"):
+        v = options.get(key, 0)
+        if not isinstance(v, int) or v < -1:
+            raise ValueError(f"{key} must be an int >= -1, got {v!r}")
+    if options.get("lifetime") not in (None, "detached", "non_detached"):
+        raise ValueError("lifetime must be 'detached' or 'non_detached'")
+    return options
+
+
+def resource_request(options: dict[str, Any], default_cpus: float) -> dict[str, float]:
+    """What a task or actor with these options asks of the node's resources."""
+    request = dict(options["resources"] or {})
+    request["CPU"] = default_cpus if options["num_cpus"] is None else options["num_cpus"]
+    request["GPU"] = options["num_gpus"] or 0
+    if options["memory"]:
+        request["memory"] = options["memory"]
+    if options["accelerator_type"] is not None:
+        # As in Ray: a sliver of the resource the node declares for that accelerator.
+        request[f"accelerator_type:{options['accelerator_type']}"] = 0.001
+    return request
+
+
+def refuse_unsupported(options: dict[str, Any], node_id: str, who: str) -> None:
+    """On submission to ember's node: raises ValueError for an option set to what this node
+    cannot do, naming it and why (a hard affinity to another node among them)."""
+    defaults = TASK_OPTIONS if "max_calls" in options else ACTOR_OPTIONS
+    for name, reason in _REFUSED.items():
+        if name in options and not _is_default(name, options[name], defaults):
+            raise ValueError(f"option {name}={options[name]!r} of {who}: {reason}")
+    if options.get("num_returns") in ("streaming", "dynamic"):
+        raise ValueError(f"option num_returns={options['num_returns']!r} of {who}: "
+                         f"{_GENERATORS}")
+    strategy = options["scheduling_strategy"]
+    if isinstance(strategy, PlacementGroupSchedulingStrategy):
+        raise ValueError(f"scheduling_strategy=PlacementGroupSchedulingStrategy of {who}: "
+                         f"{_PLACEMENT_GROUPS}")
+    if isinstance(strategy, NodeLabelSchedulingStrategy):
+        raise ValueError(f"scheduling_strategy=NodeLabelSchedulingStrategy of {who}: {_LABELS}")
+    if isinstance(strategy, NodeAffinitySchedulingStrategy) and not strategy.soft \
+            and strategy.node_id != node_id:
+        raise ValueError(
+            f"{who} must run on node {strategy.node_id} (NodeAffinitySchedulingStrategy, "
+            f"soft=False), but this node is {node_id}, the only one")

@@ -1,0 +1,149 @@
+"""Options of tasks and actors: each works as in Ray or is refused, naming the option and why;
+none is accepted and dropped."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import ember
+from ember.util.scheduling_strategies import (
+    NodeAffinitySchedulingStrategy,
+    NodeLabelSchedulingStrategy,
+    PlacementGroupSchedulingStrategy,
+)
+
+from .conftest import STORE_BYTES
+
+
+@pytest.fixture
+def accel_node():
+    ember.init(num_cpus=2, object_store_memory=STORE_BYTES,
+               resources={"accelerator_type:A100": 1})
+    try:
+        yield ember._node.current()
+    finally:
+        ember.shutdown()
+
+
+@ember.remote
+def span(seconds):
+    start = time.monotonic()
+    time.sleep(seconds)
+    return start, time.monotonic()
+
+
+@ember.remote
+class Box:
+    def get(self):
+        return "box"
+
+
+def test_memory_is_a_resource_tasks_hold_while_they_run(accel_node):
+    total = ember.cluster_resources()["memory"]
+    heavy = span.options(memory=int(total * 0.6))
+    a, b = ember.get([heavy.remote(0.3), heavy.remote(0.3)])
+    assert a[1] <= b[0] or b[1] <= a[0]  # 2 CPUs free, but the memory fits one at a time
+    light = span.options(memory=int(total * 0.4))
+    a, b = ember.get([light.remote(0.3), light.remote(0.3)])
+    assert a[0] < b[1] and b[0] < a[1]  # these two fit together
+    with pytest.raises(ValueError, match="memory"):
+        span.options(memory=int(total * 2)).remote(0)  # never fits: refused at submission
+
+
+def test_accelerator_type_needs_the_resource_the_node_declares(accel_node):
+    assert ember.get(span.options(accelerator_type="A100").remote(0))
+    with pytest.raises(ValueError, match="accelerator_type:H100"):
+        span.options(accelerator_type="H100").remote(0)
+    with pytest.raises(ValueError, match="accelerator_type must be a str"):
+        span.options(accelerator_type=100)
+
+
+def test_scheduling_strategies_of_one_node(accel_node):
+    here = ember.get_runtime_context().get_node_id()
+    for strategy in ("DEFAULT", "SPREAD", NodeAffinitySchedulingStrategy(here, soft=False),
+                     NodeAffinitySchedulingStrategy("ab" * 8, soft=True)):
+        assert ember.get(span.options(scheduling_strategy=strategy).remote(0))
+        assert ember.get(Box.options(scheduling_strategy=strategy).remote().get.remote()) == "box"
+    with pytest.raises(ValueError, match=f"must run on node {'ab' * 8}.*this node is {here}"):
+        span.options(scheduling_strategy=NodeAffinitySchedulingStrategy("ab" * 8, soft=False)
+                     ).remote(0)
+    with pytest.raises(ValueError, match="placement groups are not supported"):
+        span.options(scheduling_strategy=PlacementGroupSchedulingStrategy(None)).remote(0)
+    with pytest.raises(ValueError, match="node labels"):
+        Box.options(scheduling_strategy=NodeLabelSchedulingStrategy({"zone": "a"})).remote()
+    with pytest.raises(ValueError, match="Invalid scheduling_strategy"):
+        span.options(scheduling_strategy="NEAREST")
+
+
+@pytest.mark.parametrize(("options", "reason"), [
+    ({"runtime_env": {"pip": ["requests"]}}, "runtime_env is not supported"),
+    ({"max_calls": 2}, "max_calls is not supported"),
+    ({"placement_group_bundle_index": 0}, "placement groups"),
+    ({"label_selector": {"zone": "a"}}, "node labels"),
+    ({"enable_task_events": False}, "always records task events"),
+    ({"num_returns": "streaming"}, "generator tasks are not supported"),
+], ids=lambda v: next(iter(v)) if isinstance(v, dict) else "")
+def test_a_task_option_ember_cannot_honour_is_refused_at_submission(accel_node, options, reason):
+    configured = span.options(**options)  # valid for Ray, so the decorator takes it
+    with pytest.raises(ValueError, match=f"{next(iter(options))}.*{reason}"):
+        configured.remote(0)
+
+
+@pytest.mark.parametrize(("options", "reason"), [
+    ({"concurrency_groups": {"io": 2}}, "concurrency groups are not supported"),
+    ({"max_pending_calls": 10}, "max_pending_calls is not supported"),
+    ({"allow_out_of_order_execution": True}, "in the order each caller made them"),
+    ({"object_store_memory": 1 << 20}, "does not reserve object store memory"),
+], ids=lambda v: next(iter(v)) if isinstance(v, dict) else "")
+def test_an_actor_option_ember_cannot_honour_is_refused_at_creation(accel_node, options, reason):
+    with pytest.raises(ValueError, match=f"{next(iter(options))}.*{reason}"):
+        Box.options(**options).remote()
+
+
+def test_unknown_and_malformed_options_raise_where_given():
+    with pytest.raises(ValueError, match="invalid option.*bogus"):
+        ember.remote(bogus=1)(lambda: None)
+    with pytest.raises(ValueError, match="invalid option.*bogus"):
+        Box.options(bogus=1)
+    with pytest.raises(ValueError, match="memory must be a non-negative number"):
+        span.options(memory=-1)
+    with pytest.raises(ValueError, match="use memory="):
+        span.options(resources={"memory": 1})
+
+
+@pytest.mark.parametrize(("options", "error", "match"), [
+    ({"runtime_env": {"env_vars": {"A": "1"}}}, ValueError, "runtime_env"),
+    ({"local_mode": True}, ValueError, "local mode"),
+    ({"labels": {"zone": "a"}}, ValueError, "node labels"),
+    ({"_system_config": {"task_retry_delay_ms": 100}}, ValueError, "task_retry_delay_ms"),
+    ({"_node_ip_address": "10.0.0.1"}, ValueError, "127.0.0.1"),
+    ({"not_an_option": 1}, RuntimeError, "Unknown keyword argument.*not_an_option"),
+], ids=lambda v: next(iter(v)) if isinstance(v, dict) else "")
+def test_init_refuses_what_the_node_cannot_honour(options, error, match):
+    with pytest.raises(error, match=match):
+        ember.init(num_cpus=1, object_store_memory=STORE_BYTES, **options)
+    assert not ember.is_initialized()
+
+
+def test_init_namespace_is_where_named_actors_live():
+    ember.init(num_cpus=2, object_store_memory=STORE_BYTES, namespace="team",
+               runtime_env=None, local_mode=False, _system_config={})  # defaults: taken
+    try:
+        assert ember.get_runtime_context().namespace == "team"
+        boxes = [Box.options(name="shared").remote(),
+                 Box.options(name="shared", namespace="other").remote()]  # no clash
+
+        @ember.remote
+        def look_up():  # in a worker: the job's namespace too
+            return (ember.get_runtime_context().namespace,
+                    ember.get(ember.get_actor("shared").get.remote()))
+
+        assert ember.get(look_up.remote()) == ("team", "box")
+        assert ember.get(ember.get_actor("shared", namespace="team").get.remote()) == "box"
+        with pytest.raises(ValueError, match="Failed to look up actor"):
+            ember.get_actor("shared", namespace="default")
+        del boxes
+    finally:
+        ember.shutdown()
