@@ -170,6 +170,7 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
   resources_.end(a.hold);
   if (restart) {
     if (a.restarts_left > 0) --a.restarts_left;
+    ++a.creation.attempt;  // the new process learns it is a restart (was_..._reconstructed)
     // Creation first, then the calls it had, then the ones that were waiting.
     for (auto it = unfinished.rbegin(); it != unfinished.rend(); ++it) a.calls.push_front(*it);
     hold_creation(a.creation);  // what this new run of __init__ will release

@@ -147,3 +147,33 @@ def test_init_namespace_is_where_named_actors_live():
         del boxes
     finally:
         ember.shutdown()
+
+
+@pytest.mark.parametrize(("selector", "error"), [
+    ({"zone": "eu-1", "example.com/disk": "!hdd"}, None),
+    ({"gpu": "in(a10, l4)", "tier": "!in(free)"}, None),
+    ({"zone": ""}, None),
+    (["zone"], TypeError),
+    ({"bad key": "x"}, ValueError),
+    ({"UPPER.example/zone": "x"}, ValueError),  # a prefix is lower-case DNS
+    ({"zone": "eu 1"}, ValueError),
+    ({"gpu": "in(a10,,l4)"}, ValueError),
+    ({"gpu": "in(a10"}, ValueError),
+], ids=str)
+def test_label_selectors_are_checked_as_ray_checks_them(accel_node, selector, error):
+    if error is None:
+        configured = span.options(label_selector=selector)  # well-formed: taken ...
+        with pytest.raises(ValueError, match="node labels"):
+            configured.remote(0)  # ... and refused where it would have to match a label
+    else:
+        with pytest.raises(error):
+            span.options(label_selector=selector)
+        with pytest.raises(error):
+            Box.options(fallback_strategy=[{"label_selector": selector}])
+
+
+def test_a_fallback_strategy_is_a_list_of_label_selectors():
+    with pytest.raises(TypeError, match="must be a list"):
+        Box.options(fallback_strategy={"label_selector": {"zone": "a"}})
+    with pytest.raises(ValueError, match="unsupported option"):
+        Box.options(fallback_strategy=[{"num_cpus": 1}])

@@ -303,6 +303,13 @@ void bind_worker(py::module_& m) {
            })
       .def("task_info",
            [](WorkerRuntime& rt, uint32_t index) { return task_info(rt.worker->record(index)); })
+      .def(
+          "task_resources",
+          [](WorkerRuntime& rt, uint32_t index) {
+            const TaskSpec& s = rt.worker->record(index).spec;
+            return std::vector<int64_t>(s.resources, s.resources + kMaxResources);
+          },
+          "The resources the task asked for (kResourceUnit, in the node's slot order).")
       .def("put_return",
            [](WorkerRuntime& rt, uint32_t index, uint32_t i, const py::bytes& stream,
               const py::list& buffers, const py::list& nested, bool is_error) {

@@ -9,6 +9,17 @@ from ember import actor, exceptions, util
 # The one version (pyproject.toml) reaches the C++ build; reading it from there is free, while
 # importlib.metadata costs ~10 ms of start-up.
 from ember._core import __version__
+from ember._ids import (
+    ActorClassID,
+    ActorID,
+    ClusterID,
+    FunctionID,
+    JobID,
+    NodeID,
+    PlacementGroupID,
+    TaskID,
+    WorkerID,
+)
 from ember.actor import get_actor, kill, method
 from ember.api import (
     available_resources,
@@ -29,7 +40,16 @@ from ember.object_ref import ObjectRef
 from ember.runtime_context import get_runtime_context
 
 __all__ = [
+    "ActorClassID",
+    "ActorID",
+    "ClusterID",
+    "FunctionID",
+    "JobID",
+    "NodeID",
     "ObjectRef",
+    "PlacementGroupID",
+    "TaskID",
+    "WorkerID",
     "__version__",
     "actor",
     "available_resources",

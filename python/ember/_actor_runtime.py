@@ -19,7 +19,8 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from ember.actor import _ActorExit
+from ember import _node
+from ember.actor import ActorHandle, _ActorExit, _methods_of
 from ember.exceptions import ActorDiedError
 
 
@@ -42,6 +43,8 @@ class ActorState:
         self.init_error: str | None = None
         self.max_concurrency = setup.get("max_concurrency", 1)
         self.is_async = setup.get("is_async", False)
+        node.actor_name = setup.get("name")
+        self.identity = None  # (class, its object's id, the creation's return id)
         self.pool = None
         self.loop = None
         self.slots = None
@@ -62,7 +65,7 @@ class ActorState:
         elif self.max_concurrency > 1:
             self.pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="ember-actor")
 
-    def call(self, worker_state, index, name, num_returns, args, inline) -> bool:
+    def call(self, worker_state, index, name, num_returns, args, inline, task_id) -> bool:
         """Runs call `index`; False when another thread will finish it."""
         if self.init_error is not None:
             worker_state.store_exception(index, num_returns, ActorDiedError(
@@ -74,17 +77,26 @@ class ActorState:
         # they may touch loop objects (asyncio.Event.set() wakes no waiter from another thread).
         if self.loop is not None:
             self.slots.acquire()  # at most max_concurrency calls in flight
-            self.pending.append((worker_state, index, name, num_returns, args, inline, method))
+            self.pending.append((worker_state, index, name, num_returns, args, inline, method,
+                                 task_id))
             if not self.drain_scheduled:
                 self.drain_scheduled = True
                 self.loop.call_soon_threadsafe(self._drain)
             return False
         if self.pool is not None:
             self.pool.submit(self._run_and_finish, worker_state, index, name, num_returns, args,
-                             inline, method)
+                             inline, method, task_id)
             return False
-        self._run(worker_state, index, name, num_returns, args, inline, method)
+        self._run(worker_state, index, name, num_returns, args, inline, method, task_id)
         return True
+
+    def own_handle(self) -> ActorHandle:
+        """A new handle to this actor (get_runtime_context().current_actor). Made on each
+        request, not kept: a handle the actor held itself would keep it alive forever."""
+        cls, class_id, ready_id = self.identity
+        store = self.node.store
+        return ActorHandle(self.node.actor_id, cls.__name__, _methods_of(cls),
+                           store.ref_from_binary(class_id), store.ref_from_binary(ready_id))
 
     def _method(self, name: str):
         """The callable a call of `name` runs: the instance's method, or a built-in one
@@ -109,7 +121,8 @@ class ActorState:
         finally:
             self.node.worker.finish(a[1])
 
-    def _run(self, ws, index, name, num_returns, args, inline, method) -> None:
+    def _run(self, ws, index, name, num_returns, args, inline, method, task_id) -> None:
+        _node.current_call.set((name, task_id, index, method))  # this thread's call
         try:
             a, kw = ws.resolved_arguments(args, inline)
             result, raised = method(*a, **kw), None
@@ -117,7 +130,9 @@ class ActorState:
             result, raised = None, e
         self._store(ws, index, name, num_returns, result, raised)
 
-    async def _run_async(self, ws, index, name, num_returns, args, inline, method) -> None:
+    async def _run_async(self, ws, index, name, num_returns, args, inline, method,
+                         task_id) -> None:
+        _node.current_call.set((name, task_id, index, method))  # this asyncio task's call
         try:
             try:
                 a, kw = ws.resolved_arguments(args, inline)

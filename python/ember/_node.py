@@ -7,6 +7,7 @@ runtime reaches it through :func:`current`, never through module globals of its 
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import gc
 import os
@@ -17,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ember import _core, _session
+from ember._ids import NodeID
 from ember.exceptions import NotInitializedError
 
 #: Share of the available memory the store takes by default (Ray's default too).
@@ -90,6 +92,10 @@ class Node:
         self.info: NodeInfo | None = None
         self.actor_state = None  # in an actor's process: its _ActorState
         self.actor_id: int | None = None  # in an actor's process: its id
+        self.actor_name: str | None = None  # ... the name it was created with
+        self.actor_reconstructed = False  # ... True after a restart
+        self.actor_resources: list[int] | None = None  # ... what it holds (explicit ones)
+        self.worker_state = None  # in a worker: its _WorkerState (the functions it loaded)
         self.gpu_ids: list[int] = []  # in a worker: the GPUs of its task (or actor)
         # Where named actors are made and looked up unless a call names another: init()'s
         # namespace, which workers inherit through the forkserver's environment.
@@ -97,8 +103,8 @@ class Node:
 
     @property
     def node_id(self) -> str:
-        """The node's id, as Ray writes one (hex); the same in every process of the node."""
-        return f"{self.store.node_tag:016x}"
+        """The node's id as Ray writes one (the hex of a NodeID); the same in every process."""
+        return NodeID.from_int(self.store.node_tag).hex()
 
     @property
     def num_cpus(self) -> int:
@@ -230,6 +236,11 @@ class Node:
 
 _lock = threading.Lock()
 _current: Node | None = None
+
+#: In a worker: the call this thread (or asyncio task) runs, as (task name, task id, index
+#: of its record, the function's id or the actor's bound method); None elsewhere.
+current_call: contextvars.ContextVar[tuple | None] = contextvars.ContextVar(
+    "ember_current_call", default=None)
 
 
 def current() -> Node:

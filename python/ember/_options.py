@@ -11,6 +11,7 @@ same decorated function may run on the Ray backend, which honours it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ember._scheduling import (
@@ -182,6 +183,51 @@ def _check_common(options: dict[str, Any], defaults: dict[str, Any], who: str) -
     if accelerator is not None and not isinstance(accelerator, str):
         raise ValueError(f"accelerator_type must be a str, got {accelerator!r}")
     _check_strategy(options.get("scheduling_strategy"))
+    if options.get("label_selector") is not None:
+        _check_label_selector(options["label_selector"], "label_selector")
+    if options.get("fallback_strategy") is not None:
+        _check_fallback_strategy(options["fallback_strategy"])
+
+
+# Ray's label syntax (Kubernetes'): an optional DNS-subdomain prefix and "/", then a name;
+# values of the same shape as names, possibly empty.
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z")
+_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+
+
+def _check_label_selector(selector, where: str) -> None:
+    """A label selector as Ray writes one: {key: value | "!value" | "in(a, b)" |
+    "!in(a, b)"}, checked as Ray checks it (the node has no labels to match, see _REFUSED)."""
+    if not isinstance(selector, dict):
+        raise TypeError(f"{where} must be a dict of label names to values, got {selector!r}")
+    for key, value in selector.items():
+        prefix, _, name = key.rpartition("/") if isinstance(key, str) else ("", "", "")
+        if not _LABEL_NAME.match(name) or (prefix and (
+                len(prefix) > 253 or not _LABEL_PREFIX.match(prefix))):
+            raise ValueError(f"{where}: invalid label name {key!r}")
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: the value of label {key!r} must be a str")
+        condition = value[1:] if value.startswith("!") else value
+        if condition.startswith("in(") and condition.endswith(")"):
+            values = [v.strip() for v in condition[3:-1].split(",")]
+        else:
+            values = [condition]
+        for v in values:
+            if (v == "" and len(values) > 1) or (v and not _LABEL_NAME.match(v)):
+                raise ValueError(f"{where}: invalid value {value!r} of label {key!r}")
+
+
+def _check_fallback_strategy(strategy) -> None:
+    if not isinstance(strategy, list):
+        raise TypeError(f"fallback_strategy must be a list of dicts, got {strategy!r}")
+    for item in strategy:
+        if not isinstance(item, dict):
+            raise ValueError(f"fallback_strategy holds dicts, not {item!r}")
+        unknown = set(item) - {"label_selector"}
+        if unknown:
+            raise ValueError(f"fallback_strategy: unsupported option(s) {sorted(unknown)}")
+        _check_label_selector(item.get("label_selector", {}), "fallback_strategy's "
+                              "label_selector")
 
 
 def _check_strategy(strategy) -> None:

@@ -70,12 +70,13 @@ class _WorkerState:
         """Runs one task or actor call; False if it was handed to another thread, which then
         finishes it."""
         rt = self.runtime
-        (fid, name, num_returns, args, inline, _attempt, max_retries, retry_exceptions, gpu_mask,
+        (fid, name, num_returns, args, inline, attempt, max_retries, retry_exceptions, gpu_mask,
          task_id, flags, actor_id) = rt.task_info(index)
         self.mark_name(name)
-        self.node.current_task = (name, task_id)
+        _node.current_call.set((name, task_id, index, fid))
         if flags & _core.SPEC_ACTOR_METHOD:  # an actor keeps the GPUs of its creation
-            return self.node.actor_state.call(self, index, name, num_returns, args, inline)
+            return self.node.actor_state.call(self, index, name, num_returns, args, inline,
+                                              task_id)
         if gpu_mask:
             self.node.gpu_ids = [i for i in range(32) if gpu_mask >> i & 1]
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in self.node.gpu_ids)
@@ -87,7 +88,10 @@ class _WorkerState:
                 os.environ["CUDA_VISIBLE_DEVICES"] = _INHERITED_CUDA
         if flags & _core.SPEC_ACTOR_CREATE:
             self.node.actor_id = actor_id
-            self.create_actor(index, name, fid, args, inline)
+            self.node.actor_reconstructed = attempt > 0  # a restart runs __init__ again
+            self.node.actor_resources = (self.runtime.task_resources(index)
+                                         if flags & _core.SPEC_HOLD_RESOURCES else None)
+            self.create_actor(index, name, fid, args, inline, task_id)
             return True
         tries = 0
         while True:
@@ -129,7 +133,7 @@ class _WorkerState:
             except Exception:  # noqa: BLE001, S112
                 continue
 
-    def create_actor(self, index, name, fid, args, inline) -> None:
+    def create_actor(self, index, name, fid, args, inline, ready_id) -> None:
         # Not at the top: its asyncio and concurrent.futures take ~35 ms to import, which a
         # task's worker never needs (the forkserver imports it ahead for the actors it forks).
         from ember._actor_runtime import ActorState  # noqa: PLC0415
@@ -140,6 +144,7 @@ class _WorkerState:
             a, kw, setup = self.arguments(args, inline)
             a, kw = _resolve_all(a, kw)
             state = ActorState(self.node, setup)
+            state.identity = (cls, fid, ready_id)
             self.node.actor_state = state
             state.instance = cls(*a, **kw)
         except Exception as e:  # noqa: BLE001 (the actor is dead; every call says why)
@@ -234,6 +239,9 @@ def main(store_fd: int, slot: int, log_dir: str = "") -> None:
     sys.stderr.reconfigure(line_buffering=True)
     node = _node.connect(store_fd, worker_slot=slot)
     state = _WorkerState(node)
+    node.worker_state = state
+    if log_dir:
+        node.session_dir = os.path.dirname(log_dir)  # <session>/logs
     node.worker.announce(os.getpid())
     parent = os.getppid()
     while True:

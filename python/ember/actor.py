@@ -19,6 +19,7 @@ import inspect
 from typing import Any
 
 from ember import _backend, _core, _node, _objects, _options
+from ember._ids import ActorID
 from ember._signature import CallCheck
 from ember.exceptions import ActorAlreadyExistsError, EmberError, ObjectLostError, _BadArgument
 from ember.serialization import serialize
@@ -159,7 +160,7 @@ class ActorClass:
         is_async = _is_async_class(self._cls)
         if concurrency is None:
             concurrency = 1000 if is_async else 1
-        setup = {"max_concurrency": concurrency, "is_async": is_async}
+        setup = {"max_concurrency": concurrency, "is_async": is_async, "name": opts["name"]}
         try:
             stream, buffers, nested = serialize((args, kwargs, setup))
         except TypeError as e:
@@ -205,7 +206,7 @@ class ActorHandle:
             f"'{self.__dict__.get('_class_name', 'ActorHandle')}' actor has no method {name!r}")
 
     def __repr__(self) -> str:
-        return f"Actor({self._class_name}, {self._actor_id:016x})"
+        return f"Actor({self._class_name}, {ActorID.from_int(self._actor_id).hex()})"
 
     def __eq__(self, other) -> bool:
         return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
