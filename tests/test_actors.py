@@ -566,3 +566,33 @@ def test_every_actor_has_rays_built_in_methods(node, tmp_path):
     assert marker.read_text() == "ran"  # an intended exit runs the actor's atexit handlers
     with pytest.raises(ActorDiedError):
         ember.get(a.__ray_ready__.remote(), timeout=10)
+
+
+def test_method_takes_rays_options_and_refuses_what_the_node_cannot_do(node):
+    @ember.remote
+    class Methods:
+        @ember.method
+        def bare(self):
+            return "bare"
+
+        @ember.method(num_returns=2)
+        def pair(self):
+            return 1, 2
+
+    m = Methods.remote()
+    assert ember.get(m.bare.remote()) == "bare"
+    assert ember.get(list(m.pair.remote())) == [1, 2]
+    assert ember.get(m.pair.options(num_returns=1).remote()) == (1, 2)
+    with pytest.raises(ValueError, match="invalid option.*bogus"):
+        ember.method(bogus=1)
+    with pytest.raises(ValueError, match="name.*Class.method"):
+        m.bare.options(name="other")
+
+    @ember.remote
+    class Retrying:
+        @ember.method(retry_exceptions=True)  # Ray's option: taken by the decorator ...
+        def flaky(self):
+            return 1
+
+    with pytest.raises(ValueError, match="retry_exceptions=True of Retrying.flaky"):
+        Retrying.remote()  # ... and refused by ember's node, which cannot honour it

@@ -159,6 +159,52 @@ def check_init_options(options: dict[str, Any]) -> None:
                 f"(it reads {', '.join(SYSTEM_CONFIG_KEYS)})")
 
 
+#: What @method(...) takes (Ray's names); ``.options()`` on a call takes these and "name".
+METHOD_OPTIONS = ("num_returns", "concurrency_group", "max_task_retries", "retry_exceptions",
+                  "_generator_backpressure_num_objects", "_num_objects_per_yield",
+                  "enable_task_events", "tensor_transport")
+_METHOD_REFUSED = {
+    "concurrency_group": _REFUSED["concurrency_groups"],
+    "max_task_retries": "a method's own max_task_retries is not supported by ember yet (the "
+                        "actor's max_task_retries= is)",
+    "retry_exceptions": "retrying an actor method on an exception is not supported by ember "
+                        "yet",
+    "_generator_backpressure_num_objects": _GENERATORS,
+    "_num_objects_per_yield": _GENERATORS,
+    "enable_task_events": _REFUSED["enable_task_events"],
+    "tensor_transport": _REFUSED["enable_tensor_transport"],
+    "name": "ember names an actor's call Class.method (its task name in logs and the "
+            "timeline); another name is not supported yet",
+}
+
+
+def check_method_options(options: dict[str, Any], at_call: bool = False) -> None:
+    """Raises ValueError for a name @method (or a call's .options()) does not take."""
+    allowed = set(METHOD_OPTIONS) | ({"name"} if at_call else set())
+    unknown = set(options) - allowed
+    if unknown:
+        raise ValueError(f"invalid option(s) for an actor method: {', '.join(sorted(unknown))}"
+                         f" (it takes {', '.join(sorted(allowed))})")
+    n = options.get("num_returns", 1)
+    if n in ("streaming", "dynamic"):
+        return
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"num_returns must be a non-negative int, got {n!r}")
+    if at_call:
+        refuse_unsupported_method_options(options, "an actor method call")
+
+
+def refuse_unsupported_method_options(options: dict[str, Any], who: str) -> None:
+    """Raises ValueError for a method option ember's node cannot honour."""
+    for name, value in options.items():
+        if name in _METHOD_REFUSED and value is not None and not (
+                name == "enable_task_events" and value is True):
+            raise ValueError(f"option {name}={value!r} of {who}: {_METHOD_REFUSED[name]}")
+    if options.get("num_returns") in ("streaming", "dynamic"):
+        raise ValueError(f"option num_returns={options['num_returns']!r} of {who}: "
+                         f"{_GENERATORS}")
+
+
 def _is_default(name: str, value: Any, defaults: dict[str, Any]) -> bool:
     return value is None or value == defaults[name] or (value == {} and name != "resources")
 

@@ -26,12 +26,21 @@ from ember.serialization import serialize
 
 ObjectRef = _core.ObjectRef
 
-def method(*, num_returns: int = 1, **_options):
-    """``@ember.method(num_returns=n)`` on an actor method."""
+def method(*args, **options):
+    """``@ember.method`` or ``@ember.method(num_returns=n, ...)`` on an actor method, with
+    Ray's options (ember._options.METHOD_OPTIONS). Those ember's node cannot honour are
+    refused when the actor is created on it; the Ray backend reads them all."""
+    if len(args) == 1 and callable(args[0]) and not options:
+        return args[0]  # bare @method: Ray's defaults
+    if args:
+        raise TypeError("@ember.method takes keyword options only, e.g. "
+                        "@ember.method(num_returns=2)")
+    _options.check_method_options(options)
 
     def mark(fn):
-        fn.__ember_num_returns__ = num_returns
-        fn.__ray_num_returns__ = num_returns  # read by Ray, under the Ray backend
+        fn.__ember_method_options__ = options
+        for name, value in options.items():  # what Ray reads, under the Ray backend
+            setattr(fn, f"__ray_{name.lstrip('_')}__", value)
         return fn
 
     return mark
@@ -72,8 +81,16 @@ def _methods_of(cls) -> dict[str, tuple[int, CallCheck | None]]:
         if name.startswith("__") and name != "__call__":
             continue
         bound = not isinstance(inspect.getattr_static(cls, name), (staticmethod, classmethod))
-        out[name] = (getattr(member, "__ember_num_returns__", 1), CallCheck.of(member, bound=bound))
+        options = getattr(member, "__ember_method_options__", {})
+        out[name] = (options.get("num_returns", 1), CallCheck.of(member, bound=bound))
     return out
+
+
+def _method_options_of(cls) -> dict[str, dict]:
+    """The @method options each method was given (checked on creation on ember's node)."""
+    return {name: member.__ember_method_options__
+            for name, member in inspect.getmembers(cls, predicate=callable)
+            if getattr(member, "__ember_method_options__", None)}
 
 
 def _is_async_class(cls) -> bool:
@@ -152,6 +169,9 @@ class ActorClass:
                     "another actor; pass get_if_exists=True to reuse it")
         who = f"actor {self._class_name}"
         _options.refuse_unsupported(opts, node.node_id, who)
+        for name, method_options in _method_options_of(self._cls).items():
+            _options.refuse_unsupported_method_options(method_options,
+                                                       f"{self._class_name}.{name}")
         explicit = (opts["num_cpus"] is not None or opts["num_gpus"] or opts["resources"]
                     or opts["memory"] or opts["accelerator_type"] is not None)
         vector = node.resource_vector(_options.resource_request(opts, 1), who)
@@ -249,9 +269,8 @@ class ActorMethod:
             f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
 
     def options(self, **options) -> ActorMethod:
-        unknown = set(options) - {"num_returns", "name"}
-        if unknown:
-            raise ValueError(f"invalid option(s) for an actor method: {', '.join(sorted(unknown))}")
+        """This call with other options: num_returns (the others Ray takes are refused)."""
+        _options.check_method_options(options, at_call=True)
         h = self._handle
         call = _core.TaskOptions(
             name=self._options.name,
