@@ -38,6 +38,7 @@ struct TaskOptions {
   uint32_t flags = 0;                               ///< SpecFlags the API may set
   int32_t max_restarts = 0;                         ///< actor creations: -1 forever
   int32_t max_task_retries = 0;                     ///< actor creations: its calls' retries
+  int32_t concurrency_group = 0;                    ///< actor calls: 1 + group index (0: own)
   bool detached = false;                            ///< actor creations: outlives its handles
 };
 

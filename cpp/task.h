@@ -67,7 +67,10 @@ struct TaskSpec {
   uint32_t attempt;                  ///< 0 on the first run
   int64_t resources[kMaxResources];  ///< in kResourceUnit
   uint32_t actor;                    ///< the actor id, for actor creations and calls
-  int32_t max_task_retries;          ///< for an actor creation (max_retries: its max_restarts)
+  union {
+    int32_t max_task_retries;        ///< an actor creation's (max_retries: its max_restarts)
+    int32_t concurrency_group;       ///< an actor call's: 1 + its group's index, 0: the method's
+  };
   uint32_t parent_index;             ///< 1 + the record of the task that submitted this one
   uint32_t parent_gen;               ///< (0: the driver did) and its generation then
   char name[80];                     ///< the task name (logs, errors); "Class.method" for calls

@@ -596,3 +596,84 @@ def test_method_takes_rays_options_and_refuses_what_the_node_cannot_do(node):
 
     with pytest.raises(ValueError, match="retry_exceptions=True of Retrying.flaky"):
         Retrying.remote()  # ... and refused by ember's node, which cannot honour it
+
+
+def _overlapping(spans) -> int:
+    """The most spans (start, end) running at one moment."""
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_concurrency_groups_limit_each_group_on_its_own(node):
+    @ember.remote(concurrency_groups={"io": 2, "compute": 1})
+    class Service:
+        def __init__(self):
+            self.gate = threading.Event()
+
+        @ember.method(concurrency_group="io")
+        def io(self, seconds):
+            start = time.monotonic()
+            time.sleep(seconds)
+            return start, time.monotonic()
+
+        def default(self):  # the default group: max_concurrency (1)
+            return "default"
+
+        @ember.method(concurrency_group="compute")
+        def blocked(self):
+            self.gate.wait(20)
+            return "released"
+
+        def release(self):
+            self.gate.set()
+            return "set"
+
+    s = Service.remote()
+    spans = ember.get([s.io.remote(0.3) for _ in range(4)], timeout=30)
+    assert _overlapping(spans) == 2  # io: two at a time
+    held = s.blocked.remote()  # fills the compute group ...
+    assert ember.get(s.default.remote(), timeout=10) == "default"  # ... not the others
+    # A call may go to another group than its method's.
+    compute_spans = ember.get([s.io.options(concurrency_group="compute").remote(0.1)
+                               for _ in range(2)] + [s.release.remote()], timeout=30)
+    assert ember.get(held, timeout=10) == "released"
+    assert compute_spans[-1] == "set"
+    assert compute_spans[0][1] <= compute_spans[1][0] or compute_spans[1][1] <= compute_spans[0][0]
+    with pytest.raises(ValueError, match="no concurrency group 'gpu'"):
+        s.io.options(concurrency_group="gpu")
+
+
+def test_concurrency_groups_of_an_async_actor(node):
+    @ember.remote(concurrency_groups={"one": 1})
+    class AsyncService:
+        @ember.method(concurrency_group="one")
+        async def single(self):
+            start = time.monotonic()
+            await asyncio.sleep(0.2)
+            return start, time.monotonic()
+
+        async def many(self):
+            start = time.monotonic()
+            await asyncio.sleep(0.2)
+            return start, time.monotonic()
+
+    a = AsyncService.remote()
+    assert _overlapping(ember.get([a.single.remote() for _ in range(3)], timeout=30)) == 1
+    assert _overlapping(ember.get([a.many.remote() for _ in range(3)], timeout=30)) == 3
+
+
+def test_a_method_in_an_undefined_group_is_an_error(node):
+    @ember.remote(concurrency_groups={"io": 1})
+    class Wrong:
+        @ember.method(concurrency_group="disk")
+        def read(self):
+            return 1
+
+    with pytest.raises(ValueError, match="concurrency group 'disk'.*does not define"):
+        Wrong.remote()
+    with pytest.raises(ValueError, match="concurrency_groups must be a dict"):
+        Wrong.options(concurrency_groups=["io"])

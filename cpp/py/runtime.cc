@@ -147,6 +147,7 @@ void bind_options(py::module_& m) {
       .def_readwrite("flags", &TaskOptions::flags)
       .def_readwrite("max_restarts", &TaskOptions::max_restarts)
       .def_readwrite("max_task_retries", &TaskOptions::max_task_retries)
+      .def_readwrite("concurrency_group", &TaskOptions::concurrency_group)
       .def_readwrite("detached", &TaskOptions::detached);
   resource_property<TaskOptions>(task, "resources",
                                  [](TaskOptions& o) { return o.resources.data(); });
@@ -203,6 +204,7 @@ void bind_submissions(py::class_<Runtime>& cls) {
                                  args_buffers, args_nested, deps);
             p.spec.actor = actor;
             p.spec.flags |= kSpecActorMethod;
+            p.spec.concurrency_group = options.concurrency_group;
             return dispatch(rt, p);
           },
           py::arg("actor"), py::arg("cls"), py::arg("options"), py::arg("args_stream"),
@@ -303,6 +305,12 @@ void bind_worker(py::module_& m) {
            })
       .def("task_info",
            [](WorkerRuntime& rt, uint32_t index) { return task_info(rt.worker->record(index)); })
+      .def(
+          "concurrency_group",
+          [](WorkerRuntime& rt, uint32_t index) {
+            return rt.worker->record(index).spec.concurrency_group;
+          },
+          "An actor call's group: 1 + its index in the actor's groups; 0: its method's own.")
       .def(
           "task_resources",
           [](WorkerRuntime& rt, uint32_t index) {

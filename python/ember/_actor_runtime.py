@@ -45,6 +45,13 @@ class ActorState:
         self.is_async = setup.get("is_async", False)
         node.actor_name = setup.get("name")
         self.identity = None  # (class, its object's id, the creation's return id)
+        # Concurrency groups: each limits its own calls (its threads, or its semaphore on an
+        # async actor's loop); the default group is max_concurrency, as without groups.
+        groups = setup.get("concurrency_groups") or {}
+        self.group_names = tuple(groups)  # a call's group index - 1 names one of these
+        self.method_groups = setup.get("method_groups") or {}  # method -> its group
+        self.group_pools = {}
+        self.group_slots = {}
         self.pool = None
         self.loop = None
         self.slots = None
@@ -62,8 +69,15 @@ class ActorState:
             threading.Thread(target=self.loop.run_forever, name="ember-actor-loop",
                              daemon=True).start()
             self.slots = threading.BoundedSemaphore(self.max_concurrency)
-        elif self.max_concurrency > 1:
+            # Made here, where the loop is current (Python 3.9 binds a semaphore to it then).
+            self.group_slots = {name: asyncio.Semaphore(n) for name, n in groups.items()}
+        elif self.max_concurrency > 1 or groups:
+            # With groups every call runs on its group's threads, the default group's too,
+            # so a busy group never holds up another (nor the loop that takes calls).
             self.pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="ember-actor")
+            self.group_pools = {
+                name: ThreadPoolExecutor(n, thread_name_prefix=f"ember-actor-{name}")
+                for name, n in groups.items()}
 
     def call(self, worker_state, index, name, num_returns, args, inline, task_id) -> bool:
         """Runs call `index`; False when another thread will finish it."""
@@ -73,22 +87,35 @@ class ActorState:
             return True
         method_name = name.rsplit(".", 1)[-1]
         method = self._method(method_name)
+        group = self._group(index, method_name)
         # In an async actor every method runs on its event loop, sync ones too (as in Ray):
         # they may touch loop objects (asyncio.Event.set() wakes no waiter from another thread).
         if self.loop is not None:
-            self.slots.acquire()  # at most max_concurrency calls in flight
+            if group is None:
+                self.slots.acquire()  # at most max_concurrency calls in flight
             self.pending.append((worker_state, index, name, num_returns, args, inline, method,
-                                 task_id))
+                                 task_id, group))
             if not self.drain_scheduled:
                 self.drain_scheduled = True
                 self.loop.call_soon_threadsafe(self._drain)
             return False
         if self.pool is not None:
-            self.pool.submit(self._run_and_finish, worker_state, index, name, num_returns, args,
-                             inline, method, task_id)
+            self.group_pools.get(group, self.pool).submit(
+                self._run_and_finish, worker_state, index, name, num_returns, args, inline,
+                method, task_id)
             return False
         self._run(worker_state, index, name, num_returns, args, inline, method, task_id)
         return True
+
+    def _group(self, index: int, method_name: str) -> str | None:
+        """The call's concurrency group: the one it was called with, else its method's; None
+        for the default group."""
+        if not self.group_names:
+            return None
+        chosen = self.node.worker.concurrency_group(index)
+        if chosen:
+            return self.group_names[chosen - 1]
+        return self.method_groups.get(method_name)
 
     def own_handle(self) -> ActorHandle:
         """A new handle to this actor (get_runtime_context().current_actor). Made on each
@@ -96,7 +123,8 @@ class ActorState:
         cls, class_id, ready_id = self.identity
         store = self.node.store
         return ActorHandle(self.node.actor_id, cls.__name__, _methods_of(cls),
-                           store.ref_from_binary(class_id), store.ref_from_binary(ready_id))
+                           store.ref_from_binary(class_id), store.ref_from_binary(ready_id),
+                           self.group_names)
 
     def _method(self, name: str):
         """The callable a call of `name` runs: the instance's method, or a built-in one
@@ -131,20 +159,28 @@ class ActorState:
         self._store(ws, index, name, num_returns, result, raised)
 
     async def _run_async(self, ws, index, name, num_returns, args, inline, method,
-                         task_id) -> None:
+                         task_id, group) -> None:
         _node.current_call.set((name, task_id, index, method))  # this asyncio task's call
         try:
-            try:
-                a, kw = ws.resolved_arguments(args, inline)
-                result, raised = method(*a, **kw), None
-                if inspect.isawaitable(result):
-                    result = await result
-            except BaseException as e:  # noqa: BLE001 (sorted out by _store)
-                result, raised = None, e
-            self._store(ws, index, name, num_returns, result, raised)
+            if group is None:
+                await self._call_async(ws, index, name, num_returns, args, inline, method)
+            else:
+                async with self.group_slots[group]:  # the group's max_concurrency
+                    await self._call_async(ws, index, name, num_returns, args, inline, method)
         finally:
-            self.slots.release()
+            if group is None:
+                self.slots.release()
             self.node.worker.finish(index)
+
+    async def _call_async(self, ws, index, name, num_returns, args, inline, method) -> None:
+        try:
+            a, kw = ws.resolved_arguments(args, inline)
+            result, raised = method(*a, **kw), None
+            if inspect.isawaitable(result):
+                result = await result
+        except BaseException as e:  # noqa: BLE001 (sorted out by _store)
+            result, raised = None, e
+        self._store(ws, index, name, num_returns, result, raised)
 
     def _store(self, ws, index, name, num_returns, result, raised) -> None:
         """Stores a call's result or what it raised; exit_actor() ends the process here."""

@@ -92,7 +92,6 @@ _REFUSED = {
     "_generator_backpressure_num_objects": _GENERATORS,
     "_num_objects_per_yield": _GENERATORS,
     "max_pending_calls": "max_pending_calls is not supported by ember yet",
-    "concurrency_groups": "concurrency groups are not supported by ember yet",
     "allow_out_of_order_execution": "ember runs an actor's calls in the order each caller "
                                     "made them",
     "enable_tensor_transport": "tensor transports move GPU tensors between Ray's nodes; "
@@ -164,7 +163,6 @@ METHOD_OPTIONS = ("num_returns", "concurrency_group", "max_task_retries", "retry
                   "_generator_backpressure_num_objects", "_num_objects_per_yield",
                   "enable_task_events", "tensor_transport")
 _METHOD_REFUSED = {
-    "concurrency_group": _REFUSED["concurrency_groups"],
     "max_task_retries": "a method's own max_task_retries is not supported by ember yet (the "
                         "actor's max_task_retries= is)",
     "retry_exceptions": "retrying an actor method on an exception is not supported by ember "
@@ -306,6 +304,15 @@ def check_actor_options(options: dict[str, Any]) -> dict[str, Any]:
     mc = options.get("max_concurrency")
     if mc is not None and (not isinstance(mc, int) or mc < 1):
         raise ValueError(f"max_concurrency must be an int >= 1, got {mc!r}")
+    groups = options.get("concurrency_groups")
+    if groups is not None:
+        if not isinstance(groups, dict):
+            raise ValueError("concurrency_groups must be a dict of group name to its "
+                             f"max_concurrency, got {groups!r}")
+        for name, size in groups.items():
+            if not isinstance(name, str) or not isinstance(size, int) or size < 1:
+                raise ValueError(f"concurrency group {name!r} must have a max_concurrency of "
+                                 f"at least 1, got {size!r}")
     for key in ("max_restarts", "max_task_retries"):
         v = options.get(key, 0)
         if not isinstance(v, int) or v < -1:

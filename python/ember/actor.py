@@ -86,6 +86,20 @@ def _methods_of(cls) -> dict[str, tuple[int, CallCheck | None]]:
     return out
 
 
+def _method_groups(cls, groups: dict[str, int]) -> dict[str, str]:
+    """Each method's concurrency group (@method(concurrency_group=)), which must exist."""
+    out = {}
+    for name, options in _method_options_of(cls).items():
+        group = options.get("concurrency_group")
+        if group is not None:
+            if group not in groups:
+                raise ValueError(f"method {cls.__name__}.{name} is in concurrency group "
+                                 f"{group!r}, which the actor does not define (it has "
+                                 f"{', '.join(map(repr, groups)) or 'none'})")
+            out[name] = group
+    return out
+
+
 def _method_options_of(cls) -> dict[str, dict]:
     """The @method options each method was given (checked on creation on ember's node)."""
     return {name: member.__ember_method_options__
@@ -180,7 +194,10 @@ class ActorClass:
         is_async = _is_async_class(self._cls)
         if concurrency is None:
             concurrency = 1000 if is_async else 1
-        setup = {"max_concurrency": concurrency, "is_async": is_async, "name": opts["name"]}
+        groups = dict(opts["concurrency_groups"] or {})
+        method_groups = _method_groups(self._cls, groups)
+        setup = {"max_concurrency": concurrency, "is_async": is_async, "name": opts["name"],
+                 "concurrency_groups": groups, "method_groups": method_groups}
         try:
             stream, buffers, nested = serialize((args, kwargs, setup))
         except TypeError as e:
@@ -193,7 +210,7 @@ class ActorClass:
         actor_id, ready = runtime.create_actor(self._class_ref(node), options, stream, buffers,
                                                nested, deps)
         handle = ActorHandle(actor_id, self._class_name, self._methods, self._class_ref(node),
-                             ready)
+                             ready, tuple(groups))
         if opts["name"] is not None:
             _register(node, key, handle)
         return handle
@@ -203,7 +220,8 @@ class ActorHandle:
     """A reference to an actor; ``handle.method.remote(...)`` calls it."""
 
     def __init__(self, actor_id: int, class_name: str,
-                 methods: dict[str, tuple[int, CallCheck | None]], class_ref, ready: ObjectRef):
+                 methods: dict[str, tuple[int, CallCheck | None]], class_ref, ready: ObjectRef,
+                 groups: tuple[str, ...] = ()):
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
@@ -211,6 +229,7 @@ class ActorHandle:
         # The actor's creation return. Every handle, in any process, holds it; when the last
         # one goes the object is freed and the scheduler ends the actor (unless detached).
         self._ready = ready
+        self._groups = groups  # its concurrency groups' names, in order (a call names one)
         self._call_options: dict[str, _core.TaskOptions] = {}  # by method, built on first call
 
     def __getattr__(self, name: str) -> ActorMethod:
@@ -236,7 +255,7 @@ class ActorHandle:
 
     def __reduce__(self):
         return _rebuild_handle, (self._actor_id, self._class_name, self._methods, self._class_ref,
-                                 self._ready)
+                                 self._ready, self._groups)
 
 
 def _rebuild_method(handle: ActorHandle, name: str, num_returns: int) -> ActorMethod:
@@ -246,8 +265,8 @@ def _rebuild_method(handle: ActorHandle, name: str, num_returns: int) -> ActorMe
     return method.options(num_returns=num_returns)
 
 
-def _rebuild_handle(actor_id, class_name, methods, class_ref, ready) -> ActorHandle:
-    return ActorHandle(actor_id, class_name, methods, class_ref, ready)
+def _rebuild_handle(actor_id, class_name, methods, class_ref, ready, groups) -> ActorHandle:
+    return ActorHandle(actor_id, class_name, methods, class_ref, ready, groups)
 
 
 class ActorMethod:
@@ -272,9 +291,17 @@ class ActorMethod:
         """This call with other options: num_returns (the others Ray takes are refused)."""
         _options.check_method_options(options, at_call=True)
         h = self._handle
+        group_index = self._options.concurrency_group  # 1 + index; 0: the method's own
+        if "concurrency_group" in options:
+            group = options["concurrency_group"]
+            if group is not None and group not in h._groups:
+                raise ValueError(f"actor {h._class_name} has no concurrency group {group!r} "
+                                 f"(it has {', '.join(map(repr, h._groups)) or 'none'})")
+            group_index = 0 if group is None else 1 + h._groups.index(group)
         call = _core.TaskOptions(
             name=self._options.name,
-            num_returns=options.get("num_returns", self._options.num_returns))
+            num_returns=options.get("num_returns", self._options.num_returns),
+            concurrency_group=group_index)
         return ActorMethod(h, self._name, call, self._check)
 
     def remote(self, *args, **kwargs):
@@ -319,7 +346,7 @@ def _registry_id(store, namespace: str, name: str) -> bytes:
 def _register(node, key: tuple[str, str], handle: ActorHandle) -> None:
     """Records the new actor under its name; the caller found no live actor under it."""
     record = (handle._actor_id, handle._class_name, handle._methods, handle._class_ref.binary(),
-              handle._ready.binary())
+              handle._ready.binary(), handle._groups)
     stream, buffers, _ = serialize(record)
     rid = _registry_id(node.store, *key)
     try:
@@ -336,13 +363,14 @@ def _lookup(node, namespace: str, name: str) -> ActorHandle | None:
         record = _objects.get(store.ref_from_binary(_registry_id(store, namespace, name)))
     except ObjectLostError:
         return None
-    actor_id, class_name, methods, class_id, ready_id = record
+    actor_id, class_name, methods, class_id, ready_id, groups = record
     ready = store.ref_from_binary(ready_id)
     if not store.exists(ready):  # its last handle went: the actor was ended
         return None
     if node.is_driver and not node.scheduler.actor_alive(actor_id)[0]:
         return None
-    return ActorHandle(actor_id, class_name, methods, store.ref_from_binary(class_id), ready)
+    return ActorHandle(actor_id, class_name, methods, store.ref_from_binary(class_id), ready,
+                       groups)
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
