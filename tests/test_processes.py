@@ -10,6 +10,7 @@ import textwrap
 import time
 
 import numpy as np
+import psutil
 
 import ember
 
@@ -165,3 +166,26 @@ def test_init_keeps_a_few_ended_sessions_and_every_live_one(tmp_path):
     assert left == sorted(kept + [live, "not_a_session", os.path.basename(current),
                                   "session_latest"])
     assert os.readlink(tmp_path / "session_latest") == current
+
+
+def test_a_worker_shows_what_it_runs_as_its_process_title(node):
+    @ember.remote
+    def titled():
+        return psutil.Process().cmdline()[0], psutil.Process().name()
+
+    @ember.remote
+    class Titled:
+        def __init__(self):
+            self.at_init = psutil.Process().cmdline()[0]
+
+        def titles(self):
+            return self.at_init, psutil.Process().cmdline()[0]
+
+    assert ember.get(titled.remote()) == ("ember::titled", "ember::titled")
+    assert ember.get(Titled.remote().titles.remote()) == ("ember::Titled.__init__",
+                                                          "ember::Titled.titles")
+    deadline = time.monotonic() + 10  # a task's worker a second without a task shows IDLE
+    while not any(psutil.Process(pid).cmdline()[:1] == ["ember::IDLE"]
+                  for pid in node.scheduler.worker_pids()):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)

@@ -7,6 +7,7 @@
 
 #include "memory_monitor.h"
 #include "object_format.h"
+#include "process_title.h"
 #include "py/errors.h"
 #include "py/objects.h"
 #include "py/refs.h"
@@ -46,6 +47,11 @@ void bind_protocol(py::module_& m) {
       py::arg("limit") = 0,
       "(capacity, used) bytes of the memory this node may use: the machine's, or its cgroup's "
       "if lower, or `limit` if lower still; used is what cannot be had back without a kill.");
+  m.def(
+      "set_process_title",
+      [](const std::string& title) { return set_process_title(title); }, py::arg("title"),
+      "Shows `title` as this process's command line (ps, psutil) and name (top); "
+      "process_title.h.");
 }
 
 }  // namespace

@@ -29,6 +29,9 @@ class ErrorKind(enum.IntEnum):
 def memory_snapshot(limit: int = 0) -> tuple[int, int]:
     """(capacity, used) bytes of the memory this node may use."""
 
+def set_process_title(title: str) -> bool:
+    """Shows `title` in ps/psutil and top (process_title.h)."""
+
 def set_error_classes(classes: dict[str, type]) -> None:
     """Registers the Python classes raised for the core's errors, by name."""
 

@@ -22,6 +22,10 @@ from ember._core import LOG_MARKER  # marks a change of task name; the log print
 from ember.exceptions import EmberError, TaskCancelledError, TaskError
 from ember.serialization import deserialize, serialize
 
+#: A worker's process title is this and what it runs ("ember::f", "ember::IDLE"), as Ray's
+#: workers show "ray::f" in ps and top.
+TITLE_PREFIX = "ember::"
+
 #: The worker's CUDA_VISIBLE_DEVICES before any task set it (GPU tasks set their own ids).
 _INHERITED_CUDA = os.environ.get("CUDA_VISIBLE_DEVICES")
 
@@ -59,6 +63,7 @@ class _WorkerState:
             _reopen_streams()
         if name != self.last_name:
             self.last_name = name
+            _core.set_process_title(f"{TITLE_PREFIX}{name}")
             for which in ("stdout", "stderr"):
                 try:
                     getattr(sys, which).write(f"{LOG_MARKER}{name}\n")
@@ -73,6 +78,8 @@ class _WorkerState:
         (fid, name, num_returns, args, inline, attempt, max_retries, retry_exceptions, gpu_mask,
          task_id, flags, actor_id) = rt.task_info(index)
         self.mark_name(name)
+        if flags & _core.SPEC_ACTOR_CREATE:  # its title is Class.__init__ (as in Ray)
+            _core.set_process_title(f"{TITLE_PREFIX}{name}.__init__")
         _node.current_call.set((name, task_id, index, fid))
         if flags & _core.SPEC_ACTOR_METHOD:  # an actor keeps the GPUs of its creation
             return self.node.actor_state.call(self, index, name, num_returns, args, inline,
@@ -243,15 +250,19 @@ def main(store_fd: int, slot: int, log_dir: str = "") -> None:
     if log_dir:
         node.session_dir = os.path.dirname(log_dir)  # <session>/logs
     node.worker.announce(os.getpid())
+    _core.set_process_title(f"{TITLE_PREFIX}IDLE")
     parent = os.getppid()
     while True:
         try:
             index = node.worker.next_task(1000)
             if index == -2:
                 return
-            if index == -1:
+            if index == -1:  # a second without a task
                 if os.getppid() != parent:
                     return
+                if node.actor_state is None and state.last_name != "":
+                    state.last_name = ""  # the next task sets its title again
+                    _core.set_process_title(f"{TITLE_PREFIX}IDLE")
                 continue
             # SystemExit (sys.exit() in the task) and other BaseExceptions end the process with
             # the task unfinished, so the scheduler retries it or fails it with
