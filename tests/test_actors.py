@@ -661,9 +661,19 @@ def test_concurrency_groups_of_an_async_actor(node):
             await asyncio.sleep(0.2)
             return start, time.monotonic()
 
+        @ember.method(concurrency_group="one")
+        async def hog(self, seconds):
+            time.sleep(seconds)  # blocks its group's loop, not the others'
+            return "hogged"
+
     a = AsyncService.remote()
     assert _overlapping(ember.get([a.single.remote() for _ in range(3)], timeout=30)) == 1
     assert _overlapping(ember.get([a.many.remote() for _ in range(3)], timeout=30)) == 3
+    hog = a.hog.remote(3)
+    start = time.monotonic()
+    assert ember.get(a.many.remote(), timeout=10)  # the default group's loop runs on
+    assert time.monotonic() - start < 2.5
+    assert ember.get(hog, timeout=10) == "hogged"
 
 
 def test_a_method_in_an_undefined_group_is_an_error(node):

@@ -36,6 +36,32 @@ def _terminate() -> None:
     raise _ActorExit()
 
 
+class _Loop:
+    """An asyncio loop on a thread of its own, fed calls in batches: one wake-up of the loop
+    thread per batch rather than per call (run_coroutine_threadsafe costs a pipe write and a
+    concurrent Future each). Deque appends and the flag are atomic under the GIL."""
+
+    def __init__(self, thread_name: str):
+        self.loop = asyncio.new_event_loop()
+        self.pending = collections.deque()
+        self.drain_scheduled = False
+        threading.Thread(target=self.loop.run_forever, name=thread_name, daemon=True).start()
+
+    def submit(self, coroutine_function, args: tuple) -> None:
+        """Runs coroutine_function(*args) on the loop, after the calls submitted before."""
+        self.pending.append((coroutine_function, args))
+        if not self.drain_scheduled:
+            self.drain_scheduled = True
+            self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        """In the loop thread: starts every call handed over so far, in order."""
+        self.drain_scheduled = False  # first: a call appended from now on schedules a drain
+        while self.pending:
+            coroutine_function, args = self.pending.popleft()
+            self.loop.create_task(coroutine_function(*args))
+
+
 class ActorState:
     def __init__(self, node, setup: dict):
         self.node = node
@@ -56,21 +82,17 @@ class ActorState:
         self.loop = None
         self.slots = None
         if self.is_async:
-            self.loop = asyncio.new_event_loop()
-            # The loop is also this (the worker's main) thread's current one, where __init__
-            # runs: Python 3.9's asyncio.Event() and friends bind the current loop when made,
-            # and must belong to the loop the methods run on.
+            # Each group has a loop (and thread) of its own, as in Ray: a call that blocks its
+            # loop (time.sleep in an async def) holds up its own group only.
+            self.loops = {None: _Loop("ember-actor-loop")}
+            self.loops.update((name, _Loop(f"ember-actor-{name}")) for name in groups)
+            self.loop = self.loops[None].loop
+            # The default loop is also this (the worker's main) thread's current one, where
+            # __init__ runs: Python 3.9's asyncio.Event() and friends bind the current loop
+            # when made, and must belong to the loop the methods run on.
             asyncio.set_event_loop(self.loop)
-            # Calls for the loop, handed over in batches: one wake-up of the loop thread per
-            # batch rather than per call (run_coroutine_threadsafe costs a pipe write and a
-            # concurrent Future each). Deque appends and the flag are atomic under the GIL.
-            self.pending = collections.deque()
-            self.drain_scheduled = False
-            threading.Thread(target=self.loop.run_forever, name="ember-actor-loop",
-                             daemon=True).start()
             self.slots = threading.BoundedSemaphore(self.max_concurrency)
-            # Made here, where the loop is current (Python 3.9 binds a semaphore to it then).
-            self.group_slots = {name: asyncio.Semaphore(n) for name, n in groups.items()}
+            self.group_sizes = dict(groups)  # each group's semaphore is made on its loop
         elif self.max_concurrency > 1 or groups:
             # With groups every call runs on its group's threads, the default group's too,
             # so a busy group never holds up another (nor the loop that takes calls).
@@ -93,11 +115,8 @@ class ActorState:
         if self.loop is not None:
             if group is None:
                 self.slots.acquire()  # at most max_concurrency calls in flight
-            self.pending.append((worker_state, index, name, num_returns, args, inline, method,
-                                 task_id, group))
-            if not self.drain_scheduled:
-                self.drain_scheduled = True
-                self.loop.call_soon_threadsafe(self._drain)
+            self.loops[group].submit(self._run_async, (
+                worker_state, index, name, num_returns, args, inline, method, task_id, group))
             return False
         if self.pool is not None:
             self.group_pools.get(group, self.pool).submit(
@@ -137,12 +156,6 @@ class ActorState:
             return _terminate
         return getattr(self.instance, name)
 
-    def _drain(self) -> None:
-        """In the loop thread: starts every call handed over so far, in order."""
-        self.drain_scheduled = False  # first: a call appended from now on schedules a drain
-        while self.pending:
-            self.loop.create_task(self._run_async(*self.pending.popleft()))
-
     def _run_and_finish(self, *a) -> None:
         try:
             self._run(*a)
@@ -165,7 +178,10 @@ class ActorState:
             if group is None:
                 await self._call_async(ws, index, name, num_returns, args, inline, method)
             else:
-                async with self.group_slots[group]:  # the group's max_concurrency
+                slots = self.group_slots.get(group)
+                if slots is None:  # first call: made here, on the group's own loop
+                    slots = self.group_slots[group] = asyncio.Semaphore(self.group_sizes[group])
+                async with slots:  # the group's max_concurrency
                     await self._call_async(ws, index, name, num_returns, args, inline, method)
         finally:
             if group is None:
