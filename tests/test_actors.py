@@ -687,3 +687,20 @@ def test_a_method_in_an_undefined_group_is_an_error(node):
         Wrong.remote()
     with pytest.raises(ValueError, match="concurrency_groups must be a dict"):
         Wrong.options(concurrency_groups=["io"])
+
+
+def test_max_pending_calls_bounds_the_calls_in_flight_through_a_handle(node):
+    @ember.remote(max_pending_calls=2)
+    class Slow:
+        def nap(self, seconds):
+            time.sleep(seconds)
+            return seconds
+
+    with pytest.raises(ValueError, match="max_pending_calls must be"):
+        Slow.options(max_pending_calls=0)
+    slow = Slow.remote()
+    first, second = slow.nap.remote(0.5), slow.nap.remote(0.5)
+    with pytest.raises(ember.exceptions.PendingCallsLimitExceeded, match="2 calls pending"):
+        slow.nap.remote(0)
+    assert ember.get([first, second], timeout=20) == [0.5, 0.5]
+    assert ember.get(slow.nap.remote(0), timeout=20) == 0  # they finished: room again

@@ -92,7 +92,6 @@ def test_a_task_option_ember_cannot_honour_is_refused_at_submission(accel_node, 
 
 
 @pytest.mark.parametrize(("options", "reason"), [
-    ({"max_pending_calls": 10}, "max_pending_calls is not supported"),
     ({"allow_out_of_order_execution": True}, "in the order each caller made them"),
     ({"object_store_memory": 1 << 20}, "does not reserve object store memory"),
 ], ids=lambda v: next(iter(v)) if isinstance(v, dict) else "")

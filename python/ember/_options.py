@@ -91,7 +91,6 @@ _REFUSED = {
     "max_calls": "max_calls is not supported by ember yet: a worker runs any number of tasks",
     "_generator_backpressure_num_objects": _GENERATORS,
     "_num_objects_per_yield": _GENERATORS,
-    "max_pending_calls": "max_pending_calls is not supported by ember yet",
     "allow_out_of_order_execution": "ember runs an actor's calls in the order each caller "
                                     "made them",
     "enable_tensor_transport": "tensor transports move GPU tensors between Ray's nodes; "
@@ -317,6 +316,10 @@ def check_actor_options(options: dict[str, Any]) -> dict[str, Any]:
         v = options.get(key, 0)
         if not isinstance(v, int) or v < -1:
             raise ValueError(f"{key} must be an int >= -1, got {v!r}")
+    pending = options.get("max_pending_calls", -1)
+    if not isinstance(pending, int) or isinstance(pending, bool) or pending == 0 or pending < -1:
+        raise ValueError(f"max_pending_calls must be -1 (no limit) or an int >= 1, got "
+                         f"{pending!r}")
     if options.get("lifetime") not in (None, "detached", "non_detached"):
         raise ValueError("lifetime must be 'detached' or 'non_detached'")
     return options

@@ -21,7 +21,13 @@ from typing import Any
 from ember import _backend, _core, _node, _objects, _options
 from ember._ids import ActorID
 from ember._signature import CallCheck
-from ember.exceptions import ActorAlreadyExistsError, EmberError, ObjectLostError, _BadArgument
+from ember.exceptions import (
+    ActorAlreadyExistsError,
+    EmberError,
+    ObjectLostError,
+    PendingCallsLimitExceeded,
+    _BadArgument,
+)
 from ember.serialization import serialize
 
 ObjectRef = _core.ObjectRef
@@ -210,7 +216,7 @@ class ActorClass:
         actor_id, ready = runtime.create_actor(self._class_ref(node), options, stream, buffers,
                                                nested, deps)
         handle = ActorHandle(actor_id, self._class_name, self._methods, self._class_ref(node),
-                             ready, tuple(groups))
+                             ready, tuple(groups), opts["max_pending_calls"])
         if opts["name"] is not None:
             _register(node, key, handle)
         return handle
@@ -221,7 +227,7 @@ class ActorHandle:
 
     def __init__(self, actor_id: int, class_name: str,
                  methods: dict[str, tuple[int, CallCheck | None]], class_ref, ready: ObjectRef,
-                 groups: tuple[str, ...] = ()):
+                 groups: tuple[str, ...] = (), max_pending_calls: int = -1):
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
@@ -230,6 +236,10 @@ class ActorHandle:
         # one goes the object is freed and the scheduler ends the actor (unless detached).
         self._ready = ready
         self._groups = groups  # its concurrency groups' names, in order (a call names one)
+        # With max_pending_calls: the first return of each call made through this handle that
+        # may not have finished (kept only then; checked when the limit is reached).
+        self._max_pending = max_pending_calls
+        self._pending: list[ObjectRef] = []
         self._call_options: dict[str, _core.TaskOptions] = {}  # by method, built on first call
 
     def __getattr__(self, name: str) -> ActorMethod:
@@ -255,7 +265,7 @@ class ActorHandle:
 
     def __reduce__(self):
         return _rebuild_handle, (self._actor_id, self._class_name, self._methods, self._class_ref,
-                                 self._ready, self._groups)
+                                 self._ready, self._groups, self._max_pending)
 
 
 def _rebuild_method(handle: ActorHandle, name: str, num_returns: int) -> ActorMethod:
@@ -265,8 +275,9 @@ def _rebuild_method(handle: ActorHandle, name: str, num_returns: int) -> ActorMe
     return method.options(num_returns=num_returns)
 
 
-def _rebuild_handle(actor_id, class_name, methods, class_ref, ready, groups) -> ActorHandle:
-    return ActorHandle(actor_id, class_name, methods, class_ref, ready, groups)
+def _rebuild_handle(actor_id, class_name, methods, class_ref, ready, groups,
+                    max_pending) -> ActorHandle:
+    return ActorHandle(actor_id, class_name, methods, class_ref, ready, groups, max_pending)
 
 
 class ActorMethod:
@@ -322,11 +333,28 @@ class ActorMethod:
         runtime = node.scheduler if node.is_driver else node.worker
         if runtime is None:
             raise _BadArgument("actor handles can be used in the driver, tasks and actors only")
+        if h._max_pending > 0:
+            _admit_call(node, h)
         refs = runtime.submit_actor(h._actor_id, h._class_ref, self._options, stream, buffers,
                                     nested, deps)
+        if h._max_pending > 0 and refs:
+            h._pending.append(refs[0])
         if self._options.num_returns == 1:
             return refs[0]
         return refs
+
+
+def _admit_call(node, handle: ActorHandle) -> None:
+    """max_pending_calls: raises PendingCallsLimitExceeded if as many calls made through this
+    handle as the limit have not finished."""
+    if len(handle._pending) < handle._max_pending:
+        return
+    done = node.store.wait(handle._pending, len(handle._pending), 0, node.worker)
+    handle._pending = [ref for ref, ok in zip(handle._pending, done) if not ok]
+    if len(handle._pending) >= handle._max_pending:
+        raise PendingCallsLimitExceeded(
+            f"actor {handle._class_name} has {len(handle._pending)} calls pending through this "
+            f"handle, its max_pending_calls; wait for some to finish")
 
 
 # --- the actor-name registry ----------------------------------------------------------------
@@ -346,7 +374,7 @@ def _registry_id(store, namespace: str, name: str) -> bytes:
 def _register(node, key: tuple[str, str], handle: ActorHandle) -> None:
     """Records the new actor under its name; the caller found no live actor under it."""
     record = (handle._actor_id, handle._class_name, handle._methods, handle._class_ref.binary(),
-              handle._ready.binary(), handle._groups)
+              handle._ready.binary(), handle._groups, handle._max_pending)
     stream, buffers, _ = serialize(record)
     rid = _registry_id(node.store, *key)
     try:
@@ -363,14 +391,14 @@ def _lookup(node, namespace: str, name: str) -> ActorHandle | None:
         record = _objects.get(store.ref_from_binary(_registry_id(store, namespace, name)))
     except ObjectLostError:
         return None
-    actor_id, class_name, methods, class_id, ready_id, groups = record
+    actor_id, class_name, methods, class_id, ready_id, groups, max_pending = record
     ready = store.ref_from_binary(ready_id)
     if not store.exists(ready):  # its last handle went: the actor was ended
         return None
     if node.is_driver and not node.scheduler.actor_alive(actor_id)[0]:
         return None
     return ActorHandle(actor_id, class_name, methods, store.ref_from_binary(class_id), ready,
-                       groups)
+                       groups, max_pending)
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
