@@ -28,7 +28,13 @@ import psutil
 import pytest
 
 import ember
-from ember.exceptions import GetTimeoutError, RayTaskError, TaskError, WorkerCrashedError
+from ember.exceptions import (
+    GetTimeoutError,
+    RayTaskError,
+    TaskError,
+    UnserializableException,
+    WorkerCrashedError,
+)
 
 from .conftest import STORE_BYTES, open_fds, segment_mappings
 
@@ -134,6 +140,27 @@ def returns_a_lock():
     return threading.Lock()
 
 
+class CodedError(Exception):
+    """A user exception with an attribute of its own, and one that cannot be pickled."""
+
+    def __init__(self, code):
+        super().__init__(f"failed with code {code}")
+        self.code = code
+
+
+class UnpicklableError(Exception):
+    def __reduce__(self):
+        raise TypeError("this exception refuses to be pickled")
+
+
+def raises_coded_error():
+    raise CodedError(42)
+
+
+def raises_an_unpicklable_error():
+    raise UnpicklableError("the original text")
+
+
 def returns_one_value():
     return 1
 
@@ -227,6 +254,11 @@ CRASH_MATRIX = {
     "result-pickle": Case(
         returns_a_lock, error=TaskError, also=(TypeError,),
         message=r"(?s)storing the result of task returns_a_lock.*cannot pickle"),
+    # (c2) the exception itself cannot be pickled: UnserializableException, with its text.
+    "exception-pickle": Case(
+        raises_an_unpicklable_error, error=TaskError, also=(UnserializableException,),
+        message=r"(?s)UnserializableException in task raises_an_unpicklable_error.*"
+                r"UnpicklableError: the original text"),
     # (d) num_returns=2 but one value: a clear error on every return ref.
     "num-returns": Case(
         returns_one_value, options={"num_returns": 2}, point="returns", error=TaskError,
@@ -674,3 +706,16 @@ def test_workers_that_cannot_start_fail_the_tasks_instead_of_hanging(monkeypatch
             ember.get(never.remote(), timeout=30)
     finally:
         ember.shutdown()
+
+
+def test_the_raised_exception_keeps_its_own_attributes_through_dependents(node):
+    failing = ember.remote(max_retries=0)(raises_coded_error).remote()
+
+    @ember.remote
+    def passes_on(value):
+        return value
+
+    for ref in (failing, passes_on.remote(failing)):  # a dependent fails with the same class
+        with pytest.raises(CodedError) as info:
+            ember.get(ref)
+        assert info.value.code == 42 and isinstance(info.value, TaskError)

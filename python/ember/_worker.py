@@ -19,7 +19,12 @@ import traceback
 
 from ember import _core, _node, _objects
 from ember._core import LOG_MARKER  # marks a change of task name; the log printer hides it
-from ember.exceptions import EmberError, TaskCancelledError, TaskError
+from ember.exceptions import (
+    EmberError,
+    TaskCancelledError,
+    TaskError,
+    UnserializableException,
+)
 from ember.serialization import deserialize, serialize
 
 #: A worker's process title is this and what it runs ("ember::f", "ember::IDLE"), as Ray's
@@ -173,8 +178,11 @@ class _WorkerState:
         err = TaskError(name, tb, exc, os.getpid())
         try:
             parts = serialize(err)
-        except TypeError:  # the cause itself cannot be pickled: keep its text only
-            parts = serialize(TaskError(name, tb, None, os.getpid()))
+        except TypeError:  # the cause cannot be pickled: an UnserializableException with its text
+            cause = UnserializableException(
+                f"{type(exc).__module__}.{type(exc).__qualname__} raised by task {name} cannot be "
+                f"pickled back to the caller; it was: {exc}")
+            parts = serialize(TaskError(name, tb, cause, os.getpid()))
         for i in range(num_returns):
             try:
                 self.runtime.put_return(index, i, *parts, True)

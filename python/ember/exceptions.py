@@ -263,6 +263,9 @@ class TaskError(EmberError):
                 return self
             _dual_classes[cause_cls] = cls
         err = cls.__new__(cls)
+        # The cause's own attributes first (e.code of the user's exception), as in Ray; then
+        # ours, which a cause's attribute of the same name does not hide.
+        err.__dict__.update(getattr(cause, "__dict__", {}))
         _dual_init(err, self.function_name, self.traceback_str, self.cause, self.pid)
         err.__cause__ = self.cause
         return err
