@@ -387,6 +387,24 @@ def test_retry_exceptions_retries_then_raises(node, tmp_path):
     assert count_lines(attempts) == 3
 
 
+@pytest.mark.parametrize(("retry_on", "attempts_made"), [
+    ([ValueError], 3), ([KeyError, ArithmeticError], 1), ([Exception], 3)], ids=str)
+def test_retry_exceptions_with_a_list_retries_only_those(node, tmp_path, retry_on,
+                                                         attempts_made):
+    attempts = tmp_path / "attempts"
+    f = ember.remote(max_retries=2)(raise_counted).options(retry_exceptions=retry_on)
+    with pytest.raises(ValueError, match=f"failed on attempt {attempts_made}"):
+        ember.get(f.remote(str(attempts)), timeout=10)
+    assert count_lines(attempts) == attempts_made
+    assert ember.get(ember.remote(add_one).options(retry_exceptions=[ValueError]).remote(1)) == 2
+
+
+def test_retry_exceptions_takes_a_bool_or_exception_classes():
+    for bad in ([], ["ValueError"], [int], ValueError):
+        with pytest.raises(ValueError, match="retry_exceptions must be"):
+            ember.remote(retry_exceptions=bad)(add_one)
+
+
 def test_exceptions_are_not_retried_by_default(node, tmp_path):
     attempts = tmp_path / "attempts"
     f = ember.remote(max_retries=2)(raise_counted)

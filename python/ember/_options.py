@@ -294,6 +294,12 @@ def check_task_options(options: dict[str, Any]) -> dict[str, Any]:
     r = options.get("max_retries", 3)
     if not isinstance(r, int) or r < -1:
         raise ValueError(f"max_retries must be an int >= -1, got {r!r}")
+    retry_on = options.get("retry_exceptions", False)
+    if not isinstance(retry_on, bool) and not (
+            isinstance(retry_on, list) and retry_on
+            and all(isinstance(t, type) and issubclass(t, BaseException) for t in retry_on)):
+        raise ValueError("retry_exceptions must be a bool or a non-empty list of exception "
+                         f"classes, got {retry_on!r}")
     return options
 
 

@@ -106,6 +106,7 @@ class _WorkerState:
             self.create_actor(index, name, fid, args, inline, task_id)
             return True
         tries = 0
+        fn = None  # retry_on: a RetryOn function's exception classes, else every Exception
         while True:
             try:
                 fn = self.function(fid)
@@ -113,7 +114,8 @@ class _WorkerState:
                 result = fn(*a, **kw)
                 break
             except Exception as e:  # noqa: BLE001 (every task failure goes to its caller)
-                if retry_exceptions and (max_retries < 0 or tries < max_retries):
+                if retry_exceptions and (max_retries < 0 or tries < max_retries) and \
+                        isinstance(e, getattr(fn, "retry_on", Exception)):
                     tries += 1
                     continue
                 self.store_error(index, num_returns, name, e)

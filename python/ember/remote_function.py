@@ -20,6 +20,20 @@ ObjectRef = _core.ObjectRef
 #: Seconds a submission waits for running tasks to free room in a full store.
 STORE_FULL_PATIENCE = 30.0
 
+class RetryOn:
+    """A task's function with retry_exceptions=[types]: the worker retries it only on an
+    exception of one of them (``retry_on``). It runs and names itself as the function."""
+
+    def __init__(self, function, types: list):
+        self.function = function
+        self.retry_on = tuple(types)
+        self.__module__ = getattr(function, "__module__", __name__)
+        self.__name__ = getattr(function, "__name__", "task")
+
+    def __call__(self, *args, **kwargs):
+        return self.function(*args, **kwargs)
+
+
 class RemoteFunction:
     """A function that runs as a task in a worker process."""
 
@@ -56,6 +70,9 @@ class RemoteFunction:
         copy = RemoteFunction.__new__(RemoteFunction)
         copy.__dict__.update(self.__dict__)
         copy._options = _options.check_task_options({**self._options, **options})
+        if isinstance(copy._options["retry_exceptions"], list) or isinstance(
+                self._options["retry_exceptions"], list):
+            copy._ref = None  # the function object carries the list (RetryOn)
         copy._task_options = {}
         copy._ray_function = None
         return copy
@@ -69,8 +86,11 @@ class RemoteFunction:
     def _function_ref(self, node: _node.Node) -> ObjectRef:
         node_id = node.store.node_tag
         if self._ref is None or self._ref_node != node_id:
+            retry_on = self._options["retry_exceptions"]
+            target = RetryOn(self._function, retry_on) if isinstance(retry_on, list) \
+                else self._function
             try:
-                parts = serialize(self._function)
+                parts = serialize(target)
             except TypeError as e:
                 raise TypeError(f"cannot pickle remote function {self._qualname}: {e}") from e
             self._ref, self._ref_node = node.store.put(*parts), node_id
