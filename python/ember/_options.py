@@ -175,6 +175,15 @@ _METHOD_REFUSED = {
 }
 
 
+def _check_num_returns(n) -> None:
+    # "streaming" and "dynamic" (generators) are refused on submission to ember's node only:
+    # Ray's backend has them.
+    if n in ("streaming", "dynamic"):
+        return
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"num_returns must be a non-negative int, got {n!r}")
+
+
 def check_method_options(options: dict[str, Any], at_call: bool = False) -> None:
     """Raises ValueError for a name @method (or a call's .options()) does not take."""
     allowed = set(METHOD_OPTIONS) | ({"name"} if at_call else set())
@@ -182,11 +191,7 @@ def check_method_options(options: dict[str, Any], at_call: bool = False) -> None
     if unknown:
         raise ValueError(f"invalid option(s) for an actor method: {', '.join(sorted(unknown))}"
                          f" (it takes {', '.join(sorted(allowed))})")
-    n = options.get("num_returns", 1)
-    if n in ("streaming", "dynamic"):
-        return
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"num_returns must be a non-negative int, got {n!r}")
+    _check_num_returns(options.get("num_returns", 1))
     if at_call:
         refuse_unsupported_method_options(options, "an actor method call")
 
@@ -286,11 +291,7 @@ def _check_strategy(strategy) -> None:
 def check_task_options(options: dict[str, Any]) -> dict[str, Any]:
     """Raises ValueError for an unknown, refused or malformed option; returns `options`."""
     _check_common(options, TASK_OPTIONS, "a remote function")
-    n = options.get("num_returns", 1)
-    if n in ("streaming", "dynamic"):
-        return options  # refused on submission to ember's node (Ray's backend has them)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"num_returns must be a non-negative int, got {n!r}")
+    _check_num_returns(options.get("num_returns", 1))
     r = options.get("max_retries", 3)
     if not isinstance(r, int) or r < -1:
         raise ValueError(f"max_retries must be an int >= -1, got {r!r}")
@@ -344,10 +345,11 @@ def resource_request(options: dict[str, Any], default_cpus: float) -> dict[str, 
     return request
 
 
-def refuse_unsupported(options: dict[str, Any], node_id: str, who: str) -> None:
-    """On submission to ember's node: raises ValueError for an option set to what this node
-    cannot do, naming it and why (a hard affinity to another node among them)."""
-    defaults = TASK_OPTIONS if "max_calls" in options else ACTOR_OPTIONS
+def refuse_unsupported(options: dict[str, Any], defaults: dict[str, Any], node_id: str,
+                       who: str) -> None:
+    """On submission to ember's node: raises ValueError for an option set (away from
+    `defaults`, TASK_OPTIONS or ACTOR_OPTIONS) to what this node cannot do, naming it and why
+    (a hard affinity to another node among them)."""
     for name, reason in _REFUSED.items():
         if name in options and not _is_default(name, options[name], defaults):
             raise ValueError(f"option {name}={options[name]!r} of {who}: {reason}")

@@ -188,7 +188,7 @@ class ActorClass:
                     f"The name {opts['name']!r} (namespace={key[0]!r}) is already taken by "
                     "another actor; pass get_if_exists=True to reuse it")
         who = f"actor {self._class_name}"
-        _options.refuse_unsupported(opts, node.node_id, who)
+        _options.refuse_unsupported(opts, _options.ACTOR_OPTIONS, node.node_id, who)
         for name, method_options in _method_options_of(self._cls).items():
             _options.refuse_unsupported_method_options(method_options,
                                                        f"{self._class_name}.{name}")

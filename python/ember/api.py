@@ -42,7 +42,7 @@ _AUTO_INIT = os.environ.get("EMBER_ENABLE_AUTO_CONNECT", "") != "0"
 class _StartsOnFirstUse(_backend.Backend):
     """The backend before init(), and after shutdown(): it finds the backend of the process
     and hands every call to it. In a worker that is the node (or Ray) the process was started
-    by; in a driver, the calls that start Ray on first use (put, get, wait, a task's or an
+    by; in a driver, the calls Ray starts itself on (put, get, wait, a task's or an
     actor's .remote(), cancel, get_actor, kill, get_gpu_ids, get_runtime_context) run
     init() with its defaults, as Ray does. The others (resources, nodes, timeline, util.state)
     raise NotInitializedError, as they find no node."""

@@ -99,7 +99,7 @@ class RemoteFunction:
     def _core_options(self, node: _node.Node, opts: dict[str, Any]) -> _core.TaskOptions:
         name = opts["name"] or self._name
         who = f"task {name}"
-        _options.refuse_unsupported(opts, node.node_id, who)
+        _options.refuse_unsupported(opts, _options.TASK_OPTIONS, node.node_id, who)
         return _core.TaskOptions(
             name=name, num_returns=opts["num_returns"], max_retries=opts["max_retries"],
             resources=node.resource_vector(_options.resource_request(opts, 1), who),
