@@ -19,7 +19,7 @@ Result<ObjectWriter> ObjectWriter::begin(Store& store, const ObjectID& id, std::
     spans[i] = BufferSpan{at, buffer_lens[i]};
     at += buffer_lens[i];
   }
-  Result<uint8_t*> dst = store.create_object(id, at, nrefs > 0, meta.mine);
+  Result<uint8_t*> dst = store.create_object(id, at, nrefs > 0, meta.mine, meta.fulfil_only);
   if (!dst.ok()) return dst.status();
   uint8_t* p = *dst;
   ObjectHeader h{kObjectMagic, meta.flags, static_cast<uint16_t>(meta.error_kind), nrefs, nbuf,

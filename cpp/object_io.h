@@ -31,6 +31,9 @@ struct ObjectMeta {
   uint16_t flags = 0;                       ///< ObjectFlags
   ErrorKind error_kind = ErrorKind::kNone;  ///< with kFlagRawMessage: the exception class
   bool mine = true;  ///< its count belongs to this process (recorded in a worker's ledger)
+  /// Only fulfil a promise (a stream's item): kNotFound, and nothing made, when `id` is not
+  /// PENDING in the store (its consumer let it go).
+  bool fulfil_only = false;
 };
 
 /// One object being written into the store.

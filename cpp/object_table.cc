@@ -18,7 +18,7 @@ void ObjectTable::init(TableState* st, uint64_t capacity) {
 }
 
 int64_t ObjectTable::find(const ObjectID& id) const {
-  uint64_t i = id.lo & mask();
+  uint64_t i = home_hash(id) & mask();
   for (uint64_t n = 0; n < st_->capacity; ++n, i = (i + 1) & mask()) {
     // A page with no entries is all EMPTY: the probe ends without reading (and so without
     // allocating) it. Checked where a probe enters a page.
@@ -39,7 +39,7 @@ Result<int64_t> ObjectTable::insert(const ObjectID& id, int32_t owner_pid, uint6
                       " objects, promised task returns included)");
   }
   int64_t reuse = -1;
-  const uint64_t home = id.lo & mask();
+  const uint64_t home = home_hash(id) & mask();
   uint64_t i = home;
   for (uint64_t n = 0; n < st_->capacity; ++n, i = (i + 1) & mask()) {
     if ((n == 0 || i % kSlotsPerPage == 0) && count(i / kSlotsPerPage) == 0) break;
@@ -83,7 +83,7 @@ bool ObjectTable::needed_by_probe(uint64_t slot) const {
     if (count(j / kSlotsPerPage) == 0) return false;
     const ObjectEntry& e = slots_[j];
     if (e.state == SlotState::kEmpty) return false;
-    if (e.state != SlotState::kTombstone && ((j - (e.id.lo & mask())) & mask()) >= k) return true;
+    if (e.state != SlotState::kTombstone && ((j - (home_hash(e.id) & mask())) & mask()) >= k) return true;
   }
   return false;
 }
@@ -113,7 +113,7 @@ void ObjectTable::recount() {
       used += s != SlotState::kEmpty;
       if (is_live(s)) {
         ++live;
-        disp = std::max(disp, (i - (slots_[i].id.lo & mask())) & mask());
+        disp = std::max(disp, (i - (home_hash(slots_[i].id) & mask())) & mask());
       }
     }
     page_used_[p] = static_cast<uint16_t>(used | kPageTouched);
@@ -143,7 +143,7 @@ Status ObjectTable::check() const {
       if (e.refs < 0 || e.pins < 0) {
         return Status(StatusCode::kInvalid, "negative count at slot " + std::to_string(i));
       }
-      if (((i - (e.id.lo & mask())) & mask()) > st_->max_displacement) {
+      if (((i - (home_hash(e.id) & mask())) & mask()) > st_->max_displacement) {
         return Status(StatusCode::kInvalid,
                       "entry further from home than max_displacement at slot " +
                           std::to_string(i));

@@ -3,7 +3,8 @@
 // Invariants (all hold whenever the store lock is free; every call is made under it):
 //  - Open addressing with linear probing over a power-of-two array in the segment. An id's
 //    home slot is its sequence number modulo the capacity, so ids issued in order fill the
-//    table in order (cache- and page-friendly) and collide only after a full wrap.
+//    table in order (cache- and page-friendly) and collide only after a full wrap. A
+//    stream's items (kStreamIdBit) hash their task's number instead: see home_hash.
 //  - A slot is EMPTY, TOMBSTONE (erased; probing continues past it) or LIVE (PENDING,
 //    CREATED, SEALED or SPILLED).
 //  - A slot's `state` is written last on insert and first on erase, so a process that dies
@@ -56,6 +57,30 @@ struct ObjectID {
     return out;
   }
 };
+
+/// Ids whose low word has bit 62 (and not bit 63, kNamedIdBit of object_format.h) are the
+/// items of a streaming generator (store.h, "Streams"): bits 24-61 hold the sequence number
+/// of the generator's task return and bits 0-23 the item's index, so that producer, consumer
+/// and a retry all name item k without telling each other. Store::new_id never reaches them.
+inline constexpr uint64_t kStreamIdBit = uint64_t{1} << 62;
+inline constexpr uint32_t kStreamIndexBits = 24;
+inline constexpr uint64_t kMaxStreamItems = uint64_t{1} << kStreamIndexBits;
+inline constexpr uint64_t kMaxStreamTaskSeq = uint64_t{1} << (62 - kStreamIndexBits);
+/// Item `index` of the stream of the task whose first return is `done`.
+inline ObjectID stream_item_id(const ObjectID& done, uint64_t index) {
+  return ObjectID{done.hi, kStreamIdBit | (done.lo << kStreamIndexBits) | index};
+}
+inline bool is_stream_item(const ObjectID& id) { return (id.lo >> 62) == 1; }
+
+/// An id's home slot before masking: its sequence number, so ids issued in order fill the
+/// table in order. A stream's items share their task's sequence number, so theirs is mixed
+/// (Fibonacci hashing) and then offset by the index: one stream's items sit side by side, and
+/// streams of neighbouring tasks land far apart instead of on each other's slots.
+inline uint64_t home_hash(const ObjectID& id) {
+  if (!is_stream_item(id)) return id.lo;
+  const uint64_t task = (id.lo & ~kStreamIdBit) >> kStreamIndexBits;
+  return (task * 0x9E3779B97F4A7C15ULL) + (id.lo & (kMaxStreamItems - 1));
+}
 
 enum class SlotState : uint32_t {
   kEmpty = 0,

@@ -150,8 +150,11 @@ Status Store::create_pending(const ObjectID& first, uint32_t count) {
 }
 
 Status Store::create_task_returns(const ObjectID& first_return, uint32_t count,
-                                  const ObjectID& hold) {
+                                  const ObjectID& hold, bool stream) {
   if (closed()) return closed_error();
+  if (stream && first_return.lo >= kMaxStreamTaskSeq) {
+    return Status(StatusCode::kInvalid, "the node has made too many objects for a new stream");
+  }
   Locked lock(*this);
   // The hold is looked up first, so that when it is missing nothing was made. Its slot stays
   // valid across the inserts: linear probing never moves an entry (object_table.h).
@@ -159,9 +162,57 @@ Status Store::create_task_returns(const ObjectID& first_return, uint32_t count,
   if (slot < 0) return not_found(hold);
   Status st = insert_pending(first_return, count);
   if (!st.ok()) return st;
+  if (stream) {  // item 0: the consumer's, in no ledger (see "Streams")
+    st = insert_pending(stream_item_id(first_return, 0), 1);
+    if (!st.ok()) {
+      erase_pending(first_return, count);
+      return st;
+    }
+  }
   ++table_.at(slot).refs;  // the task's: in no ledger, released by whoever ends the task
   for (uint32_t i = 0; i < count; ++i) note(ObjectID{first_return.hi, first_return.lo + i}, 1, 0);
   return Status::OK();
+}
+
+Result<Store::StreamSlot> Store::stream_slot(const ObjectID& done, uint64_t index) {
+  if (closed()) return closed_error();
+  if (index + 1 >= kMaxStreamItems) {
+    return Status(StatusCode::kInvalid, "a streaming generator yields at most " +
+                                            std::to_string(kMaxStreamItems - 1) + " items");
+  }
+  Locked lock(*this);
+  const int64_t slot = table_.find(stream_item_id(done, index));
+  if (slot < 0) return StreamSlot::kMissing;
+  if (table_.at(slot).state != SlotState::kPending) return StreamSlot::kProduced;
+  const ObjectID next = stream_item_id(done, index + 1);
+  if (table_.find(next) < 0) {  // present already when a retry resumes where one stopped
+    Status st = insert_pending(next, 1);
+    if (!st.ok()) return st;
+  }
+  return StreamSlot::kWrite;
+}
+
+void Store::stream_close(const ObjectID& done, uint64_t from) {
+  if (closed()) return;
+  Locked lock(*this);
+  std::vector<ObjectID> released;
+  for (uint64_t k = from; k < kMaxStreamItems; ++k) {
+    const int64_t slot = table_.find(stream_item_id(done, k));
+    if (slot < 0) break;  // items are made in order: none after the first missing one
+    ObjectEntry& e = table_.at(slot);
+    if (e.state == SlotState::kPending) {
+      free_slot(slot, released);  // nobody else holds a promise; its producer now stops
+    } else {
+      released.push_back(e.id);
+    }
+  }
+  release_all(released);
+}
+
+void Store::adopt_ref(const ObjectID& id) {
+  if (closed() || client_ == 0) return;
+  Locked lock(*this);
+  note(id, 1, 0);
 }
 
 Status Store::insert_pending(const ObjectID& first, uint32_t count) {
@@ -254,7 +305,7 @@ Status Store::full_error(uint64_t size, const Status& why) {
 }
 
 Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool has_refs,
-                                     bool mine) {
+                                     bool mine, bool fulfil_only) {
   if (closed()) return closed_error();
   for (;;) {
     uint64_t payload;
@@ -265,6 +316,7 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
       if (pending >= 0 && table_.at(pending).state != SlotState::kPending) {
         return Status(StatusCode::kAlreadyExists, "object already exists");
       }
+      if (pending < 0 && fulfil_only) return Status(StatusCode::kNotFound, "no promise to fulfil");
       top_before = alloc_.top();
       auto off = alloc_.allocate(size, id.hi, id.lo);
       if (!off.ok()) {

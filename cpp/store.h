@@ -42,6 +42,17 @@
 //  - Blocks are claimed in a fixed order so a crash between two steps leaks nothing:
 //    allocate (block tagged with the id) then insert the entry; on free, erase the entry
 //    then free the block. rebuild() frees any block whose tag has no entry.
+//  - Streams: a streaming generator's items are objects with ids stream_item_id(done, k),
+//    `done` being its task's one return (which ends up holding the item count, or the task's
+//    failure). The stream keeps one promise ahead of its producer: item 0 is PENDING from the
+//    submission on, and stream_slot(done, k) makes item k + 1 PENDING before item k is
+//    written, so a consumer waiting for item k always waits on an entry (wait() takes a
+//    missing one as ready). The items' counts belong to the consumer (no ledger holds them):
+//    it takes one for each item it hands out (adopt_ref) and gives the rest back with
+//    stream_close, which also erases their promises. A producer whose item is gone (a
+//    fulfil_only write fails) knows the consumer let the stream go and stops. A retry names
+//    the same items: what an earlier attempt sealed, or the consumer already took, is not
+//    PENDING, and only PENDING items are written.
 //  - After close() every call fails with kClosed (or does nothing, for releases), so
 //    ObjectRefs and views that outlive ember.shutdown() are harmless; the mapping goes away
 //    when the last holder of the Store (views keep it) is destroyed.
@@ -145,12 +156,29 @@ class Store : public std::enable_shared_from_this<Store> {
   /// and takes one ref on `hold` (its function object) that belongs to the task, not to this
   /// process. All or nothing: when the returns cannot all be made, or `hold` is not in the
   /// store (kNotFound), nothing is left behind.
-  Status create_task_returns(const ObjectID& first_return, uint32_t count, const ObjectID& hold);
+  /// With `stream`, also promises the stream's item 0 (see "Streams" above).
+  Status create_task_returns(const ObjectID& first_return, uint32_t count, const ObjectID& hold,
+                             bool stream = false);
+  /// What a stream's producer finds at item `index` before writing it.
+  enum class StreamSlot : uint8_t {
+    kWrite,     ///< PENDING: write it (item index + 1 is now promised too)
+    kProduced,  ///< written by an earlier attempt, and not yet taken by the consumer
+    kMissing,   ///< not in the store: taken and dropped by the consumer, or let go by it
+  };
+  /// For the producer of the stream of `done`, before it writes item `index` (kTableFull
+  /// when the next promise does not fit).
+  Result<StreamSlot> stream_slot(const ObjectID& done, uint64_t index);
+  /// For the consumer: gives back its count on every item from `from` on that is still in
+  /// the store (promises are erased; what is being written is freed at its seal).
+  void stream_close(const ObjectID& done, uint64_t from);
+  /// Records in this process's ledger a count it was handed (a stream's item it takes).
+  void adopt_ref(const ObjectID& id);
   /// Allocates `size` bytes for `id` and returns the payload to fill in. A PENDING `id` is
-  /// fulfilled (its refs kept); otherwise a new entry with one ref is made. `has_refs` says
+  /// fulfilled (its refs kept); otherwise a new entry with one ref is made, or, with
+  /// `fulfil_only`, nothing (kNotFound). `has_refs` says
   /// the payload lists nested refs (object_format.h). kStoreFull / kTableFull with the sizes.
   Result<uint8_t*> create_object(const ObjectID& id, uint64_t size, bool has_refs = false,
-                                 bool mine = true);
+                                 bool mine = true, bool fulfil_only = false);
   /// Publishes a CREATED object: it becomes SEALED and immutable; drops the writer's pin.
   Status seal(const ObjectID& id);
   /// Frees a CREATED object whose writing failed.

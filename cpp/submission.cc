@@ -36,7 +36,8 @@ Status reserve_returns(Store& store, TaskSpec& spec) {
   // One lock hold for the returns' promises and the task's hold on its function (the
   // RemoteFunction may be dropped before the task finishes); all or nothing.
   spec.returns = store.new_id(spec.num_returns);
-  Status st = store.create_task_returns(spec.returns, spec.num_returns, spec.function);
+  Status st = store.create_task_returns(spec.returns, spec.num_returns, spec.function,
+                                        (spec.flags & kSpecStreaming) != 0);
   if (!st.ok() && has_args_object(spec)) store.release_ref(spec.args, /*mine=*/false);
   return st;
 }

@@ -51,6 +51,8 @@ enum SpecFlags : uint32_t {
   kSpecHoldResources = 32,   ///< an actor that keeps its resources while it lives
   kSpecActorKill = 64,       ///< from a worker: kill actor `actor` (max_retries 1: no restart)
   kSpecDetached = 128,       ///< with kSpecActorCreate: the actor outlives its handles
+  kSpecStreaming = 256,      ///< a streaming generator: its items are a stream (store.h)
+  kSpecDynamic = 512,        ///< num_returns="dynamic": one return listing the items
 };
 
 /// What to run: written once by the submitter, read by the worker.

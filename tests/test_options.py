@@ -83,7 +83,7 @@ def test_scheduling_strategies_of_one_node(accel_node):
     ({"placement_group_bundle_index": 0}, "placement groups"),
     ({"label_selector": {"zone": "a"}}, "node labels"),
     ({"enable_task_events": False}, "always records task events"),
-    ({"num_returns": "streaming"}, "generator tasks are not supported"),
+    ({"_generator_backpressure_num_objects": 4}, "backpressure of generators"),
 ], ids=lambda v: next(iter(v)) if isinstance(v, dict) else "")
 def test_a_task_option_ember_cannot_honour_is_refused_at_submission(accel_node, options, reason):
     configured = span.options(**options)  # valid for Ray, so the decorator takes it

@@ -19,6 +19,7 @@ LAYERS = [
     ["_backend", "_node", "_logs"],  # what answers the API; the node of this process
     ["serialization"],
     ["_objects"],  # put, get, wait on the node
+    ["_stream"],  # generator tasks: their items, written by workers, handed out in order
     ["object_ref", "remote_function", "actor", "runtime_context"],
     ["_actor_runtime", "dashboard", "util.state"],
     ["_worker", "_local", "_ray_backend"],  # a worker's loop; the two backends

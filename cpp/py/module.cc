@@ -29,6 +29,8 @@ void bind_protocol(py::module_& m) {
   m.attr("SPEC_ACTOR_CREATE") = static_cast<uint32_t>(kSpecActorCreate);
   m.attr("SPEC_ACTOR_METHOD") = static_cast<uint32_t>(kSpecActorMethod);
   m.attr("SPEC_HOLD_RESOURCES") = static_cast<uint32_t>(kSpecHoldResources);
+  m.attr("SPEC_STREAMING") = static_cast<uint32_t>(kSpecStreaming);
+  m.attr("SPEC_DYNAMIC") = static_cast<uint32_t>(kSpecDynamic);
   m.attr("LOG_MARKER") = kTaskLogMarker;
   py::enum_<ErrorKind>(m, "ErrorKind", py::arithmetic(),
                        "Which exception class a failure written by the core becomes.")

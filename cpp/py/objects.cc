@@ -193,7 +193,7 @@ py::list list_objects(Store& s) {
 
 }  // namespace
 
-void write_object(Store& store, const ObjectID& id, const py::bytes& stream,
+bool write_object(Store& store, const ObjectID& id, const py::bytes& stream,
                   const py::list& buffers, const py::list& nested, ObjectMeta meta) {
   std::vector<py::buffer_info> infos;
   std::vector<uint64_t> lens;
@@ -203,8 +203,10 @@ void write_object(Store& store, const ObjectID& id, const py::bytes& stream,
     infos.push_back(py::reinterpret_borrow<py::buffer>(b).request());
     lens.push_back(static_cast<uint64_t>(infos.back().size * infos.back().itemsize));
   }
-  ObjectWriter w = unwrap(ObjectWriter::begin(store, id, std::string_view(stream), lens,
-                                              ids_of(nested), meta));
+  Result<ObjectWriter> begun =
+      ObjectWriter::begin(store, id, std::string_view(stream), lens, ids_of(nested), meta);
+  if (meta.fulfil_only && begun.status().code() == StatusCode::kNotFound) return false;
+  ObjectWriter w = unwrap(std::move(begun));
   {
     py::gil_scoped_release nogil;  // the buffers stay alive: `buffers` holds them
     for (uint32_t i = 0; i < w.num_buffers(); ++i) {
@@ -212,6 +214,7 @@ void write_object(Store& store, const ObjectID& id, const py::bytes& stream,
     }
   }
   check(w.finish());
+  return true;
 }
 
 void bind_store(py::module_& m) {
@@ -303,6 +306,22 @@ void bind_store(py::module_& m) {
             return std::make_unique<ObjectRef>(id, s, counted);
           },
           py::arg("binary"))
+      .def(
+          "stream_item",
+          [](const std::shared_ptr<Store>& s, const ObjectRef& done, uint64_t index, bool take) {
+            ObjectID id = stream_item_id(done.id(), index);
+            if (take) s->adopt_ref(id);  // the stream's count on it is now this ref's
+            return std::make_unique<ObjectRef>(id, s, take);
+          },
+          py::arg("done"), py::arg("index"), py::arg("take"),
+          "Item `index` of the stream whose task returns `done`: with `take`, the ObjectRef "
+          "that now owns the stream's count on it (call it once per item, when it is sealed); "
+          "else one that holds nothing, to wait on.")
+      .def(
+          "stream_close",
+          [](Store& s, const ObjectRef& done, uint64_t from) { s.stream_close(done.id(), from); },
+          py::arg("done"), py::arg("from_index"),
+          "Gives back the stream's items from `from_index` on: the consumer is done with it.")
       .def("contains", [](Store& s, const ObjectRef& r) { return s.is_sealed(r.id()); })
       .def("exists", [](Store& s, const ObjectRef& r) { return s.contains(r.id()); },
            "True if the object is in the store in any state (promised, being written, sealed).")

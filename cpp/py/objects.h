@@ -22,8 +22,9 @@ namespace ember::py_bind {
 namespace py = pybind11;
 
 /// Writes the parts serialize() made (a pickle stream, its out-of-band buffers, the ObjectRefs
-/// pickled inside) as object `id`; raises the store's error if it cannot.
-void write_object(Store& store, const ObjectID& id, const py::bytes& stream,
+/// pickled inside) as object `id`; raises the store's error if it cannot. False (nothing
+/// written) only for a `meta.fulfil_only` write that finds no promise.
+bool write_object(Store& store, const ObjectID& id, const py::bytes& stream,
                   const py::list& buffers, const py::list& nested, ObjectMeta meta = {});
 
 /// Binds StoreOptions and Store (put, get, get_many, wait, ...).

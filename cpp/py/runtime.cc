@@ -325,6 +325,26 @@ void bind_worker(py::module_& m) {
              write_object(*rt.store, ObjectID{s.returns.hi, s.returns.lo + i}, stream, buffers,
                           nested, ObjectMeta{is_error ? uint16_t{kFlagError} : uint16_t{0}});
            })
+      .def(
+          "stream_slot",
+          [](WorkerRuntime& rt, uint32_t index, uint64_t k) {
+            const TaskSpec& s = rt.worker->record(index).spec;
+            return static_cast<int>(unwrap(rt.store->stream_slot(s.returns, k)));
+          },
+          py::arg("index"), py::arg("k"),
+          "Before the producer writes item k: 0 write it, 1 an earlier attempt made it, 2 it "
+          "is gone (Store::StreamSlot).")
+      .def(
+          "put_stream_item",
+          [](WorkerRuntime& rt, uint32_t index, uint64_t k, const py::bytes& stream,
+             const py::list& buffers, const py::list& nested, bool is_error) {
+            const TaskSpec& s = rt.worker->record(index).spec;
+            ObjectMeta meta{is_error ? uint16_t{kFlagError} : uint16_t{0}};
+            meta.fulfil_only = true;
+            return write_object(*rt.store, stream_item_id(s.returns, k), stream, buffers, nested,
+                                meta);
+          },
+          "Writes item k of the task's stream; False if its consumer let the stream go.")
       .def("finish", [](WorkerRuntime& rt, uint32_t index) { rt.worker->finish(index); },
            "The task's results are sealed: its inputs go back, then it is DONE.")
       .def("kill_actor",

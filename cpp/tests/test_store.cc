@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "object_format.h"
 #include "store_test_util.h"
 
 namespace ember {
@@ -359,6 +360,114 @@ TEST(StoreTest, DropSealedKeepsWhatIsNotSealedInOrder) {
   s->close();
   std::vector<ObjectID> after{sealed1};
   EXPECT_EQ(s->drop_sealed(after), 1u) << "a closed store says nothing is sealed";
+}
+
+// --- streams (a streaming generator's items) ------------------------------------------------------
+
+/// Writes item `k` of the stream of `done` as the producer does: only into its promise.
+Status write_item(Store& s, const ObjectID& done, uint64_t k) {
+  Result<uint8_t*> p = s.create_object(stream_item_id(done, k), 8, false, true,
+                                       /*fulfil_only=*/true);
+  if (!p.ok()) return p.status();
+  std::memset(*p, static_cast<int>(k), 8);
+  return s.seal(stream_item_id(done, k));
+}
+
+struct StreamFixture {
+  std::shared_ptr<Store> s = make_store();
+  ObjectID fn, done;
+  StreamFixture() {
+    fn = s->new_id();
+    put(*s, fn, 100, 9);
+    done = s->new_id();
+    EXPECT_TRUE(s->create_task_returns(done, 1, fn, /*stream=*/true).ok());
+  }
+};
+
+TEST(StoreStreamTest, ItemsGetOnePromiseAheadOfTheProducer) {
+  StreamFixture f;
+  Store& s = *f.s;
+  EXPECT_EQ(info(s, stream_item_id(f.done, 0)).state, SlotState::kPending) << "from submission";
+  EXPECT_FALSE(s.contains(stream_item_id(f.done, 1)));
+  for (uint64_t k = 0; k < 3; ++k) {
+    ASSERT_EQ(*s.stream_slot(f.done, k), Store::StreamSlot::kWrite) << k;
+    EXPECT_EQ(info(s, stream_item_id(f.done, k + 1)).state, SlotState::kPending) << k;
+    ASSERT_TRUE(write_item(s, f.done, k).ok()) << k;
+    EXPECT_TRUE(s.is_sealed(stream_item_id(f.done, k))) << k;
+  }
+  Store::ObjectInfo item = info(s, stream_item_id(f.done, 1));
+  EXPECT_EQ(item.refs, 1) << "the consumer's count";
+  EXPECT_TRUE(item.holders.empty()) << "in no ledger";
+  EXPECT_TRUE(CheckOk(s));
+}
+
+TEST(StoreStreamTest, ARetryWritesOnlyWhatIsStillPromised) {
+  StreamFixture f;
+  Store& s = *f.s;
+  for (uint64_t k = 0; k < 3; ++k) {  // the first attempt: items 0-2, then it dies
+    ASSERT_EQ(*s.stream_slot(f.done, k), Store::StreamSlot::kWrite);
+    ASSERT_TRUE(write_item(s, f.done, k).ok());
+  }
+  s.release_ref(stream_item_id(f.done, 0), /*mine=*/false);  // the consumer took item 0, dropped it
+  EXPECT_FALSE(s.contains(stream_item_id(f.done, 0)));
+  // The retry from the start: item 0 is gone, 1 and 2 were written, 3 is the promise.
+  EXPECT_EQ(*s.stream_slot(f.done, 0), Store::StreamSlot::kMissing);
+  EXPECT_EQ(*s.stream_slot(f.done, 1), Store::StreamSlot::kProduced);
+  EXPECT_EQ(*s.stream_slot(f.done, 2), Store::StreamSlot::kProduced);
+  EXPECT_EQ(*s.stream_slot(f.done, 3), Store::StreamSlot::kWrite);
+  ASSERT_TRUE(write_item(s, f.done, 3).ok());
+  EXPECT_EQ(s.create_object(stream_item_id(f.done, 1), 8, false, true, true).status().code(),
+            StatusCode::kAlreadyExists)
+      << "an item is never written twice";
+  EXPECT_TRUE(CheckOk(s));
+}
+
+TEST(StoreStreamTest, CloseGivesBackTheRestAndStopsTheProducer) {
+  StreamFixture f;
+  Store& s = *f.s;
+  for (uint64_t k = 0; k < 4; ++k) {
+    ASSERT_EQ(*s.stream_slot(f.done, k), Store::StreamSlot::kWrite);
+    ASSERT_TRUE(write_item(s, f.done, k).ok());
+  }
+  ASSERT_EQ(*s.stream_slot(f.done, 4), Store::StreamSlot::kWrite);  // item 4 being written...
+  ASSERT_TRUE(s.create_object(stream_item_id(f.done, 4), 8, false, true, true).ok());
+  s.adopt_ref(stream_item_id(f.done, 0));  // the consumer handed out item 0 (no ledger: no-op)
+  s.stream_close(f.done, 1);
+  EXPECT_TRUE(s.is_sealed(stream_item_id(f.done, 0))) << "handed out: its ref keeps it";
+  for (uint64_t k = 1; k < 4; ++k) EXPECT_FALSE(s.contains(stream_item_id(f.done, k))) << k;
+  EXPECT_FALSE(s.contains(stream_item_id(f.done, 5))) << "the promise ahead is erased";
+  ASSERT_TRUE(s.seal(stream_item_id(f.done, 4)).ok());
+  EXPECT_FALSE(s.contains(stream_item_id(f.done, 4))) << "...is freed when sealed";
+  // The producer finds the next item gone: it stops.
+  EXPECT_EQ(*s.stream_slot(f.done, 5), Store::StreamSlot::kMissing);
+  EXPECT_EQ(write_item(s, f.done, 5).code(), StatusCode::kNotFound);
+  EXPECT_FALSE(s.contains(stream_item_id(f.done, 5))) << "a fulfil_only write makes nothing";
+  EXPECT_TRUE(CheckOk(s));
+}
+
+TEST(StoreStreamTest, StreamIdsNeverMeetOrdinaryOrNamedOnes) {
+  auto s = make_store(8 * kMiB, false, 1024);
+  ASSERT_NE(s, nullptr);
+  const ObjectID done = s->new_id();
+  const ObjectID item = stream_item_id(done, 7);
+  EXPECT_TRUE(is_stream_item(item));
+  EXPECT_FALSE(is_stream_item(done));
+  EXPECT_FALSE(is_stream_item(ObjectID{done.hi, kNamedIdBit | (uint64_t{1} << 62)}));
+  EXPECT_EQ(item.hi, done.hi);
+  // Many small streams of neighbouring tasks next to ordinary objects: every id is found.
+  std::vector<ObjectID> ids;
+  for (int t = 0; t < 40; ++t) {
+    const ObjectID d = s->new_id();
+    put(*s, d, 8, 1);
+    ids.push_back(d);
+    for (uint64_t k = 0; k < 8; ++k) {
+      put(*s, stream_item_id(d, k), 8, 2);
+      ids.push_back(stream_item_id(d, k));
+    }
+  }
+  for (const ObjectID& id : ids) EXPECT_TRUE(s->is_sealed(id)) << id.hex();
+  EXPECT_TRUE(CheckOk(*s));
+  EXPECT_EQ(s->stream_slot(done, kMaxStreamItems - 1).status().code(), StatusCode::kInvalid);
 }
 
 // --- full ---------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from ember._ids import (
     TaskID,
     WorkerID,
 )
+from ember._stream import DynamicObjectRefGenerator, ObjectRefGenerator
 from ember.actor import get_actor, kill, method
 from ember.api import (
     available_resources,
@@ -43,10 +44,12 @@ __all__ = [
     "ActorClassID",
     "ActorID",
     "ClusterID",
+    "DynamicObjectRefGenerator",
     "FunctionID",
     "JobID",
     "NodeID",
     "ObjectRef",
+    "ObjectRefGenerator",
     "PlacementGroupID",
     "TaskID",
     "WorkerID",

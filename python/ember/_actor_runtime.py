@@ -17,6 +17,7 @@ import inspect
 import os
 import sys
 import threading
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 from ember import _node
@@ -194,6 +195,10 @@ class ActorState:
             result, raised = method(*a, **kw), None
             if inspect.isawaitable(result):
                 result = await result
+            elif type(result) is types.AsyncGeneratorType:
+                await ws.store_async_generator(index, name=name, num_returns=num_returns,
+                                               generator=result)
+                return
         except BaseException as e:  # noqa: BLE001 (sorted out by _store)
             result, raised = None, e
         self._store(ws, index, name, num_returns, result, raised)

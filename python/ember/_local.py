@@ -15,6 +15,7 @@ from typing import Any
 
 from ember import _backend, _core, _node, _objects, _options, actor
 from ember._logs import LogPrinter
+from ember._stream import ObjectRefGenerator
 from ember.exceptions import _BadArgument
 from ember.remote_function import RemoteFunction
 from ember.runtime_context import RuntimeContext
@@ -44,6 +45,8 @@ class LocalBackend(_backend.Backend):
         return _node.is_running()  # in a worker too, as in Ray
 
     def cancel(self, object_ref, force: bool, recursive: bool) -> None:
+        if isinstance(object_ref, ObjectRefGenerator):
+            object_ref = object_ref.completed()  # its task's return
         if not isinstance(object_ref, _core.ObjectRef):
             raise _BadArgument(f"cancel() takes an ObjectRef, not a {type(object_ref).__name__}")
         node = _node.current()

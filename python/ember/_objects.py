@@ -7,6 +7,7 @@ thread, the actor-name registry) calls them directly: it always runs on an ember
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ember import _core, _node
@@ -67,8 +68,12 @@ def wait(object_refs: list[ObjectRef], num_returns: int = 1, timeout: float | No
     if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, list):
         raise _BadArgument(
             f"wait() expected a list of ObjectRefs, got {type(object_refs).__name__}")
+    groups = False  # ObjectRefGenerators: each ready when one of its _waitable() refs is
     for i, ref in enumerate(object_refs):
         if not isinstance(ref, ObjectRef):
+            if hasattr(ref, "_waitable"):
+                groups = True
+                continue
             raise _BadArgument(f"wait() expected a list of ObjectRefs; item {i} is a "
                                f"{type(ref).__name__}")
     if not object_refs:
@@ -81,8 +86,33 @@ def wait(object_refs: list[ObjectRef], num_returns: int = 1, timeout: float | No
         raise ValueError("num_returns cannot be greater than the number of objects provided.")
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be None or >= 0, got {timeout}")
-    ready = node.store.wait(object_refs, num_returns, timeout, node.worker)
+    if groups:
+        ready = _wait_groups(node, object_refs, num_returns, timeout)
+    else:
+        ready = node.store.wait(object_refs, num_returns, timeout, node.worker)
     done, pending = [], []
     for ref, ok in zip(object_refs, ready):
         (done if ok and len(done) < num_returns else pending).append(ref)
     return done, pending
+
+
+def _wait_groups(node, items: list, num_returns: int, timeout: float | None) -> list[bool]:
+    """wait() of a list with ObjectRefGenerators: one bool per item, each True when any of
+    its refs is ready (an ObjectRef's: itself)."""
+    store, worker = node.store, node.worker
+    flat, owner = [], []
+    for i, item in enumerate(items):
+        refs = (item,) if isinstance(item, ObjectRef) else item._waitable()
+        flat.extend(refs)
+        owner.extend([i] * len(refs))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        ready_flat = store.wait(flat, 0, 0, worker)
+        ready = [False] * len(items)
+        for i, ok in zip(owner, ready_flat):
+            ready[i] = ready[i] or ok
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if sum(ready) >= num_returns or remaining == 0:
+            return ready
+        # One more ref than is ready now: each round wakes on one new seal.
+        store.wait(flat, sum(ready_flat) + 1, remaining, worker)

@@ -11,9 +11,11 @@ same decorated function may run on the Ray backend, which honours it.
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
+from ember import _core
 from ember._scheduling import (
     NodeAffinitySchedulingStrategy,
     NodeLabelSchedulingStrategy,
@@ -22,7 +24,8 @@ from ember._scheduling import (
 
 _PLACEMENT_GROUPS = "placement groups are not supported by ember yet"
 _LABELS = "node labels choose among the nodes of a cluster; ember's one node has none"
-_GENERATORS = "generator tasks are not supported by ember yet"
+_GENERATORS = ("backpressure of generators (pausing one that is ahead of its consumer) is not "
+               "supported by ember yet")
 
 #: Options both take, with Ray's defaults.
 _COMMON: dict[str, Any] = {
@@ -176,12 +179,33 @@ _METHOD_REFUSED = {
 
 
 def _check_num_returns(n) -> None:
-    # "streaming" and "dynamic" (generators) are refused on submission to ember's node only:
-    # Ray's backend has them.
-    if n in ("streaming", "dynamic"):
+    if n in ("streaming", "dynamic"):  # generators (ember._stream)
         return
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"num_returns must be a non-negative int, got {n!r}")
+
+
+def core_returns(n) -> tuple[int, int]:
+    """(the core's num_returns, its SpecFlags) for Ray's num_returns: a generator's one
+    return is its item count ("streaming") or the list of its items ("dynamic")."""
+    if n == "streaming":
+        return 1, _core.SPEC_STREAMING
+    if n == "dynamic":
+        return 1, _core.SPEC_DYNAMIC
+    return n, 0
+
+
+def check_generator_returns(n, function, who: str) -> None:
+    """Ray's rule: num_returns="streaming" needs a generator function."""
+    if n == "streaming" and not is_generator_function(function):
+        raise ValueError(f"num_returns='streaming' of {who} can only be used with generator "
+                         "functions (functions that use 'yield')")
+
+
+def is_generator_function(function) -> bool:
+    """True for a function whose call makes a generator or an async generator: its tasks and
+    calls stream their items by default, as in Ray."""
+    return inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function)
 
 
 def check_method_options(options: dict[str, Any], at_call: bool = False) -> None:
@@ -202,9 +226,6 @@ def refuse_unsupported_method_options(options: dict[str, Any], who: str) -> None
         if name in _METHOD_REFUSED and value is not None and not (
                 name == "enable_task_events" and value is True):
             raise ValueError(f"option {name}={value!r} of {who}: {_METHOD_REFUSED[name]}")
-    if options.get("num_returns") in ("streaming", "dynamic"):
-        raise ValueError(f"option num_returns={options['num_returns']!r} of {who}: "
-                         f"{_GENERATORS}")
 
 
 def _is_default(name: str, value: Any, defaults: dict[str, Any]) -> bool:
@@ -353,9 +374,6 @@ def refuse_unsupported(options: dict[str, Any], defaults: dict[str, Any], node_i
     for name, reason in _REFUSED.items():
         if name in options and not _is_default(name, options[name], defaults):
             raise ValueError(f"option {name}={options[name]!r} of {who}: {reason}")
-    if options.get("num_returns") in ("streaming", "dynamic"):
-        raise ValueError(f"option num_returns={options['num_returns']!r} of {who}: "
-                         f"{_GENERATORS}")
     strategy = options["scheduling_strategy"]
     if isinstance(strategy, PlacementGroupSchedulingStrategy):
         raise ValueError(f"scheduling_strategy=PlacementGroupSchedulingStrategy of {who}: "

@@ -16,8 +16,9 @@ import contextlib
 import os
 import sys
 import traceback
+import types
 
-from ember import _core, _node, _objects
+from ember import _core, _node, _objects, _stream
 from ember._core import LOG_MARKER  # marks a change of task name; the log printer hides it
 from ember.exceptions import (
     EmberError,
@@ -128,6 +129,9 @@ class _WorkerState:
 
     def store_result(self, index, num_returns, name, result) -> None:
         rt = self.runtime
+        if type(result) is types.GeneratorType:
+            self.store_generator(index, num_returns, name, result)
+            return
         try:
             if num_returns == 1:
                 rt.put_return(index, 0, *serialize(result), False)
@@ -137,6 +141,47 @@ class _WorkerState:
                     rt.put_return(index, i, *serialize(value), False)
         except Exception as e:  # noqa: BLE001
             self.store_error(index, num_returns, name, e, what="storing the result of")
+
+    def store_generator(self, index, num_returns, name, generator) -> None:
+        """A generator's values: a stream, a DynamicObjectRefGenerator, or num_returns values
+        (a generator with num_returns=N yields N values, as in Ray)."""
+        info = self.runtime.task_info(index)
+        flags, attempt = info[10], info[5]
+        if flags & _core.SPEC_STREAMING:
+            writer = _stream.StreamWriter(self.runtime, index, resumed=attempt == 0)
+            self.end_stream(index, name, writer, _stream.write_stream(writer, generator))
+            return
+        try:
+            if flags & _core.SPEC_DYNAMIC:
+                values = [_stream.dynamic_refs(self.node.store, generator)]
+            else:
+                values = _split(generator, num_returns, name)
+        except Exception as e:  # noqa: BLE001 (raised by the generator: the task's failure)
+            self.store_error(index, num_returns, name, e)
+            return
+        self.store_result(index, num_returns, name, values[0] if num_returns == 1 else values)
+
+    async def store_async_generator(self, index, num_returns, name, generator) -> None:
+        """store_generator for an async generator (a method of an async actor)."""
+        info = self.runtime.task_info(index)
+        if info[10] & _core.SPEC_STREAMING:
+            writer = _stream.StreamWriter(self.runtime, index, resumed=info[5] == 0)
+            self.end_stream(index, name, writer,
+                            await _stream.write_async_stream(writer, generator))
+            return
+        try:
+            values = [v async for v in generator]
+        except Exception as e:  # noqa: BLE001 (raised by the generator: the call's failure)
+            self.store_error(index, num_returns, name, e)
+            return
+        self.store_generator(index, num_returns, name, iter(values))
+
+    def end_stream(self, index, name, writer, raised) -> None:
+        """A stream's end: what the generator raised is its last item; the task's return
+        holds the number of items."""
+        if raised is not None:
+            writer.put_error(error_parts(name, raised))
+        self.runtime.put_return(index, 0, *serialize(writer.k), False)
 
     def store_exception(self, index, num_returns, exc) -> None:
         """Stores an ember exception (not wrapped in TaskError) as every return."""
@@ -174,17 +219,7 @@ class _WorkerState:
         self.store_exception(index, num_returns, TaskCancelledError(f"task {name} was cancelled"))
 
     def store_error(self, index, num_returns, name, exc, what="") -> None:
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        if what:
-            tb = f"Error while {what} task {name}: {tb}"
-        err = TaskError(name, tb, exc, os.getpid())
-        try:
-            parts = serialize(err)
-        except TypeError:  # the cause cannot be pickled: an UnserializableException with its text
-            cause = UnserializableException(
-                f"{type(exc).__module__}.{type(exc).__qualname__} raised by task {name} cannot be "
-                f"pickled back to the caller; it was: {exc}")
-            parts = serialize(TaskError(name, tb, cause, os.getpid()))
+        parts = error_parts(name, exc, what)
         for i in range(num_returns):
             try:
                 self.runtime.put_return(index, i, *parts, True)
@@ -222,6 +257,21 @@ def _reopen_streams() -> None:
         if not fd_open or stream is None or stream.closed:
             setattr(sys, name, open(fd, "w", buffering=1, closefd=False,  # noqa: SIM115
                                     errors="backslashreplace"))
+
+
+def error_parts(name, exc, what="") -> tuple:
+    """serialize()'s parts of the TaskError that `exc`, raised by task `name`, becomes."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if what:
+        tb = f"Error while {what} task {name}: {tb}"
+    err = TaskError(name, tb, exc, os.getpid())
+    try:
+        return serialize(err)
+    except TypeError:  # the cause cannot be pickled: an UnserializableException with its text
+        cause = UnserializableException(
+            f"{type(exc).__module__}.{type(exc).__qualname__} raised by task {name} cannot be "
+            f"pickled back to the caller; it was: {exc}")
+        return serialize(TaskError(name, tb, cause, os.getpid()))
 
 
 def _resolve_all(args, kwargs):

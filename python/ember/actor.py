@@ -21,6 +21,7 @@ from typing import Any
 from ember import _backend, _core, _node, _objects, _options
 from ember._ids import ActorID
 from ember._signature import CallCheck
+from ember._stream import ObjectRefGenerator
 from ember.exceptions import (
     ActorAlreadyExistsError,
     EmberError,
@@ -88,7 +89,8 @@ def _methods_of(cls) -> dict[str, tuple[int, CallCheck | None]]:
             continue
         bound = not isinstance(inspect.getattr_static(cls, name), (staticmethod, classmethod))
         options = getattr(member, "__ember_method_options__", {})
-        out[name] = (options.get("num_returns", 1), CallCheck.of(member, bound=bound))
+        default = "streaming" if _options.is_generator_function(member) else 1
+        out[name] = (options.get("num_returns", default), CallCheck.of(member, bound=bound))
     return out
 
 
@@ -247,10 +249,11 @@ class ActorHandle:
         if name in methods:
             options = self._call_options.get(name)
             if options is None:
+                num_returns, flags = _options.core_returns(methods[name][0])
                 options = _core.TaskOptions(name=f"{self._class_name}.{name}",
-                                            num_returns=methods[name][0])
+                                            num_returns=num_returns, flags=flags)
                 self._call_options[name] = options
-            return ActorMethod(self, name, options, methods[name][1])
+            return ActorMethod(self, name, options, methods[name][1], methods[name][0])
         raise AttributeError(
             f"'{self.__dict__.get('_class_name', 'ActorHandle')}' actor has no method {name!r}")
 
@@ -268,9 +271,9 @@ class ActorHandle:
                                  self._ready, self._groups, self._max_pending)
 
 
-def _rebuild_method(handle: ActorHandle, name: str, num_returns: int) -> ActorMethod:
+def _rebuild_method(handle: ActorHandle, name: str, num_returns) -> ActorMethod:
     method = getattr(handle, name)
-    if num_returns == method._options.num_returns:
+    if num_returns == method._returns:
         return method
     return method.options(num_returns=num_returns)
 
@@ -284,14 +287,15 @@ class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``."""
 
     def __init__(self, handle: ActorHandle, name: str, options: _core.TaskOptions,
-                 check: CallCheck | None):
+                 check: CallCheck | None, returns=1):
         self._handle = handle
         self._name = name
         self._options = options  # the call's task name and num_returns
         self._check = check
+        self._returns = returns  # num_returns as Ray says it: a count, "streaming", "dynamic"
 
     def __reduce__(self):  # a method passed to a task: its handle and options, as plain data
-        return _rebuild_method, (self._handle, self._name, self._options.num_returns)
+        return _rebuild_method, (self._handle, self._name, self._returns)
 
     def __call__(self, *args, **kwargs):
         raise TypeError(
@@ -309,11 +313,11 @@ class ActorMethod:
                 raise ValueError(f"actor {h._class_name} has no concurrency group {group!r} "
                                  f"(it has {', '.join(map(repr, h._groups)) or 'none'})")
             group_index = 0 if group is None else 1 + h._groups.index(group)
-        call = _core.TaskOptions(
-            name=self._options.name,
-            num_returns=options.get("num_returns", self._options.num_returns),
-            concurrency_group=group_index)
-        return ActorMethod(h, self._name, call, self._check)
+        returns = options.get("num_returns", self._returns)
+        num_returns, flags = _options.core_returns(returns)
+        call = _core.TaskOptions(name=self._options.name, num_returns=num_returns, flags=flags,
+                                 concurrency_group=group_index)
+        return ActorMethod(h, self._name, call, self._check, returns)
 
     def remote(self, *args, **kwargs):
         if self._check is not None:
@@ -339,7 +343,11 @@ class ActorMethod:
                                     nested, deps)
         if h._max_pending > 0 and refs:
             h._pending.append(refs[0])
-        if self._options.num_returns == 1:
+        if self._returns == 1:
+            return refs[0]
+        if self._returns == "streaming":
+            return ObjectRefGenerator(refs[0])
+        if self._returns == "dynamic":
             return refs[0]
         return refs
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ember import _backend, _core, _node, _options
 from ember._signature import CallCheck
+from ember._stream import ObjectRefGenerator
 from ember.exceptions import ObjectStoreFullError
 from ember.serialization import serialize
 
@@ -41,7 +42,12 @@ class RemoteFunction:
 
     def __init__(self, function, options: dict[str, Any] | None = None):
         self._function = function
-        self._options = _options.check_task_options({**_options.TASK_OPTIONS, **(options or {})})
+        defaults = dict(_options.TASK_OPTIONS)
+        if _options.is_generator_function(function):
+            defaults["num_returns"] = "streaming"  # as in Ray: a generator streams its items
+        self._options = _options.check_task_options({**defaults, **(options or {})})
+        _options.check_generator_returns(self._options["num_returns"], function,
+                                         f"{function.__qualname__}")
         self._qualname = f"{function.__module__}.{function.__qualname__}"
         self._name = getattr(function, "__name__", "task")  # what Ray shows: (name pid=N)
         self._check = CallCheck.of(function)  # its arguments, checked at .remote()
@@ -70,6 +76,8 @@ class RemoteFunction:
         copy = RemoteFunction.__new__(RemoteFunction)
         copy.__dict__.update(self.__dict__)
         copy._options = _options.check_task_options({**self._options, **options})
+        _options.check_generator_returns(copy._options["num_returns"], self._function,
+                                         f"{self._function.__qualname__}")
         if isinstance(copy._options["retry_exceptions"], list) or isinstance(
                 self._options["retry_exceptions"], list):
             copy._ref = None  # the function object carries the list (RetryOn)
@@ -100,10 +108,16 @@ class RemoteFunction:
         name = opts["name"] or self._name
         who = f"task {name}"
         _options.refuse_unsupported(opts, _options.TASK_OPTIONS, node.node_id, who)
+        num_returns, flags = _options.core_returns(opts["num_returns"])
+        if opts["retry_exceptions"]:
+            if flags & _core.SPEC_STREAMING:
+                raise ValueError(f"option retry_exceptions of {who}: retrying a streaming "
+                                 "generator on an exception is not supported by ember yet")
+            flags |= _core.SPEC_RETRY_EXCEPTIONS
         return _core.TaskOptions(
-            name=name, num_returns=opts["num_returns"], max_retries=opts["max_retries"],
+            name=name, num_returns=num_returns, max_retries=opts["max_retries"],
             resources=node.resource_vector(_options.resource_request(opts, 1), who),
-            flags=_core.SPEC_RETRY_EXCEPTIONS if opts["retry_exceptions"] else 0)
+            flags=flags)
 
     def _submit(self, args: tuple, kwargs: dict):
         """Submits the task to this process's ember node (the local backend's submit_task)."""
@@ -143,6 +157,10 @@ class RemoteFunction:
                 time.sleep(0.002)
         n = opts["num_returns"]
         if n == 1:
+            return refs[0]
+        if n == "streaming":
+            return ObjectRefGenerator(refs[0])
+        if n == "dynamic":
             return refs[0]
         return refs
 
