@@ -21,6 +21,9 @@ with n_jobs=2 and serial Python):
                and a plain loop.
     3 sync     one round trip at a time, ``get(f.remote())`` / ``pool.apply(f)``: p50, p99,
                after a 1 s pause, so they meet a settled node (see SETTLE_S).
+      stream   ember and Ray only: a streaming generator task yielding n small ints, each
+               item fetched as it comes (``for ref in g.remote(n): get(ref)``): items per
+               second and the cost per item, median of the repeats.
     4 fan-out  the seed program: k tasks sleeping 0.3 s on 2 CPUs, k = 4, 8, 16 (ideal
                0.15 k s).
     5 drain    1,000 tasks sleeping 1-3 ms (fixed pseudo-random durations), drained one at a
@@ -115,6 +118,11 @@ def sleep_for(seconds: float) -> float:
 
 def no_work(a):
     return None
+
+
+def count_up(n: int):
+    """A generator task: its items stream to the caller one by one."""
+    yield from range(n)
 
 
 def drain_durations(n: int) -> list[float]:
@@ -517,6 +525,20 @@ def runtime_put(consume, get, put, repeat: int) -> dict:
     }
 
 
+def runtime_stream(gen_task, get, n: int, repeat: int) -> dict:
+    """Part 3, stream: one generator task of n items, each fetched as it arrives."""
+    assert sum(get(r) for r in gen_task.remote(10)) == 45  # warm: its function, a worker
+    times = []
+    for _ in range(repeat):
+        with no_gc():
+            t = time.perf_counter()
+            total = sum(get(r) for r in gen_task.remote(n))
+            times.append(time.perf_counter() - t)
+        assert total == n * (n - 1) // 2
+    s = statistics.median(times)
+    return {"n": n, "s": s, "per_s": n / s, "us_per_item": s / n * 1e6, "samples_s": times}
+
+
 def run_runtime(system: str, args) -> dict:
     """Parts 2-6 for ember or Ray (the same API)."""
     if system == "ember":
@@ -549,6 +571,11 @@ def run_runtime(system: str, args) -> dict:
     if args.load:  # parts 4-6 measure against an ideal that needs idle CPUs
         mod.shutdown()
         return res
+
+    items = min(args.n_stream, args.ray_stream) if bounded else args.n_stream
+    res["stream"] = runtime_stream(mod.remote(count_up), mod.get, items, args.repeat)
+    progress(f"{system} stream: {res['stream']['per_s']:,.0f} items/s "
+             f"({res['stream']['us_per_item']:.1f} us per item, n={items})")
 
     res["fanout"] = fan_out(args.fanout, lambda k: mod.get([seed.remote() for _ in range(k)]))
     progress(
@@ -1099,6 +1126,8 @@ def parse_args(argv=None):
     args.ray_async = 1000 if q else 5000
     args.n_sync = 300 if q else 3000
     args.ray_sync = 200 if q else 1000
+    args.n_stream = 2000 if q else 20000
+    args.ray_stream = 500 if q else 2000
     args.fanout = (4,) if q else (4, 8, 16)
     args.n_drain = 200 if q else 1000
     args.drain_repeat = 1 if q else 3

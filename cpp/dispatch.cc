@@ -105,7 +105,7 @@ bool Dispatcher::try_dispatch(const TaskSpec& spec, bool direct) {
       for (uint32_t w = 0; w < n; ++w) {
         const WorkerInfo& info = workers_.info(w);
         if (info.state != WorkerState::kReady || !info.lease.held || info.lease.exclusive ||
-            info.lease.lent || info.retiring || workers_.blocked(w)) {
+            info.lease.lent || workers_.retiring(w) || workers_.blocked(w)) {
           continue;
         }
         const uint64_t load = info.pushed - workers_.done(w);

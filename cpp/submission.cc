@@ -15,6 +15,7 @@ Result<TaskSpec> make_spec(const RuntimeControl& rc, const ObjectID& function,
   spec.num_returns = options.num_returns;
   spec.max_retries = options.max_retries;
   spec.flags = options.flags;
+  spec.max_calls = options.max_calls;  // an actor's creation or call overwrites the union
   std::copy(options.resources.begin(), options.resources.end(), spec.resources);
   std::strncpy(spec.name, options.name.c_str(), sizeof(spec.name) - 1);
   Status st = check_feasible(rc, spec);

@@ -39,6 +39,7 @@ struct TaskOptions {
   int32_t max_restarts = 0;                         ///< actor creations: -1 forever
   int32_t max_task_retries = 0;                     ///< actor creations: its calls' retries
   int32_t concurrency_group = 0;                    ///< actor calls: 1 + group index (0: own)
+  int32_t max_calls = 0;                            ///< tasks: a fresh worker after this many
   bool detached = false;                            ///< actor creations: outlives its handles
 };
 

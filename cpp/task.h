@@ -72,6 +72,8 @@ struct TaskSpec {
   union {
     int32_t max_task_retries;        ///< an actor creation's (max_retries: its max_restarts)
     int32_t concurrency_group;       ///< an actor call's: 1 + its group's index, 0: the method's
+    int32_t max_calls;               ///< a task's: its worker retires after this many calls of
+                                     ///< its function (0: never)
   };
   uint32_t parent_index;             ///< 1 + the record of the task that submitted this one
   uint32_t parent_gen;               ///< (0: the driver did) and its generation then
@@ -135,6 +137,8 @@ struct alignas(64) WorkerSlot {
   std::atomic<uint32_t> current;      ///< record index + 1 of the running task; 0: none
   std::atomic<uint32_t> generation;   ///< bumped each time the slot gets a new process
   std::atomic<uint32_t> exit_intended;  ///< 1: an actor that called exit_actor()
+  std::atomic<uint32_t> retire_asked;   ///< 1: a task worker done with its calls (max_calls):
+                                        ///< push it nothing more, retire it once idle
   Ring<TaskRef, kInboundCapacity> inbound;
   Ring<TaskSpec, kOutboundCapacity> outbound;
 };

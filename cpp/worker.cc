@@ -80,6 +80,11 @@ Status Worker::submit(const TaskSpec& spec) {
   return Status::OK();
 }
 
+void Worker::ask_retire() {
+  // release: the scheduler reads it (acquire) after it sees this worker idle.
+  slot_->retire_asked.store(1, std::memory_order_release);
+}
+
 void Worker::mark_exit_intended() {
   slot_->exit_intended.store(1, std::memory_order_release);
 }

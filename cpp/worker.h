@@ -38,6 +38,8 @@ class Worker {
   Status submit(const TaskSpec& spec);
   /// Records that this actor is leaving on purpose (exit_actor): it is not restarted.
   void mark_exit_intended();
+  /// Asks the scheduler to retire this (task) worker once it is idle (max_calls).
+  void ask_retire();
   /// Declares that the running task waits in get() (gives its CPU back) or no longer does.
   void set_blocked(bool blocked);
 

@@ -102,8 +102,13 @@ WorkerPool::WorkerPool(RuntimeControl* rc, const RuntimeLayout& layout, uint32_t
 
 bool WorkerPool::is_idle(uint32_t w) const {
   const WorkerInfo& info = info_[w];
-  return info.state == WorkerState::kReady && info.actor == 0 && !info.retiring &&
+  return info.state == WorkerState::kReady && info.actor == 0 && !retiring(w) &&
          info.pushed == done(w) && !blocked(w);
+}
+
+bool WorkerPool::retiring(uint32_t w) const {
+  // acquire: pairs with Worker::ask_retire's release, made after its last task finished.
+  return info_[w].retiring || slots_[w].retire_asked.load(std::memory_order_acquire) != 0;
 }
 
 bool WorkerPool::has_room(uint32_t w) const {
@@ -142,6 +147,7 @@ bool WorkerPool::spawn(uint32_t w, uint32_t actor) {
   s->current.store(0, std::memory_order_relaxed);
   s->pid.store(0, std::memory_order_relaxed);
   s->exit_status.store(0, std::memory_order_relaxed);
+  s->retire_asked.store(0, std::memory_order_relaxed);
   const uint32_t gen = s->generation.load(std::memory_order_relaxed) + 1;
   s->generation.store(gen, std::memory_order_relaxed);
   // release: the forkserver and the new worker see the fresh rings and counters.
@@ -212,12 +218,14 @@ std::vector<int32_t> WorkerPool::retire_idle(uint64_t now, uint64_t idle_ns) {
   for (uint32_t w = 0; w < max_workers_; ++w) {
     WorkerInfo& info = info_[w];
     if (info.actor != 0 || info.retiring || info.state != WorkerState::kReady) continue;
-    if (info.lease.held || !is_idle(w)) {
+    const bool asked = retiring(w);  // max_calls: retired once it ran what it was pushed
+    const bool drained = info.pushed == done(w) && !blocked(w);
+    if (info.lease.held || !drained || (!asked && !is_idle(w))) {
       info.idle_since_ns = 0;
       continue;
     }
     if (info.idle_since_ns == 0) info.idle_since_ns = now;
-    if (alive <= num_cpus_ || now - info.idle_since_ns < idle_ns) continue;
+    if (!asked && (alive <= num_cpus_ || now - info.idle_since_ns < idle_ns)) continue;
     info.retiring = true;
     --alive;
     pids.push_back(pid(w));

@@ -26,8 +26,10 @@
 //   P4  read_exits() reads only the segment's atomics and the workers' log files, never `info`:
 //       the scheduler calls it before taking its lock, so reading a log tail (up to 40 lines,
 //       read from the end of the file) never holds up submit() (see scheduler.h).
-//   P5  A retired worker (an idle extra beyond num_cpus) is never pushed to (is_idle() is false
-//       for it) and is not replaced when it exits.
+//   P5  A retired worker (an idle extra beyond num_cpus, or one that asked to go: max_calls)
+//       is never pushed to (is_idle() is false for it) and is not replaced when it exits.
+//       One that asked is retired as soon as it is idle, whatever num_cpus; until then it runs
+//       what it was pushed already.
 //
 // Crash story: a worker that dies leaves its slot kExited with a wait status; its rings may be
 // wedged mid-pop. The reaper retries or fails what it held, and spawn() re-creates both rings
@@ -101,6 +103,8 @@ class WorkerPool {
   int32_t pid(uint32_t w) const { return slots_[w].pid.load(std::memory_order_relaxed); }
   /// A task worker that is up, has nothing to do and is not blocked: it may take work.
   bool is_idle(uint32_t w) const;
+  /// True if `w` is being retired, or asked to be (max_calls): it is pushed nothing more.
+  bool retiring(uint32_t w) const;
   /// Room for one more TaskRef in its ring (P2).
   bool has_room(uint32_t w) const;
   /// Pushes `ref` into worker `w`'s ring and lists it as assigned; false if the ring is full

@@ -1,9 +1,13 @@
-"""GPU resources: tasks see the GPU ids their lease holds (no GPU needed: ids only)."""
+"""GPU resources: tasks see the GPU ids their lease holds (no GPU needed: ids only), and GPU
+tasks get a fresh worker per call (max_calls)."""
 
 from __future__ import annotations
 
+import collections
 import os
 import time
+
+import pytest
 
 import ember
 
@@ -51,3 +55,31 @@ def test_get_gpu_ids_in_tasks_and_gpu_actors():
         assert ember.get_gpu_ids() == []
     finally:
         ember.shutdown()
+
+
+def test_a_gpu_task_gets_a_fresh_worker_each_call_and_max_calls_sets_the_count():
+    # Ray's default max_calls is 1 for tasks that use GPUs, so the GPU memory a library keeps
+    # goes back with the worker; max_calls=N lets one worker run N calls (of that function).
+    ember.init(num_cpus=2, num_gpus=1, object_store_memory=STORE_BYTES)
+    try:
+        gpu_pid = ember.remote(num_gpus=1)(os.getpid)
+        pids = [ember.get(gpu_pid.remote(), timeout=20) for _ in range(3)]
+        assert len(set(pids)) == 3
+        two_each = ember.remote(max_calls=2)(os.getpid)
+        pids = [ember.get(two_each.remote(), timeout=20) for _ in range(6)]
+        assert sorted(collections.Counter(pids).values()) == [2, 2, 2]
+        # Nested work from a max_calls=1 GPU task does not hold the GPU (Ray's regression).
+        inner = ember.remote(num_cpus=0)(os.getpid)
+        outer = ember.remote(num_gpus=1, max_calls=1, max_retries=0)(lambda: [inner.remote()])
+        for _ in range(4):
+            assert ember.get(ember.get(outer.remote(), timeout=20)[0], timeout=20) > 0
+        plain = ember.remote(os.getpid)
+        assert len(set(ember.get([plain.remote() for _ in range(20)]))) <= 2  # no limit
+    finally:
+        ember.shutdown()
+
+
+def test_max_calls_must_be_a_non_negative_int():
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="max_calls must be a non-negative int"):
+            ember.remote(max_calls=bad)(os.getpid)

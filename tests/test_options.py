@@ -79,7 +79,6 @@ def test_scheduling_strategies_of_one_node(accel_node):
 
 @pytest.mark.parametrize(("options", "reason"), [
     ({"runtime_env": {"pip": ["requests"]}}, "runtime_env is not supported"),
-    ({"max_calls": 2}, "max_calls is not supported"),
     ({"placement_group_bundle_index": 0}, "placement groups"),
     ({"label_selector": {"zone": "a"}}, "node labels"),
     ({"enable_task_events": False}, "always records task events"),

@@ -72,7 +72,8 @@ py::tuple task_info(const TaskRecord& r) {
   return py::make_tuple(id_to_bytes(s.function), std::string(s.name), s.num_returns, args,
                         (s.flags & kSpecArgsInline) != 0, s.attempt, s.max_retries,
                         (s.flags & kSpecRetryExceptions) != 0, r.gpu_mask, id_to_bytes(s.returns),
-                        s.flags, s.actor);
+                        s.flags, s.actor,
+                        (s.flags & (kSpecActorCreate | kSpecActorMethod)) != 0 ? 0 : s.max_calls);
 }
 
 /// A fixed array of resource amounts as a Python list property (shorter lists are padded
@@ -145,6 +146,7 @@ void bind_options(py::module_& m) {
       .def_readwrite("num_returns", &TaskOptions::num_returns)
       .def_readwrite("max_retries", &TaskOptions::max_retries)
       .def_readwrite("flags", &TaskOptions::flags)
+      .def_readwrite("max_calls", &TaskOptions::max_calls)
       .def_readwrite("max_restarts", &TaskOptions::max_restarts)
       .def_readwrite("max_task_retries", &TaskOptions::max_task_retries)
       .def_readwrite("concurrency_group", &TaskOptions::concurrency_group)
@@ -361,6 +363,8 @@ void bind_worker(py::module_& m) {
              check(st);
            })
       .def("mark_exit_intended", [](WorkerRuntime& rt) { rt.worker->mark_exit_intended(); })
+      .def("ask_retire", [](WorkerRuntime& rt) { rt.worker->ask_retire(); },
+           "max_calls reached: the scheduler pushes it nothing more and retires it once idle.")
       .def("current_task", [](WorkerRuntime& rt) { return rt.worker->current(); });
 }
 

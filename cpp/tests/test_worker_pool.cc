@@ -233,6 +233,25 @@ TEST_F(WorkerPoolTest, BusyTimeRestartsTheIdleClock) {
   EXPECT_EQ(pids[0], 102);
 }
 
+TEST_F(WorkerPoolTest, AWorkerThatAskedToRetireGetsNothingMoreAndGoesOnceDrained) {
+  start(0, 100);
+  start(1, 101);  // two workers, num_cpus 2: neither is an extra
+  TaskRef ref = publish("f");
+  ASSERT_TRUE(pool_.push(0, ref));
+  pool_.slot(0)->retire_asked.store(1);  // max_calls reached while it still has `ref`
+  EXPECT_TRUE(pool_.retiring(0));
+  EXPECT_TRUE(pool_.retire_idle(1000, 500).empty()) << "it first runs what it was handed";
+  run(0, ref);
+  EXPECT_FALSE(pool_.is_idle(0)) << "nothing more is pushed to it (P5)";
+  auto pids = pool_.retire_idle(1001, 500);
+  ASSERT_EQ(pids.size(), 1u) << "at once, though it is not an extra";
+  EXPECT_EQ(pids[0], 100);
+  EXPECT_TRUE(pool_.is_idle(1));
+  pool_.reset(0);
+  ASSERT_TRUE(pool_.spawn(0));
+  EXPECT_EQ(pool_.slot(0)->retire_asked.load(), 0u) << "a new process starts afresh";
+}
+
 TEST_F(WorkerPoolTest, ReadExitsDescribesEachExitedWorkerWithItsLog) {
   char dir[] = "/tmp/ember-test-pool-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);

@@ -56,7 +56,7 @@ TASK_OPTIONS: dict[str, Any] = {
     "num_returns": 1,
     "max_retries": 3,
     "retry_exceptions": False,
-    "max_calls": 0,
+    "max_calls": 0,  # a fresh worker after this many calls; 0: never (1 for GPU tasks, as Ray)
     "_generator_backpressure_num_objects": None,
     "_num_objects_per_yield": 1,
 }
@@ -91,7 +91,6 @@ _REFUSED = {
     "_labels": _LABELS,
     "_metadata": "_metadata is for Ray's own libraries",
     "enable_task_events": "ember always records task events (ember.timeline())",
-    "max_calls": "max_calls is not supported by ember yet: a worker runs any number of tasks",
     "_generator_backpressure_num_objects": _GENERATORS,
     "_num_objects_per_yield": _GENERATORS,
     "allow_out_of_order_execution": "ember runs an actor's calls in the order each caller "
@@ -309,9 +308,20 @@ def _check_strategy(strategy) -> None:
             "ember.util.scheduling_strategies")
 
 
+def max_calls_of(options: dict[str, Any]) -> int:
+    """A task's max_calls: as given, else Ray's default (1 for a task that uses GPUs, so the
+    memory a GPU library keeps goes back with its worker)."""
+    if options["max_calls"]:
+        return options["max_calls"]
+    return 1 if options["num_gpus"] else 0
+
+
 def check_task_options(options: dict[str, Any]) -> dict[str, Any]:
     """Raises ValueError for an unknown, refused or malformed option; returns `options`."""
     _check_common(options, TASK_OPTIONS, "a remote function")
+    calls = options.get("max_calls", 0)
+    if not isinstance(calls, int) or isinstance(calls, bool) or calls < 0:
+        raise ValueError(f"max_calls must be a non-negative int, got {calls!r}")
     _check_num_returns(options.get("num_returns", 1))
     r = options.get("max_retries", 3)
     if not isinstance(r, int) or r < -1:

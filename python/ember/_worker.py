@@ -41,6 +41,7 @@ class _WorkerState:
         self.node = node
         self.runtime = node.worker
         self.functions: dict[bytes, object] = {}  # function id -> function
+        self.calls: dict[bytes, int] = {}  # function id -> its calls here (with a max_calls)
         self.last_name = ""
 
     def function(self, fid: bytes):
@@ -82,7 +83,7 @@ class _WorkerState:
         finishes it."""
         rt = self.runtime
         (fid, name, num_returns, args, inline, attempt, max_retries, retry_exceptions, gpu_mask,
-         task_id, flags, actor_id) = rt.task_info(index)
+         task_id, flags, actor_id, max_calls) = rt.task_info(index)
         self.mark_name(name)
         if flags & _core.SPEC_ACTOR_CREATE:  # its title is Class.__init__ (as in Ray)
             _core.set_process_title(f"{TITLE_PREFIX}{name}.__init__")
@@ -124,8 +125,19 @@ class _WorkerState:
             except KeyboardInterrupt:  # ember.cancel() of a running task
                 self.store_cancelled(index, num_returns, name)
                 return True
+        if max_calls:  # before the result is seen: its caller's next call then goes elsewhere
+            self.count_call(fid, max_calls)
         self.store_result(index, num_returns, name, result)
         return True
+
+    def count_call(self, fid: bytes, max_calls: int) -> None:
+        """max_calls: after that many calls of one function this worker asks to go; the
+        scheduler hands it nothing more and retires it once it has run what it was handed
+        already (a fresh worker takes over)."""
+        n = self.calls.get(fid, 0) + 1
+        self.calls[fid] = n
+        if n >= max_calls:
+            self.runtime.ask_retire()
 
     def store_result(self, index, num_returns, name, result) -> None:
         rt = self.runtime

@@ -117,7 +117,7 @@ class RemoteFunction:
         return _core.TaskOptions(
             name=name, num_returns=num_returns, max_retries=opts["max_retries"],
             resources=node.resource_vector(_options.resource_request(opts, 1), who),
-            flags=flags)
+            flags=flags, max_calls=_options.max_calls_of(opts))
 
     def _submit(self, args: tuple, kwargs: dict):
         """Submits the task to this process's ember node (the local backend's submit_task)."""
