@@ -31,6 +31,7 @@ Status ActorTable::create(TaskSpec creation, std::vector<ObjectID> deps, int32_t
   a.detached = detached;
   a.calls.push_back(Pending{creation, std::move(deps)});
   hold_creation(a.creation);  // A3: the actor's own, for re-running __init__ on restarts
+  if (detached) a.holds_return = store_.add_ref(creation.returns, /*mine=*/false).ok();  // A6
   (void)workers_.spawn(a.slot, id);  // a forkserver that is gone: the node is shutting down
   ring_doorbell(rc_);
   return Status::OK();
@@ -71,13 +72,22 @@ void ActorTable::submit_call(ActorInfo& a, const TaskSpec& spec, std::vector<Obj
 void ActorTable::kill(uint32_t id, bool no_restart) {
   ActorInfo* a = find(id);
   if (a == nullptr || a->dead) return;
-  if (no_restart) a->no_restart = true;
+  if (no_restart) {
+    a->no_restart = true;
+    drop_return_hold(*a);  // now, not at the reap: the name is free for whoever asks next
+  }
   const int32_t pid = workers_.pid(a->slot);
   if (pid > 0 && workers_.info(a->slot).state == WorkerState::kReady) {
     hooks_.signal(pid, SIGKILL);  // reap() finishes the job when the forkserver reports it
   } else {
     a->kill_when_ready = true;  // not up yet: killed as soon as it is (on_ready)
   }
+}
+
+void ActorTable::drop_return_hold(ActorInfo& a) {
+  if (!a.holds_return) return;
+  a.holds_return = false;
+  store_.release_ref(a.creation.returns, /*mine=*/false);
 }
 
 void ActorTable::on_ready(uint32_t w) {
@@ -181,6 +191,7 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
   a.dead = true;
   a.death = "the actor " + std::string(a.creation.name) + " is dead: " + why;
   release_creation(a.creation);
+  drop_return_hold(a);
   for (const Pending& p : a.calls) hooks_.fail(p.spec, ErrorKind::kActorDied, a.death);
   a.calls.clear();
   workers_.reset(w);

@@ -26,6 +26,9 @@
 //   A5  Unless detached, an actor whose creation return the store has freed (no handle left
 //       anywhere) is killed for good once it has nothing left to run (Ray: submitted calls
 //       still run).
+//   A6  A detached actor's creation return is held by the table while the actor lives, so
+//       that any process finds it by name (ember.actor's registry) when no handle is left;
+//       the hold goes when it is killed for good or dies for good.
 //
 // Thread safety: none; every call is made under the scheduler's mu_.
 #pragma once
@@ -59,6 +62,7 @@ struct ActorInfo {
   bool no_restart = false;           ///< killed with no_restart
   bool kill_when_ready = false;      ///< killed before its process was up
   bool detached = false;             ///< lives on when every handle is gone
+  bool holds_return = false;         ///< the table holds its creation return (A6)
   std::string death_cause;           ///< set when the driver kills it for a reason
   std::string death;                 ///< why it died, for ActorDiedError
   Lease hold;                        ///< resources it keeps while it lives (and GPU ids)
@@ -109,6 +113,8 @@ class ActorTable {
   /// Takes / drops one count on a creation spec's class and arguments (A3).
   void hold_creation(const TaskSpec& spec);
   void release_creation(const TaskSpec& spec);
+  /// Gives back the table's hold on a detached actor's creation return, once (A6).
+  void drop_return_hold(ActorInfo& a);
 
   Store& store_;
   RuntimeControl* rc_;

@@ -455,6 +455,46 @@ def test_a_named_actor_made_in_a_task_outlives_the_task(node):
     del again
 
 
+def test_a_detached_actor_is_found_by_name_when_no_handle_is_left(node):
+    @ember.remote
+    def make_and_drop(start):
+        Counter.options(name="lone", lifetime="detached").remote(start)  # handle dropped here
+        return os.getpid()
+
+    ember.get(make_and_drop.remote(10))
+    time.sleep(0.2)  # a non-detached actor would be ended by now (A5)
+    assert ember.get(add_to_named.remote("lone", 1), timeout=10) == 11
+    ember.kill(ember.get_actor("lone"))
+    # Killed for good: the name is free at once, for the driver and for tasks.
+    with pytest.raises(ValueError, match="lone"):
+        ember.get_actor("lone")
+    fresh = Counter.options(name="lone", lifetime="detached").remote(100)
+    assert ember.get(add_to_named.remote("lone", 1), timeout=10) == 101
+    ember.kill(fresh)
+
+
+def test_get_if_exists_from_racing_tasks_makes_one_actor(node):
+    @ember.remote
+    def get_or_make():
+        actor = Counter.options(name="shared", namespace="race", lifetime="detached",
+                                get_if_exists=True).remote()
+        return ember.get(actor.pid.remote())
+
+    for _ in range(5):
+        pids = ember.get([get_or_make.remote() for _ in range(4)], timeout=30)
+        assert len(set(pids)) == 1, pids
+        ember.kill(ember.get_actor("shared", namespace="race"))
+
+
+def test_actor_name_and_namespace_options_are_checked():
+    with pytest.raises(TypeError, match="name must be a str"):
+        Counter.options(name=object())
+    with pytest.raises(TypeError, match="namespace must be a str"):
+        Counter.options(name="x", namespace=object())
+    with pytest.raises(ValueError, match="get_if_exists=True needs a name"):
+        Counter.options(get_if_exists=True)
+
+
 def test_list_actors_shows_each_actor_and_how_it_ended(node):
     from ember.util.state import list_actors
 

@@ -290,5 +290,22 @@ TEST_F(ActorsTest, UnreferencedActorsEndOnceIdleUnlessDetached) {
   EXPECT_EQ(signals_.size(), 1u);  // once
 }
 
+TEST_F(ActorsTest, TheTableHoldsADetachedActorsReturnUntilItIsKilledForGood) {
+  TaskSpec d = creation(12);
+  ASSERT_TRUE(store_->create_object(d.returns, 8, false, /*mine=*/false).ok());
+  ASSERT_TRUE(store_->seal(d.returns).ok());
+  ASSERT_TRUE(actors_.create(d, {}, /*max_restarts=*/1, 0, /*detached=*/true).ok());
+  up(0);
+  store_->release_ref(d.returns, false);  // its last handle goes
+  EXPECT_TRUE(store_->is_sealed(d.returns)) << "A6: found by name with no handle left";
+  actors_.kill(12, /*no_restart=*/false);  // a kill that restarts it keeps the hold
+  EXPECT_TRUE(store_->is_sealed(d.returns));
+  actors_.kill(12, /*no_restart=*/true);
+  EXPECT_FALSE(store_->contains(d.returns)) << "killed for good: the hold goes at the kill";
+  actors_.reap(0, "killed");
+  EXPECT_TRUE(actors_.find(12)->dead);
+  EXPECT_FALSE(actors_.find(12)->holds_return) << "and is given back once";
+}
+
 }  // namespace
 }  // namespace ember

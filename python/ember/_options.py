@@ -360,6 +360,14 @@ def check_actor_options(options: dict[str, Any]) -> dict[str, Any]:
                          f"{pending!r}")
     if options.get("lifetime") not in (None, "detached", "non_detached"):
         raise ValueError("lifetime must be 'detached' or 'non_detached'")
+    for key in ("name", "namespace"):
+        v = options.get(key)
+        if v is not None and not isinstance(v, str):
+            raise TypeError(f"actor {key} must be a str, got {type(v).__name__}")
+    if options.get("name") == "":
+        raise ValueError("actor name must not be empty")
+    if options.get("get_if_exists") and options.get("name") is None:
+        raise ValueError("get_if_exists=True needs a name: it reuses the actor of that name")
     return options
 
 

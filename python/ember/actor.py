@@ -186,9 +186,7 @@ class ActorClass:
             if existing is not None:
                 if opts["get_if_exists"]:
                     return existing
-                raise ActorAlreadyExistsError(
-                    f"The name {opts['name']!r} (namespace={key[0]!r}) is already taken by "
-                    "another actor; pass get_if_exists=True to reuse it")
+                raise _name_taken(key)
         who = f"actor {self._class_name}"
         _options.refuse_unsupported(opts, _options.ACTOR_OPTIONS, node.node_id, who)
         for name, method_options in _method_options_of(self._cls).items():
@@ -220,7 +218,12 @@ class ActorClass:
         handle = ActorHandle(actor_id, self._class_name, self._methods, self._class_ref(node),
                              ready, tuple(groups), opts["max_pending_calls"])
         if opts["name"] is not None:
-            _register(node, key, handle)
+            winner = _register(node, key, handle)
+            if winner is not None:  # another process took the name first
+                _kill(handle, no_restart=True)
+                if opts["get_if_exists"]:
+                    return winner
+                raise _name_taken(key)
         return handle
 
 
@@ -367,46 +370,74 @@ def _admit_call(node, handle: ActorHandle) -> None:
 
 # --- the actor-name registry ----------------------------------------------------------------
 #
-# A named actor is recorded in the store, at an id derived from its namespace and name, so that
-# any process of the node can look it up. The record holds the handle's parts as plain data,
-# not refs: like Ray, a named actor still ends when its last handle goes. The record's count
-# belongs to no process (it outlives a task that made the actor); a record whose actor is gone
-# is replaced when the name is used again, and all go with the node.
+# A named actor is recorded in the store, at ids derived from its namespace, name and a
+# generation (0, 1, ...), so that any process of the node can look it up. The record holds
+# the handle's parts as plain data, not refs: like Ray, a named actor still ends when its last
+# handle goes. The record's count belongs to no process (it outlives a task that made the
+# actor), and records are never replaced: a name used again after its actor ended gets the
+# next generation. Writing a record is the store's atomic create, so of processes racing to
+# take one name exactly one wins (a record at a generation is written once); the others
+# find the winner's live record and end the actor they made for nothing. The records go with
+# the node.
 
 
-def _registry_id(store, namespace: str, name: str) -> bytes:
-    digest = hashlib.blake2b(f"{namespace}\0{name}".encode(), digest_size=8).digest()
+def _name_taken(key: tuple[str, str]) -> ActorAlreadyExistsError:
+    namespace, name = key
+    return ActorAlreadyExistsError(
+        f"The name {name!r} (namespace={namespace!r}) is already taken by another actor; "
+        "pass get_if_exists=True to reuse it")
+
+
+def _registry_id(store, namespace: str, name: str, generation: int) -> bytes:
+    digest = hashlib.blake2b(f"{namespace}\0{name}\0{generation}".encode(),
+                             digest_size=8).digest()
     return store.named_id(int.from_bytes(digest, "big"))
 
 
-def _register(node, key: tuple[str, str], handle: ActorHandle) -> None:
-    """Records the new actor under its name; the caller found no live actor under it."""
+def _record_at(node, namespace: str, name: str, generation: int):
+    """(the record at that generation, or None if there is none, its ActorHandle if live)."""
+    store = node.store
+    try:
+        record = _objects.get(store.ref_from_binary(
+            _registry_id(store, namespace, name, generation)))
+    except ObjectLostError:
+        return None, None
+    actor_id, class_name, methods, class_id, ready_id, groups, max_pending = record
+    ready = store.ref_from_binary(ready_id)
+    if not store.exists(ready):  # its last handle went: the actor was ended
+        return record, None
+    if node.is_driver and not node.scheduler.actor_alive(actor_id)[0]:
+        return record, None
+    return record, ActorHandle(actor_id, class_name, methods, store.ref_from_binary(class_id),
+                               ready, groups, max_pending)
+
+
+def _register(node, key: tuple[str, str], handle: ActorHandle) -> ActorHandle | None:
+    """Records the new actor under its name; returns the live actor another process recorded
+    first (the new one then has no name), or None."""
     record = (handle._actor_id, handle._class_name, handle._methods, handle._class_ref.binary(),
               handle._ready.binary(), handle._groups, handle._max_pending)
     stream, buffers, _ = serialize(record)
-    rid = _registry_id(node.store, *key)
-    try:
-        node.store.put_unowned(rid, stream, buffers)
-    except EmberError:  # the record of an actor that is gone: replace it
-        node.store.release_unowned(rid)
-        node.store.put_unowned(rid, stream, buffers)
+    generation = 0
+    while True:
+        try:
+            node.store.put_unowned(_registry_id(node.store, *key, generation), stream, buffers)
+            return None
+        except EmberError:  # taken: by a live actor (a race lost), or by one that ended
+            _, live = _record_at(node, *key, generation)
+            if live is not None:
+                return live
+            generation += 1
 
 
 def _lookup(node, namespace: str, name: str) -> ActorHandle | None:
     """The live actor recorded under the name, or None."""
-    store = node.store
-    try:
-        record = _objects.get(store.ref_from_binary(_registry_id(store, namespace, name)))
-    except ObjectLostError:
-        return None
-    actor_id, class_name, methods, class_id, ready_id, groups, max_pending = record
-    ready = store.ref_from_binary(ready_id)
-    if not store.exists(ready):  # its last handle went: the actor was ended
-        return None
-    if node.is_driver and not node.scheduler.actor_alive(actor_id)[0]:
-        return None
-    return ActorHandle(actor_id, class_name, methods, store.ref_from_binary(class_id), ready,
-                       groups, max_pending)
+    generation = 0
+    while True:
+        record, live = _record_at(node, namespace, name, generation)
+        if record is None or live is not None:
+            return live
+        generation += 1
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
