@@ -14,7 +14,7 @@ ActorTable::ActorTable(Store& store, RuntimeControl* rc, WorkerPool& workers,
       events_(events), dispatch_(dispatch), hooks_(std::move(hooks)) {}
 
 Status ActorTable::create(TaskSpec creation, std::vector<ObjectID> deps, int32_t max_restarts,
-                          int32_t max_task_retries, bool detached) {
+                          int32_t max_task_retries, bool detached, int64_t owner) {
   const int64_t w = workers_.free_slot();
   if (w < 0) {
     return Status(StatusCode::kInvalid, "cannot create actor " + std::string(creation.name) +
@@ -29,6 +29,10 @@ Status ActorTable::create(TaskSpec creation, std::vector<ObjectID> deps, int32_t
   a.restarts_left = max_restarts;
   a.max_task_retries = max_task_retries;
   a.detached = detached;
+  if (owner >= 0) {
+    a.owner = owner;
+    a.owner_generation = workers_.info(static_cast<uint32_t>(owner)).generation;
+  }
   a.calls.push_back(Pending{creation, std::move(deps)});
   hold_creation(a.creation);  // A3: the actor's own, for re-running __init__ on restarts
   if (detached) a.holds_return = store_.add_ref(creation.returns, /*mine=*/false).ok();  // A6
@@ -82,6 +86,28 @@ void ActorTable::kill(uint32_t id, bool no_restart) {
   } else {
     a->kill_when_ready = true;  // not up yet: killed as soon as it is (on_ready)
   }
+}
+
+void ActorTable::owner_died(uint32_t w, uint32_t generation) {
+  for (auto& [id, a] : actors_) {
+    if (a.dead || a.detached || a.owner != static_cast<int64_t>(w) ||
+        a.owner_generation != generation) {
+      continue;
+    }
+    a.death_cause = "its owner, the process that created it, died";
+    kill(id, /*no_restart=*/true);
+  }
+}
+
+bool ActorTable::owns_live_actor(uint32_t w) const {
+  const uint32_t generation = workers_.info(w).generation;
+  for (const auto& [id, a] : actors_) {
+    if (!a.dead && !a.detached && a.owner == static_cast<int64_t>(w) &&
+        a.owner_generation == generation) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void ActorTable::drop_return_hold(ActorInfo& a) {

@@ -29,6 +29,9 @@
 //   A6  A detached actor's creation return is held by the table while the actor lives, so
 //       that any process finds it by name (ember.actor's registry) when no handle is left;
 //       the hold goes when it is killed for good or dies for good.
+//   A7  Unless detached, an actor fate-shares with its owner, the process that created it (as
+//       in Ray): when a worker's process ends, the actors it owned are killed for good. A
+//       task worker that owns a live actor is never retired while idle (owns_live_actor).
 //
 // Thread safety: none; every call is made under the scheduler's mu_.
 #pragma once
@@ -63,6 +66,8 @@ struct ActorInfo {
   bool kill_when_ready = false;      ///< killed before its process was up
   bool detached = false;             ///< lives on when every handle is gone
   bool holds_return = false;         ///< the table holds its creation return (A6)
+  int64_t owner = -1;                ///< the worker slot that created it; -1: the driver (A7)
+  uint32_t owner_generation = 0;     ///< that slot's process then
   std::string death_cause;           ///< set when the driver kills it for a reason
   std::string death;                 ///< why it died, for ActorDiedError
   Lease hold;                        ///< resources it keeps while it lives (and GPU ids)
@@ -85,7 +90,7 @@ class ActorTable {
   /// Registers actor `creation.actor` (ids come from RuntimeControl::next_actor) in a free
   /// slot and spawns its process. kInvalid if every slot is in use.
   Status create(TaskSpec creation, std::vector<ObjectID> deps, int32_t max_restarts,
-                int32_t max_task_retries, bool detached);
+                int32_t max_task_retries, bool detached, int64_t owner = -1);
   /// An actor that could not be created: known as dead (A4), its creation return an error.
   void fail_creation(const TaskSpec& creation, const std::string& why);
   /// The actor, or nullptr if it was never created here.
@@ -104,6 +109,10 @@ class ActorTable {
   void kill_unreferenced();
   /// Worker `w`, an actor's, exited (`exit_why`: how, from its ExitNote): restart or bury.
   void reap(uint32_t w, const std::string& exit_why);
+  /// The process of generation `generation` in slot `w` ended: its actors go (A7).
+  void owner_died(uint32_t w, uint32_t generation);
+  /// True if the process in slot `w` owns a live actor that fate-shares with it (A7).
+  bool owns_live_actor(uint32_t w) const;
 
   /// True if some live actor has calls waiting for its ring (workers must ring after each).
   bool calls_waiting() const;

@@ -150,6 +150,7 @@ void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
     // Everything the dead process held (refs, views, a half-written object) goes back first,
     // before a new process can take this slot and its ledger.
     store_->release_client(w + 1, pid);
+    actors_.owner_died(w, exit.generation);  // A7
     if (info.actor != 0) {
       actors_.reap(w, exit.why);
       continue;
@@ -235,7 +236,7 @@ void Scheduler::collect_submissions() {
       std::vector<ObjectID> deps(spec.deps, spec.deps + std::min(spec.num_deps, kMaxDeps));
       if ((spec.flags & kSpecActorCreate) != 0) {
         Status st = actors_.create(spec, std::move(deps), spec.max_retries,
-                                   spec.max_task_retries, (spec.flags & kSpecDetached) != 0);
+                                   spec.max_task_retries, (spec.flags & kSpecDetached) != 0, w);
         if (!st.ok()) actors_.fail_creation(spec, st.message());
       } else if ((spec.flags & kSpecActorKill) != 0) {
         actors_.kill(spec.actor, spec.max_retries != 0);
@@ -268,7 +269,11 @@ void Scheduler::retire_idle_workers() {
   // for zero-CPU tasks); once idle for kIdleWorkerRetireNs they go, as Ray's idle workers do,
   // so a burst of nested gets does not leave the node holding their memory. The forkserver
   // reaps them and reap_dead_workers() frees their slots without replacing them.
-  for (int32_t pid : workers_.retire_idle(monotonic_ns(), kIdleWorkerRetireNs)) kill(pid, SIGKILL);
+  // A worker that owns a live actor stays: its end would end the actor too (actors.h, A7).
+  auto owns_actor = [this](uint32_t w) { return actors_.owns_live_actor(w); };
+  for (int32_t pid : workers_.retire_idle(monotonic_ns(), kIdleWorkerRetireNs, owns_actor)) {
+    kill(pid, SIGKILL);
+  }
 }
 
 void Scheduler::watch_contention() {

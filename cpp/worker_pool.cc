@@ -207,7 +207,8 @@ std::vector<ExitNote> WorkerPool::read_exits(const std::string& log_dir) const {
   return out;
 }
 
-std::vector<int32_t> WorkerPool::retire_idle(uint64_t now, uint64_t idle_ns) {
+std::vector<int32_t> WorkerPool::retire_idle(uint64_t now, uint64_t idle_ns,
+                                             const std::function<bool(uint32_t)>& keep) {
   std::vector<int32_t> pids;
   uint32_t alive = 0;
   for (const WorkerInfo& info : info_) {
@@ -226,6 +227,7 @@ std::vector<int32_t> WorkerPool::retire_idle(uint64_t now, uint64_t idle_ns) {
     }
     if (info.idle_since_ns == 0) info.idle_since_ns = now;
     if (!asked && (alive <= num_cpus_ || now - info.idle_since_ns < idle_ns)) continue;
+    if (keep && keep(w)) continue;
     info.retiring = true;
     --alive;
     pids.push_back(pid(w));

@@ -41,6 +41,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -151,7 +152,9 @@ class WorkerPool {
   std::vector<ExitNote> read_exits(const std::string& log_dir) const;
   /// Marks idle task workers beyond num_cpus that have idled for `idle_ns` as retiring and
   /// returns their pids, to be killed (P5).
-  std::vector<int32_t> retire_idle(uint64_t now, uint64_t idle_ns);
+  /// `keep(w)`: a worker that must not go even so (it owns a live actor, actors.h A7).
+  std::vector<int32_t> retire_idle(uint64_t now, uint64_t idle_ns,
+                                   const std::function<bool(uint32_t)>& keep = {});
 
   /// Margin of has_room() (P2).
   static constexpr uint64_t kRoomMargin = 4;

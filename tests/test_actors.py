@@ -486,6 +486,83 @@ def test_get_if_exists_from_racing_tasks_makes_one_actor(node):
         ember.kill(ember.get_actor("shared", namespace="race"))
 
 
+@ember.remote
+class Owner:
+    def make_child(self, lifetime):
+        options = {} if lifetime is None else {"lifetime": lifetime}
+        self.child = Counter.options(**options).remote()
+        ember.get(self.child.add.remote())
+        return self.child
+
+    def pid(self):
+        return os.getpid()
+
+
+def child_after_owner_dies(lifetime) -> str:
+    owner = Owner.remote()
+    child = ember.get(owner.make_child.remote(lifetime))
+    os.kill(ember.get(owner.pid.remote()), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            ember.get(child.add.remote(), timeout=5)
+        except ActorDiedError as e:
+            assert "owner" in str(e)
+            return "dead"
+        time.sleep(0.05)
+    return "alive"
+
+
+@pytest.mark.parametrize(("default", "lifetime", "expected"), [
+    (None, None, "dead"),
+    (None, "detached", "alive"),
+    ("detached", None, "alive"),
+    ("detached", "non_detached", "dead"),
+])
+def test_an_actor_fate_shares_with_its_owner_unless_detached(default, lifetime, expected):
+    from ember.job_config import JobConfig
+
+    config = JobConfig() if default is None else JobConfig(default_actor_lifetime=default)
+    ember.init(num_cpus=2, object_store_memory=STORE_BYTES, job_config=config)
+    try:
+        assert child_after_owner_dies(lifetime) == expected
+    finally:
+        ember.shutdown()
+
+
+def test_a_task_worker_that_owns_an_actor_is_not_retired(node):
+    @ember.remote(num_cpus=0)
+    def make():
+        time.sleep(0.5)  # side by side: the node starts workers beyond num_cpus for them
+        return os.getpid(), Counter.remote(5)
+
+    made = ember.get([make.remote() for _ in range(4)])
+    assert len({pid for pid, _ in made}) > node.num_cpus
+    time.sleep(1.5)  # idle extras are retired after 1 s: not these, their actors would die
+    assert ember.get([h.add.remote() for _, h in made], timeout=10) == [6] * 4
+
+
+def test_job_config_sets_the_namespace_and_refuses_what_ember_cannot_do():
+    from ember.job_config import JobConfig
+
+    ember.init(num_cpus=1, object_store_memory=STORE_BYTES,
+               job_config=JobConfig(ray_namespace="jobs"))
+    try:
+        assert ember.get_runtime_context().namespace == "jobs"
+    finally:
+        ember.shutdown()
+    for config, name in [(JobConfig(metadata={"a": "b"}), "metadata"),
+                         (JobConfig(jvm_options=["-Xmx1g"]), "jvm_options"),
+                         (JobConfig(runtime_env={"env_vars": {"A": "1"}}), "runtime_env")]:
+        with pytest.raises(ValueError, match=name):
+            ember.init(num_cpus=1, job_config=config)
+        assert not ember.is_initialized()
+    with pytest.raises(ValueError, match="default_actor_lifetime"):
+        JobConfig(default_actor_lifetime="forever")
+    with pytest.raises(TypeError, match="job_config must be a JobConfig"):
+        ember.init(num_cpus=1, job_config={"ray_namespace": "x"})
+
+
 def test_actor_name_and_namespace_options_are_checked():
     with pytest.raises(TypeError, match="name must be a str"):
         Counter.options(name=object())

@@ -14,7 +14,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "python" / "ember"
 #: Lowest first. A module may import modules of the layers before its own only.
 LAYERS = [
     ["_core"],  # the C++ core
-    ["exceptions", "_session", "_signature", "_scheduling", "_ids"],
+    ["exceptions", "_session", "_signature", "_scheduling", "_ids", "job_config"],
     ["_options", "util.scheduling_strategies"],
     ["_backend", "_node", "_logs"],  # what answers the API; the node of this process
     ["serialization"],

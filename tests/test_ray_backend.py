@@ -22,7 +22,9 @@ import numpy as np
 import ember
 from ember import exceptions
 
-info = ember.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+from ember.job_config import JobConfig
+info = ember.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                  job_config=JobConfig(ray_namespace="jobs"))
 import ray
 assert ray.is_initialized() and ember.is_initialized()
 print("resources", sorted(ember.cluster_resources()))
@@ -39,6 +41,11 @@ def sum_of_squares(n):
 @ember.remote(num_returns=2)
 def pair():
     return "a", "b"
+
+@ember.remote
+def count_to(n):  # a streaming generator on Ray too
+    for i in range(n):
+        yield i
 
 @ember.remote(max_retries=0)
 def fails():
@@ -68,6 +75,7 @@ class Counter:
 print("tasks", ember.get(square.remote(7)), ember.get(sum_of_squares.remote(4)),
       ember.get(list(pair.remote())))
 print("put", float(ember.get(ember.put(np.arange(1000.0))).sum()))
+print("stream", [ember.get(r) for r in count_to.remote(3)], ember.get_runtime_context().namespace)
 ready, pending = ember.wait([sleeps.remote(0), sleeps.remote(30)], num_returns=1, timeout=20)
 print("wait", len(ready), len(pending))
 
@@ -126,10 +134,11 @@ def test_the_api_goes_to_ray_in_the_driver_and_in_workers():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("resources ['CPU'"), result.stdout
-    assert lines[6] in ("cancelled TaskCancelledError", "cancelled WorkerCrashedError")
-    assert lines[1:6] + lines[7:] == [
+    assert lines[7] in ("cancelled TaskCancelledError", "cancelled WorkerCrashedError")
+    assert lines[1:7] + lines[8:] == [
         "tasks 49 14 ['a', 'b']",
         "put 499500.0",
+        "stream [0, 1, 2] jobs",
         "wait 1 1",
         "task error True True",
         "timeout ok",

@@ -290,6 +290,31 @@ TEST_F(ActorsTest, UnreferencedActorsEndOnceIdleUnlessDetached) {
   EXPECT_EQ(signals_.size(), 1u);  // once
 }
 
+TEST_F(ActorsTest, AnActorFateSharesWithTheProcessThatCreatedItUnlessDetached) {
+  ASSERT_TRUE(workers_.spawn(3));  // the owner: a task worker in the last slot
+  SpawnRequest req{};
+  ASSERT_TRUE(rc_->spawn.try_pop(req));
+  const uint32_t gen = workers_.info(3).generation;
+  ASSERT_TRUE(actors_.create(creation(20), {}, /*max_restarts=*/3, 0, false, /*owner=*/3).ok());
+  ASSERT_TRUE(actors_.create(creation(21), {}, 0, 0, /*detached=*/true, /*owner=*/3).ok());
+  ASSERT_TRUE(actors_.create(creation(22), {}, 0, 0, false).ok());  // the driver's
+  up(0);
+  up(1);
+  up(2);
+  EXPECT_TRUE(actors_.owns_live_actor(3));
+  EXPECT_FALSE(actors_.owns_live_actor(0));
+  actors_.owner_died(3, gen + 1);  // another process of that slot: not the owner
+  EXPECT_TRUE(signals_.empty());
+  actors_.owner_died(3, gen);
+  ASSERT_EQ(signals_.size(), 1u) << "only the non-detached one, restarts or not";
+  EXPECT_EQ(signals_[0].first, 7000);
+  EXPECT_TRUE(actors_.find(20)->no_restart);
+  actors_.reap(0, "killed");
+  EXPECT_TRUE(actors_.find(20)->dead);
+  EXPECT_NE(actors_.find(20)->death.find("owner"), std::string::npos) << actors_.find(20)->death;
+  EXPECT_FALSE(actors_.owns_live_actor(3)) << "the detached one is not owned";
+}
+
 TEST_F(ActorsTest, TheTableHoldsADetachedActorsReturnUntilItIsKilledForGood) {
   TaskSpec d = creation(12);
   ASSERT_TRUE(store_->create_object(d.returns, 8, false, /*mine=*/false).ok());

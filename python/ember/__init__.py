@@ -4,7 +4,7 @@
 shared-memory object store with zero-copy numpy arrays.
 """
 
-from ember import actor, exceptions, util
+from ember import actor, exceptions, job_config, util
 
 # The one version (pyproject.toml) reaches the C++ build; reading it from there is free, while
 # importlib.metadata costs ~10 ms of start-up.
@@ -65,6 +65,7 @@ __all__ = [
     "get_runtime_context",
     "init",
     "is_initialized",
+    "job_config",
     "kill",
     "method",
     "nodes",

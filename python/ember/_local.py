@@ -112,7 +112,8 @@ def _start(*, num_cpus, num_gpus, resources, object_store_memory, log_to_driver,
     if _node.is_running() and ignore_reinit_error:
         return _node.current().info
     _options.check_init_options(ray_options)
-    namespace = ray_options.get("namespace") or "default"
+    job = ray_options.get("job_config")
+    namespace = ray_options.get("namespace") or (job and job.ray_namespace) or "default"
     if not isinstance(namespace, str):
         raise ValueError(f"namespace must be a str, got {namespace!r}")
     _configure_logging(ray_options)
@@ -144,7 +145,8 @@ def _start(*, num_cpus, num_gpus, resources, object_store_memory, log_to_driver,
     totals["memory"] = max(0, available_memory - object_store_memory)
     node = _node.start(totals, object_store_memory, memory_threshold=memory_usage_threshold,
                        memory_limit=_memory_limit, spilling_threshold=float(spilling),
-                       temp_dir=_temp_dir, namespace=namespace)
+                       temp_dir=_temp_dir, namespace=namespace,
+                       default_actor_lifetime=job.default_actor_lifetime if job else None)
     try:
         if log_to_driver:
             node.log_printer = LogPrinter(node.log_dir)

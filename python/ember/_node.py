@@ -64,8 +64,10 @@ def idle_trim_seconds() -> float:
     return float(os.environ.get("EMBER_IDLE_TRIM_SECONDS", "10"))
 
 
-#: How a worker learns its job's namespace (set in the forkserver's environment).
+#: How a worker learns its job's namespace and its actors' default lifetime (JobConfig's),
+#: set in the forkserver's environment.
 _NAMESPACE_ENV = "EMBER_NAMESPACE"
+_LIFETIME_ENV = "EMBER_DEFAULT_ACTOR_LIFETIME"
 
 #: Resource names in the order of the C++ core's resource slots (CPU, GPU, then custom).
 BUILTIN_RESOURCES = ("CPU", "GPU")
@@ -100,6 +102,8 @@ class Node:
         # Where named actors are made and looked up unless a call names another: init()'s
         # namespace, which workers inherit through the forkserver's environment.
         self.namespace = os.environ.get(_NAMESPACE_ENV, "default")
+        # An actor's lifetime when its options say none (JobConfig.default_actor_lifetime).
+        self.default_actor_lifetime = os.environ.get(_LIFETIME_ENV, "non_detached")
 
     @property
     def node_id(self) -> str:
@@ -192,6 +196,7 @@ class Node:
         env = dict(os.environ)
         env["EMBER_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
         env[_NAMESPACE_ENV] = self.namespace
+        env[_LIFETIME_ENV] = self.default_actor_lifetime
         self.forkserver = subprocess.Popen(
             [sys.executable, "-m", "ember._forkserver", str(self.store.fd), str(read_end),
              self.log_dir, self.spill_dir],
@@ -258,7 +263,7 @@ def is_running() -> bool:
 def start(resources: dict[str, float], object_store_memory: int, *, max_workers: int = 256,
           task_capacity: int = 8192, memory_threshold: float = 0.95, memory_limit: int = 0,
           spilling_threshold: float = 0.8, temp_dir: str | None = None,
-          namespace: str = "default") -> Node:
+          namespace: str = "default", default_actor_lifetime: str | None = None) -> Node:
     """Creates the node (driver only); its session directory goes under `temp_dir`
     (default: ember._session.default_root())."""
     global _current
@@ -278,6 +283,7 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
             spill_high_water=spilling_threshold, idle_trim_s=idle_trim_seconds()))
         node = Node(store, resources, is_driver=True)
         node.namespace = namespace
+        node.default_actor_lifetime = default_actor_lifetime or "non_detached"
         node.session_dir = session_dir
         node.spill_dir = spill_dir
         try:

@@ -21,6 +21,7 @@ from ember._scheduling import (
     NodeLabelSchedulingStrategy,
     PlacementGroupSchedulingStrategy,
 )
+from ember.job_config import JobConfig
 
 _PLACEMENT_GROUPS = "placement groups are not supported by ember yet"
 _LABELS = "node labels choose among the nodes of a cluster; ember's one node has none"
@@ -109,7 +110,6 @@ INIT_REFUSED: dict[str, tuple[Any, str]] = {
     "labels": (None, _LABELS),
     "local_mode": (False, "local mode (tasks run in the driver) is deprecated in Ray and not "
                           "in ember"),
-    "job_config": (None, "JobConfig is not supported by ember yet; init(namespace=) is"),
     "runtime_env": (None, _REFUSED["runtime_env"]),
     "enable_resource_isolation": (False, "resource isolation with cgroups is not supported "
                                          "by ember"),
@@ -140,10 +140,10 @@ SYSTEM_CONFIG_KEYS = ("object_spilling_threshold",)
 
 def check_init_options(options: dict[str, Any]) -> None:
     """Raises for ray.init() options ember's node cannot honour (all but the ones it reads:
-    namespace, _system_config, logging_level, logging_format, configure_logging,
+    namespace, job_config, _system_config, logging_level, logging_format, configure_logging,
     logging_config)."""
     unknown = set(options) - set(INIT_REFUSED) - {
-        "namespace", "_system_config", "logging_level", "logging_format",
+        "namespace", "job_config", "_system_config", "logging_level", "logging_format",
         "configure_logging", "logging_config"}
     if unknown:
         raise RuntimeError(f"Unknown keyword argument(s): {', '.join(sorted(unknown))}")
@@ -151,6 +151,12 @@ def check_init_options(options: dict[str, Any]) -> None:
         value = options.get(name, default)
         if value != default and value not in (None, {}):
             raise ValueError(f"init({name}={value!r}): {reason}")
+    job = options.get("job_config")
+    if job is not None:
+        if not isinstance(job, JobConfig):
+            raise TypeError(f"job_config must be a JobConfig, got {type(job).__name__}")
+        for name, reason in job.refused():
+            raise ValueError(f"init(job_config=JobConfig({name}=...)): {reason}")
     config = options.get("_system_config") or {}
     for key in config:
         if key not in SYSTEM_CONFIG_KEYS:
@@ -360,6 +366,11 @@ def check_actor_options(options: dict[str, Any]) -> dict[str, Any]:
                          f"{pending!r}")
     if options.get("lifetime") not in (None, "detached", "non_detached"):
         raise ValueError("lifetime must be 'detached' or 'non_detached'")
+    _check_actor_name(options)
+    return options
+
+
+def _check_actor_name(options: dict[str, Any]) -> None:
     for key in ("name", "namespace"):
         v = options.get(key)
         if v is not None and not isinstance(v, str):
@@ -368,7 +379,6 @@ def check_actor_options(options: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("actor name must not be empty")
     if options.get("get_if_exists") and options.get("name") is None:
         raise ValueError("get_if_exists=True needs a name: it reuses the actor of that name")
-    return options
 
 
 def resource_request(options: dict[str, Any], default_cpus: float) -> dict[str, float]:

@@ -67,6 +67,9 @@ class RayBackend(_backend.Backend):
             del options["dashboard_host"]  # Ray's default too; joining a cluster refuses it
         options = {k: v for k, v in options.items() if v is not None}
         ray = _import_ray()
+        job = options.get("job_config")
+        if job is not None and not isinstance(job, ray.job_config.JobConfig):
+            options["job_config"] = ray.job_config.JobConfig(**job.arguments())
         context = ray.init(address=address, runtime_env=runtime_env, **options)
         self._ray = ray
         return context

@@ -212,7 +212,7 @@ class ActorClass:
         options = _core.TaskOptions(
             name=self._class_name, resources=vector, flags=flags,
             max_restarts=opts["max_restarts"], max_task_retries=opts["max_task_retries"],
-            detached=opts["lifetime"] == "detached")
+            detached=(opts["lifetime"] or node.default_actor_lifetime) == "detached")
         actor_id, ready = runtime.create_actor(self._class_ref(node), options, stream, buffers,
                                                nested, deps)
         handle = ActorHandle(actor_id, self._class_name, self._methods, self._class_ref(node),
