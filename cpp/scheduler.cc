@@ -240,6 +240,9 @@ void Scheduler::collect_submissions() {
         if (!st.ok()) actors_.fail_creation(spec, st.message());
       } else if ((spec.flags & kSpecActorKill) != 0) {
         actors_.kill(spec.actor, spec.max_retries != 0);
+      } else if ((spec.flags & kSpecCancel) != 0) {
+        (void)cancel_locked(spec.returns, (spec.max_retries & kCancelForce) != 0,
+                            (spec.max_retries & kCancelRecursive) != 0);
       } else if ((spec.flags & kSpecActorMethod) != 0) {
         ActorInfo* a = actors_.find(spec.actor);
         if (a == nullptr) {
@@ -422,6 +425,10 @@ bool is_return_of(const Spec& spec, const ObjectID& id) {
 bool Scheduler::cancel(const ObjectID& ret, bool force, bool recursive) {
   std::lock_guard<std::mutex> g(mu_);
   collect_submissions();  // the children of a task may still be in its worker's ring
+  return cancel_locked(ret, force, recursive);
+}
+
+bool Scheduler::cancel_locked(const ObjectID& ret, bool force, bool recursive) {
   for (auto it = dispatch_.queue().begin(); it != dispatch_.queue().end(); ++it) {
     if (!is_return_of(it->spec, ret)) continue;
     TaskSpec spec = it->spec;  // never ran: it has no children

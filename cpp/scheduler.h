@@ -217,6 +217,8 @@ class Scheduler {
   /// cpus_contended flag from how long the node's processes waited for a CPU (contention.h).
   void watch_contention();
   void finish_failed(const TaskSpec& spec, ErrorKind kind, const std::string& msg);
+  /// cancel() under mu_, after the submissions were collected (a worker's cancel arrives so).
+  bool cancel_locked(const ObjectID& ret, bool force, bool recursive);
   void fail_queue_after_startup_failures(const std::string& last);
   static constexpr uint32_t kMaxStartupFailures = 5;
 

@@ -53,7 +53,13 @@ enum SpecFlags : uint32_t {
   kSpecDetached = 128,       ///< with kSpecActorCreate: the actor outlives its handles
   kSpecStreaming = 256,      ///< a streaming generator: its items are a stream (store.h)
   kSpecDynamic = 512,        ///< num_returns="dynamic": one return listing the items
+  kSpecCancel = 1024,        ///< from a worker: cancel the task that returns `returns`
+                             ///< (max_retries: kCancelForce | kCancelRecursive)
 };
+
+/// kSpecCancel's bits in TaskSpec::max_retries.
+inline constexpr int32_t kCancelForce = 1;
+inline constexpr int32_t kCancelRecursive = 2;
 
 /// What to run: written once by the submitter, read by the worker.
 struct TaskSpec {

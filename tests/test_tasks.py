@@ -323,6 +323,28 @@ def test_cancel_reaches_the_tasks_a_task_submitted_unless_told_not_to(cluster, r
     assert ember.get(double.remote(1)) == 2
 
 
+def cancel_a_child(seconds):
+    child = sleep_and_return.remote(seconds, "slept")
+    time.sleep(0.2)  # running
+    ember.cancel(child)
+    try:
+        return ember.get(child, timeout=10)
+    except ember.exceptions.TaskCancelledError:
+        return "cancelled"
+
+
+def test_cancel_from_inside_a_task_and_an_actor(cluster):
+    assert ember.get(ember.remote(cancel_a_child).remote(30), timeout=20) == "cancelled"
+
+    @ember.remote
+    class Canceller:
+        def run(self):
+            return cancel_a_child(30)
+
+    c = Canceller.remote()
+    assert ember.get(c.run.remote(), timeout=30) == "cancelled"
+
+
 def test_runtime_context(cluster):
     @ember.remote
     def ctx():

@@ -362,6 +362,22 @@ void bind_worker(py::module_& m) {
              }
              check(st);
            })
+      .def(
+          "cancel",
+          [](WorkerRuntime& rt, const ObjectRef& ref, bool force, bool recursive) {
+            TaskSpec spec{};
+            spec.returns = ref.id();
+            spec.flags = kSpecCancel;
+            spec.max_retries = (force ? kCancelForce : 0) | (recursive ? kCancelRecursive : 0);
+            Status st;
+            {
+              py::gil_scoped_release nogil;  // a full ring waits for the scheduler
+              st = rt.worker->submit(spec);
+            }
+            check(st);
+          },
+          py::arg("ref"), py::arg("force"), py::arg("recursive"),
+          "ember.cancel() in a task or actor: the scheduler cancels it when it collects this.")
       .def("mark_exit_intended", [](WorkerRuntime& rt) { rt.worker->mark_exit_intended(); })
       .def("ask_retire", [](WorkerRuntime& rt) { rt.worker->ask_retire(); },
            "max_calls reached: the scheduler pushes it nothing more and retires it once idle.")

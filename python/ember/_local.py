@@ -50,9 +50,10 @@ class LocalBackend(_backend.Backend):
         if not isinstance(object_ref, _core.ObjectRef):
             raise _BadArgument(f"cancel() takes an ObjectRef, not a {type(object_ref).__name__}")
         node = _node.current()
-        if node.scheduler is None:
-            raise RuntimeError("ember.cancel() can only be called from the driver for now")
-        node.scheduler.cancel(object_ref, force, recursive)
+        if node.scheduler is None:  # in a task or actor: the scheduler does it when it reads it
+            node.worker.cancel(object_ref, force, recursive)
+        else:
+            node.scheduler.cancel(object_ref, force, recursive)
 
     def cluster_resources(self) -> dict[str, float]:
         return _node.current().cluster_resources()
