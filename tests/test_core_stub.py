@@ -17,7 +17,8 @@ if not STUB.exists():  # an editable install runs from the source tree
 pytestmark = pytest.mark.timeout(30)
 
 # Added to _core's classes at import by ember.object_ref (Python methods on the C++ ObjectRef).
-PYTHON_ADDED = {"ObjectRef": {"future"}}
+PYTHON_ADDED = {"ObjectRef": {"future", "as_future", "from_binary", "from_hex", "from_random",
+                               "nil", "is_nil"}}
 
 
 def _stub() -> tuple[set[str], dict[str, set[str]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import pickle
@@ -114,6 +115,34 @@ def test_object_ref_identity_and_repr(node):
     assert len(a.hex()) == 32
     assert int(a.hex(), 16) != 0
     assert a != "not a ref"
+
+
+def test_object_refs_from_ids_nil_random_and_futures(node):
+    ref = ember.put("v")
+    again = ember.ObjectRef.from_binary(ref.binary())
+    assert again == ref and ember.get(again) == "v"
+    del ref
+    assert ember.get(again) == "v"  # from_binary took a count of its own
+    assert ember.ObjectRef.from_hex(again.hex()) == again
+    nil = ember.ObjectRef.nil()
+    assert nil.is_nil() and not again.is_nil()
+    assert pickle.loads(pickle.dumps(nil)).is_nil()
+    randoms = {ember.ObjectRef.from_random() for _ in range(10)}
+    assert len(randoms) == 10 and not any(r.is_nil() for r in randoms)
+    assert ember.ObjectID is ember.ObjectRef
+    with pytest.raises(ValueError):
+        ember.ObjectRef.from_binary(b"short")
+
+    async def awaited():
+        return await again.as_future()
+
+    assert asyncio.run(awaited()) == "v"
+
+
+def test_object_refs_from_ids_need_no_node():
+    assert not ember.is_initialized()
+    ref = ember.ObjectRef.from_hex("ab" * 16)
+    assert ref.hex() == "ab" * 16 and not ref.is_nil()
 
 
 def test_nested_refs_survive_pickling(node):

@@ -70,9 +70,17 @@ void bind_refs(py::module_& m) {
            [](const ObjectRef& a, const py::object& b) {
              return py::isinstance<ObjectRef>(b) && a.id() == b.cast<const ObjectRef&>().id();
            })
-      .def("__ne__", [](const ObjectRef& a, const py::object& b) {
-        return !py::isinstance<ObjectRef>(b) || a.id() != b.cast<const ObjectRef&>().id();
-      });
+      .def("__ne__",
+           [](const ObjectRef& a, const py::object& b) {
+             return !py::isinstance<ObjectRef>(b) || a.id() != b.cast<const ObjectRef&>().id();
+           })
+      .def_static(
+          "unattached",
+          [](const py::bytes& b) {
+            return std::make_unique<ObjectRef>(id_from_binary(b), std::shared_ptr<Store>(), false);
+          },
+          py::arg("binary"),
+          "A ref to `binary` that holds nothing (no node runs in this process).");
 }
 
 }  // namespace ember::py_bind

@@ -40,6 +40,8 @@ from ember.api import (
 from ember.object_ref import ObjectRef
 from ember.runtime_context import get_runtime_context
 
+ObjectID = ObjectRef  # Ray's old name, kept by Ray for old programs
+
 __all__ = [
     "ActorClassID",
     "ActorID",
@@ -48,6 +50,7 @@ __all__ = [
     "FunctionID",
     "JobID",
     "NodeID",
+    "ObjectID",
     "ObjectRef",
     "ObjectRefGenerator",
     "PlacementGroupID",

@@ -8,6 +8,7 @@ takes a new count in the unpickling process.
 
 from __future__ import annotations
 
+import os
 import threading
 
 from ember import _core, _node, _objects, serialization
@@ -84,5 +85,29 @@ def _wait_loop() -> None:
             _idle += 1
 
 
+def _as_future(ref: ObjectRef):
+    """An asyncio.Future of the object's value, in the running event loop (as in Ray)."""
+    import asyncio  # noqa: PLC0415
+
+    return asyncio.wrap_future(_future(ref))
+
+
+def _from_binary(binary: bytes) -> ObjectRef:
+    """The ObjectRef of a 16-byte id: counted when the object is in this process's node."""
+    if _node.is_running():
+        return _node.current().store.ref_from_binary(binary)
+    return ObjectRef.unattached(binary)
+
+
+#: Ray's nil id, all ones: no object has it.
+_NIL = b"\xff" * 16
+
+
 ObjectRef.future = _future
+ObjectRef.as_future = _as_future
 ObjectRef.__await__ = _await
+ObjectRef.from_binary = staticmethod(_from_binary)
+ObjectRef.from_hex = staticmethod(lambda hex_id: _from_binary(bytes.fromhex(hex_id)))
+ObjectRef.nil = staticmethod(lambda: ObjectRef.unattached(_NIL))
+ObjectRef.from_random = staticmethod(lambda: ObjectRef.unattached(os.urandom(16)))
+ObjectRef.is_nil = lambda ref: ref.binary() == _NIL
