@@ -197,6 +197,10 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
     if (retry) {
       if (ran) ++spec.attempt;
       unfinished.push_back(Pending{spec, {}});
+    } else if (restart) {  // as in Ray: the call may or may not have run; the actor comes back
+      hooks_.fail(spec, ErrorKind::kActorUnavailable,
+                  std::string("actor call ") + spec.name + " failed: " + why +
+                      " The actor is restarting: it takes calls again once it is up.");
     } else {
       hooks_.fail(spec, ErrorKind::kActorDied,
                   std::string("actor call ") + spec.name + " failed: " + why);

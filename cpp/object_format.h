@@ -39,6 +39,7 @@ enum class ErrorKind : uint16_t {
   kObjectLost = 3,
   kOutOfMemory = 4,
   kActorDied = 5,
+  kActorUnavailable = 6,  ///< a call in flight when its actor died, and the actor restarts
 };
 
 struct ObjectHeader {

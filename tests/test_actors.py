@@ -13,7 +13,7 @@ import time
 import pytest
 
 import ember
-from ember.exceptions import ActorDiedError, ActorError, RayActorError
+from ember.exceptions import ActorDiedError, ActorError, ActorUnavailableError, RayActorError
 from ember.util import ActorPool
 
 from .conftest import STORE_BYTES
@@ -177,7 +177,7 @@ def test_max_restarts_restarts_a_dead_actor(node):
         try:
             value = ember.get(c.add.remote(), timeout=10)
             break
-        except ActorDiedError:  # a call caught in flight by the death
+        except ActorUnavailableError:  # a call caught in flight by the death, as in Ray
             assert time.monotonic() < deadline
     assert value == 8
     assert ember.get(c.pid.remote()) != pid
@@ -185,6 +185,17 @@ def test_max_restarts_restarts_a_dead_actor(node):
     time.sleep(0.3)
     with pytest.raises(ActorDiedError):
         ember.get(c.add.remote(), timeout=10)
+
+
+def test_a_call_in_flight_when_its_actor_restarts_is_unavailable_not_dead(node):
+    c = Counter.options(max_restarts=1).remote()
+    pid = ember.get(c.pid.remote())
+    ref = c.slow.remote(5.0)
+    time.sleep(0.3)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ActorUnavailableError, match="restarting"):
+        ember.get(ref, timeout=15)
+    assert ember.get(c.pid.remote(), timeout=15) != pid  # it is back
 
 
 def test_max_task_retries_reruns_the_call_in_flight(node):

@@ -39,7 +39,8 @@ void bind_protocol(py::module_& m) {
       .value("TASK_CANCELLED", ErrorKind::kTaskCancelled)
       .value("OBJECT_LOST", ErrorKind::kObjectLost)
       .value("OUT_OF_MEMORY", ErrorKind::kOutOfMemory)
-      .value("ACTOR_DIED", ErrorKind::kActorDied);
+      .value("ACTOR_DIED", ErrorKind::kActorDied)
+      .value("ACTOR_UNAVAILABLE", ErrorKind::kActorUnavailable);
   m.def(
       "memory_snapshot",
       [](uint64_t limit) {

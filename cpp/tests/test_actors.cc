@@ -195,11 +195,14 @@ TEST_F(ActorsTest, ARestartRunsCreationThenWhatItHadThenWhatWaited) {
   ASSERT_GE(claim_next(0), 0);  // "running" runs; "queued" sits in the ring
   workers_.slot(0)->state.store(static_cast<uint32_t>(WorkerState::kExited));
   actors_.reap(0, "worker pid=7000 exited with code 1.");
-  // "running" ran and has no task retries: it fails; "queued" never ran: it goes again.
+  // "running" ran and has no task retries: it fails, unavailable (the actor comes back, as in
+  // Ray); "queued" never ran: it goes again.
   ASSERT_EQ(failed_.size(), 1u);
   EXPECT_EQ(failed_[0].name, "running");
-  EXPECT_EQ(failed_[0].kind, ErrorKind::kActorDied);
-  EXPECT_EQ(failed_[0].msg, "actor call running failed: worker pid=7000 exited with code 1.");
+  EXPECT_EQ(failed_[0].kind, ErrorKind::kActorUnavailable);
+  EXPECT_EQ(failed_[0].msg,
+            "actor call running failed: worker pid=7000 exited with code 1. The actor is "
+            "restarting: it takes calls again once it is up.");
   ASSERT_EQ(a.calls.size(), 3u);
   EXPECT_NE(a.calls[0].spec.flags & kSpecActorCreate, 0u);
   EXPECT_STREQ(a.calls[1].spec.name, "queued");

@@ -27,6 +27,7 @@ class ErrorKind(enum.IntEnum):
     OBJECT_LOST = 3
     OUT_OF_MEMORY = 4
     ACTOR_DIED = 5
+    ACTOR_UNAVAILABLE = 6
 
 def memory_snapshot(limit: int = 0) -> tuple[int, int]:
     """(capacity, used) bytes of the memory this node may use."""
