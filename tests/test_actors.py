@@ -574,6 +574,42 @@ def test_job_config_sets_the_namespace_and_refuses_what_ember_cannot_do():
         ember.init(num_cpus=1, job_config={"ray_namespace": "x"})
 
 
+class Constants:
+    BASE = 2
+
+    @staticmethod
+    def doubled(x):
+        return 2 * x
+
+
+@ember.remote
+class WithClassAttributes(Constants):
+    OWN = 3
+
+    def __init__(self, x=0):
+        self.x = x
+
+    @classmethod
+    def make(cls, x):
+        return cls(x)
+
+    def total(self):  # in the actor, its class name is the ActorClass, as in Ray
+        return WithClassAttributes.BASE + WithClassAttributes.OWN + \
+            WithClassAttributes.doubled(self.x)
+
+
+def test_an_actor_class_shows_its_class_attributes(node):
+    assert WithClassAttributes.BASE == 2 and WithClassAttributes.doubled(4) == 8
+    plain = WithClassAttributes.make(5)  # a class method makes a plain object, as in Ray
+    assert isinstance(plain, WithClassAttributes.__dict__["_cls"]) and plain.x == 5
+    assert ember.get(WithClassAttributes.remote(1).total.remote()) == 7
+    assert {"make", "total", "options", "remote"} <= set(dir(WithClassAttributes))
+    with pytest.raises(AttributeError):
+        WithClassAttributes.no_such_thing  # noqa: B018
+    handle = WithClassAttributes.remote()
+    assert "total" in dir(handle) and "__ray_ready__" in dir(handle)
+
+
 def test_actor_name_and_namespace_options_are_checked():
     with pytest.raises(TypeError, match="name must be a str"):
         Counter.options(name=object())

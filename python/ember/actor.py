@@ -141,8 +141,9 @@ class ActorClass:
     def __mro_entries__(self, bases):
         # `class Derived(SomeActor)` names the ActorClass among its bases.
         raise ActorClassInheritanceException(
-            f"class {self._class_name} is an actor class (decorated with @remote) and cannot "
-            "be inherited from; inherit from the plain class and decorate the subclass instead")
+            f"class {self._class_name} is an actor class (decorated with @remote). Inheriting "
+            "from actor classes is not currently supported. You can instead inherit from the "
+            "plain class and decorate the subclass.")
 
     def __call__(self, *args, **kwargs):
         raise TypeError(
@@ -151,6 +152,17 @@ class ActorClass:
 
     def __repr__(self) -> str:
         return f"<ActorClass {self.__module__}.{self.__qualname__}>"
+
+    def __getattr__(self, name: str):
+        # The class's own attributes, as on Ray's actor classes (which subclass the class):
+        # constants, static methods and class methods (`Cls.factory(x)` makes a plain object).
+        if name.startswith("_"):  # never ours (pickle and copy look for dunders on instances)
+            raise AttributeError(name)
+        return getattr(self.__dict__["_cls"], name)
+
+    def __dir__(self) -> list[str]:
+        methods = [m for m in self._methods if m not in BUILTIN_METHODS]
+        return sorted({*methods, "options", "remote"})
 
     def options(self, **options) -> ActorClass:
         copy = ActorClass.__new__(ActorClass)
@@ -262,6 +274,9 @@ class ActorHandle:
 
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {ActorID.from_int(self._actor_id).hex()})"
+
+    def __dir__(self) -> list[str]:  # as Ray's: what can be called (and __init__)
+        return sorted({"__init__", *self._methods})
 
     def __eq__(self, other) -> bool:
         return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
