@@ -8,6 +8,7 @@ import time
 import pytest
 
 import ember
+from ember.exceptions import RuntimeEnvSetupError
 from ember.util.scheduling_strategies import (
     NodeAffinitySchedulingStrategy,
     NodeLabelSchedulingStrategy,
@@ -78,7 +79,6 @@ def test_scheduling_strategies_of_one_node(accel_node):
 
 
 @pytest.mark.parametrize(("options", "reason"), [
-    ({"runtime_env": {"pip": ["requests"]}}, "runtime_env is not supported"),
     ({"placement_group_bundle_index": 0}, "placement groups"),
     ({"label_selector": {"zone": "a"}}, "node labels"),
     ({"enable_task_events": False}, "always records task events"),
@@ -111,7 +111,7 @@ def test_unknown_and_malformed_options_raise_where_given():
 
 
 @pytest.mark.parametrize(("options", "error", "match"), [
-    ({"runtime_env": {"env_vars": {"A": "1"}}}, ValueError, "runtime_env"),
+    ({"runtime_env": {"pip": ["requests"]}}, RuntimeEnvSetupError, "runtime_env=.'pip'"),
     ({"local_mode": True}, ValueError, "local mode"),
     ({"labels": {"zone": "a"}}, ValueError, "node labels"),
     ({"_system_config": {"task_retry_delay_ms": 100}}, ValueError, "task_retry_delay_ms"),

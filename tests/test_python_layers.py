@@ -15,6 +15,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "python" / "ember"
 LAYERS = [
     ["_core"],  # the C++ core
     ["exceptions", "_session", "_signature", "_scheduling", "_ids", "job_config"],
+    ["_runtime_env"],
     ["_options", "util.scheduling_strategies"],
     ["_backend", "_node", "_logs"],  # what answers the API; the node of this process
     ["serialization"],

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from ember import _backend, _core, _node, _objects, _options, actor
+from ember import _backend, _core, _node, _objects, _options, _runtime_env, actor
 from ember._logs import LogPrinter
 from ember._stream import ObjectRefGenerator
 from ember.exceptions import _BadArgument
@@ -115,6 +115,8 @@ def _start(*, num_cpus, num_gpus, resources, object_store_memory, log_to_driver,
     _options.check_init_options(ray_options)
     job = ray_options.get("job_config")
     namespace = ray_options.get("namespace") or (job and job.ray_namespace) or "default"
+    runtime_env = _runtime_env.check(
+        ray_options.get("runtime_env") or (job.runtime_env if job else None), "the job")
     if not isinstance(namespace, str):
         raise ValueError(f"namespace must be a str, got {namespace!r}")
     _configure_logging(ray_options)
@@ -147,7 +149,8 @@ def _start(*, num_cpus, num_gpus, resources, object_store_memory, log_to_driver,
     node = _node.start(totals, object_store_memory, memory_threshold=memory_usage_threshold,
                        memory_limit=_memory_limit, spilling_threshold=float(spilling),
                        temp_dir=_temp_dir, namespace=namespace,
-                       default_actor_lifetime=job.default_actor_lifetime if job else None)
+                       default_actor_lifetime=job.default_actor_lifetime if job else None,
+                       runtime_env=runtime_env)
     try:
         if log_to_driver:
             node.log_printer = LogPrinter(node.log_dir)

@@ -17,7 +17,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-from ember import _core, _session
+from ember import _core, _runtime_env, _session
 from ember._ids import NodeID
 from ember.exceptions import NotInitializedError
 
@@ -104,6 +104,8 @@ class Node:
         self.namespace = os.environ.get(_NAMESPACE_ENV, "default")
         # An actor's lifetime when its options say none (JobConfig.default_actor_lifetime).
         self.default_actor_lifetime = os.environ.get(_LIFETIME_ENV, "non_detached")
+        # The job's runtime_env (init(runtime_env=)); each worker puts it on when it starts.
+        self.runtime_env = _runtime_env.job_env()
 
     @property
     def node_id(self) -> str:
@@ -197,6 +199,7 @@ class Node:
         env["EMBER_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
         env[_NAMESPACE_ENV] = self.namespace
         env[_LIFETIME_ENV] = self.default_actor_lifetime
+        env[_runtime_env.JOB_ENV] = _runtime_env.to_environ(self.runtime_env)
         self.forkserver = subprocess.Popen(
             [sys.executable, "-m", "ember._forkserver", str(self.store.fd), str(read_end),
              self.log_dir, self.spill_dir],
@@ -263,7 +266,8 @@ def is_running() -> bool:
 def start(resources: dict[str, float], object_store_memory: int, *, max_workers: int = 256,
           task_capacity: int = 8192, memory_threshold: float = 0.95, memory_limit: int = 0,
           spilling_threshold: float = 0.8, temp_dir: str | None = None,
-          namespace: str = "default", default_actor_lifetime: str | None = None) -> Node:
+          namespace: str = "default", default_actor_lifetime: str | None = None,
+          runtime_env: dict | None = None) -> Node:
     """Creates the node (driver only); its session directory goes under `temp_dir`
     (default: ember._session.default_root())."""
     global _current
@@ -284,6 +288,7 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
         node = Node(store, resources, is_driver=True)
         node.namespace = namespace
         node.default_actor_lifetime = default_actor_lifetime or "non_detached"
+        node.runtime_env = runtime_env or {}
         node.session_dir = session_dir
         node.spill_dir = spill_dir
         try:

@@ -15,7 +15,7 @@ import inspect
 import re
 from typing import Any
 
-from ember import _core
+from ember import _core, _runtime_env
 from ember._scheduling import (
     NodeAffinitySchedulingStrategy,
     NodeLabelSchedulingStrategy,
@@ -80,8 +80,6 @@ ACTOR_OPTIONS: dict[str, Any] = {
 
 #: Options ember refuses when set to anything but their default (or None), and why.
 _REFUSED = {
-    "runtime_env": "runtime_env is not supported by ember yet: tasks and actors run in the "
-                   "environment of the driver that started the node",
     "object_store_memory": "ember does not reserve object store memory per task or actor "
                            "(Ray deprecates this option too)",
     "placement_group": _PLACEMENT_GROUPS,
@@ -110,7 +108,6 @@ INIT_REFUSED: dict[str, tuple[Any, str]] = {
     "labels": (None, _LABELS),
     "local_mode": (False, "local mode (tasks run in the driver) is deprecated in Ray and not "
                           "in ember"),
-    "runtime_env": (None, _REFUSED["runtime_env"]),
     "enable_resource_isolation": (False, "resource isolation with cgroups is not supported "
                                          "by ember"),
     "cgroup_path": (None, "resource isolation with cgroups is not supported by ember"),
@@ -140,11 +137,11 @@ SYSTEM_CONFIG_KEYS = ("object_spilling_threshold",)
 
 def check_init_options(options: dict[str, Any]) -> None:
     """Raises for ray.init() options ember's node cannot honour (all but the ones it reads:
-    namespace, job_config, _system_config, logging_level, logging_format, configure_logging,
-    logging_config)."""
+    namespace, job_config, runtime_env, _system_config, logging_level, logging_format,
+    configure_logging, logging_config)."""
     unknown = set(options) - set(INIT_REFUSED) - {
-        "namespace", "job_config", "_system_config", "logging_level", "logging_format",
-        "configure_logging", "logging_config"}
+        "namespace", "job_config", "runtime_env", "_system_config", "logging_level",
+        "logging_format", "configure_logging", "logging_config"}
     if unknown:
         raise RuntimeError(f"Unknown keyword argument(s): {', '.join(sorted(unknown))}")
     for name, (default, reason) in INIT_REFUSED.items():
@@ -402,6 +399,7 @@ def refuse_unsupported(options: dict[str, Any], defaults: dict[str, Any], node_i
     for name, reason in _REFUSED.items():
         if name in options and not _is_default(name, options[name], defaults):
             raise ValueError(f"option {name}={options[name]!r} of {who}: {reason}")
+    _runtime_env.check(options.get("runtime_env"), who)
     strategy = options["scheduling_strategy"]
     if isinstance(strategy, PlacementGroupSchedulingStrategy):
         raise ValueError(f"scheduling_strategy=PlacementGroupSchedulingStrategy of {who}: "

@@ -18,7 +18,7 @@ import sys
 import traceback
 import types
 
-from ember import _core, _node, _objects, _stream
+from ember import _core, _node, _objects, _runtime_env, _stream
 from ember._core import LOG_MARKER  # marks a change of task name; the log printer hides it
 from ember.exceptions import (
     EmberError,
@@ -213,6 +213,10 @@ class _WorkerState:
         try:
             cls = self.function(fid)
             a, kw, setup = self.arguments(args, inline)
+            own_env = setup.get("runtime_env")
+            if own_env:  # the actor's runtime_env, for its life (a process of its own)
+                _runtime_env.Applied(own_env).apply()
+                _runtime_env.active = _runtime_env.merged(self.node.runtime_env, own_env)
             a, kw = _resolve_all(a, kw)
             state = ActorState(self.node, setup)
             state.identity = (cls, fid, ready_id)
@@ -317,6 +321,9 @@ def main(store_fd: int, slot: int, log_dir: str = "") -> None:
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     node = _node.connect(store_fd, worker_slot=slot)
+    if node.runtime_env:  # the job's runtime_env: for the process's life
+        _runtime_env.Applied(node.runtime_env).apply()
+        _runtime_env.active = node.runtime_env
     state = _WorkerState(node)
     node.worker_state = state
     if log_dir:

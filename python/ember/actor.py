@@ -18,7 +18,7 @@ import hashlib
 import inspect
 from typing import Any
 
-from ember import _backend, _core, _node, _objects, _options
+from ember import _backend, _core, _node, _objects, _options, _runtime_env
 from ember._ids import ActorID
 from ember._signature import CallCheck
 from ember._stream import ObjectRefGenerator
@@ -215,7 +215,8 @@ class ActorClass:
         groups = dict(opts["concurrency_groups"] or {})
         method_groups = _method_groups(self._cls, groups)
         setup = {"max_concurrency": concurrency, "is_async": is_async, "name": opts["name"],
-                 "concurrency_groups": groups, "method_groups": method_groups}
+                 "concurrency_groups": groups, "method_groups": method_groups,
+                 "runtime_env": _runtime_env.check(opts["runtime_env"], who)}
         try:
             stream, buffers, nested = serialize((args, kwargs, setup))
         except TypeError as e:

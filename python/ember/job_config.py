@@ -71,7 +71,6 @@ class JobConfig:
         why = {
             "jvm_options": "ember runs Python workers only",
             "code_search_path": "ember runs Python workers only",
-            "runtime_env": "runtime_env is not supported by ember yet",
             "_client_job": "a Ray Client job runs on a remote cluster",
             "metadata": "job metadata is shown in Ray's job table; ember's node has none",
             "_disable_job_level_lineage_reconstruction":

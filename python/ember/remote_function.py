@@ -7,10 +7,12 @@ scheduler thread; from a worker (a nested task) through its outbound ring.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import time
 from typing import Any
 
-from ember import _backend, _core, _node, _options
+from ember import _backend, _core, _node, _options, _runtime_env
 from ember._signature import CallCheck
 from ember._stream import ObjectRefGenerator
 from ember.exceptions import ObjectStoreFullError
@@ -33,6 +35,43 @@ class RetryOn:
 
     def __call__(self, *args, **kwargs):
         return self.function(*args, **kwargs)
+
+
+class WithRuntimeEnv:
+    """A task's function with a runtime_env of its own: the worker puts it on around the call
+    and then retires, so no later task shares the process (ember._runtime_env). It runs and
+    names itself as the function (and keeps a RetryOn's exception classes)."""
+
+    def __init__(self, function, env: dict, merged: dict):
+        self.function = function
+        self.env = env  # the task's own (the job's is on already)
+        self.merged = merged  # what the task sees as its runtime_env
+        self.retry_on = getattr(function, "retry_on", Exception)
+        self.__module__ = getattr(function, "__module__", __name__)
+        self.__name__ = getattr(function, "__name__", "task")
+
+    def __call__(self, *args, **kwargs):
+        if inspect.isgeneratorfunction(getattr(self.function, "function", self.function)):
+            return self._generate(args, kwargs)  # on while the generator runs, not only made
+        with self._applied():
+            return self.function(*args, **kwargs)
+
+    def _generate(self, args, kwargs):
+        with self._applied():
+            yield from self.function(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def _applied(self):
+        applied = _runtime_env.Applied(self.env).apply()
+        before, _runtime_env.active = _runtime_env.active, self.merged
+        try:
+            yield
+        finally:
+            applied.undo()
+            _runtime_env.active = before
+            worker = _node.current().worker
+            if worker is not None:  # before the result is sealed: the next call goes elsewhere
+                worker.ask_retire()
 
 
 class RemoteFunction:
@@ -79,8 +118,9 @@ class RemoteFunction:
         _options.check_generator_returns(copy._options["num_returns"], self._function,
                                          f"{self._function.__qualname__}")
         if isinstance(copy._options["retry_exceptions"], list) or isinstance(
-                self._options["retry_exceptions"], list):
-            copy._ref = None  # the function object carries the list (RetryOn)
+                self._options["retry_exceptions"], list) or \
+                copy._options["runtime_env"] or self._options["runtime_env"]:
+            copy._ref = None  # the function object carries them (RetryOn, WithRuntimeEnv)
         copy._task_options = {}
         copy._ray_function = None
         return copy
@@ -97,6 +137,9 @@ class RemoteFunction:
             retry_on = self._options["retry_exceptions"]
             target = RetryOn(self._function, retry_on) if isinstance(retry_on, list) \
                 else self._function
+            env = _runtime_env.check(self._options["runtime_env"], f"task {self._name}")
+            if env:
+                target = WithRuntimeEnv(target, env, _runtime_env.merged(node.runtime_env, env))
             try:
                 parts = serialize(target)
             except TypeError as e:

@@ -6,10 +6,11 @@ ctx.get_node_id())`` works; ``ctx.node_id`` and the other id properties are thos
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import warnings
 
-from ember import _backend, _core, _node
+from ember import _backend, _core, _node, _runtime_env
 from ember._ids import ActorID, JobID, NodeID, TaskID, WorkerID
 
 
@@ -148,11 +149,12 @@ class RuntimeContext:
         return None  # ember has no placement groups (yet)
 
     def get_runtime_env_string(self) -> str:
-        return "{}"  # no runtime_env is ever applied (it is refused)
+        return json.dumps(self.runtime_env)
 
     @property
     def runtime_env(self) -> dict:
-        return {}
+        """The runtime_env in effect: the job's, or the running task's or actor's over it."""
+        return dict(_runtime_env.active or self._node.runtime_env)
 
     @property
     def worker_pid(self) -> int:
