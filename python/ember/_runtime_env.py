@@ -137,6 +137,15 @@ def to_environ(env: dict) -> str:
     return json.dumps(env)
 
 
+def put_on_for_life(env: dict, job: dict | None = None) -> None:
+    """Puts `env` on this worker for good (the job's at start, an actor's before __init__);
+    `job`: the job's, already on, that `env` is merged over."""
+    global active
+    if env:
+        Applied(env).apply()
+        active = merged(job or {}, env)
+
+
 class Applied:
     """A runtime_env put on this process (apply()), with what it replaced (undo())."""
 

@@ -214,9 +214,8 @@ class _WorkerState:
             cls = self.function(fid)
             a, kw, setup = self.arguments(args, inline)
             own_env = setup.get("runtime_env")
-            if own_env:  # the actor's runtime_env, for its life (a process of its own)
-                _runtime_env.Applied(own_env).apply()
-                _runtime_env.active = _runtime_env.merged(self.node.runtime_env, own_env)
+            if own_env:  # the actor's, over the job's: the actor has a process of its own
+                _runtime_env.put_on_for_life(own_env, self.node.runtime_env)
             a, kw = _resolve_all(a, kw)
             state = ActorState(self.node, setup)
             state.identity = (cls, fid, ready_id)
@@ -321,9 +320,7 @@ def main(store_fd: int, slot: int, log_dir: str = "") -> None:
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     node = _node.connect(store_fd, worker_slot=slot)
-    if node.runtime_env:  # the job's runtime_env: for the process's life
-        _runtime_env.Applied(node.runtime_env).apply()
-        _runtime_env.active = node.runtime_env
+    _runtime_env.put_on_for_life(node.runtime_env)  # the job's
     state = _WorkerState(node)
     node.worker_state = state
     if log_dir:
