@@ -409,7 +409,7 @@ bool Scheduler::actor_alive(uint32_t actor, std::string* why) {
   }
   if (a == nullptr) return false;
   if (a->dead && why != nullptr) *why = a->death;
-  return !a->dead;
+  return !a->dead && !a->no_restart;  // killed for good: gone already, for its name
 }
 
 // --- cancel ---------------------------------------------------------------------------

@@ -127,7 +127,7 @@ class Scheduler {
   void submit_actor_call(const TaskSpec& spec, std::vector<ObjectID> deps);
   /// Kills an actor's process; with `no_restart` it is not restarted (ember.kill).
   void kill_actor(uint32_t actor, bool no_restart);
-  /// False once the actor is dead for good (and why, in `why`).
+  /// False once the actor is dead for good, or killed for good (and why it died, in `why`).
   bool actor_alive(uint32_t actor, std::string* why);
 
   /// Cancels the task whose return `ret` is: a queued task fails at once with

@@ -556,15 +556,20 @@ def test_a_task_worker_that_owns_an_actor_is_not_retired(node):
 def test_job_config_sets_the_namespace_and_refuses_what_ember_cannot_do():
     from ember.job_config import JobConfig
 
+    @ember.remote
+    def env_var():
+        return os.environ.get("EMBER_TEST_JOB_VAR")
+
     ember.init(num_cpus=1, object_store_memory=STORE_BYTES,
-               job_config=JobConfig(ray_namespace="jobs"))
+               job_config=JobConfig(ray_namespace="jobs",
+                                    runtime_env={"env_vars": {"EMBER_TEST_JOB_VAR": "1"}}))
     try:
         assert ember.get_runtime_context().namespace == "jobs"
+        assert ember.get(env_var.remote(), timeout=60) == "1"
     finally:
         ember.shutdown()
     for config, name in [(JobConfig(metadata={"a": "b"}), "metadata"),
-                         (JobConfig(jvm_options=["-Xmx1g"]), "jvm_options"),
-                         (JobConfig(runtime_env={"env_vars": {"A": "1"}}), "runtime_env")]:
+                         (JobConfig(jvm_options=["-Xmx1g"]), "jvm_options")]:
         with pytest.raises(ValueError, match=name):
             ember.init(num_cpus=1, job_config=config)
         assert not ember.is_initialized()
@@ -868,3 +873,17 @@ def test_max_pending_calls_bounds_the_calls_in_flight_through_a_handle(node):
         slow.nap.remote(0)
     assert ember.get([first, second], timeout=20) == [0.5, 0.5]
     assert ember.get(slow.nap.remote(0), timeout=20) == 0  # they finished: room again
+
+
+def test_list_named_actors_of_this_namespace_and_of_all(node):
+    from ember.util import list_named_actors
+
+    kept = [Counter.options(name="listed").remote(),
+            Counter.options(name="elsewhere", namespace="other").remote(), Counter.remote()]
+    gone = Counter.options(name="gone").remote()
+    ember.kill(gone)
+    assert list_named_actors() == ["listed"]
+    assert sorted(list_named_actors(all_namespaces=True), key=lambda d: d["name"]) == [
+        {"name": "elsewhere", "namespace": "other"}, {"name": "listed", "namespace": "default"}]
+    assert ember.get(add_to_named.remote("listed", 1)) == 1
+    del kept

@@ -67,7 +67,8 @@ def test_a_gpu_task_gets_a_fresh_worker_each_call_and_max_calls_sets_the_count()
         assert len(set(pids)) == 3
         two_each = ember.remote(max_calls=2)(os.getpid)
         pids = [ember.get(two_each.remote(), timeout=20) for _ in range(6)]
-        assert sorted(collections.Counter(pids).values()) == [2, 2, 2]
+        # Which idle worker takes a call is the scheduler's choice; none takes a third.
+        assert max(collections.Counter(pids).values()) == 2
         # Nested work from a max_calls=1 GPU task does not hold the GPU (Ray's regression).
         inner = ember.remote(num_cpus=0)(os.getpid)
         outer = ember.remote(num_gpus=1, max_calls=1, max_retries=0)(lambda: [inner.remote()])

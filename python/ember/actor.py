@@ -418,21 +418,27 @@ def _record_at(node, namespace: str, name: str, generation: int):
             _registry_id(store, namespace, name, generation)))
     except ObjectLostError:
         return None, None
-    actor_id, class_name, methods, class_id, ready_id, groups, max_pending = record
+    return record, _live_handle(node, record)
+
+
+def _live_handle(node, record: tuple) -> ActorHandle | None:
+    """A handle to the actor of a registry record, or None if that actor has ended."""
+    store = node.store
+    actor_id, class_name, methods, class_id, ready_id, groups, max_pending = record[:7]
     ready = store.ref_from_binary(ready_id)
     if not store.exists(ready):  # its last handle went: the actor was ended
-        return record, None
+        return None
     if node.is_driver and not node.scheduler.actor_alive(actor_id)[0]:
-        return record, None
-    return record, ActorHandle(actor_id, class_name, methods, store.ref_from_binary(class_id),
-                               ready, groups, max_pending)
+        return None
+    return ActorHandle(actor_id, class_name, methods, store.ref_from_binary(class_id), ready,
+                       groups, max_pending)
 
 
 def _register(node, key: tuple[str, str], handle: ActorHandle) -> ActorHandle | None:
     """Records the new actor under its name; returns the live actor another process recorded
     first (the new one then has no name), or None."""
     record = (handle._actor_id, handle._class_name, handle._methods, handle._class_ref.binary(),
-              handle._ready.binary(), handle._groups, handle._max_pending)
+              handle._ready.binary(), handle._groups, handle._max_pending, *key)
     stream, buffers, _ = serialize(record)
     generation = 0
     while True:
@@ -454,6 +460,29 @@ def _lookup(node, namespace: str, name: str) -> ActorHandle | None:
         if record is None or live is not None:
             return live
         generation += 1
+
+
+def list_named_actors(all_namespaces: bool = False) -> list:
+    """The names of the live named actors of this namespace; with `all_namespaces`, dicts of
+    "name" and "namespace" for those of every namespace (as Ray's)."""
+    node = _node.current()
+    store = node.store
+    out = []
+    for entry in store.list_objects():
+        if entry["state"] != "SEALED" or int(entry["object_id"][16], 16) < 8:
+            continue  # not a registry record (kNamedIdBit: the top bit of the low word)
+        try:
+            record = _objects.get(store.ref_from_binary(bytes.fromhex(entry["object_id"])))
+        except ObjectLostError:  # freed since the listing
+            continue
+        if _live_handle(node, record) is None:
+            continue
+        namespace, name = record[7:]
+        if all_namespaces:
+            out.append({"name": name, "namespace": namespace})
+        elif namespace == node.namespace:
+            out.append(name)
+    return out
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:

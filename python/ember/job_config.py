@@ -1,8 +1,8 @@
 """JobConfig: Ray's per-job settings, as ``init(job_config=...)`` takes them.
 
-On ember's node the namespace and the default lifetime of actors work; the other settings
-describe a job of a Ray cluster (Java workers, a client job, job metadata in Ray's job
-table, lineage reconstruction) and are refused by ``init`` when set, naming the setting.
+On ember's node the namespace, the runtime_env and the default lifetime of actors work; the
+other settings describe a job of a Ray cluster (Java workers, a client job, job metadata in
+Ray's job table, lineage reconstruction) and are refused by ``init`` when set, naming the setting.
 Under the Ray backend the same object becomes a ``ray.job_config.JobConfig``.
 """
 
@@ -50,7 +50,7 @@ class JobConfig:
         self.metadata[key] = value
 
     def set_runtime_env(self, runtime_env: dict | None, validate: bool = False) -> None:
-        del validate  # Ray validates its runtime_env here; ember's node refuses any at init
+        del validate  # init checks the runtime_env, as it checks one passed to it directly
         self.runtime_env = runtime_env or {}
 
     def arguments(self) -> dict[str, Any]:
