@@ -887,3 +887,22 @@ def test_list_named_actors_of_this_namespace_and_of_all(node):
         {"name": "elsewhere", "namespace": "other"}, {"name": "listed", "namespace": "default"}]
     assert ember.get(add_to_named.remote("listed", 1)) == 1
     del kept
+
+
+def test_util_state_get_actor_finds_an_actor_by_its_id(node):
+    from ember.util.state import get_actor
+
+    a = Counter.remote()
+    assert ember.get(a.add.remote(1), timeout=60) == 1
+    hex_id = a._ray_actor_id.hex()
+    assert hex_id in repr(a)
+    found = get_actor(hex_id)
+    assert (found.actor_id, found.class_name, found.state) == (hex_id, "Counter", "ALIVE")
+    ember.kill(a)
+    deadline = time.monotonic() + 30
+    while get_actor(hex_id).state != "DEAD" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert get_actor(hex_id).state == "DEAD"
+    assert get_actor("ff" * 16) is None
+    with pytest.raises(ValueError, match="not the hex of an ActorID"):
+        get_actor("nope")

@@ -274,7 +274,12 @@ class ActorHandle:
             f"'{self.__dict__.get('_class_name', 'ActorHandle')}' actor has no method {name!r}")
 
     def __repr__(self) -> str:
-        return f"Actor({self._class_name}, {ActorID.from_int(self._actor_id).hex()})"
+        return f"Actor({self._class_name}, {self._ray_actor_id.hex()})"
+
+    @property
+    def _ray_actor_id(self) -> ActorID:
+        """The actor's id as Ray's ActorID (the name Ray's handles give it)."""
+        return ActorID.from_int(self._actor_id)
 
     def __dir__(self) -> list[str]:  # as Ray's: what can be called (and __init__)
         return sorted({"__init__", *self._methods})
