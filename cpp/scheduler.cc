@@ -59,6 +59,7 @@ void Scheduler::start() {
   rc_->task_capacity = cfg_.task_capacity;
   for (uint32_t i = 0; i < kMaxResources; ++i) {
     rc_->totals[i] = cfg_.totals[i];
+    rc_->available[i].store(cfg_.totals[i], std::memory_order_relaxed);
     if (i < cfg_.names.size()) {
       std::strncpy(rc_->resource_names[i], cfg_.names[i].c_str(), sizeof(rc_->resource_names[i]) - 1);
     }
@@ -116,6 +117,7 @@ void Scheduler::loop() {
       start_workers();
       retire_idle_workers();
       update_notify_flags();
+      publish_available();
     }
     // seq_cst: Dekker pair with ring_doorbell (task.h): set the flag, then re-check the bell.
     rc_->sched_asleep.store(1, std::memory_order_seq_cst);
@@ -304,6 +306,14 @@ void Scheduler::start_workers() {
       (void)workers_.spawn(w);
       --to_start;
     }
+  }
+}
+
+void Scheduler::publish_available() {
+  const int64_t* available = resources_.available();
+  for (uint32_t i = 0; i < kMaxResources; ++i) {
+    // relaxed: each amount is read on its own, as a recent value (task.h).
+    rc_->available[i].store(available[i], std::memory_order_relaxed);
   }
 }
 

@@ -197,6 +197,8 @@ class Scheduler {
   void retire_idle_workers();
   /// dispatch_.update_notify_flags(), knowing whether actors' calls wait.
   void update_notify_flags();
+  /// Copies the node pool's amounts not leased to RuntimeControl::available, for workers.
+  void publish_available();
   /// What read_memory_pressure() found: memory above the threshold, and the private memory
   /// of every worker running something then.
   struct WorkerMemory {

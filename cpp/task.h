@@ -166,6 +166,9 @@ struct alignas(64) RuntimeControl {
   uint32_t max_workers;
   uint32_t task_capacity;
   int64_t totals[kMaxResources];        ///< the node's resources, in kResourceUnit
+  /// The node's resources not leased, as of the scheduler's last round (written by it only;
+  /// workers read it for available_resources(), which Ray too gives as of a recent moment).
+  std::atomic<int64_t> available[kMaxResources];
   char resource_names[kMaxResources][32];
   Ring<SpawnRequest, kSpawnCapacity> spawn;  ///< scheduler -> forkserver
 };

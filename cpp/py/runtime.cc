@@ -424,6 +424,23 @@ void bind_region(py::module_& m) {
       },
       py::arg("store"), "The node's resources by name (their totals).");
   m.def(
+      "runtime_available",
+      [](const std::shared_ptr<Store>& store) {
+        RuntimeRegion region(*store);
+        py::dict d;
+        if (region.control == nullptr) return d;
+        const RuntimeControl& rc = *region.control;
+        for (uint32_t i = 0; i < kMaxResources; ++i) {
+          const int64_t amount = rc.available[i].load(std::memory_order_relaxed);
+          if (rc.resource_names[i][0] == 0 || amount <= 0) continue;  // Ray leaves these out
+          d[py::str(rc.resource_names[i])] = static_cast<double>(amount) / kResourceUnit;
+        }
+        return d;
+      },
+      py::arg("store"),
+      "The node's resources not leased, by name, as of the scheduler's last round (from any "
+      "process of the node).");
+  m.def(
       "shutting_down",
       [](const std::shared_ptr<Store>& store) {
         return RuntimeRegion(*store).control->shutting_down.load(std::memory_order_acquire) != 0;

@@ -17,7 +17,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-from ember import _core, _runtime_env, _session
+from ember import _core, _names, _runtime_env, _session
 from ember._ids import NodeID
 from ember.exceptions import NotInitializedError
 
@@ -164,9 +164,10 @@ class Node:
         return {k: float(v) for k, v in self.resources.items() if v}
 
     def available_resources(self) -> dict[str, float]:
-        """The node's resources not held by running tasks (what a worker sees: the totals)."""
+        """The node's resources not held by running tasks (in a worker: as of the scheduler's
+        last round)."""
         if self.scheduler is None:
-            return self.cluster_resources()
+            return _core.runtime_available(self.store)
         available = self.scheduler.stats()["available"]
         return {name: available[i] / _core.RESOURCE_UNIT
                 for i, name in enumerate(self.resources)
@@ -200,6 +201,8 @@ class Node:
         env[_NAMESPACE_ENV] = self.namespace
         env[_LIFETIME_ENV] = self.default_actor_lifetime
         env[_runtime_env.JOB_ENV] = _runtime_env.to_environ(self.runtime_env)
+        if _names.as_ray():  # workers name things as the driver does
+            env[_names.AS_RAY_ENV] = "1"
         self.forkserver = subprocess.Popen(
             [sys.executable, "-m", "ember._forkserver", str(self.store.fd), str(read_end),
              self.log_dir, self.spill_dir],
