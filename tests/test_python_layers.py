@@ -14,21 +14,25 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "python" / "ember"
 #: Lowest first. A module may import modules of the layers before its own only.
 LAYERS = [
     ["_core"],  # the C++ core
-    ["exceptions", "_session", "_signature", "_scheduling", "_ids", "job_config"],
+    ["_names", "_pickle"],  # the names ember shows; its cloudpickle
+    ["exceptions", "_session", "_signature", "_scheduling", "_ids", "job_config", "_alias"],
     ["_runtime_env"],
     ["_options", "util.scheduling_strategies"],
     ["_backend", "_node", "_logs"],  # what answers the API; the node of this process
-    ["serialization"],
-    ["_objects"],  # put, get, wait on the node
+    ["serialization", "_serializability"],
+    ["_objects", "_task_errors"],  # put, get, wait on the node; a task's failure as its error
     ["_stream"],  # generator tasks: their items, written by workers, handed out in order
     ["object_ref", "remote_function", "actor", "runtime_context"],
     ["_actor_runtime", "dashboard", "util.state"],
     ["_worker", "_local", "_ray_backend"],  # a worker's loop; the two backends
     ["api"],
-    ["util.actor_pool", "util.helpers", "util.multiprocessing", "util.queue"],
-    ["util"],
+    ["util.actor_pool", "util.helpers", "util.multiprocessing", "util.queue",
+     "util.check_serialize", "cloudpickle"],
+    ["util.joblib.ray_backend"],
+    ["util", "util.joblib"],
     ["__init__"],  # the package: `import ember`
-    ["_forkserver", "demo"],  # programs (python -m ember.X): they may use anything
+    # programs (python -m ember.X, pytest -p ember.pytest_plugin): they may use anything
+    ["_forkserver", "demo", "__main__", "pytest_plugin"],
 ]
 
 

@@ -105,8 +105,7 @@ class ActorState:
     def call(self, worker_state, index, name, num_returns, args, inline, task_id) -> bool:
         """Runs call `index`; False when another thread will finish it."""
         if self.init_error is not None:
-            worker_state.store_exception(index, num_returns, ActorDiedError(
-                f"The actor died because its __init__ failed: {self.init_error}"))
+            worker_state.store_exception(index, num_returns, ActorDiedError(self.init_error))
             return True
         method_name = name.rsplit(".", 1)[-1]
         method = self._method(method_name)

@@ -73,9 +73,7 @@ def _preload_actor_runtime() -> None:
     """What every actor's process imports (asyncio, concurrent.futures, cloudpickle for its
     class): ~50 ms of CPU per actor when each imports it itself (100 actors right after init
     took 1.7-3.2 s), so the forkserver imports it before it forks the first actor."""
-    import cloudpickle  # noqa: F401, PLC0415
-
-    from ember import _actor_runtime  # noqa: F401, PLC0415
+    from ember import _actor_runtime, _pickle  # noqa: F401, PLC0415
 
 
 def _preload() -> None:
@@ -142,4 +140,8 @@ def main(store_fd: int, driver_pipe: int, log_dir: str, spill_dir: str = "") -> 
 
 if __name__ == "__main__":
     sys.path[:0] = [p for p in os.environ.pop("EMBER_SYS_PATH", "").split(os.pathsep) if p]
+    if os.environ.get("EMBER_AS_RAY") == "1":  # the program knows ember as ray (ember._alias)
+        from ember import _alias
+
+        _alias.install()
     main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], *sys.argv[4:5])

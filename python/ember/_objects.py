@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ember import _core, _node
+from ember import _core, _node, _serializability
 from ember.exceptions import GetTimeoutError, _BadArgument
 from ember.serialization import deserialize, serialize
 
@@ -24,7 +24,11 @@ def put(value: Any) -> ObjectRef:
             "Calling 'put' on an ObjectRef is not allowed. If you really want to do this, you "
             "can wrap the ObjectRef in a list and call 'put' on it."
         )
-    return store.put(*serialize(value))
+    try:
+        parts = serialize(value)
+    except TypeError as e:
+        raise TypeError(_serializability.error(f"the put value {value!r}", value)) from e
+    return store.put(*parts)
 
 
 def get(object_refs: ObjectRef | list[ObjectRef], timeout: float | None = None) -> Any:

@@ -15,22 +15,24 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import traceback
 import types
 
-from ember import _core, _node, _objects, _runtime_env, _stream
+from ember import _core, _names, _node, _objects, _runtime_env, _stream
 from ember._core import LOG_MARKER  # marks a change of task name; the log printer hides it
-from ember.exceptions import (
-    EmberError,
-    TaskCancelledError,
-    TaskError,
-    UnserializableException,
+from ember._task_errors import (
+    ArgumentFailed,
+    actor_labels,
+    error_parts,
+    half_made_instance,
+    task_error,
 )
+from ember.exceptions import EmberError, TaskCancelledError, TaskError
 from ember.serialization import deserialize, serialize
 
 #: A worker's process title is this and what it runs ("ember::f", "ember::IDLE"), as Ray's
-#: workers show "ray::f" in ps and top.
-TITLE_PREFIX = "ember::"
+#: workers show "ray::f" in ps and top ("ray::f" here too for a program that knows ember as
+#: ray: see ember._names).
+TITLE_PREFIX = f"{_names.runtime()}::"
 
 #: The worker's CUDA_VISIBLE_DEVICES before any task set it (GPU tasks set their own ids).
 _INHERITED_CUDA = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -62,8 +64,13 @@ class _WorkerState:
         return deserialize(*store.get(store.ref_from_binary(args)))
 
     def resolved_arguments(self, args, inline: bool):
-        """(args, kwargs) with top-level ObjectRefs replaced by their values (Ray's rule)."""
-        return _resolve_all(*self.arguments(args, inline))
+        """(args, kwargs) with top-level ObjectRefs replaced by their values (Ray's rule).
+        Raises ArgumentFailed if an argument's task failed."""
+        a, kw = self.arguments(args, inline)
+        try:
+            return _resolve_all(a, kw)
+        except TaskError as e:
+            raise ArgumentFailed(e) from None
 
     def mark_name(self, name: str) -> None:
         if sys.stdout.closed or sys.stderr.closed:  # an earlier task closed them
@@ -117,7 +124,8 @@ class _WorkerState:
                 break
             except Exception as e:  # noqa: BLE001 (every task failure goes to its caller)
                 if retry_exceptions and (max_retries < 0 or tries < max_retries) and \
-                        isinstance(e, getattr(fn, "retry_on", Exception)):
+                        isinstance(e, getattr(fn, "retry_on", Exception)) and \
+                        not isinstance(e, ArgumentFailed):  # would fail the same way again
                     tries += 1
                     continue
                 self.store_error(index, num_returns, name, e)
@@ -192,7 +200,7 @@ class _WorkerState:
         """A stream's end: what the generator raised is its last item; the task's return
         holds the number of items."""
         if raised is not None:
-            writer.put_error(error_parts(name, raised))
+            writer.put_error(error_parts(name, raised, actor=self.actor_labels()))
         self.runtime.put_return(index, 0, *serialize(writer.k), False)
 
     def store_exception(self, index, num_returns, exc) -> None:
@@ -210,6 +218,7 @@ class _WorkerState:
         from ember._actor_runtime import ActorState  # noqa: PLC0415
 
         self.node.actor_state = ActorState(self.node, {})  # until the setup is read
+        cls = None
         try:
             cls = self.function(fid)
             a, kw, setup = self.arguments(args, inline)
@@ -222,9 +231,13 @@ class _WorkerState:
             self.node.actor_state = state
             state.instance = cls(*a, **kw)
         except Exception as e:  # noqa: BLE001 (the actor is dead; every call says why)
-            tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-            self.node.actor_state.init_error = f"{name}.__init__ raised:\n{tb}"
-            self.store_error(index, 1, name, e)
+            labels = actor_labels(self.node.actor_id, half_made_instance(e, cls)) \
+                if isinstance(cls, type) else None
+            creation = f"{name}.__init__"
+            self.node.actor_state.init_error = (
+                "The actor died because of an error raised in its creation task, "
+                f"{task_error(creation, e, actor=labels)}")
+            self.store_error(index, 1, creation, e, actor=labels)
             return
         # EmberError: a restart, whose first incarnation already marked the actor ready.
         with contextlib.suppress(EmberError):
@@ -233,8 +246,15 @@ class _WorkerState:
     def store_cancelled(self, index, num_returns, name) -> None:
         self.store_exception(index, num_returns, TaskCancelledError(f"task {name} was cancelled"))
 
-    def store_error(self, index, num_returns, name, exc, what="") -> None:
-        parts = error_parts(name, exc, what)
+    def actor_labels(self) -> tuple[str, str] | None:
+        """(id hex, repr) of the actor this process is, for its calls' errors; else None."""
+        state = self.node.actor_state
+        if state is None or state.instance is None:
+            return None
+        return actor_labels(self.node.actor_id, state.instance)
+
+    def store_error(self, index, num_returns, name, exc, what="", actor=None) -> None:
+        parts = error_parts(name, exc, what, actor or self.actor_labels())
         for i in range(num_returns):
             try:
                 self.runtime.put_return(index, i, *parts, True)
@@ -272,21 +292,6 @@ def _reopen_streams() -> None:
         if not fd_open or stream is None or stream.closed:
             setattr(sys, name, open(fd, "w", buffering=1, closefd=False,  # noqa: SIM115
                                     errors="backslashreplace"))
-
-
-def error_parts(name, exc, what="") -> tuple:
-    """serialize()'s parts of the TaskError that `exc`, raised by task `name`, becomes."""
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    if what:
-        tb = f"Error while {what} task {name}: {tb}"
-    err = TaskError(name, tb, exc, os.getpid())
-    try:
-        return serialize(err)
-    except TypeError:  # the cause cannot be pickled: an UnserializableException with its text
-        cause = UnserializableException(
-            f"{type(exc).__module__}.{type(exc).__qualname__} raised by task {name} cannot be "
-            f"pickled back to the caller; it was: {exc}")
-        return serialize(TaskError(name, tb, cause, os.getpid()))
 
 
 def _resolve_all(args, kwargs):

@@ -18,7 +18,7 @@ import hashlib
 import inspect
 from typing import Any
 
-from ember import _backend, _core, _node, _objects, _options, _runtime_env
+from ember import _backend, _core, _node, _objects, _options, _runtime_env, _serializability
 from ember._ids import ActorID
 from ember._signature import CallCheck
 from ember._stream import ObjectRefGenerator
@@ -181,7 +181,8 @@ class ActorClass:
             try:
                 parts = serialize(self._cls)
             except TypeError as e:
-                raise TypeError(f"cannot pickle actor class {self._class_name}: {e}") from e
+                raise TypeError(_serializability.error(
+                    f"the actor class {_qualified(self._cls)}.__init__", self._cls)) from e
             self._ref, self._ref_node = node.store.put(*parts), node.store.node_tag
         return self._ref
 
@@ -220,7 +221,8 @@ class ActorClass:
         try:
             stream, buffers, nested = serialize((args, kwargs, setup))
         except TypeError as e:
-            raise TypeError(f"cannot pass the arguments of {self._class_name}.__init__: {e}") from e
+            raise TypeError(_serializability.argument_error(
+                args, kwargs, f"{_qualified(self._cls)}.__init__")) from e
         deps = [a for a in args if isinstance(a, ObjectRef)]
         options = _core.TaskOptions(
             name=self._class_name, resources=vector, flags=flags,
@@ -240,13 +242,17 @@ class ActorClass:
         return handle
 
 
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 class ActorHandle:
     """A reference to an actor; ``handle.method.remote(...)`` calls it."""
 
     def __init__(self, actor_id: int, class_name: str,
                  methods: dict[str, tuple[int, CallCheck | None]], class_ref, ready: ObjectRef,
                  groups: tuple[str, ...] = (), max_pending_calls: int = -1):
-        self._actor_id = actor_id
+        self._id = actor_id  # the scheduler's number for it
         self._class_name = class_name
         self._methods = methods
         self._class_ref = class_ref
@@ -277,21 +283,23 @@ class ActorHandle:
         return f"Actor({self._class_name}, {self._ray_actor_id.hex()})"
 
     @property
-    def _ray_actor_id(self) -> ActorID:
-        """The actor's id as Ray's ActorID (the name Ray's handles give it)."""
-        return ActorID.from_int(self._actor_id)
+    def _actor_id(self) -> ActorID:
+        """The actor's id as an ActorID (Ray's handles name it so, and ``_ray_actor_id``)."""
+        return ActorID.from_int(self._id)
+
+    _ray_actor_id = _actor_id
 
     def __dir__(self) -> list[str]:  # as Ray's: what can be called (and __init__)
         return sorted({"__init__", *self._methods})
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+        return isinstance(other, ActorHandle) and other._id == self._id
 
     def __hash__(self) -> int:
-        return hash(("actor", self._actor_id))
+        return hash(("actor", self._id))
 
     def __reduce__(self):
-        return _rebuild_handle, (self._actor_id, self._class_name, self._methods, self._class_ref,
+        return _rebuild_handle, (self._id, self._class_name, self._methods, self._class_ref,
                                  self._ready, self._groups, self._max_pending)
 
 
@@ -352,8 +360,8 @@ class ActorMethod:
             try:
                 stream, buffers, nested = serialize((args, kwargs))
             except TypeError as e:
-                raise TypeError(
-                    f"cannot pass the arguments of {h._class_name}.{self._name}: {e}") from e
+                raise TypeError(_serializability.argument_error(
+                    args, kwargs, f"{h._class_name}.{self._name}")) from e
             deps = [a for a in args if isinstance(a, ObjectRef)]
             deps += [v for v in kwargs.values() if isinstance(v, ObjectRef)]
         else:
@@ -363,7 +371,7 @@ class ActorMethod:
             raise _BadArgument("actor handles can be used in the driver, tasks and actors only")
         if h._max_pending > 0:
             _admit_call(node, h)
-        refs = runtime.submit_actor(h._actor_id, h._class_ref, self._options, stream, buffers,
+        refs = runtime.submit_actor(h._id, h._class_ref, self._options, stream, buffers,
                                     nested, deps)
         if h._max_pending > 0 and refs:
             h._pending.append(refs[0])
@@ -442,7 +450,7 @@ def _live_handle(node, record: tuple) -> ActorHandle | None:
 def _register(node, key: tuple[str, str], handle: ActorHandle) -> ActorHandle | None:
     """Records the new actor under its name; returns the live actor another process recorded
     first (the new one then has no name), or None."""
-    record = (handle._actor_id, handle._class_name, handle._methods, handle._class_ref.binary(),
+    record = (handle._id, handle._class_name, handle._methods, handle._class_ref.binary(),
               handle._ready.binary(), handle._groups, handle._max_pending, *key)
     stream, buffers, _ = serialize(record)
     generation = 0
@@ -518,8 +526,8 @@ def _kill(actor: ActorHandle, no_restart: bool) -> None:
         raise _BadArgument(f"kill() takes an actor handle, not a {type(actor).__name__}")
     node = _node.current()
     if node.is_driver:
-        node.scheduler.kill_actor(actor._actor_id, no_restart)
+        node.scheduler.kill_actor(actor._id, no_restart)
     elif node.worker is not None:
-        node.worker.kill_actor(actor._actor_id, no_restart)  # via the scheduler's ring
+        node.worker.kill_actor(actor._id, no_restart)  # via the scheduler's ring
     else:
         raise _BadArgument("kill() can be called in the driver, tasks and actors only")

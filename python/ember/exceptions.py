@@ -7,9 +7,11 @@ matches its meaning, so ``except MemoryError`` catches a full store and
 
 from __future__ import annotations
 
+import logging
+import os
 import pickle
 
-from ember import _core
+from ember import _core, _names
 
 __all__ = [
     "ActorAlreadyExistsError",
@@ -203,7 +205,17 @@ class RpcError(EmberError):
 
 
 class AuthenticationError(EmberError):
-    """A cluster connection failed authentication (clusters only)."""
+    """A connection to a Ray cluster (the Ray backend) failed its token authentication; a
+    node of ember's own takes no token."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return (f"{self.message}. The Ray cluster asks for its token: put it in "
+                "~/.ray/auth_token (or the file RAY_AUTH_TOKEN_PATH names) or in "
+                "RAY_AUTH_TOKEN; see https://docs.ray.io/en/latest/ray-security/token-auth.html")
 
 
 class CrossLanguageError(EmberError):
@@ -219,67 +231,161 @@ class TaskError(EmberError):
 
     ``get`` raises it as an instance of both TaskError and the task's own exception class (see
     :meth:`as_instanceof_cause`), so ``except ValueError`` and ``except RayTaskError`` both
-    catch a task's ValueError.
+    catch a task's ValueError, and the user exception's attributes (``e.code``) read through.
+    Shown as Ray shows it: a title naming the task, its process and (for an actor) the actor,
+    then the frames of user code only, then the exception::
+
+        ember::f() (pid=4242, ip=127.0.0.1)
+          File "job.py", line 9, in f
+            return g(c)
+          File "job.py", line 4, in g
+            raise ValueError(a)
+        ValueError: 7
+
+    `traceback_str` is Python's format of the exception with ember's own frames left out; each
+    of its ``Traceback (most recent call last):`` lines is shown as the title.
     """
 
     def __init__(self, function_name: str, traceback_str: str, cause: BaseException | None,
-                 pid: int = 0):
+                 proctitle: str | None = None, pid: int | None = None, ip: str | None = None,
+                 actor_repr: str | None = None, actor_id: str | None = None):
         self.function_name = function_name
         self.traceback_str = traceback_str
         self.cause = cause
-        self.pid = pid
-        super().__init__(self._message())
-
-    def _message(self) -> str:
-        name = type(self.cause).__name__ if self.cause is not None else "Exception"
-        return (f"{name} in task {self.function_name}() (pid={self.pid}):\n"
-                f"{self.traceback_str.rstrip()}")
+        self.proctitle = proctitle  # None: "<runtime>::<function_name>" when shown
+        self.pid = os.getpid() if pid is None else pid
+        self.ip = ip or _NODE_IP
+        self.actor_repr = actor_repr
+        self._actor_id = actor_id
+        self.args = (function_name, traceback_str, cause, proctitle, pid, ip)
 
     def __reduce__(self):
-        return TaskError, (self.function_name, self.traceback_str, self.cause, self.pid)
+        # The cause travels as a pickle of its own: if the caller cannot rebuild it (a class
+        # whose __init__ takes other arguments than its args), the caller still gets the rest
+        # of the error, as an UnserializableException (see _rebuild_task_error).
+        from ember import _pickle  # noqa: PLC0415 (cloudpickle: first use only)
+
+        cause = None if self.cause is None else _pickle.dumps(self.cause)
+        return _rebuild_task_error, (self.function_name, self.traceback_str, cause,
+                                     self.proctitle, self.pid, self.ip, self.actor_repr,
+                                     self._actor_id, getattr(type(self), "_ember_dual", False))
+
+    def title(self) -> str:
+        """The first line: ``ember::f() (pid=..., ip=...)``, with the actor's id and repr for
+        an actor's call."""
+        proctitle = self.proctitle or f"{_names.runtime()}::{self.function_name}"
+        line = f"{proctitle}() (pid={self.pid}, ip={self.ip}"
+        if self.actor_repr is not None:
+            return f"{line}, actor_id={self._actor_id}, repr={self.actor_repr})"
+        return f"{line})"
 
     def __str__(self) -> str:
-        return self._message()
+        lines = self.traceback_str.strip("\n").split("\n")
+        return "\n".join(self.title() if line.startswith("Traceback ") else line
+                         for line in lines)
 
     def as_instanceof_cause(self) -> BaseException:
         """This error as an instance of a class deriving from both TaskError and the cause's
-        class (cached per class); itself if that class cannot be derived from."""
+        class (made once per class); itself if that class cannot be derived from, with a
+        warning that says so."""
         cause = self.cause
         while isinstance(cause, TaskError):  # raised by a nested get: the original's class
             cause = cause.cause
-        cause_cls = type(cause) if cause is not None else None
-        if cause_cls is None:
+        if cause is None or issubclass(TaskError, type(cause)):
             return self
-        cls = _dual_classes.get(cause_cls)
-        if cls is None:
-            try:
-                cls = type(f"TaskError({cause_cls.__name__})", (TaskError, cause_cls), {
-                    "__init__": _dual_init,
-                    "__reduce__": TaskError.__reduce__,
-                    "__str__": TaskError.__str__,
-                    "__module__": "ember.exceptions",
-                })
-            except TypeError:  # e.g. a class with an incompatible C layout
-                return self
-            _dual_classes[cause_cls] = cls
+        try:
+            return self.make_dual_exception_instance()
+        except Exception as e:  # noqa: BLE001 (any failure: the plain TaskError, said why)
+            name = _names.task_error_class()
+            logging.getLogger(__name__).warning(
+                "User exception type %s in %s can't be subclassed! This exception is raised "
+                "as %s only. You can use `%s.cause` to access the user exception. Failure in "
+                "subclassing: %s", type(cause), name, name,
+                "ray_task_error" if _names.as_ray() else "task_error", e)
+            return self
+
+    def make_dual_exception_instance(self) -> TaskError:
+        """An instance of ``TaskError(<cause's class>)``, a subclass of both; raises TypeError
+        (or what the cause's class raises) if that class cannot be derived from."""
+        cause = self.cause
+        while isinstance(cause, TaskError):
+            cause = cause.cause
+        cls = _dual_class(type(cause))
         err = cls.__new__(cls)
-        # The cause's own attributes first (e.code of the user's exception), as in Ray; then
-        # ours, which a cause's attribute of the same name does not hide.
-        err.__dict__.update(getattr(cause, "__dict__", {}))
-        _dual_init(err, self.function_name, self.traceback_str, self.cause, self.pid)
-        err.__cause__ = self.cause
+        err.__dict__.update(self.__dict__)
+        err.cause = cause
+        err.args = (cause,)
         return err
 
 
-def _dual_init(self, function_name, traceback_str, cause, pid=0):
-    self.function_name = function_name
-    self.traceback_str = traceback_str
-    self.cause = cause
-    self.pid = pid
-    self.args = (self._message(),)
+def _dual_class(cause_cls: type) -> type:
+    key = (cause_cls, _names.as_ray())
+    cls = _dual_classes.get(key)
+    if cls is None:
+        name = f"{_names.task_error_class()}({cause_cls.__name__})"
+        cls = type(name, (TaskError, cause_cls), {
+            "__init__": _dual_init,
+            "__str__": TaskError.__str__,
+            "__getattr__": _cause_attribute,
+            # A property of ours: the cause's own `args` may be read-only.
+            "args": property(_dual_args, _set_dual_args),
+            "_ember_dual": True,
+            "__module__": _names.exceptions_module(),
+            "__qualname__": name,
+        })
+        _dual_classes[key] = cls
+    return cls
 
 
-_dual_classes: dict[type, type] = {}
+def _dual_args(self) -> tuple:
+    return self.__dict__.get("_task_error_args", ())
+
+
+def _set_dual_args(self, value) -> None:
+    self.__dict__["_task_error_args"] = tuple(value)
+    BaseException.args.__set__(self, tuple(value))  # what repr() shows
+
+
+def _dual_init(self, cause, *rest):
+    """What ``type(dual)(cause)`` makes: a bare error around `cause` (pickling does not come
+    here: see TaskError.__reduce__)."""
+    TaskError.__init__(self, "", "", cause)
+    self.args = (cause,)
+
+
+def _cause_attribute(self, name: str):
+    """A dual error's attributes that are not TaskError's are its cause's (``e.code``)."""
+    cause = self.__dict__.get("cause")
+    if cause is None or name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(cause, name)
+
+
+def _rebuild_task_error(function_name, traceback_str, cause_pickle, proctitle, pid, ip,
+                        actor_repr, actor_id, dual):
+    """Unpickles a TaskError (and a dual one as dual); an UnserializableException if its
+    cause cannot be rebuilt here."""
+    cause = None
+    if cause_pickle is not None:
+        try:
+            cause = pickle.loads(cause_pickle)
+        except Exception as e:  # noqa: BLE001 (any failure of the user's class)
+            shown = TaskError(function_name, traceback_str, None, proctitle, pid, ip,
+                              actor_repr, actor_id)
+            return UnserializableException(
+                f"Failed to deserialize exception: {type(e).__name__}: {e}. Register a "
+                f"serializer for its class with {_names.runtime()}.util.register_serializer() "
+                f"in the process that raises it.\nOriginal exception:\n"
+                f"{_names.exceptions_module()}.{_names.task_error_class()}: {shown}")
+    err = TaskError(function_name, traceback_str, cause, proctitle, pid, ip, actor_repr,
+                    actor_id)
+    return err.as_instanceof_cause() if dual else err
+
+
+_dual_classes: dict[tuple[type, bool], type] = {}
+
+#: The address errors name the node by: ember's one node is this machine.
+_NODE_IP = "127.0.0.1"
 
 #: The classes a failure written by the C++ core (which cannot pickle) becomes, by kind.
 _RAW_ERROR_KINDS = {

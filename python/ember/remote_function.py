@@ -12,7 +12,7 @@ import inspect
 import time
 from typing import Any
 
-from ember import _backend, _core, _node, _options, _runtime_env
+from ember import _backend, _core, _node, _options, _runtime_env, _serializability
 from ember._signature import CallCheck
 from ember._stream import ObjectRefGenerator
 from ember.exceptions import ObjectStoreFullError
@@ -143,7 +143,8 @@ class RemoteFunction:
             try:
                 parts = serialize(target)
             except TypeError as e:
-                raise TypeError(f"cannot pickle remote function {self._qualname}: {e}") from e
+                raise TypeError(_serializability.error(f"the function {self._qualname}",
+                                                       self._function)) from e
             self._ref, self._ref_node = node.store.put(*parts), node_id
         return self._ref
 
@@ -175,10 +176,8 @@ class RemoteFunction:
             try:
                 stream, buffers, nested = serialize((args, kwargs))
             except TypeError as e:
-                raise TypeError(
-                    f"cannot pass the arguments of {self._qualname}: "
-                    f"{_which_argument(args, kwargs)}"
-                    f" ({e})") from e
+                raise TypeError(_serializability.argument_error(args, kwargs, self._qualname)
+                                ) from e
             deps = [a for a in args if isinstance(a, ObjectRef)]
             deps += [v for v in kwargs.values() if isinstance(v, ObjectRef)]
         else:
@@ -213,18 +212,3 @@ class RemoteFunction:
 
 def _rebuild(function, options):
     return RemoteFunction(function, options)
-
-
-def _which_argument(args: tuple, kwargs: dict) -> str:
-    """Names the first argument that cannot be pickled."""
-    for i, a in enumerate(args):
-        try:
-            serialize(a)
-        except TypeError:
-            return f"argument {i} (a {type(a).__name__}) cannot be pickled"
-    for k, v in kwargs.items():
-        try:
-            serialize(v)
-        except TypeError:
-            return f"keyword argument {k!r} (a {type(v).__name__}) cannot be pickled"
-    return "the arguments cannot be pickled"

@@ -4,10 +4,11 @@ Pickle protocol 5: large contiguous buffers (numpy arrays, bytes-like objects) a
 into the pickle stream but handed out "out of band", so the store writes each of them once,
 straight into its allocation, and reads them back as zero-copy views.
 
-Plain scalars and numpy arrays go through the C pickler; everything else through cloudpickle,
-which pickles functions and classes of ``__main__`` by value so other processes can load them.
-numpy and cloudpickle are imported on first use, not with ember: a worker that never sees an
-array never pays for numpy, and a node starts faster.
+Plain scalars and numpy arrays go through the C pickler; everything else through ember's
+cloudpickle (ember._pickle), which pickles functions and classes of ``__main__`` by value so
+other processes can load them, and classes given to ``register_serializer`` its way. numpy and
+cloudpickle are imported on first use, not with ember: a worker that never sees an array never
+pays for numpy, and a node starts faster.
 """
 
 from __future__ import annotations
@@ -43,16 +44,18 @@ def serialize(value: Any) -> tuple[bytes, list[memoryview], list]:
     buffers: list[pickle.PickleBuffer] = []
     kind = type(value)
     np = sys.modules.get("numpy")  # no numpy imported: value cannot be an ndarray
+    pickler = sys.modules.get("ember._pickle")
     try:
-        if kind in _PLAIN or (np is not None and kind is np.ndarray and not value.dtype.hasobject):
+        if (kind in _PLAIN or (np is not None and kind is np.ndarray and not value.dtype.hasobject)
+                ) and (pickler is None or not pickler.has_registered()):
             return pickle.dumps(value, protocol=5, buffer_callback=buffers.append), [
                 b.raw() for b in buffers
             ], []
-        import cloudpickle  # noqa: PLC0415 (first use only; see the module docstring)
+        from ember import _pickle  # noqa: PLC0415 (first use only; see the module docstring)
 
         _nested.refs = nested = []
         try:
-            stream = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+            stream = _pickle.dumps(value, buffer_callback=buffers.append)
         finally:
             _nested.refs = None
     except Exception as e:

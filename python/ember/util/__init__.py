@@ -1,12 +1,36 @@
 """ember.util: helpers on top of the core API (Ray's ray.util names)."""
 
+from typing import Callable
+
 from ember.actor import list_named_actors
 from ember.util import state
 from ember.util.actor_pool import ActorPool
+from ember.util.check_serialize import inspect_serializability
 from ember.util.helpers import as_completed, map_unordered
 
-__all__ = ["ActorPool", "as_completed", "get_node_ip_address", "list_named_actors",
-           "map_unordered", "state"]
+__all__ = ["ActorPool", "as_completed", "deregister_serializer", "get_node_ip_address",
+           "inspect_serializability", "list_named_actors", "map_unordered",
+           "register_serializer", "state"]
+
+
+def register_serializer(cls: type, *, serializer: Callable, deserializer: Callable) -> None:
+    """Instances of exactly `cls` are stored as ``serializer(obj)`` and rebuilt with
+    ``deserializer(that)`` (for classes pickle cannot take, or to take them your way).
+
+    It applies to what this process pickles: the deserializer travels with each value, so
+    the processes that read it need no registration. Call it in a task or actor too for what
+    they return or raise.
+    """
+    from ember import _pickle  # noqa: PLC0415 (cloudpickle: first use only)
+
+    _pickle.register_serializer(cls, serializer=serializer, deserializer=deserializer)
+
+
+def deregister_serializer(cls: type) -> None:
+    """Undoes register_serializer(cls); nothing happens if `cls` is not registered."""
+    from ember import _pickle  # noqa: PLC0415
+
+    _pickle.deregister_serializer(cls)
 
 
 def get_node_ip_address(address: str = "8.8.8.8:53") -> str:
