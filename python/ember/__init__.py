@@ -5,6 +5,7 @@ shared-memory object store with zero-copy numpy arrays.
 """
 
 from ember import actor, exceptions, job_config, util
+from ember._alias import as_ray
 
 # The one version (pyproject.toml) reaches the C++ build; reading it from there is free, while
 # importlib.metadata costs ~10 ms of start-up.
@@ -58,6 +59,7 @@ __all__ = [
     "WorkerID",
     "__version__",
     "actor",
+    "as_ray",
     "available_resources",
     "cancel",
     "cluster_resources",
