@@ -112,3 +112,40 @@ def test_bad_command_lines_print_the_usage(tmp_path, args):
     result = run(["-m", "ember", *args], cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("usage: ember run script.py")
+
+
+def test_a_ray_module_of_the_programs_own_stays_its_own_in_workers(tmp_path):
+    # A `ray` package that forwards to ember (a shim) gets Ray's names in errors, but its
+    # workers import that package, with its own modules, not ember's finder.
+    (tmp_path / "ray").mkdir()
+    write(tmp_path / "ray" / "__init__.py", """
+        from ember import *  # noqa: F403
+        from ember import get, init, remote, shutdown
+    """)
+    write(tmp_path / "ray" / "helpers.py", """
+        def double(x):
+            return 2 * x
+    """)
+    script = write(tmp_path / "prog.py", """
+        import ray
+
+        @ray.remote
+        def uses_helpers(x):
+            import ray.helpers
+            return ray.helpers.double(x)
+
+        @ray.remote
+        def fails():
+            raise ValueError("x")
+
+        ray.init(num_cpus=1)
+        print("result", ray.get(uses_helpers.remote(21)))
+        try:
+            ray.get(fails.remote())
+        except ValueError as e:
+            print("title", str(e).split(" (")[0])
+        ray.shutdown()
+    """)
+    result = run([str(script)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "result 42" in result.stdout and "title ray::fails()" in result.stdout

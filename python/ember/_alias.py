@@ -65,6 +65,11 @@ class _RayIsEmber(importlib.abc.MetaPathFinder):
 
 _FINDER = _RayIsEmber()
 
+#: "1" in the processes of a program that called as_ray(): the forkserver installs the finder
+#: for the workers. (A program that found its `ray` elsewhere, such as a shim module that
+#: forwards to ember, gets Ray's names only: its workers import that same `ray`.)
+ALIAS_ENV = "EMBER_RAY_ALIAS"
+
 
 def as_ray() -> None:
     """From now on ``import ray`` (and ``from ray.x import y``) gives ember, in this process
@@ -76,7 +81,8 @@ def as_ray() -> None:
         raise RuntimeError(
             "ember.as_ray() must run before Ray is imported: this process has already "
             f"imported the real Ray from {getattr(loaded, '__file__', '?')}")
-    os.environ[_names.AS_RAY_ENV] = "1"  # the node's workers inherit it
+    os.environ[_names.AS_RAY_ENV] = "1"  # the node's workers inherit both
+    os.environ[ALIAS_ENV] = "1"
     install()
 
 

@@ -140,8 +140,8 @@ def main(store_fd: int, driver_pipe: int, log_dir: str, spill_dir: str = "") -> 
 
 if __name__ == "__main__":
     sys.path[:0] = [p for p in os.environ.pop("EMBER_SYS_PATH", "").split(os.pathsep) if p]
-    if os.environ.get("EMBER_AS_RAY") == "1":  # the program knows ember as ray (ember._alias)
-        from ember import _alias
+    from ember import _alias
 
+    if os.environ.get(_alias.ALIAS_ENV) == "1":  # the program called ember.as_ray()
         _alias.install()
     main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], *sys.argv[4:5])

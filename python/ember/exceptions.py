@@ -298,10 +298,10 @@ class TaskError(EmberError):
         except Exception as e:  # noqa: BLE001 (any failure: the plain TaskError, said why)
             name = _names.task_error_class()
             logging.getLogger(__name__).warning(
-                "User exception type %s in %s can't be subclassed! This exception is raised "
-                "as %s only. You can use `%s.cause` to access the user exception. Failure in "
-                "subclassing: %s", type(cause), name, name,
-                "ray_task_error" if _names.as_ray() else "task_error", e)
+                "No class can derive from both %s and the task's exception class %s (%s: %s). "
+                "This exception is raised as %s only. You can use `%s.cause` to access the "
+                "user exception.", name, type(cause), type(e).__name__, e, name,
+                "ray_task_error" if _names.as_ray() else "task_error")
             return self
 
     def make_dual_exception_instance(self) -> TaskError:
