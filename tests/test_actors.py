@@ -630,13 +630,13 @@ def test_list_actors_shows_each_actor_and_how_it_ended(node):
     c = Counter.remote()
     ember.get(c.add.remote())
     pid = ember.get(c.pid.remote())
-    (alive,) = [a for a in list_actors() if a["actor_id"] == c._id]
+    (alive,) = [a for a in list_actors(detail=True) if a["actor_id"] == c._actor_id.hex()]
     assert alive["class_name"] == "Counter" and alive["state"] == "ALIVE"
     assert alive["pid"] == pid and alive["death_cause"] == ""
     ember.kill(c)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        (entry,) = [a for a in list_actors() if a["actor_id"] == c._id]
+        (entry,) = list_actors(filters=[("actor_id", "=", c._actor_id.hex())], detail=True)
         if entry["state"] == "DEAD":
             break
         time.sleep(0.02)

@@ -210,10 +210,10 @@ def test_list_objects(node):
     array = np.ones(1000)
     ref = ember.put(array)
     view = ember.get(ref)
-    (info,) = [o for o in list_objects() if o["object_id"] == ref.hex()]
+    (info,) = [o for o in list_objects(detail=True) if o["object_id"] == ref.hex()]
     assert info["state"] == "SEALED"
-    assert info["size"] >= array.nbytes
-    assert info["ref_count"] == 1 and info["pin_count"] == 1
-    assert info["owner_pid"] == os.getpid()
+    assert info["object_size"] >= array.nbytes
+    assert info["reference_count"] == 1 and info["pin_count"] == 1
+    assert info["pid"] == os.getpid()
     del view, ref
     assert list_objects() == []

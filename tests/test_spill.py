@@ -22,7 +22,7 @@ CHUNK = (4 << 20) // 8  # 4 MiB of float64
 
 def spilled() -> set[str]:
     """The ids of the objects now in spill files."""
-    return {o["object_id"] for o in list_objects() if o["state"] == "SPILLED"}
+    return {o["object_id"] for o in list_objects(limit=1 << 20) if o["state"] == "SPILLED"}
 
 
 def settle_spilling(store) -> None:
@@ -220,7 +220,7 @@ def test_small_objects_share_spill_files_that_go_with_their_last_object(small_no
     while disk_blocks() > blocks - 32 * (64 << 10) // 512 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert disk_blocks() <= blocks - 32 * (64 << 10) // 512
-    assert not set(freed) & {o["object_id"] for o in list_objects()}
+    assert not set(freed) & {o["object_id"] for o in list_objects(limit=1 << 20)}
     first = next(r for r in refs if r.hex() in on_disk)
     assert ember.get(first)[0] == 32.0  # the first one left, restored
     assert small_node.store.stats()["num_objects"] == 2048 - 32

@@ -478,7 +478,7 @@ def test_random_sigkill_of_workers_loses_no_result(node):
     node.store.check()  # the table and allocator agree after the kills (locks repaired)
     # Every result array (32 KiB) is freed: none is held by a dead worker or a lost count.
     def arrays_left() -> list[dict]:
-        return [o for o in ember.util.state.list_objects() if o["size"] >= 4096 * 8]
+        return [o for o in ember.util.state.list_objects() if o["object_size"] >= 4096 * 8]
 
     assert wait_for(lambda: not arrays_left(), 5), arrays_left()
 

@@ -468,7 +468,7 @@ def test_list_tasks_says_what_each_unfinished_task_waits_for(cluster):
     blockers = [sleep_and_return.remote(1.0, i) for i in range(2)]  # both CPUs
     time.sleep(0.3)
     waiting = double.remote(blockers[0])  # its argument is not ready
-    states = {t["task_id"]: t for t in list_tasks()}
+    states = {t["task_id"]: t for t in list_tasks(detail=True)}
     running = [states[b.hex()] for b in blockers]
     assert {t["state"] for t in running} <= {"RUNNING", "QUEUED_ON_WORKER"}
     assert any(t["state"] == "RUNNING" and t["running_s"] > 0.1 and t["worker_pid"] > 0

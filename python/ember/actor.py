@@ -475,9 +475,8 @@ def _lookup(node, namespace: str, name: str) -> ActorHandle | None:
         generation += 1
 
 
-def list_named_actors(all_namespaces: bool = False) -> list:
-    """The names of the live named actors of this namespace; with `all_namespaces`, dicts of
-    "name" and "namespace" for those of every namespace (as Ray's)."""
+def named_actors() -> list[tuple[int, str, str]]:
+    """(actor id, namespace, name) of every live named actor of the node."""
     node = _node.current()
     store = node.store
     out = []
@@ -488,14 +487,18 @@ def list_named_actors(all_namespaces: bool = False) -> list:
             record = _objects.get(store.ref_from_binary(bytes.fromhex(entry["object_id"])))
         except ObjectLostError:  # freed since the listing
             continue
-        if _live_handle(node, record) is None:
-            continue
-        namespace, name = record[7:]
-        if all_namespaces:
-            out.append({"name": name, "namespace": namespace})
-        elif namespace == node.namespace:
-            out.append(name)
+        if _live_handle(node, record) is not None:
+            out.append((record[0], *record[7:]))
     return out
+
+
+def list_named_actors(all_namespaces: bool = False) -> list:
+    """The names of the live named actors of this namespace; with `all_namespaces`, dicts of
+    "name" and "namespace" for those of every namespace (as Ray's)."""
+    if all_namespaces:
+        return [{"name": name, "namespace": namespace} for _, namespace, name in named_actors()]
+    namespace_now = _node.current().namespace
+    return [name for _, namespace, name in named_actors() if namespace == namespace_now]
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:

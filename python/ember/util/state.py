@@ -1,52 +1,229 @@
-"""ember.util.state: what the node holds right now (Ray's ray.util.state names)."""
+"""ember.util.state: what the node holds right now (Ray's ray.util.state names).
+
+Each ``list_*`` call returns records that are dicts and also read as attributes
+(``a["state"]`` and ``a.state``), with Ray's field names where ember has the fact, and takes
+Ray's arguments: ``filters=[(key, "=" or "!=", value)]``, ``limit`` (100 by default, as in
+Ray; a warning says when more were left out), ``detail`` (True adds Ray's detail columns and
+ember's own extras). Driver only; under the Ray backend the calls are Ray's own.
+"""
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 
-from ember import _backend
+from ember import _backend, _node
 from ember._ids import ActorID
+from ember.actor import named_actors
+
+#: Ray's default number of records a list_* call returns.
+DEFAULT_LIMIT = 100
+
+_log = logging.getLogger(__name__)
 
 
-def list_objects() -> list[dict]:
-    """Every object in the node's store: id, state, size, reference and pin counts, the pid of
-    the process that created it, and which worker slots hold refs or views on it (a worker's
-    own holds; the rest of ref_count is held by the driver, by queued tasks, or by other
-    objects that contain the ref). Under the Ray backend: Ray's list_objects()."""
-    return _backend.active.list_objects()
+class StateRecord(dict):
+    """One row of a listing: a dict whose keys also read as attributes (as Ray's state
+    objects do: ``row.state``, ``row["state"]``, ``row.asdict()``)."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def asdict(self) -> dict:
+        return dict(self)
 
 
-def list_actors() -> list[dict]:
-    """Every actor the node has made: id, class name, state (PENDING_CREATION, ALIVE,
-    RESTARTING, DEAD), pid, why it died, and calls waiting in the scheduler. Driver only.
-    Under the Ray backend: Ray's list_actors()."""
-    return _backend.active.list_actors()
+#: For each kind: the columns always shown, then those detail=True adds.
+_COLUMNS = {
+    "actors": (("actor_id", "class_name", "state", "pid", "name", "ray_namespace"),
+               ("death_cause", "pending_calls")),
+    "tasks": (("task_id", "name", "state", "type", "func_or_class_name", "worker_pid"),
+              ("running_s",)),
+    "objects": (("object_id", "object_size", "state", "pid", "ip", "reference_count"),
+                ("pin_count", "worker_holders")),
+    "nodes": (("node_id", "node_ip", "is_head_node", "state", "node_name", "resources_total"),
+              ()),
+}
 
 
-def list_tasks() -> list[dict]:
-    """Every task not finished yet: name, task id (its first return's id), state
+def _ray(call: str, **arguments):
+    """Ray's own list_* call, with the caller's arguments (the Ray backend)."""
+    from ray.util import state as ray_state  # noqa: PLC0415 (Ray is optional)
+
+    return getattr(ray_state, call)(**arguments)
+
+
+def _actor_rows() -> list[dict]:
+    names = {actor_id: (namespace, name) for actor_id, namespace, name in named_actors()}
+    rows = []
+    for actor in _backend.active.list_actors():
+        namespace, name = names.get(actor["actor_id"], (None, ""))
+        rows.append({**actor, "actor_id": ActorID.from_int(actor["actor_id"]).hex(),
+                     "name": name, "ray_namespace": namespace or _node.current().namespace})
+    return rows
+
+
+def _task_rows() -> list[dict]:
+    return [{**task, "type": "NORMAL_TASK", "func_or_class_name": task["name"]}
+            for task in _backend.active.list_tasks()]
+
+
+def _object_rows() -> list[dict]:
+    return [{**obj, "object_size": obj["size"], "pid": obj["owner_pid"], "ip": "127.0.0.1",
+             "reference_count": obj["ref_count"]}
+            for obj in _backend.active.list_objects()]
+
+
+def _node_rows() -> list[dict]:
+    return [{"node_id": n["NodeID"], "node_ip": n["NodeManagerAddress"], "is_head_node": True,
+             "state": "ALIVE" if n["Alive"] else "DEAD", "node_name": n["NodeManagerHostname"],
+             "resources_total": n["Resources"]} for n in _backend.active.nodes()]
+
+
+def _listing(kind: str, rows: list[dict], filters, limit: int, detail: bool,
+             address, timeout, raise_on_missing_output) -> list[StateRecord]:
+    if address not in (None, "auto", "local"):
+        raise ValueError(f"list_{kind}(address={address!r}): ember's state is this node's; "
+                         "for a Ray cluster's, run with the Ray backend")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ValueError(f"list_{kind}(timeout={timeout!r}): a positive number of seconds")
+    del raise_on_missing_output  # nothing is ever missing: the node answers from memory
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"list_{kind}(limit={limit!r}): a positive int")
+    shown, extra = _COLUMNS[kind]
+    columns = shown + extra
+    filters = _checked_filters(filters or (), columns, kind)
+    matched = [row for row in rows if _matches(row, filters)]
+    if len(matched) > limit:
+        _log.warning("list_%s: %d of %d records shown (limit=%d)", kind, limit, len(matched),
+                     limit)
+    keep = columns if detail else shown
+    out = []
+    for row in matched[:limit]:
+        if detail:  # Ray's detail columns, and every field ember has
+            out.append(StateRecord(row))
+        else:
+            out.append(StateRecord({k: row[k] for k in keep if k in row}))
+    return out
+
+
+def _checked_filters(filters, columns: tuple[str, ...], kind: str) -> list[tuple]:
+    out = []
+    for item in filters:
+        try:
+            key, predicate, value = item
+        except (TypeError, ValueError):
+            raise ValueError(f"list_{kind}: a filter is (key, '=' or '!=', value), "
+                             f"not {item!r}") from None
+        if key not in columns:
+            raise ValueError(f"list_{kind}: {key!r} is not a column to filter on; the "
+                             f"columns are {', '.join(columns)}")
+        if predicate not in ("=", "!="):
+            raise ValueError(f"list_{kind}: the predicate of a filter is '=' or '!=', "
+                             f"not {predicate!r}")
+        out.append((key, predicate == "=", value))
+    return out
+
+
+def _matches(row: dict, filters: list[tuple]) -> bool:
+    for key, equal_wanted, value in filters:
+        have = row.get(key)
+        # As in Ray, a filter's value may be given as a string: "1234" matches a pid of 1234.
+        equal = have == value or (isinstance(value, str) and str(have) == value)
+        if equal != equal_wanted:
+            return False
+    return True
+
+
+def list_actors(address: str | None = None, filters: list | None = None,
+                limit: int = DEFAULT_LIMIT, timeout: float | None = 30, detail: bool = False,
+                raise_on_missing_output: bool = True) -> list[StateRecord]:
+    """Every actor the node has made: actor_id (hex), class_name, state (PENDING_CREATION,
+    ALIVE, RESTARTING, DEAD), pid, name and ray_namespace; with detail, why it died
+    (death_cause) and calls waiting in the scheduler. Under the Ray backend: Ray's."""
+    if _backend.active.name == "ray":
+        return _ray("list_actors", address=address, filters=filters, limit=limit,
+                    timeout=timeout, detail=detail,
+                    raise_on_missing_output=raise_on_missing_output)
+    return _listing("actors", _actor_rows(), filters, limit, detail, address, timeout,
+                    raise_on_missing_output)
+
+
+def list_tasks(address: str | None = None, filters: list | None = None,
+               limit: int = DEFAULT_LIMIT, timeout: float | None = 30, detail: bool = False,
+               raise_on_missing_output: bool = True) -> list[StateRecord]:
+    """Every task not finished yet: task_id (its first return's id), name, state
     (PENDING_ARGS, PENDING_RESOURCES, BACKOFF after an OOM kill, QUEUED_ON_WORKER, RUNNING),
-    worker pid and seconds running; what a program that seems stuck is waiting for. Actor
-    calls are not listed (see list_actors). Driver only. Under the Ray backend: Ray's."""
-    return _backend.active.list_tasks()
+    worker_pid; with detail, seconds running. What a program that seems stuck waits for.
+    Actor calls are not listed (see list_actors). Under the Ray backend: Ray's."""
+    if _backend.active.name == "ray":
+        return _ray("list_tasks", address=address, filters=filters, limit=limit,
+                    timeout=timeout, detail=detail,
+                    raise_on_missing_output=raise_on_missing_output)
+    return _listing("tasks", _task_rows(), filters, limit, detail, address, timeout,
+                    raise_on_missing_output)
+
+
+def list_objects(address: str | None = None, filters: list | None = None,
+                 limit: int = DEFAULT_LIMIT, timeout: float | None = 30, detail: bool = False,
+                 raise_on_missing_output: bool = True) -> list[StateRecord]:
+    """Every object in the node's store: object_id, object_size, state (SEALED, SPILLED,
+    ...), pid of the process that made it, reference_count; with detail, pin_count and the
+    worker slots that hold refs or views on it (a worker's own holds; the rest of the count is
+    held by the driver, by queued tasks, or by objects that contain the ref). Under the Ray
+    backend: Ray's."""
+    if _backend.active.name == "ray":
+        return _ray("list_objects", address=address, filters=filters, limit=limit,
+                    timeout=timeout, detail=detail,
+                    raise_on_missing_output=raise_on_missing_output)
+    return _listing("objects", _object_rows(), filters, limit, detail, address, timeout,
+                    raise_on_missing_output)
+
+
+def list_nodes(address: str | None = None, filters: list | None = None,
+               limit: int = DEFAULT_LIMIT, timeout: float | None = 30, detail: bool = False,
+               raise_on_missing_output: bool = True) -> list[StateRecord]:
+    """The node (ember's one node is this machine, its head): node_id, node_ip, state,
+    node_name and resources_total. Under the Ray backend: Ray's."""
+    if _backend.active.name == "ray":
+        return _ray("list_nodes", address=address, filters=filters, limit=limit,
+                    timeout=timeout, detail=detail,
+                    raise_on_missing_output=raise_on_missing_output)
+    return _listing("nodes", _node_rows(), filters, limit, detail, address, timeout,
+                    raise_on_missing_output)
+
+
+def get_task(id: str) -> StateRecord | None:
+    """The task not finished yet whose task_id is `id` (list_tasks()'s detail fields), or
+    None. Under the Ray backend: Ray's get_task(id)."""
+    if _backend.active.name == "ray":
+        return _ray("get_task", id=id)
+    found = list_tasks(filters=[("task_id", "=", id)], detail=True)
+    return found[0] if found else None
+
+
+def get_objects(id: str) -> list[StateRecord]:
+    """The object whose id is `id` (list_objects()'s detail fields): a list of it, empty if
+    the store does not hold it (as Ray's). Under the Ray backend: Ray's get_objects(id)."""
+    if _backend.active.name == "ray":
+        return _ray("get_objects", id=id)
+    return list_objects(filters=[("object_id", "=", id)], detail=True)
 
 
 def get_actor(id: str) -> SimpleNamespace | None:
     """The actor whose id is `id` (the hex of its ActorID, as get_runtime_context()
-    .get_actor_id() and its handle's repr show it), with list_actors()'s fields as attributes
-    and its id as that hex; None if this node never made it. Driver only. Under the Ray
-    backend: Ray's get_actor(id)."""
+    .get_actor_id() and its handle's repr show it), with list_actors()'s detail fields as
+    attributes; None if this node never made it. Under the Ray backend: Ray's get_actor(id)."""
     if _backend.active.name == "ray":
-        from ray.util.state import get_actor as ray_get_actor  # noqa: PLC0415 (Ray is optional)
-
-        return ray_get_actor(id)
+        return _ray("get_actor", id=id)
     if not isinstance(id, str):
         raise TypeError(f"get_actor takes the actor's id as a hex str, got {id!r}")
     try:
-        actor_id = ActorID.from_hex(id)
+        ActorID.from_hex(id)
     except ValueError:
         raise ValueError(f"get_actor: {id!r} is not the hex of an ActorID") from None
-    for actor in list_actors():
-        if ActorID.from_int(actor["actor_id"]) == actor_id:
-            return SimpleNamespace(**{**actor, "actor_id": id})
-    return None
+    found = list_actors(filters=[("actor_id", "=", id)], detail=True)
+    return SimpleNamespace(**found[0]) if found else None
