@@ -466,7 +466,10 @@ def test_list_tasks_says_what_each_unfinished_task_waits_for(cluster):
     from ember.util.state import list_tasks
 
     blockers = [sleep_and_return.remote(1.0, i) for i in range(2)]  # both CPUs
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10  # on a fresh node the first workers are still starting
+    while {t["state"] for t in list_tasks()} != {"RUNNING"} and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.15)  # running for a while: running_s > 0.1 below
     waiting = double.remote(blockers[0])  # its argument is not ready
     states = {t["task_id"]: t for t in list_tasks(detail=True)}
     running = [states[b.hex()] for b in blockers]
