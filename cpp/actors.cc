@@ -29,6 +29,7 @@ Status ActorTable::create(TaskSpec creation, std::vector<ObjectID> deps, int32_t
   a.restarts_left = max_restarts;
   a.max_task_retries = max_task_retries;
   a.detached = detached;
+  a.out_of_order = (creation.flags & kSpecOutOfOrder) != 0;
   if (owner >= 0) {
     a.owner = owner;
     a.owner_generation = workers_.info(static_cast<uint32_t>(owner)).generation;
@@ -63,7 +64,10 @@ void ActorTable::submit_call(ActorInfo& a, const TaskSpec& spec, std::vector<Obj
     hooks_.fail(spec, ErrorKind::kActorDied, a.death);
     return;
   }
-  if (a.calls.empty() && workers_.info(a.slot).state == WorkerState::kReady &&
+  // A2: in order unless the actor runs calls as their arguments come (and is created).
+  const bool may_pass = a.calls.empty() ||
+                        (a.out_of_order && (a.calls.front().spec.flags & kSpecActorCreate) == 0);
+  if (may_pass && workers_.info(a.slot).state == WorkerState::kReady &&
       dispatch_.deps_ready(deps) && table_.has_free() && workers_.has_room(a.slot) &&
       dispatch_.push(a.slot, spec)) {
     dispatch_.count_direct();
@@ -128,10 +132,16 @@ void ActorTable::on_ready(uint32_t w) {
 void ActorTable::dispatch_calls() {
   for (auto& [id, a] : actors_) {
     if (a.dead || workers_.info(a.slot).state != WorkerState::kReady) continue;
-    while (!a.calls.empty()) {
-      Pending& p = a.calls.front();
-      if (!dispatch_.deps_ready(p.deps) || !table_.has_free() || !workers_.has_room(a.slot)) break;
+    auto it = a.calls.begin();
+    while (it != a.calls.end()) {
+      Pending& p = *it;
+      if (!table_.has_free() || !workers_.has_room(a.slot)) break;
       const bool creation = (p.spec.flags & kSpecActorCreate) != 0;
+      if (!dispatch_.deps_ready(p.deps)) {
+        if (creation || !a.out_of_order) break;  // A2: the rest waits behind it
+        ++it;  // an out-of-order actor's later calls may go first
+        continue;
+      }
       if (creation) {
         // Creating needs its resources free now (Ray: 1 CPU to schedule an actor); it keeps
         // them only when asked for explicitly, and the hold's GPU ids are then its
@@ -145,7 +155,7 @@ void ActorTable::dispatch_calls() {
         }
       }
       if (!dispatch_.push(a.slot, p.spec, creation ? a.hold.gpu_mask : 0)) break;
-      a.calls.pop_front();
+      it = a.calls.erase(it);
     }
   }
 }

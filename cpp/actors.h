@@ -18,7 +18,10 @@
 //       from it.
 //   A2  Calls from one caller run in submission order: submit_call() pushes straight into
 //       the ring only when nothing of that actor waits in `calls` (and its arguments are
-//       sealed); otherwise the call queues behind the ones waiting.
+//       sealed); otherwise the call queues behind the ones waiting. Except for an actor made
+//       with kSpecOutOfOrder (threaded and async actors, whose calls run concurrently anyway,
+//       as in Ray): once its creation is in the ring, each call goes there as soon as its
+//       arguments are sealed, so one waiting for an argument holds up no other.
 //   A3  The actor holds one count on its class and arguments for its life (to run __init__
 //       again on a restart), and each run of the creation gets and releases its own count.
 //   A4  A dead actor stays in the table (dead, with its reason), so later calls on a handle
@@ -66,6 +69,7 @@ struct ActorInfo {
   bool kill_when_ready = false;      ///< killed before its process was up
   bool detached = false;             ///< lives on when every handle is gone
   bool holds_return = false;         ///< the table holds its creation return (A6)
+  bool out_of_order = false;         ///< made with kSpecOutOfOrder (A2)
   int64_t owner = -1;                ///< the worker slot that created it; -1: the driver (A7)
   uint32_t owner_generation = 0;     ///< that slot's process then
   std::string death_cause;           ///< set when the driver kills it for a reason

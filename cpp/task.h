@@ -55,6 +55,8 @@ enum SpecFlags : uint32_t {
   kSpecDynamic = 512,        ///< num_returns="dynamic": one return listing the items
   kSpecCancel = 1024,        ///< from a worker: cancel the task that returns `returns`
                              ///< (max_retries: kCancelForce | kCancelRecursive)
+  kSpecOutOfOrder = 2048,    ///< with kSpecActorCreate: each call goes to the actor as soon as
+                             ///< its arguments are ready, not behind earlier calls (actors.h A2)
 };
 
 /// kSpecCancel's bits in TaskSpec::max_retries.

@@ -906,3 +906,48 @@ def test_util_state_get_actor_finds_an_actor_by_its_id(node):
     assert get_actor("ff" * 16) is None
     with pytest.raises(ValueError, match="not the hex of an ActorID"):
         get_actor("nope")
+
+
+@ember.remote
+class Echo:
+    def echo(self, x):
+        return x
+
+
+@ember.remote
+class AsyncEcho:
+    async def echo(self, x):
+        return x
+
+
+@ember.remote
+def ready_after(seconds):
+    time.sleep(seconds)
+
+
+@pytest.mark.parametrize(("cls", "options", "passes"), [
+    (Echo, {"max_concurrency": 2}, True),  # threaded: as its arguments come, as in Ray
+    (AsyncEcho, {}, True),                 # async: the same
+    (Echo, {}, False),                     # one thread: in order
+    (Echo, {"allow_out_of_order_execution": True}, True),
+], ids=["threaded", "async", "one-thread", "one-thread-asked"])
+def test_a_call_waiting_for_its_argument_holds_up_only_in_order_actors(node, cls, options,
+                                                                       passes):
+    actor = cls.options(**options).remote()
+    assert ember.get(actor.echo.remote(0)) == 0  # up
+    actor.echo.remote(ready_after.remote(2.0))  # waits 2 s for its argument
+    later = actor.echo.remote(2)
+    ready, _ = ember.wait([later], timeout=1.0)
+    assert bool(ready) == passes
+    assert ember.get(later, timeout=10) == 2
+
+
+def test_allow_out_of_order_execution_false_is_refused_for_concurrent_actors(node):
+    for cls, options in ((Echo, {"max_concurrency": 2}), (Echo, {"concurrency_groups": {"io": 2}}),
+                         (AsyncEcho, {})):
+        with pytest.raises(ValueError, match="allow_out_of_order_execution=False"):
+            cls.options(allow_out_of_order_execution=False, **options).remote()
+    with pytest.raises(ValueError, match="must be a bool"):
+        Echo.options(allow_out_of_order_execution="yes").remote()
+    in_order = Echo.options(allow_out_of_order_execution=False).remote()
+    assert ember.get(in_order.echo.remote(1)) == 1

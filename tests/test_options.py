@@ -91,7 +91,6 @@ def test_a_task_option_ember_cannot_honour_is_refused_at_submission(accel_node, 
 
 
 @pytest.mark.parametrize(("options", "reason"), [
-    ({"allow_out_of_order_execution": True}, "in the order each caller made them"),
     ({"object_store_memory": 1 << 20}, "does not reserve object store memory"),
 ], ids=lambda v: next(iter(v)) if isinstance(v, dict) else "")
 def test_an_actor_option_ember_cannot_honour_is_refused_at_creation(accel_node, options, reason):

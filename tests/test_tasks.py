@@ -430,6 +430,15 @@ def test_refs_can_be_awaited_and_turned_into_futures(cluster):
 
     assert asyncio.run(gather()) == [2 * i for i in range(20)]
     assert double.remote(21).future().result(timeout=10) == 42
+    # A callback when the object is ready: its value, or its task's exception (Ray's).
+    import queue
+
+    seen = queue.SimpleQueue()
+    double.remote(4)._on_completed(seen.put)
+    assert seen.get(timeout=10) == 8
+    failing = ember.remote(lambda: 1 / 0).remote()
+    failing._on_completed(seen.put)
+    assert isinstance(seen.get(timeout=10), ZeroDivisionError)
 
     @ember.remote
     class Summer:

@@ -31,6 +31,7 @@ void bind_protocol(py::module_& m) {
   m.attr("SPEC_HOLD_RESOURCES") = static_cast<uint32_t>(kSpecHoldResources);
   m.attr("SPEC_STREAMING") = static_cast<uint32_t>(kSpecStreaming);
   m.attr("SPEC_DYNAMIC") = static_cast<uint32_t>(kSpecDynamic);
+  m.attr("SPEC_OUT_OF_ORDER") = static_cast<uint32_t>(kSpecOutOfOrder);
   m.attr("LOG_MARKER") = kTaskLogMarker;
   py::enum_<ErrorKind>(m, "ErrorKind", py::arithmetic(),
                        "Which exception class a failure written by the core becomes.")

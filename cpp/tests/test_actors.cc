@@ -335,5 +335,35 @@ TEST_F(ActorsTest, TheTableHoldsADetachedActorsReturnUntilItIsKilledForGood) {
   EXPECT_FALSE(actors_.find(12)->holds_return) << "and is given back once";
 }
 
+TEST_F(ActorsTest, AnOutOfOrderActorsReadyCallsPassOneThatWaitsForItsArgument) {
+  TaskSpec made = creation(4);
+  made.flags |= kSpecOutOfOrder;  // a threaded or async actor (A2)
+  ASSERT_TRUE(actors_.create(made, {}, 0, 0, false).ok());
+  ActorInfo& a = *actors_.find(4);
+  actors_.submit_call(a, call(4, "early"), {});  // not up: behind the creation, even so
+  EXPECT_EQ(a.calls.size(), 2u);
+  up(0);
+  actors_.dispatch_calls();
+  EXPECT_TRUE(a.calls.empty());
+  const ObjectID dep = store_->new_id();
+  ASSERT_TRUE(store_->create_object(dep, 8, false, false).ok());
+  actors_.submit_call(a, call(4, "waits"), {dep});
+  actors_.submit_call(a, call(4, "ready"), {});  // goes ahead of "waits"
+  EXPECT_EQ(a.calls.size(), 1u);
+  actors_.submit_call(a, call(4, "also-ready"), {dep});
+  actors_.dispatch_calls();
+  EXPECT_EQ(a.calls.size(), 2u);  // both wait for dep, nothing else holds them
+  ASSERT_TRUE(store_->seal(dep).ok());
+  actors_.dispatch_calls();
+  EXPECT_TRUE(a.calls.empty());
+  std::vector<std::string> order;
+  for (int64_t i; (i = claim_next(0)) >= 0;) {
+    order.push_back(name_of(i));
+    finish(0, i);
+  }
+  EXPECT_EQ(order,
+            (std::vector<std::string>{"Counter", "early", "ready", "waits", "also-ready"}));
+}
+
 }  // namespace
 }  // namespace ember

@@ -17,6 +17,7 @@ SPEC_ACTOR_METHOD: int
 SPEC_HOLD_RESOURCES: int  # an actor that keeps its resources while it lives
 SPEC_STREAMING: int  # a streaming generator: its items are a stream (store.h, "Streams")
 SPEC_DYNAMIC: int  # num_returns="dynamic": one return, a DynamicObjectRefGenerator
+SPEC_OUT_OF_ORDER: int  # an actor whose calls run as their arguments are ready
 LOG_MARKER: str  # a worker writes it, then the task's name, before each task's output
 
 class ErrorKind(enum.IntEnum):

@@ -92,8 +92,6 @@ _REFUSED = {
     "enable_task_events": "ember always records task events (ember.timeline())",
     "_generator_backpressure_num_objects": _GENERATORS,
     "_num_objects_per_yield": _GENERATORS,
-    "allow_out_of_order_execution": "ember runs an actor's calls in the order each caller "
-                                    "made them",
     "enable_tensor_transport": "tensor transports move GPU tensors between Ray's nodes; "
                                "ember does not have them",
     "_actor_generator_backpressure_num_objects": _GENERATORS,
@@ -361,6 +359,9 @@ def check_actor_options(options: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(pending, int) or isinstance(pending, bool) or pending == 0 or pending < -1:
         raise ValueError(f"max_pending_calls must be -1 (no limit) or an int >= 1, got "
                          f"{pending!r}")
+    out_of_order = options.get("allow_out_of_order_execution")
+    if out_of_order not in (None, True, False):
+        raise ValueError(f"allow_out_of_order_execution must be a bool, got {out_of_order!r}")
     if options.get("lifetime") not in (None, "detached", "non_detached"):
         raise ValueError("lifetime must be 'detached' or 'non_detached'")
     _check_actor_name(options)

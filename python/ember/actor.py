@@ -215,6 +215,16 @@ class ActorClass:
             concurrency = 1000 if is_async else 1
         groups = dict(opts["concurrency_groups"] or {})
         method_groups = _method_groups(self._cls, groups)
+        # Threaded and async actors run each call once its arguments are ready (as in Ray:
+        # their calls run concurrently anyway); a one-thread actor in order, unless asked.
+        concurrent = is_async or concurrency > 1 or bool(groups)
+        if opts["allow_out_of_order_execution"] is False and concurrent:
+            raise ValueError(
+                f"allow_out_of_order_execution=False for {who}: a threaded or async actor "
+                "(max_concurrency > 1, concurrency groups or async methods) runs its calls "
+                "concurrently, so it cannot run them in order")
+        if concurrent or opts["allow_out_of_order_execution"]:
+            flags |= _core.SPEC_OUT_OF_ORDER
         setup = {"max_concurrency": concurrency, "is_async": is_async, "name": opts["name"],
                  "concurrency_groups": groups, "method_groups": method_groups,
                  "runtime_env": _runtime_env.check(opts["runtime_env"], who)}

@@ -38,6 +38,16 @@ def _future(ref: ObjectRef):
     return future
 
 
+def _on_completed(ref: ObjectRef, callback) -> None:
+    """Calls ``callback(value)`` on a helper thread once the object is ready; with the
+    exception as the value if its task failed (Ray's ``ObjectRef._on_completed``)."""
+    def report(future) -> None:
+        error = future.exception()
+        callback(future.result() if error is None else error)
+
+    _future(ref).add_done_callback(report)
+
+
 def _await(ref: ObjectRef):
     """``await ref`` in async code (an async actor, or asyncio in the driver): the value,
     got on a helper thread so the event loop is never blocked."""
@@ -106,6 +116,7 @@ _NIL = b"\xff" * 16
 ObjectRef.future = _future
 ObjectRef.as_future = _as_future
 ObjectRef.__await__ = _await
+ObjectRef._on_completed = _on_completed
 ObjectRef.from_binary = staticmethod(_from_binary)
 ObjectRef.from_hex = staticmethod(lambda hex_id: _from_binary(bytes.fromhex(hex_id)))
 ObjectRef.nil = staticmethod(lambda: ObjectRef.unattached(_NIL))

@@ -85,7 +85,11 @@ class AsyncResult:
         self._done.set()
 
     def _report(self, callback, error_callback) -> None:
-        self._settle(None)
+        try:
+            self._settle(None)
+        except TimeoutError as e:  # the node shut down under the wait: that is the result
+            self._error = e
+            self._done.set()
         if self._error is None:
             if callback is not None:
                 callback(self._value)
