@@ -100,7 +100,7 @@ except (exceptions.TaskCancelledError, exceptions.WorkerCrashedError) as e:
 c = Counter.options(name="counter").remote(10)
 print("actor", ember.get([c.add.remote(1), c.add.remote(2)]), ember.get(list(c.both.remote())))
 same = ember.get_actor("counter")
-print("named", ember.get(same.add.remote(0)))
+print("named", ember.get(same.add.remote(0)), ember.util.list_named_actors())
 ember.kill(c)
 deadline = time.time() + 30
 while time.time() < deadline:  # Ray's kill is asynchronous: a call may still get through
@@ -114,6 +114,14 @@ while time.time() < deadline:  # Ray's kill is asynchronous: a call may still ge
 from ember.util import ActorPool
 pool = ActorPool([Counter.remote(0), Counter.remote(0)])
 print("pool", list(pool.map(lambda a, v: a.times10.remote(v), [1, 2, 3, 4])))
+
+import threading
+class Locked:
+    def __init__(self, x):
+        self.x = x
+        self.lock = threading.Lock()
+ember.util.register_serializer(Locked, serializer=lambda a: a.x, deserializer=Locked)
+print("serializer", ember.get(ember.put(Locked(7))).x)
 ember.shutdown()
 print("down", ember.is_initialized(), ray.is_initialized())
 '''
@@ -143,9 +151,10 @@ def test_the_api_goes_to_ray_in_the_driver_and_in_workers():
         "task error True True",
         "timeout ok",
         "actor [11, 13] [13, -13]",
-        "named 13",
+        "named 13 ['counter']",
         "killed ok",
         "pool [10, 20, 30, 40]",
+        "serializer 7",
         "down False False",
     ], result.stdout
 

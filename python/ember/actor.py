@@ -504,7 +504,12 @@ def named_actors() -> list[tuple[int, str, str]]:
 
 def list_named_actors(all_namespaces: bool = False) -> list:
     """The names of the live named actors of this namespace; with `all_namespaces`, dicts of
-    "name" and "namespace" for those of every namespace (as Ray's)."""
+    "name" and "namespace" for those of every namespace (as Ray's). Under the Ray backend:
+    Ray's."""
+    if _backend.active.name == "ray":
+        import ray  # noqa: PLC0415 (Ray is optional)
+
+        return ray.util.list_named_actors(all_namespaces)
     if all_namespaces:
         return [{"name": name, "namespace": namespace} for _, namespace, name in named_actors()]
     namespace_now = _node.current().namespace

@@ -2,6 +2,7 @@
 
 from typing import Callable
 
+from ember import _backend
 from ember.actor import list_named_actors
 from ember.util import state
 from ember.util.actor_pool import ActorPool
@@ -21,6 +22,11 @@ def register_serializer(cls: type, *, serializer: Callable, deserializer: Callab
     the processes that read it need no registration. Call it in a task or actor too for what
     they return or raise.
     """
+    if _backend.active.name == "ray":  # Ray pickles what its tasks send: register it there
+        import ray  # noqa: PLC0415 (Ray is optional)
+
+        ray.util.register_serializer(cls, serializer=serializer, deserializer=deserializer)
+        return
     from ember import _pickle  # noqa: PLC0415 (cloudpickle: first use only)
 
     _pickle.register_serializer(cls, serializer=serializer, deserializer=deserializer)
@@ -28,6 +34,11 @@ def register_serializer(cls: type, *, serializer: Callable, deserializer: Callab
 
 def deregister_serializer(cls: type) -> None:
     """Undoes register_serializer(cls); nothing happens if `cls` is not registered."""
+    if _backend.active.name == "ray":
+        import ray  # noqa: PLC0415 (Ray is optional)
+
+        ray.util.deregister_serializer(cls)
+        return
     from ember import _pickle  # noqa: PLC0415
 
     _pickle.deregister_serializer(cls)
