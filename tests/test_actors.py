@@ -322,6 +322,22 @@ def test_actor_pool(node):
         pool.get_next()
 
 
+def test_actor_pool_map_submits_at_the_call_and_takes_several_returns(node):
+    @ember.remote
+    class Pair:
+        @ember.method(num_returns=2)
+        def pair(self, v):
+            return v, -v
+
+    pool = ActorPool([Pair.remote(), Pair.remote()])
+    results = pool.map(lambda a, v: a.pair.remote(v), [1, 2, 3])
+    assert pool.has_next()  # submitted before a result is read (as in Ray)
+    assert list(results) == [[1, -1], [2, -2], [3, -3]]
+    for v in (4, 5):
+        pool.submit(lambda a, v: a.pair.remote(v), v)
+    assert sorted(pool.get_next_unordered(timeout=10) for _ in range(2)) == [[4, -4], [5, -5]]
+
+
 def test_an_actor_ends_when_its_last_handle_goes(node):
     c = Counter.remote()
     pid = ember.get(c.pid.remote())
