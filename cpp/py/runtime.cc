@@ -386,6 +386,22 @@ void bind_worker(py::module_& m) {
 
 /// The forkserver's view (spawn requests in, worker exits out) and what any process reads of
 /// the runtime region.
+/// The runtime region's resources by name, `amount(rc, i)` of each (in kResourceUnit); with
+/// `skip_empty`, amounts of 0 or less are left out (as Ray's available_resources() does).
+template <typename Amount>
+py::dict resources_by_name(const Store& store, Amount amount, bool skip_empty) {
+  RuntimeRegion region(store);
+  py::dict d;
+  if (region.control == nullptr) return d;
+  const RuntimeControl& rc = *region.control;
+  for (uint32_t i = 0; i < kMaxResources; ++i) {
+    const int64_t value = amount(rc, i);
+    if (rc.resource_names[i][0] == 0 || (skip_empty && value <= 0)) continue;
+    d[py::str(rc.resource_names[i])] = static_cast<double>(value) / kResourceUnit;
+  }
+  return d;
+}
+
 void bind_region(py::module_& m) {
   m.def(
       "pop_spawn",
@@ -412,30 +428,19 @@ void bind_region(py::module_& m) {
   m.def(
       "runtime_resources",
       [](const std::shared_ptr<Store>& store) {
-        RuntimeRegion region(*store);
-        py::dict d;
-        if (region.control == nullptr) return d;
-        const RuntimeControl& rc = *region.control;
-        for (uint32_t i = 0; i < kMaxResources; ++i) {
-          if (rc.resource_names[i][0] == 0) continue;
-          d[py::str(rc.resource_names[i])] = static_cast<double>(rc.totals[i]) / kResourceUnit;
-        }
-        return d;
+        return resources_by_name(
+            *store, [](const RuntimeControl& rc, uint32_t i) { return rc.totals[i]; }, false);
       },
       py::arg("store"), "The node's resources by name (their totals).");
   m.def(
       "runtime_available",
       [](const std::shared_ptr<Store>& store) {
-        RuntimeRegion region(*store);
-        py::dict d;
-        if (region.control == nullptr) return d;
-        const RuntimeControl& rc = *region.control;
-        for (uint32_t i = 0; i < kMaxResources; ++i) {
-          const int64_t amount = rc.available[i].load(std::memory_order_relaxed);
-          if (rc.resource_names[i][0] == 0 || amount <= 0) continue;  // Ray leaves these out
-          d[py::str(rc.resource_names[i])] = static_cast<double>(amount) / kResourceUnit;
-        }
-        return d;
+        return resources_by_name(
+            *store,
+            [](const RuntimeControl& rc, uint32_t i) {
+              return rc.available[i].load(std::memory_order_relaxed);
+            },
+            true);
       },
       py::arg("store"),
       "The node's resources not leased, by name, as of the scheduler's last round (from any "

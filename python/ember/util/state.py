@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from types import SimpleNamespace
+from typing import Callable
 
 from ember import _backend, _node
 from ember._ids import ActorID
@@ -83,8 +84,14 @@ def _node_rows() -> list[dict]:
              "resources_total": n["Resources"]} for n in _backend.active.nodes()]
 
 
-def _listing(kind: str, rows: list[dict], filters, limit: int, detail: bool,
+def _listing(kind: str, rows: Callable[[], list[dict]], filters, limit: int, detail: bool,
              address, timeout, raise_on_missing_output) -> list[StateRecord]:
+    """list_<kind>: Ray's own call under the Ray backend, else `rows()` checked, filtered,
+    cut to `limit` and to the columns `detail` asks for."""
+    if _backend.active.name == "ray":
+        return _ray(f"list_{kind}", address=address, filters=filters, limit=limit,
+                    timeout=timeout, detail=detail,
+                    raise_on_missing_output=raise_on_missing_output)
     if address not in (None, "auto", "local"):
         raise ValueError(f"list_{kind}(address={address!r}): ember's state is this node's; "
                          "for a Ray cluster's, run with the Ray backend")
@@ -96,7 +103,7 @@ def _listing(kind: str, rows: list[dict], filters, limit: int, detail: bool,
     shown, extra = _COLUMNS[kind]
     columns = shown + extra
     filters = _checked_filters(filters or (), columns, kind)
-    matched = [row for row in rows if _matches(row, filters)]
+    matched = [row for row in rows() if _matches(row, filters)]
     if len(matched) > limit:
         _log.warning("list_%s: %d of %d records shown (limit=%d)", kind, limit, len(matched),
                      limit)
@@ -144,11 +151,7 @@ def list_actors(address: str | None = None, filters: list | None = None,
     """Every actor the node has made: actor_id (hex), class_name, state (PENDING_CREATION,
     ALIVE, RESTARTING, DEAD), pid, name and ray_namespace; with detail, why it died
     (death_cause) and calls waiting in the scheduler. Under the Ray backend: Ray's."""
-    if _backend.active.name == "ray":
-        return _ray("list_actors", address=address, filters=filters, limit=limit,
-                    timeout=timeout, detail=detail,
-                    raise_on_missing_output=raise_on_missing_output)
-    return _listing("actors", _actor_rows(), filters, limit, detail, address, timeout,
+    return _listing("actors", _actor_rows, filters, limit, detail, address, timeout,
                     raise_on_missing_output)
 
 
@@ -159,11 +162,7 @@ def list_tasks(address: str | None = None, filters: list | None = None,
     (PENDING_ARGS, PENDING_RESOURCES, BACKOFF after an OOM kill, QUEUED_ON_WORKER, RUNNING),
     worker_pid; with detail, seconds running. What a program that seems stuck waits for.
     Actor calls are not listed (see list_actors). Under the Ray backend: Ray's."""
-    if _backend.active.name == "ray":
-        return _ray("list_tasks", address=address, filters=filters, limit=limit,
-                    timeout=timeout, detail=detail,
-                    raise_on_missing_output=raise_on_missing_output)
-    return _listing("tasks", _task_rows(), filters, limit, detail, address, timeout,
+    return _listing("tasks", _task_rows, filters, limit, detail, address, timeout,
                     raise_on_missing_output)
 
 
@@ -175,11 +174,7 @@ def list_objects(address: str | None = None, filters: list | None = None,
     worker slots that hold refs or views on it (a worker's own holds; the rest of the count is
     held by the driver, by queued tasks, or by objects that contain the ref). Under the Ray
     backend: Ray's."""
-    if _backend.active.name == "ray":
-        return _ray("list_objects", address=address, filters=filters, limit=limit,
-                    timeout=timeout, detail=detail,
-                    raise_on_missing_output=raise_on_missing_output)
-    return _listing("objects", _object_rows(), filters, limit, detail, address, timeout,
+    return _listing("objects", _object_rows, filters, limit, detail, address, timeout,
                     raise_on_missing_output)
 
 
@@ -188,11 +183,7 @@ def list_nodes(address: str | None = None, filters: list | None = None,
                raise_on_missing_output: bool = True) -> list[StateRecord]:
     """The node (ember's one node is this machine, its head): node_id, node_ip, state,
     node_name and resources_total. Under the Ray backend: Ray's."""
-    if _backend.active.name == "ray":
-        return _ray("list_nodes", address=address, filters=filters, limit=limit,
-                    timeout=timeout, detail=detail,
-                    raise_on_missing_output=raise_on_missing_output)
-    return _listing("nodes", _node_rows(), filters, limit, detail, address, timeout,
+    return _listing("nodes", _node_rows, filters, limit, detail, address, timeout,
                     raise_on_missing_output)
 
 
