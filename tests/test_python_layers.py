@@ -26,7 +26,7 @@ LAYERS = [
     ["_actor_runtime", "dashboard", "util.state"],
     ["_worker", "_local", "_ray_backend"],  # a worker's loop; the two backends
     ["api"],
-    ["util.actor_pool", "util.helpers", "util.multiprocessing", "util.queue",
+    ["util.actor_group", "util.actor_pool", "util.helpers", "util.multiprocessing", "util.queue",
      "util.check_serialize", "cloudpickle"],
     ["util.joblib.ray_backend"],
     ["util", "util.joblib"],

@@ -5,13 +5,14 @@ from typing import Callable
 from ember import _backend
 from ember.actor import list_named_actors
 from ember.util import state
+from ember.util.actor_group import ActorGroup
 from ember.util.actor_pool import ActorPool
 from ember.util.check_serialize import inspect_serializability
 from ember.util.helpers import as_completed, map_unordered
 
-__all__ = ["ActorPool", "as_completed", "deregister_serializer", "get_node_ip_address",
-           "inspect_serializability", "list_named_actors", "map_unordered",
-           "register_serializer", "state"]
+__all__ = ["ActorGroup", "ActorPool", "as_completed", "deregister_serializer",
+           "get_node_ip_address", "inspect_serializability", "list_named_actors",
+           "map_unordered", "register_serializer", "state"]
 
 
 def register_serializer(cls: type, *, serializer: Callable, deserializer: Callable) -> None:
