@@ -107,6 +107,15 @@ class ActorsTest : public ::testing::Test {
     workers_.slot(w)->done.fetch_add(1);
   }
   std::string name_of(int64_t index) { return table_.record(static_cast<uint32_t>(index)).spec.name; }
+  /// Worker `w` runs everything in its ring: the names, in the order it claimed them.
+  std::vector<std::string> run_all(uint32_t w) {
+    std::vector<std::string> order;
+    for (int64_t i; (i = claim_next(w)) >= 0;) {
+      order.push_back(name_of(i));
+      finish(w, i);
+    }
+    return order;
+  }
 };
 
 TEST_F(ActorsTest, CreationTakesAFreeSlotAndRunsFirst) {
@@ -172,12 +181,7 @@ TEST_F(ActorsTest, CallsFromOneCallerKeepTheirOrder) {
   ASSERT_TRUE(store_->seal(dep).ok());
   actors_.dispatch_calls();
   EXPECT_TRUE(a.calls.empty());
-  std::vector<std::string> order;
-  for (int64_t i; (i = claim_next(0)) >= 0;) {
-    order.push_back(name_of(i));
-    finish(0, i);
-  }
-  EXPECT_EQ(order, (std::vector<std::string>{"Counter", "one", "two", "three"}));
+  EXPECT_EQ(run_all(0), (std::vector<std::string>{"Counter", "one", "two", "three"}));
 }
 
 TEST_F(ActorsTest, ARestartRunsCreationThenWhatItHadThenWhatWaited) {
@@ -356,12 +360,7 @@ TEST_F(ActorsTest, AnOutOfOrderActorsReadyCallsPassOneThatWaitsForItsArgument) {
   ASSERT_TRUE(store_->seal(dep).ok());
   actors_.dispatch_calls();
   EXPECT_TRUE(a.calls.empty());
-  std::vector<std::string> order;
-  for (int64_t i; (i = claim_next(0)) >= 0;) {
-    order.push_back(name_of(i));
-    finish(0, i);
-  }
-  EXPECT_EQ(order,
+  EXPECT_EQ(run_all(0),
             (std::vector<std::string>{"Counter", "early", "ready", "waits", "also-ready"}));
 }
 
