@@ -16,7 +16,7 @@ from typing import Any
 from ember import _backend, _core, _node, _objects, _options, _runtime_env, actor
 from ember._logs import LogPrinter
 from ember._stream import ObjectRefGenerator
-from ember.exceptions import _BadArgument
+from ember.exceptions import NODE_IP, _BadArgument
 from ember.remote_function import RemoteFunction
 from ember.runtime_context import RuntimeContext
 
@@ -66,7 +66,7 @@ class LocalBackend(_backend.Backend):
         return [{
             "NodeID": node.node_id,
             "Alive": True,
-            "NodeManagerAddress": "127.0.0.1",
+            "NodeManagerAddress": NODE_IP,
             "NodeManagerHostname": os.uname().nodename,
             "Resources": node.cluster_resources(),
             "alive": True,

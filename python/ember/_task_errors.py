@@ -17,7 +17,7 @@ import os
 import traceback
 
 from ember import _names
-from ember.exceptions import TaskError, UnserializableException
+from ember.exceptions import TaskError, UnserializableException, root_cause
 from ember.serialization import serialize
 
 _EMBER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep  # the package's files
@@ -70,8 +70,7 @@ def task_error(name: str, exc: BaseException, what: str = "",
     else:
         tb = user_traceback(exc)
         cause = exc
-    while isinstance(cause, TaskError):  # re-raised from a nested get: the user's exception
-        cause = cause.cause
+    cause = root_cause(cause)  # re-raised from a nested get: the user's exception
     actor_id, actor_repr = actor if actor is not None else (None, None)
     return TaskError(name, tb, cause, pid=os.getpid(), actor_repr=actor_repr,
                      actor_id=actor_id)

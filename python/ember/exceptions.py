@@ -254,7 +254,7 @@ class TaskError(EmberError):
         self.cause = cause
         self.proctitle = proctitle  # None: "<runtime>::<function_name>" when shown
         self.pid = os.getpid() if pid is None else pid
-        self.ip = ip or _NODE_IP
+        self.ip = ip or NODE_IP
         self.actor_repr = actor_repr
         self._actor_id = actor_id
         self.args = (function_name, traceback_str, cause, proctitle, pid, ip)
@@ -288,9 +288,7 @@ class TaskError(EmberError):
         """This error as an instance of a class deriving from both TaskError and the cause's
         class (made once per class); itself if that class cannot be derived from, with a
         warning that says so."""
-        cause = self.cause
-        while isinstance(cause, TaskError):  # raised by a nested get: the original's class
-            cause = cause.cause
+        cause = root_cause(self)
         if cause is None or issubclass(TaskError, type(cause)):
             return self
         try:
@@ -307,15 +305,21 @@ class TaskError(EmberError):
     def make_dual_exception_instance(self) -> TaskError:
         """An instance of ``TaskError(<cause's class>)``, a subclass of both; raises TypeError
         (or what the cause's class raises) if that class cannot be derived from."""
-        cause = self.cause
-        while isinstance(cause, TaskError):
-            cause = cause.cause
+        cause = root_cause(self)
         cls = _dual_class(type(cause))
         err = cls.__new__(cls)
         err.__dict__.update(self.__dict__)
         err.cause = cause
         err.args = (cause,)
         return err
+
+
+def root_cause(err: BaseException | None) -> BaseException | None:
+    """The user's exception under `err`: a TaskError re-raised from a nested get (or a failed
+    argument) wraps the original, whose class every caller up the chain sees."""
+    while isinstance(err, TaskError):
+        err = err.cause
+    return err
 
 
 def _dual_class(cause_cls: type) -> type:
@@ -384,8 +388,8 @@ def _rebuild_task_error(function_name, traceback_str, cause_pickle, proctitle, p
 
 _dual_classes: dict[tuple[type, bool], type] = {}
 
-#: The address errors name the node by: ember's one node is this machine.
-_NODE_IP = "127.0.0.1"
+#: The address ember names its node by (errors, nodes(), util.state): the node is this machine.
+NODE_IP = "127.0.0.1"
 
 #: The classes a failure written by the C++ core (which cannot pickle) becomes, by kind.
 _RAW_ERROR_KINDS = {

@@ -4,6 +4,7 @@ from typing import Callable
 
 from ember import _backend
 from ember.actor import list_named_actors
+from ember.exceptions import NODE_IP
 from ember.util import state
 from ember.util.actor_group import ActorGroup
 from ember.util.actor_pool import ActorPool
@@ -48,4 +49,4 @@ def deregister_serializer(cls: type) -> None:
 def get_node_ip_address(address: str = "8.8.8.8:53") -> str:
     """The node's address as ember.nodes() gives it: ember's one node is this machine."""
     del address  # Ray's: where to route a probe to find the machine's outward address
-    return "127.0.0.1"
+    return NODE_IP

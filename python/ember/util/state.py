@@ -16,6 +16,7 @@ from typing import Callable
 from ember import _backend, _node
 from ember._ids import ActorID
 from ember.actor import named_actors
+from ember.exceptions import NODE_IP
 
 #: Ray's default number of records a list_* call returns.
 DEFAULT_LIMIT = 100
@@ -73,7 +74,7 @@ def _task_rows() -> list[dict]:
 
 
 def _object_rows() -> list[dict]:
-    return [{**obj, "object_size": obj["size"], "pid": obj["owner_pid"], "ip": "127.0.0.1",
+    return [{**obj, "object_size": obj["size"], "pid": obj["owner_pid"], "ip": NODE_IP,
              "reference_count": obj["ref_count"]}
             for obj in _backend.active.list_objects()]
 
