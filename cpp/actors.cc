@@ -5,10 +5,12 @@
 
 #include <signal.h>
 
+#include <algorithm>
+
 namespace ember {
 
 ActorTable::ActorTable(Store& store, RuntimeControl* rc, WorkerPool& workers,
-                       ResourcePool& resources, TaskTable& table, TaskEvents& events,
+                       NodeResources& resources, TaskTable& table, TaskEvents& events,
                        Dispatcher& dispatch, Hooks hooks)
     : store_(store), rc_(rc), workers_(workers), resources_(resources), table_(table),
       events_(events), dispatch_(dispatch), hooks_(std::move(hooks)) {}
@@ -92,6 +94,17 @@ void ActorTable::kill(uint32_t id, bool no_restart) {
   }
 }
 
+void ActorTable::kill_placed_in(const std::vector<uint32_t>& groups, const std::string& cause) {
+  for (auto& [id, a] : actors_) {
+    if (a.dead || a.creation.placement_group == 0) continue;
+    if (std::find(groups.begin(), groups.end(), a.creation.placement_group) == groups.end()) {
+      continue;
+    }
+    a.death_cause = cause;
+    kill(id, /*no_restart=*/true);
+  }
+}
+
 void ActorTable::owner_died(uint32_t w, uint32_t generation) {
   for (auto& [id, a] : actors_) {
     if (a.dead || a.detached || a.owner != static_cast<int64_t>(w) ||
@@ -147,10 +160,11 @@ void ActorTable::dispatch_calls() {
         // them only when asked for explicitly, and the hold's GPU ids are then its
         // CUDA_VISIBLE_DEVICES while it lives.
         if ((p.spec.flags & kSpecHoldResources) != 0) {
-          if (!a.hold.held && !resources_.lease(a.hold, p.spec.resources, /*exclusive=*/false)) {
+          if (!a.hold.held && !resources_.lease(a.hold, p.spec.resources, placement_of(p.spec),
+                                                /*exclusive=*/false)) {
             break;
           }
-        } else if (!resources_.fits(p.spec.resources)) {
+        } else if (!resources_.fits(p.spec.resources, placement_of(p.spec))) {
           break;
         }
       }

@@ -48,6 +48,7 @@
 
 #include "dispatch.h"
 #include "object_format.h"
+#include "placement.h"
 #include "resources.h"
 #include "status.h"
 #include "store.h"
@@ -88,7 +89,7 @@ class ActorTable {
     std::function<void(int32_t pid, int sig)> signal;
   };
 
-  ActorTable(Store& store, RuntimeControl* rc, WorkerPool& workers, ResourcePool& resources,
+  ActorTable(Store& store, RuntimeControl* rc, WorkerPool& workers, NodeResources& resources,
              TaskTable& table, TaskEvents& events, Dispatcher& dispatch, Hooks hooks);
 
   /// Registers actor `creation.actor` (ids come from RuntimeControl::next_actor) in a free
@@ -111,6 +112,9 @@ class ActorTable {
   void dispatch_calls();
   /// A5.
   void kill_unreferenced();
+  /// Kills for good, with `cause`, the actors placed in any of `groups` (placement groups
+  /// removed): their calls fail with ActorDiedError.
+  void kill_placed_in(const std::vector<uint32_t>& groups, const std::string& cause);
   /// Worker `w`, an actor's, exited (`exit_why`: how, from its ExitNote): restart or bury.
   void reap(uint32_t w, const std::string& exit_why);
   /// The process of generation `generation` in slot `w` ended: its actors go (A7).
@@ -132,7 +136,7 @@ class ActorTable {
   Store& store_;
   RuntimeControl* rc_;
   WorkerPool& workers_;
-  ResourcePool& resources_;
+  NodeResources& resources_;
   TaskTable& table_;
   TaskEvents& events_;
   Dispatcher& dispatch_;

@@ -6,7 +6,7 @@
 namespace ember {
 
 Dispatcher::Dispatcher(Store& store, RuntimeControl* rc, WorkerPool& workers,
-                       ResourcePool& resources, TaskTable& table, TaskEvents& events)
+                       NodeResources& resources, TaskTable& table, TaskEvents& events)
     : store_(store), rc_(rc), workers_(workers), resources_(resources), table_(table),
       events_(events) {}
 
@@ -95,7 +95,9 @@ bool Dispatcher::try_dispatch(const TaskSpec& spec, bool direct) {
       for (uint32_t w = 0; w < n; ++w) {
         WorkerInfo& info = workers_.info(w);
         if (info.lease.held || !workers_.is_idle(w)) continue;
-        if (!resources_.lease(info.lease, spec.resources, /*exclusive=*/false)) break;
+        if (!resources_.lease(info.lease, spec.resources, Placement{}, /*exclusive=*/false)) {
+          break;
+        }
         best = w;
         break;
       }
@@ -119,11 +121,14 @@ bool Dispatcher::try_dispatch(const TaskSpec& spec, bool direct) {
     if (direct) ++stats_.direct;
     return true;
   }
-  // A non-default task: an idle worker with no lease, leasing exactly what the task needs.
+  // A non-default task: an idle worker with no lease, leasing exactly what the task needs
+  // (from its placement group's bundle, if it has one).
   for (uint32_t w = 0; w < n; ++w) {
     WorkerInfo& info = workers_.info(w);
     if (info.lease.held || !workers_.is_idle(w)) continue;
-    if (!resources_.lease(info.lease, spec.resources, /*exclusive=*/true)) return false;
+    if (!resources_.lease(info.lease, spec.resources, placement_of(spec), /*exclusive=*/true)) {
+      return false;
+    }
     if (!push(w, spec, info.lease.gpu_mask)) {
       resources_.end(info.lease);
       return false;
@@ -164,7 +169,10 @@ void Dispatcher::steal_for_idle_workers() {
         // run where that lease is, or its GPU could be handed out twice (D3).
         const TaskSpec& spec = table_.record(ref.index).spec;
         if (!is_default(spec)) continue;
-        if (!thief.lease.held && !resources_.lease(thief.lease, spec.resources, false)) return;
+        if (!thief.lease.held &&
+            !resources_.lease(thief.lease, spec.resources, Placement{}, /*exclusive=*/false)) {
+          return;
+        }
         if (!workers_.has_room(idle) || !workers_.push(idle, ref)) return;
         ++stats_.stolen;
         moved = true;
@@ -175,7 +183,8 @@ void Dispatcher::steal_for_idle_workers() {
   }
 }
 
-void Dispatcher::dispatch_queued() {
+std::vector<Pending> Dispatcher::dispatch_queued() {
+  std::vector<Pending> orphans;
   const uint64_t now = monotonic_ns();
   // FIFO for default tasks (D1). Tasks with other resources (zero CPUs, GPUs, custom) may
   // still fit, so the look goes on for them: through the whole queue every 10 ms (see
@@ -192,6 +201,11 @@ void Dispatcher::dispatch_queued() {
         continue;
       }
     }
+    if (it->spec.placement_group != 0 && !resources_.live(it->spec.placement_group)) {
+      orphans.push_back(*it);
+      it = dequeue(it);
+      continue;
+    }
     if (it->not_before_ns > now || !deps_ready(it->deps)) {
       ++it;
       continue;
@@ -203,6 +217,7 @@ void Dispatcher::dispatch_queued() {
     }
     it = dequeue(it);
   }
+  return orphans;
 }
 
 void Dispatcher::release_idle_leases() {
@@ -247,6 +262,14 @@ Dispatcher::Demand Dispatcher::start_workers() {
     if (!whole && misses >= kQueueLookahead) break;
     if (!p.deps.empty() || p.not_before_ns > now) {
       ++misses;
+      continue;
+    }
+    if (p.spec.placement_group != 0) {  // its bundle's amounts are not in `avail`
+      if (resources_.fits(p.spec.resources, placement_of(p.spec))) {
+        ++want;
+      } else {
+        ++misses;
+      }
       continue;
     }
     bool fits = true;

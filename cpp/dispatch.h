@@ -39,6 +39,7 @@
 #include <deque>
 #include <vector>
 
+#include "placement.h"
 #include "queued_spec.h"
 #include "resources.h"
 #include "store.h"
@@ -62,10 +63,11 @@ struct Pending {
 // Four to a 512-byte block of std::deque (libstdc++): the queue's memory per task.
 static_assert(sizeof(Pending) <= 128);
 
-/// True for a spec (TaskSpec or QueuedSpec) of the default request, 1 CPU.
+/// True for a spec (TaskSpec or QueuedSpec) of the default request, 1 CPU from the node (a
+/// task placed in a placement group leases from its bundle: placement.h).
 template <typename Spec>
 bool is_default(const Spec& spec) {
-  return is_default_request(spec.resources);
+  return is_default_request(spec.resources) && spec.placement_group == 0;
 }
 
 /// Counters of what dispatch did, for SchedulerStats.
@@ -89,7 +91,7 @@ class Dispatcher {
   static constexpr size_t kQueueLookahead = 256;
   static constexpr uint64_t kQueueScanPeriodNs = 10'000'000;
 
-  Dispatcher(Store& store, RuntimeControl* rc, WorkerPool& workers, ResourcePool& resources,
+  Dispatcher(Store& store, RuntimeControl* rc, WorkerPool& workers, NodeResources& resources,
              TaskTable& table, TaskEvents& events);
 
   /// A task from the driver: straight to a worker (D2), else queued, raising the notify
@@ -118,8 +120,9 @@ class Dispatcher {
   void lend_blocked_leases();
   /// D3.
   void steal_for_idle_workers();
-  /// The queue's runnable tasks to workers, FIFO for default tasks (D1).
-  void dispatch_queued();
+  /// The queue's runnable tasks to workers, FIFO for default tasks (D1). Returns the tasks
+  /// placed in a placement group that is gone: out of the queue, for the caller to fail.
+  std::vector<Pending> dispatch_queued();
   /// Ends the leases of workers that finished everything pushed to them (D4), and frees
   /// finished records (actors' too).
   void release_idle_leases();
@@ -144,7 +147,7 @@ class Dispatcher {
   Store& store_;
   RuntimeControl* rc_;
   WorkerPool& workers_;
-  ResourcePool& resources_;
+  NodeResources& resources_;
   TaskTable& table_;
   TaskEvents& events_;
 

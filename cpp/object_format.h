@@ -40,6 +40,7 @@ enum class ErrorKind : uint16_t {
   kOutOfMemory = 4,
   kActorDied = 5,
   kActorUnavailable = 6,  ///< a call in flight when its actor died, and the actor restarts
+  kPlacementGroupRemoved = 7,  ///< the task's placement group was removed before it finished
 };
 
 struct ObjectHeader {

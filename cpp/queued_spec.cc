@@ -91,7 +91,9 @@ QueuedSpec::QueuedSpec(const TaskSpec& s)
       parent_index(s.parent_index),
       parent_gen(s.parent_gen),
       args_len_(static_cast<uint16_t>((s.flags & kSpecArgsInline) ? s.args_inline_len : 0)),
-      num_deps_(static_cast<uint8_t>(std::min(s.num_deps, kMaxDeps))) {
+      num_deps_(static_cast<uint8_t>(std::min(s.num_deps, kMaxDeps))),
+      placement_group(s.placement_group),
+      bundle_index(s.bundle_index) {
   const size_t name_len = strnlen(s.name, sizeof s.name);
   // strnlen stops at the array's end: a name that fills it is NUL-terminated here.
   char terminated[sizeof s.name + 1];
@@ -139,7 +141,9 @@ QueuedSpec::QueuedSpec(const QueuedSpec& o)
       parent_gen(o.parent_gen),
       args_len_(o.args_len_),
       num_deps_(o.num_deps_),
-      has_(o.has_) {
+      has_(o.has_),
+      placement_group(o.placement_group),
+      bundle_index(o.bundle_index) {
   if (!o.tail_) return;
   const size_t name_len = (has_ & kOwnName) ? std::strlen(o.name) : 0;
   Layout l(has_, num_deps_, args_len_, name_len);
@@ -164,6 +168,8 @@ QueuedSpec::operator TaskSpec() const {
   s.actor = actor;
   s.parent_index = parent_index;
   s.parent_gen = parent_gen;
+  s.placement_group = placement_group;
+  s.bundle_index = bundle_index;
   std::memcpy(s.resources, resources, sizeof s.resources);
   const size_t name_len = std::strlen(name);
   std::memcpy(s.name, name, std::min(name_len, sizeof s.name - 1));  // stays NUL-terminated

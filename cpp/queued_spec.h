@@ -57,10 +57,15 @@ class QueuedSpec {
   /// Points `resources` and `name` into this spec's own tail where they live there.
   void repoint(size_t name_len);
 
-  std::unique_ptr<uint8_t[]> tail_;
+  // Declared in this order so the padding after parent_gen holds them (Pending's 128 bytes).
   uint16_t args_len_ = 0;   ///< inline args bytes
   uint8_t num_deps_ = 0;    ///< spec.deps entries (nested submissions)
   uint8_t has_ = 0;         ///< Has bits: what the tail holds
+  std::unique_ptr<uint8_t[]> tail_;
+
+ public:
+  uint32_t placement_group;  ///< TaskSpec's, read by every pass (placement.h)
+  int32_t bundle_index;
 };
 
 }  // namespace ember

@@ -52,6 +52,10 @@ ResourcePool::ResourcePool(const int64_t* totals) {
   free_gpus_ = gpus >= 32 ? ~0u : (1u << gpus) - 1;
 }
 
+ResourcePool::ResourcePool(const int64_t* amounts, uint32_t gpu_ids) : free_gpus_(gpu_ids) {
+  if (amounts != nullptr) std::copy(amounts, amounts + kMaxResources, available_);
+}
+
 bool ResourcePool::fits(const int64_t* need) const {
   for (uint32_t i = 0; i < kMaxResources; ++i) {
     if (need[i] > available_[i]) return false;

@@ -27,7 +27,7 @@
 //   (cpp/tests/test_resources.cc). A future reservation (a placement group's bundle, DESIGN.md
 //   §10) is a ResourcePool of its own: its amounts and GPU ids are taken out of the node's pool
 //   with try_acquire() and take_gpus(), tasks scheduled into it lease from it, and removing it
-//   gives them back. Nothing here assumes there is one pool.
+//   gives them back (placement.h). Nothing here assumes there is one pool.
 //
 // Thread safety: none; the owner's lock (the scheduler's mu_) guards a pool and its leases.
 #pragma once
@@ -51,6 +51,8 @@ struct Lease {
   bool held = false;
   bool exclusive = false;               ///< leased for one non-default task: nothing else joins
   bool lent = false;                    ///< amounts given back while its worker is blocked
+  uint32_t group = 0;                   ///< the placement group it was drawn from (0: the node)
+  uint32_t bundle = 0;                  ///< and that group's bundle (placement.h)
 };
 
 /// True for a request of exactly 1 CPU and nothing else: the tasks that share a worker's lease.
@@ -60,6 +62,9 @@ class ResourcePool {
  public:
   /// A pool holding `totals` (kMaxResources amounts); GPU ids 0..floor(GPUs)-1 (at most 32).
   explicit ResourcePool(const int64_t* totals);
+  /// A pool holding `amounts` (kMaxResources, or none if null) and the GPU ids of `gpu_ids`
+  /// (a placement group's bundle: placement.h).
+  ResourcePool(const int64_t* amounts, uint32_t gpu_ids);
 
   /// True if `need` fits in what is available now.
   [[nodiscard]] bool fits(const int64_t* need) const;

@@ -1,7 +1,8 @@
 // runtime_region: the task runtime's part of a store's segment, addressed the same way in every
 // process (the driver's scheduler, workers, the forkserver), and the forkserver's two verbs.
 //
-//   [RuntimeControl][WorkerSlot x max_workers][TaskRecord x task_capacity]   (RuntimeLayout)
+//   [RuntimeControl][WorkerSlot x max_workers][TaskRecord x task_capacity]
+//   [GroupSlot x kMaxPlacementGroups]                                        (RuntimeLayout)
 //
 // Invariants:
 //  - The region is laid out once by the driver's scheduler (Scheduler::start) from the counts
@@ -22,6 +23,7 @@ struct RuntimeRegion {
   RuntimeControl* control = nullptr;
   WorkerSlot* slots = nullptr;
   TaskRecord* records = nullptr;
+  GroupSlot* groups = nullptr;
 
   explicit RuntimeRegion(const Store& store) {
     control = reinterpret_cast<RuntimeControl*>(store.runtime_region());
@@ -30,6 +32,7 @@ struct RuntimeRegion {
     auto* base = reinterpret_cast<uint8_t*>(control);
     slots = reinterpret_cast<WorkerSlot*>(base + layout.slots_at);
     records = reinterpret_cast<TaskRecord*>(base + layout.records_at);
+    groups = reinterpret_cast<GroupSlot*>(base + layout.groups_at);
   }
 };
 

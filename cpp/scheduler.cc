@@ -34,7 +34,8 @@ Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
       cfg_(std::move(cfg)),
       rc_(reinterpret_cast<RuntimeControl*>(store_->runtime_region())),
       layout_(cfg_.max_workers, cfg_.task_capacity),
-      resources_(cfg_.totals),
+      resources_(rc_, cfg_.totals,
+                 reinterpret_cast<GroupSlot*>(reinterpret_cast<uint8_t*>(rc_) + layout_.groups_at)),
       table_(reinterpret_cast<TaskRecord*>(reinterpret_cast<uint8_t*>(rc_) + layout_.records_at),
              cfg_.task_capacity),
       events_(kMaxTaskEvents),
@@ -107,9 +108,10 @@ void Scheduler::loop() {
       if (stop_.load(std::memory_order_acquire)) return;
       reap_dead_workers(exits);
       collect_submissions();
+      collect_placement_groups();
       dispatch_.lend_blocked_leases();
       dispatch_.steal_for_idle_workers();
-      dispatch_.dispatch_queued();
+      dispatch_queued();
       actors_.dispatch_calls();
       actors_.kill_unreferenced();
       if (memory) watch_memory(*memory);
@@ -169,6 +171,10 @@ void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
           force_cancelled_.erase(cancelled);
           finish_failed(spec, ErrorKind::kTaskCancelled,
                         std::string("task ") + spec.name + " was cancelled (its worker was killed)");
+          return true;
+        }
+        if (spec.placement_group != 0 && !resources_.live(spec.placement_group)) {
+          finish_failed(spec, ErrorKind::kPlacementGroupRemoved, group_removed(spec));
           return true;
         }
         if (spec.max_retries < 0 || static_cast<int32_t>(spec.attempt) < spec.max_retries) {
@@ -307,6 +313,33 @@ void Scheduler::start_workers() {
       --to_start;
     }
   }
+}
+
+void Scheduler::collect_placement_groups() {
+  const std::vector<uint32_t> removed = resources_.collect();
+  if (removed.empty()) return;
+  // As in Ray, what runs in a removed group's bundles is killed: its actors for good (their
+  // calls fail with ActorDiedError), task workers with their tasks (TaskPlacementGroupRemoved
+  // at the reap, not retried). What waits for it in the queue fails in dispatch_queued().
+  actors_.kill_placed_in(removed, "its placement group was removed");
+  for (uint32_t w = 0; w < workers_.used(); ++w) {
+    const WorkerInfo& info = workers_.info(w);
+    if (info.actor != 0 || !info.lease.held || info.lease.group == 0) continue;
+    if (std::find(removed.begin(), removed.end(), info.lease.group) == removed.end()) continue;
+    const int32_t pid = workers_.pid(w);
+    if (pid > 0) ::kill(pid, SIGKILL);
+  }
+}
+
+void Scheduler::dispatch_queued() {
+  for (const Pending& p : dispatch_.dispatch_queued()) {
+    finish_failed(p.spec, ErrorKind::kPlacementGroupRemoved, group_removed(p.spec));
+  }
+}
+
+std::string Scheduler::group_removed(const TaskSpec& spec) {
+  return std::string("task ") + spec.name +
+         " cannot run: the placement group it was scheduled in was removed";
 }
 
 void Scheduler::publish_available() {

@@ -8,6 +8,7 @@
 //
 // The pieces (each header states its protocol and invariants)
 //   resources.h    ResourcePool, Lease: amounts not leased, GPU ids, lend / take back
+//   placement.h    NodeResources: the node's pool and the placement groups' bundles
 //   task_table.h   TaskTable: the records in the segment, their generations, publish / free
 //   task_events.h  TaskEvents: finished tasks for ember.timeline()
 //   worker_pool.h  WorkerPool: slots, spawn, announce, exits and their descriptions, retiring
@@ -61,6 +62,7 @@
 #include "dispatch.h"
 #include "memory_monitor.h"
 #include "object_format.h"
+#include "placement.h"
 #include "resources.h"
 #include "status.h"
 #include "store.h"
@@ -199,6 +201,13 @@ class Scheduler {
   void update_notify_flags();
   /// Copies the node pool's amounts not leased to RuntimeControl::available, for workers.
   void publish_available();
+  /// Placement groups asked for or removed since the last pass (placement.h); what ran in a
+  /// removed one is killed.
+  void collect_placement_groups();
+  /// The dispatcher's pass; fails the queued tasks whose placement group is gone.
+  void dispatch_queued();
+  /// The error of a task whose placement group was removed.
+  static std::string group_removed(const TaskSpec& spec);
   /// What read_memory_pressure() found: memory above the threshold, and the private memory
   /// of every worker running something then.
   struct WorkerMemory {
@@ -232,7 +241,7 @@ class Scheduler {
   std::mutex mu_;                     ///< guards everything below, up to the loop's own
   std::vector<ObjectID> force_cancelled_;  ///< first returns of tasks killed by cancel()
   uint32_t startup_failures_ = 0;     ///< task workers in a row that died before announcing
-  ResourcePool resources_;            ///< the node's resources: amounts and GPU ids not leased
+  NodeResources resources_;           ///< the node's pool and the placement groups' (placement.h)
   TaskTable table_;                   ///< the records: free ones, generations (task_table.h)
   TaskEvents events_;                 ///< finished tasks, for ember.timeline()
   WorkerPool workers_;                ///< the slots: leases, rings, spawning (worker_pool.h)

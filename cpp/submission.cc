@@ -16,6 +16,9 @@ Result<TaskSpec> make_spec(const RuntimeControl& rc, const ObjectID& function,
   spec.max_retries = options.max_retries;
   spec.flags = options.flags;
   spec.max_calls = options.max_calls;  // an actor's creation or call overwrites the union
+  spec.placement_group = options.placement_group;
+  spec.bundle_index = options.bundle_index;
+  if (spec.placement_group != 0) spec.flags |= kSpecPlaced;
   std::copy(options.resources.begin(), options.resources.end(), spec.resources);
   std::strncpy(spec.name, options.name.c_str(), sizeof(spec.name) - 1);
   Status st = check_feasible(rc, spec);

@@ -41,6 +41,8 @@ struct TaskOptions {
   int32_t concurrency_group = 0;                    ///< actor calls: 1 + group index (0: own)
   int32_t max_calls = 0;                            ///< tasks: a fresh worker after this many
   bool detached = false;                            ///< actor creations: outlives its handles
+  uint32_t placement_group = 0;                     ///< tasks, actor creations: 0 or a group id
+  int32_t bundle_index = -1;                        ///< its bundle (-1: any; placement.h)
 };
 
 /// A TaskSpec for calling `function` (a task's function, or an actor's class) with `options`;

@@ -36,7 +36,7 @@ inline constexpr uint32_t kMaxDeps = 6;            ///< deps carried by a nested
 /// A worker writes this, then the task's name, on a line of its log files before each task's
 /// output, so the log printer (ember._logs) and a crash's log tail can tell tasks apart.
 inline constexpr char kTaskLogMarker[] = "\x1e:task:";
-inline constexpr uint32_t kInlineArgs = 184;       ///< args this small travel in the spec
+inline constexpr uint32_t kInlineArgs = 176;       ///< args this small travel in the spec
 inline constexpr uint32_t kInboundCapacity = 64;
 inline constexpr uint32_t kOutboundCapacity = 32;
 inline constexpr uint32_t kSpawnCapacity = 256;  ///< >= max_workers: a spawn never waits
@@ -57,6 +57,8 @@ enum SpecFlags : uint32_t {
                              ///< (max_retries: kCancelForce | kCancelRecursive)
   kSpecOutOfOrder = 2048,    ///< with kSpecActorCreate: each call goes to the actor as soon as
                              ///< its arguments are ready, not behind earlier calls (actors.h A2)
+  kSpecCaptureChildTasks = 4096,  ///< with a placement group: the tasks it submits go there too
+  kSpecPlaced = 8192,        ///< placement_group is set (so a worker need not read the spec)
 };
 
 /// kSpecCancel's bits in TaskSpec::max_retries.
@@ -85,6 +87,8 @@ struct TaskSpec {
   };
   uint32_t parent_index;             ///< 1 + the record of the task that submitted this one
   uint32_t parent_gen;               ///< (0: the driver did) and its generation then
+  uint32_t placement_group;          ///< the group it is placed in (0: none; placement.h)
+  int32_t bundle_index;              ///< that group's bundle (-1: any that fits)
   char name[80];                     ///< the task name (logs, errors); "Class.method" for calls
   uint8_t args_inline[kInlineArgs];
 };
@@ -158,6 +162,31 @@ struct SpawnRequest {
   uint32_t actor;  ///< 1: the process will host an actor (the forkserver preloads its runtime)
 };
 
+inline constexpr uint32_t kMaxPlacementGroups = 128;  ///< groups alive at once on a node
+inline constexpr uint32_t kMaxBundles = 32;           ///< bundles of one group
+
+enum class GroupState : uint32_t {
+  kFree = 0,       ///< unused (or its group removed: its generation moved on)
+  kWriting = 1,    ///< a requester is filling it
+  kRequested = 2,  ///< filled; the scheduler has not seen it yet
+  kPending = 3,    ///< seen; waits until its bundles fit
+  kCreated = 4,    ///< its bundles are reserved
+  kRemoved = 5,    ///< only as an answer of group_state(): the group is gone
+};
+
+/// A placement group as asked for, in the runtime region (after the task records; its
+/// protocol: placement.h).
+struct alignas(64) GroupSlot {
+  std::atomic<uint32_t> state;       ///< GroupState
+  std::atomic<uint32_t> generation;  ///< bumped by each request that takes the slot
+  std::atomic<uint32_t> remove;      ///< the generation a process asked to remove (0: none)
+  uint32_t strategy;                 ///< GroupStrategy
+  uint32_t num_bundles;
+  std::atomic<uint64_t> created_ns;  ///< CLOCK_MONOTONIC when reserved (0: not yet)
+  uint64_t requested_ns;
+  int64_t bundles[kMaxBundles][kMaxResources];  ///< in kResourceUnit
+};
+
 /// The runtime's shared control block: the start of the runtime region.
 struct alignas(64) RuntimeControl {
   std::atomic<uint32_t> doorbell;       ///< futex word the scheduler sleeps on
@@ -165,6 +194,7 @@ struct alignas(64) RuntimeControl {
   std::atomic<uint32_t> notify;         ///< 1: workers ring the doorbell when (nearly) idle
   std::atomic<uint32_t> shutting_down;  ///< 1 once the driver shuts the node down
   std::atomic<uint32_t> next_actor;     ///< the next actor id (any process may create actors)
+  std::atomic<uint64_t> group_requests;  ///< bumped by each placement group request (placement.h)
   uint32_t max_workers;
   uint32_t task_capacity;
   int64_t totals[kMaxResources];        ///< the node's resources, in kResourceUnit
@@ -179,11 +209,13 @@ struct alignas(64) RuntimeControl {
 struct RuntimeLayout {
   uint64_t slots_at;
   uint64_t records_at;
+  uint64_t groups_at;
   uint64_t size;
   RuntimeLayout(uint32_t max_workers, uint32_t task_capacity)
       : slots_at((sizeof(RuntimeControl) + 4095) / 4096 * 4096),
         records_at(slots_at + uint64_t{max_workers} * sizeof(WorkerSlot)),
-        size((records_at + uint64_t{task_capacity} * sizeof(TaskRecord) + 4095) / 4096 * 4096) {}
+        groups_at(records_at + uint64_t{task_capacity} * sizeof(TaskRecord)),
+        size((groups_at + kMaxPlacementGroups * sizeof(GroupSlot) + 4095) / 4096 * 4096) {}
 };
 
 /// Rings the scheduler's doorbell (from any process): wakes it only if it sleeps.

@@ -70,8 +70,9 @@ def test_scheduling_strategies_of_one_node(accel_node):
     with pytest.raises(ValueError, match=f"must run on node {'ab' * 8}.*this node is {here}"):
         span.options(scheduling_strategy=NodeAffinitySchedulingStrategy("ab" * 8, soft=False)
                      ).remote(0)
-    with pytest.raises(ValueError, match="placement groups are not supported"):
-        span.options(scheduling_strategy=PlacementGroupSchedulingStrategy(None)).remote(0)
+    # No group: as in Ray, the task runs outside any (and escapes a capturing parent's).
+    assert ember.get(span.options(
+        scheduling_strategy=PlacementGroupSchedulingStrategy(None)).remote(0))
     with pytest.raises(ValueError, match="node labels"):
         Box.options(scheduling_strategy=NodeLabelSchedulingStrategy({"zone": "a"})).remote()
     with pytest.raises(ValueError, match="Invalid scheduling_strategy"):
@@ -79,7 +80,7 @@ def test_scheduling_strategies_of_one_node(accel_node):
 
 
 @pytest.mark.parametrize(("options", "reason"), [
-    ({"placement_group_bundle_index": 0}, "placement groups"),
+    ({"placement_group_bundle_index": 0}, "needs a placement group"),
     ({"label_selector": {"zone": "a"}}, "node labels"),
     ({"enable_task_events": False}, "always records task events"),
     ({"_generator_backpressure_num_objects": 4}, "backpressure of generators"),
@@ -90,12 +91,12 @@ def test_a_task_option_ember_cannot_honour_is_refused_at_submission(accel_node, 
         configured.remote(0)
 
 
-@pytest.mark.parametrize(("options", "reason"), [
-    ({"object_store_memory": 1 << 20}, "does not reserve object store memory"),
-], ids=lambda v: next(iter(v)) if isinstance(v, dict) else "")
-def test_an_actor_option_ember_cannot_honour_is_refused_at_creation(accel_node, options, reason):
-    with pytest.raises(ValueError, match=f"{next(iter(options))}.*{reason}"):
-        Box.options(**options).remote()
+def test_object_store_memory_is_refused_for_tasks_and_deprecated_for_actors(accel_node):
+    with pytest.raises(ValueError, match="object_store_memory.*not implemented for tasks"):
+        span.options(object_store_memory=1 << 20).remote(0)
+    with pytest.warns(DeprecationWarning, match="'object_store_memory' for actors is deprecated"):
+        box = Box.options(object_store_memory=1 << 20)
+    assert ember.get(box.remote().get.remote()) == "box"
 
 
 def test_unknown_and_malformed_options_raise_where_given():

@@ -21,13 +21,13 @@ LAYERS = [
     ["_backend", "_node", "_logs"],  # what answers the API; the node of this process
     ["serialization", "_serializability"],
     ["_objects", "_task_errors"],  # put, get, wait on the node; a task's failure as its error
-    ["_stream"],  # generator tasks: their items, written by workers, handed out in order
+    ["_stream", "_placement"],  # generator tasks' items; placement groups' records
     ["object_ref", "remote_function", "actor", "runtime_context"],
     ["_actor_runtime", "dashboard", "util.state"],
     ["_worker", "_local", "_ray_backend"],  # a worker's loop; the two backends
     ["api"],
     ["util.actor_group", "util.actor_pool", "util.helpers", "util.multiprocessing", "util.queue",
-     "util.check_serialize", "cloudpickle"],
+     "util.check_serialize", "util.placement_group", "cloudpickle"],
     ["util.joblib.ray_backend"],
     ["util", "util.joblib"],
     ["__init__"],  # the package: `import ember`

@@ -32,6 +32,8 @@ void bind_protocol(py::module_& m) {
   m.attr("SPEC_STREAMING") = static_cast<uint32_t>(kSpecStreaming);
   m.attr("SPEC_DYNAMIC") = static_cast<uint32_t>(kSpecDynamic);
   m.attr("SPEC_OUT_OF_ORDER") = static_cast<uint32_t>(kSpecOutOfOrder);
+  m.attr("SPEC_CAPTURE_CHILD_TASKS") = static_cast<uint32_t>(kSpecCaptureChildTasks);
+  m.attr("SPEC_PLACED") = static_cast<uint32_t>(kSpecPlaced);
   m.attr("LOG_MARKER") = kTaskLogMarker;
   py::enum_<ErrorKind>(m, "ErrorKind", py::arithmetic(),
                        "Which exception class a failure written by the core becomes.")
@@ -41,7 +43,8 @@ void bind_protocol(py::module_& m) {
       .value("OBJECT_LOST", ErrorKind::kObjectLost)
       .value("OUT_OF_MEMORY", ErrorKind::kOutOfMemory)
       .value("ACTOR_DIED", ErrorKind::kActorDied)
-      .value("ACTOR_UNAVAILABLE", ErrorKind::kActorUnavailable);
+      .value("ACTOR_UNAVAILABLE", ErrorKind::kActorUnavailable)
+      .value("PLACEMENT_GROUP_REMOVED", ErrorKind::kPlacementGroupRemoved);
   m.def(
       "memory_snapshot",
       [](uint64_t limit) {

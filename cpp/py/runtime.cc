@@ -12,6 +12,7 @@
 #include "py/errors.h"
 #include "py/objects.h"
 #include "py/options.h"
+#include "placement.h"
 #include "py/refs.h"
 #include "runtime_region.h"
 #include "submission.h"
@@ -150,7 +151,9 @@ void bind_options(py::module_& m) {
       .def_readwrite("max_restarts", &TaskOptions::max_restarts)
       .def_readwrite("max_task_retries", &TaskOptions::max_task_retries)
       .def_readwrite("concurrency_group", &TaskOptions::concurrency_group)
-      .def_readwrite("detached", &TaskOptions::detached);
+      .def_readwrite("detached", &TaskOptions::detached)
+      .def_readwrite("placement_group", &TaskOptions::placement_group)
+      .def_readwrite("bundle_index", &TaskOptions::bundle_index);
   resource_property<TaskOptions>(task, "resources",
                                  [](TaskOptions& o) { return o.resources.data(); });
 
@@ -320,6 +323,14 @@ void bind_worker(py::module_& m) {
             return std::vector<int64_t>(s.resources, s.resources + kMaxResources);
           },
           "The resources the task asked for (kResourceUnit, in the node's slot order).")
+      .def(
+          "task_placement",
+          [](WorkerRuntime& rt, uint32_t index) {
+            const TaskSpec& s = rt.worker->record(index).spec;
+            return py::make_tuple(s.placement_group, s.bundle_index,
+                                  (s.flags & kSpecCaptureChildTasks) != 0);
+          },
+          "(placement group id or 0, bundle index, capture child tasks) of the task.")
       .def("put_return",
            [](WorkerRuntime& rt, uint32_t index, uint32_t i, const py::bytes& stream,
               const py::list& buffers, const py::list& nested, bool is_error) {
@@ -451,6 +462,35 @@ void bind_region(py::module_& m) {
         return RuntimeRegion(*store).control->shutting_down.load(std::memory_order_acquire) != 0;
       },
       py::arg("store"));
+  m.def(
+      "request_placement_group",
+      [](const std::shared_ptr<Store>& store, const std::vector<std::vector<int64_t>>& bundles,
+         uint32_t strategy) {
+        RuntimeRegion region(*store);
+        if (strategy > static_cast<uint32_t>(GroupStrategy::kStrictSpread)) {
+          throw py::value_error("unknown placement group strategy " + std::to_string(strategy));
+        }
+        return unwrap(request_group(region.control, region.groups, bundles,
+                                            static_cast<GroupStrategy>(strategy)));
+      },
+      py::arg("store"), py::arg("bundles"), py::arg("strategy"),
+      "Asks the scheduler for a placement group (placement.h); its id. Any process.");
+  m.def(
+      "remove_placement_group",
+      [](const std::shared_ptr<Store>& store, uint32_t id) {
+        RuntimeRegion region(*store);
+        request_removal(region.control, region.groups, id);
+      },
+      py::arg("store"), py::arg("id"), "Asks the scheduler to remove a placement group.");
+  m.def(
+      "placement_group_state",
+      [](const std::shared_ptr<Store>& store, uint32_t id) {
+        RuntimeRegion region(*store);
+        const GroupState state = group_state(region.groups, id);
+        return py::make_tuple(static_cast<uint32_t>(state), group_created_ns(region.groups, id));
+      },
+      py::arg("store"), py::arg("id"),
+      "(GroupState: 3 pending, 4 created, 5 removed; CLOCK_MONOTONIC ns it was created at).");
   m.def(
       "runtime_bytes",
       [](uint32_t max_workers, uint32_t task_capacity) {

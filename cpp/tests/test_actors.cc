@@ -29,7 +29,7 @@ class ActorsTest : public ::testing::Test {
   std::shared_ptr<Store> store_ = testing_util::runtime_store(layout_);
   RuntimeControl* rc_ = testing_util::runtime_control(*store_);
   int64_t totals_[kMaxResources] = {2 * U, 1 * U};
-  ResourcePool resources_{totals_};
+  NodeResources resources_{nullptr, totals_, nullptr};
   WorkerPool workers_{rc_, layout_, kWorkers, /*num_cpus=*/1};
   TaskTable table_{reinterpret_cast<TaskRecord*>(store_->runtime_region() + layout_.records_at),
                    kRecords};
@@ -143,7 +143,7 @@ TEST_F(ActorsTest, CreationTakesAFreeSlotAndRunsFirst) {
 
 TEST_F(ActorsTest, ACreationWaitsForItsResourcesAndHoldsThemWhenAsked) {
   Lease other;
-  ASSERT_TRUE(resources_.lease(other, totals_, false));  // the node is busy
+  ASSERT_TRUE(resources_.lease(other, totals_, Placement{}, false));  // the node is busy
   ASSERT_TRUE(actors_.create(creation(1, 1, 1, /*hold=*/true), {}, 0, 0, false).ok());
   up(0);
   actors_.dispatch_calls();

@@ -26,7 +26,7 @@ class DispatchTest : public ::testing::Test {
   std::shared_ptr<Store> store_ = testing_util::runtime_store(layout_);
   RuntimeControl* rc_ = testing_util::runtime_control(*store_);
   int64_t totals_[kMaxResources] = {2 * U, 1 * U};  // 2 CPUs, 1 GPU
-  ResourcePool resources_{totals_};
+  NodeResources resources_{nullptr, totals_, nullptr};
   WorkerPool workers_{rc_, layout_, kWorkers, /*num_cpus=*/2};
   TaskTable table_{reinterpret_cast<TaskRecord*>(store_->runtime_region() + layout_.records_at),
                    kRecords};
@@ -99,7 +99,7 @@ TEST_F(DispatchTest, DefaultTasksLeaseIdleWorkersThenShareTheLeastLoaded) {
 TEST_F(DispatchTest, AWorkerHoldsAtMostkDepthDefaultTasks) {
   start(0);
   int64_t one[kMaxResources] = {1 * U};
-  ResourcePool one_cpu(one);
+  NodeResources one_cpu(nullptr, one, nullptr);
   Dispatcher d(*store_, rc_, workers_, one_cpu, table_, events_);
   for (uint64_t i = 0; i < Dispatcher::kDepth + 2; ++i) d.submit(spec("f"), {});
   EXPECT_EQ(load(0), Dispatcher::kDepth);

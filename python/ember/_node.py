@@ -99,6 +99,9 @@ class Node:
         self.actor_resources: list[int] | None = None  # ... what it holds (explicit ones)
         self.worker_state = None  # in a worker: its _WorkerState (the functions it loaded)
         self.gpu_ids: list[int] = []  # in a worker: the GPUs of its task (or actor)
+        # In a worker: (placement group id, bundle index, captures child tasks) of the running
+        # task, or of the actor (ember._placement); None when it is not placed in a group.
+        self.placement: tuple[int, int, bool] | None = None
         # Where named actors are made and looked up unless a call names another: init()'s
         # namespace, which workers inherit through the forkserver's environment.
         self.namespace = os.environ.get(_NAMESPACE_ENV, "default")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 from typing import Any
 
 from ember import _core, _runtime_env
@@ -23,7 +24,6 @@ from ember._scheduling import (
 )
 from ember.job_config import JobConfig
 
-_PLACEMENT_GROUPS = "placement groups are not supported by ember yet"
 _LABELS = "node labels choose among the nodes of a cluster; ember's one node has none"
 _GENERATORS = ("backpressure of generators (pausing one that is ahead of its consumer) is not "
                "supported by ember yet")
@@ -80,11 +80,9 @@ ACTOR_OPTIONS: dict[str, Any] = {
 
 #: Options ember refuses when set to anything but their default (or None), and why.
 _REFUSED = {
-    "object_store_memory": "ember does not reserve object store memory per task or actor "
-                           "(Ray deprecates this option too)",
-    "placement_group": _PLACEMENT_GROUPS,
-    "placement_group_bundle_index": _PLACEMENT_GROUPS,
-    "placement_group_capture_child_tasks": _PLACEMENT_GROUPS,
+    # An actor's is deprecated in Ray and warned about here as there (check_actor_options).
+    "object_store_memory": "Setting 'object_store_memory' is not implemented for tasks (as in "
+                           "Ray)",
     "label_selector": _LABELS,
     "fallback_strategy": _LABELS,
     "_labels": _LABELS,
@@ -253,7 +251,7 @@ def _check_common(options: dict[str, Any], defaults: dict[str, Any], who: str) -
         raise ValueError(f"accelerator_type must be a str, got {accelerator!r}")
     _check_strategy(options.get("scheduling_strategy"))
     if options.get("label_selector") is not None:
-        _check_label_selector(options["label_selector"], "label_selector")
+        check_label_selector(options["label_selector"], "label_selector")
     if options.get("fallback_strategy") is not None:
         _check_fallback_strategy(options["fallback_strategy"])
 
@@ -264,7 +262,7 @@ _LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z")
 _LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 
 
-def _check_label_selector(selector, where: str) -> None:
+def check_label_selector(selector, where: str) -> None:
     """A label selector as Ray writes one: {key: value | "!value" | "in(a, b)" |
     "!in(a, b)"}, checked as Ray checks it (the node has no labels to match, see _REFUSED)."""
     if not isinstance(selector, dict):
@@ -295,7 +293,7 @@ def _check_fallback_strategy(strategy) -> None:
         unknown = set(item) - {"label_selector"}
         if unknown:
             raise ValueError(f"fallback_strategy: unsupported option(s) {sorted(unknown)}")
-        _check_label_selector(item.get("label_selector", {}), "fallback_strategy's "
+        check_label_selector(item.get("label_selector", {}), "fallback_strategy's "
                               "label_selector")
 
 
@@ -339,6 +337,11 @@ def check_task_options(options: dict[str, Any]) -> dict[str, Any]:
 def check_actor_options(options: dict[str, Any]) -> dict[str, Any]:
     """Raises ValueError for an unknown, refused or malformed option; returns `options`."""
     _check_common(options, ACTOR_OPTIONS, "an actor")
+    if options.get("object_store_memory") is not None:
+        warnings.warn("Setting 'object_store_memory' for actors is deprecated since it doesn't "
+                      "actually reserve the required object store memory; ember does not "
+                      "reserve it either (objects spill to disk when the store is full).",
+                      DeprecationWarning, stacklevel=3)
     mc = options.get("max_concurrency")
     if mc is not None and (not isinstance(mc, int) or mc < 1):
         raise ValueError(f"max_concurrency must be an int >= 1, got {mc!r}")
@@ -398,13 +401,12 @@ def refuse_unsupported(options: dict[str, Any], defaults: dict[str, Any], node_i
     `defaults`, TASK_OPTIONS or ACTOR_OPTIONS) to what this node cannot do, naming it and why
     (a hard affinity to another node among them)."""
     for name, reason in _REFUSED.items():
+        if name == "object_store_memory" and defaults is ACTOR_OPTIONS:
+            continue  # deprecated for actors, and warned about (check_actor_options)
         if name in options and not _is_default(name, options[name], defaults):
             raise ValueError(f"option {name}={options[name]!r} of {who}: {reason}")
     _runtime_env.check(options.get("runtime_env"), who)
     strategy = options["scheduling_strategy"]
-    if isinstance(strategy, PlacementGroupSchedulingStrategy):
-        raise ValueError(f"scheduling_strategy=PlacementGroupSchedulingStrategy of {who}: "
-                         f"{_PLACEMENT_GROUPS}")
     if isinstance(strategy, NodeLabelSchedulingStrategy):
         raise ValueError(f"scheduling_strategy=NodeLabelSchedulingStrategy of {who}: {_LABELS}")
     if isinstance(strategy, NodeAffinitySchedulingStrategy) and not strategy.soft \

@@ -95,9 +95,10 @@ class _WorkerState:
         if flags & _core.SPEC_ACTOR_CREATE:  # its title is Class.__init__ (as in Ray)
             _core.set_process_title(f"{TITLE_PREFIX}{name}.__init__")
         _node.current_call.set((name, task_id, index, fid))
-        if flags & _core.SPEC_ACTOR_METHOD:  # an actor keeps the GPUs of its creation
+        if flags & _core.SPEC_ACTOR_METHOD:  # an actor keeps the GPUs (and group) of its creation
             return self.node.actor_state.call(self, index, name, num_returns, args, inline,
                                               task_id)
+        self.node.placement = rt.task_placement(index) if flags & _core.SPEC_PLACED else None
         if gpu_mask:
             self.node.gpu_ids = [i for i in range(32) if gpu_mask >> i & 1]
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in self.node.gpu_ids)

@@ -18,7 +18,16 @@ import hashlib
 import inspect
 from typing import Any
 
-from ember import _backend, _core, _node, _objects, _options, _runtime_env, _serializability
+from ember import (
+    _backend,
+    _core,
+    _node,
+    _objects,
+    _options,
+    _placement,
+    _runtime_env,
+    _serializability,
+)
 from ember._ids import ActorID
 from ember._signature import CallCheck
 from ember._stream import ObjectRefGenerator
@@ -207,7 +216,10 @@ class ActorClass:
                                                        f"{self._class_name}.{name}")
         explicit = (opts["num_cpus"] is not None or opts["num_gpus"] or opts["resources"]
                     or opts["memory"] or opts["accelerator_type"] is not None)
-        vector = node.resource_vector(_options.resource_request(opts, 1), who)
+        request = _options.resource_request(opts, 1)
+        vector = node.resource_vector(request, who)
+        placed = _placement.placement(node, opts, request, who, self._cls.__qualname__,
+                                      inherit=True)
         flags = _core.SPEC_HOLD_RESOURCES if explicit else 0
         concurrency = opts["max_concurrency"]
         is_async = _is_async_class(self._cls)
@@ -238,6 +250,7 @@ class ActorClass:
             name=self._class_name, resources=vector, flags=flags,
             max_restarts=opts["max_restarts"], max_task_retries=opts["max_task_retries"],
             detached=(opts["lifetime"] or node.default_actor_lifetime) == "detached")
+        _placement.apply(options, placed)
         actor_id, ready = runtime.create_actor(self._class_ref(node), options, stream, buffers,
                                                nested, deps)
         handle = ActorHandle(actor_id, self._class_name, self._methods, self._class_ref(node),
@@ -496,6 +509,8 @@ def named_actors() -> list[tuple[int, str, str]]:
         try:
             record = _objects.get(store.ref_from_binary(bytes.fromhex(entry["object_id"])))
         except ObjectLostError:  # freed since the listing
+            continue
+        if not isinstance(record, tuple):  # another kind of record (a placement group's)
             continue
         if _live_handle(node, record) is not None:
             out.append((record[0], *record[7:]))

@@ -399,6 +399,7 @@ _RAW_ERROR_KINDS = {
     int(_core.ErrorKind.OUT_OF_MEMORY): OutOfMemoryError,
     int(_core.ErrorKind.ACTOR_DIED): ActorDiedError,
     int(_core.ErrorKind.ACTOR_UNAVAILABLE): ActorUnavailableError,
+    int(_core.ErrorKind.PLACEMENT_GROUP_REMOVED): TaskPlacementGroupRemoved,
 }
 
 

@@ -12,7 +12,7 @@ import inspect
 import time
 from typing import Any
 
-from ember import _backend, _core, _node, _options, _runtime_env, _serializability
+from ember import _backend, _core, _node, _options, _placement, _runtime_env, _serializability
 from ember._signature import CallCheck
 from ember._stream import ObjectRefGenerator
 from ember.exceptions import ObjectStoreFullError
@@ -148,7 +148,10 @@ class RemoteFunction:
             self._ref, self._ref_node = node.store.put(*parts), node_id
         return self._ref
 
-    def _core_options(self, node: _node.Node, opts: dict[str, Any]) -> _core.TaskOptions:
+    def _core_options(self, node: _node.Node, opts: dict[str, Any],
+                      captured: bool = False) -> _core.TaskOptions:
+        """The core's options of this task on `node`; `captured`: placed in the group of the
+        running task, which captures its child tasks (_placement)."""
         name = opts["name"] or self._name
         who = f"task {name}"
         _options.refuse_unsupported(opts, _options.TASK_OPTIONS, node.node_id, who)
@@ -158,10 +161,15 @@ class RemoteFunction:
                 raise ValueError(f"option retry_exceptions of {who}: retrying a streaming "
                                  "generator on an exception is not supported by ember yet")
             flags |= _core.SPEC_RETRY_EXCEPTIONS
-        return _core.TaskOptions(
+        request = _options.resource_request(opts, 1)
+        options = _core.TaskOptions(
             name=name, num_returns=num_returns, max_retries=opts["max_retries"],
-            resources=node.resource_vector(_options.resource_request(opts, 1), who),
+            resources=node.resource_vector(request, who),
             flags=flags, max_calls=_options.max_calls_of(opts))
+        placed = (_placement.captured_placement(node, request, self.__qualname__) if captured
+                  else _placement.placement(node, opts, request, who, self.__qualname__))
+        _placement.apply(options, placed)
+        return options
 
     def _submit(self, args: tuple, kwargs: dict):
         """Submits the task to this process's ember node (the local backend's submit_task)."""
@@ -172,6 +180,9 @@ class RemoteFunction:
         if options is None:
             options = self._core_options(node, opts)
             self._task_options = {node.store.node_tag: options}
+        if node.placement is not None and options.placement_group == 0 and \
+                opts["scheduling_strategy"] is None and node.placement[2]:
+            options = self._core_options(node, opts, captured=True)  # the parent captures it
         if args or kwargs:
             try:
                 stream, buffers, nested = serialize((args, kwargs))

@@ -10,7 +10,7 @@ import json
 import os
 import warnings
 
-from ember import _backend, _core, _node, _runtime_env
+from ember import _backend, _core, _node, _placement, _runtime_env
 from ember._ids import ActorID, JobID, NodeID, TaskID, WorkerID
 
 
@@ -146,7 +146,9 @@ class RuntimeContext:
         return {"ray.io/node-id": self._node.node_id}
 
     def get_placement_group_id(self) -> str | None:
-        return None  # ember has no placement groups (yet)
+        """The hex id of the placement group the running task or actor is placed in, or None."""
+        placed = self._node.placement
+        return None if placed is None else _placement.group_id(self._node, placed[0]).hex()
 
     def get_runtime_env_string(self) -> str:
         return json.dumps(self.runtime_env)

@@ -10,10 +10,18 @@ from ember.util.actor_group import ActorGroup
 from ember.util.actor_pool import ActorPool
 from ember.util.check_serialize import inspect_serializability
 from ember.util.helpers import as_completed, map_unordered
+from ember.util.placement_group import (
+    get_current_placement_group,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
 
 __all__ = ["ActorGroup", "ActorPool", "as_completed", "deregister_serializer",
-           "get_node_ip_address", "inspect_serializability", "list_named_actors",
-           "map_unordered", "register_serializer", "state"]
+           "get_current_placement_group", "get_node_ip_address", "get_placement_group",
+           "inspect_serializability", "list_named_actors", "map_unordered", "placement_group",
+           "placement_group_table", "register_serializer", "remove_placement_group", "state"]
 
 
 def register_serializer(cls: type, *, serializer: Callable, deserializer: Callable) -> None:
