@@ -224,3 +224,20 @@ def test_the_deprecated_placement_group_option_warns_and_places(pg_node):
         ref = where.options(placement_group=pg, placement_group_bundle_index=0).remote()
     assert any("placement_group parameter is deprecated" in str(w.message) for w in caught)
     assert ember.get(ref, timeout=10)[0] == pg
+
+
+def test_the_state_api_lists_groups_with_rays_fields(pg_node):
+    from ember.util.state import list_placement_groups
+
+    kept = placement_group([{"CPU": 1}], name="kept", lifetime="detached")
+    gone = placement_group([{"slot": 1}], name="gone")
+    assert kept.wait(5) and gone.wait(5)
+    remove_placement_group(gone)
+    rows = {row.name: row for row in list_placement_groups()}
+    assert rows["kept"].state == "CREATED" and rows["kept"].is_detached
+    assert rows["gone"].state == "REMOVED" and not rows["gone"].is_detached
+    assert rows["kept"].placement_group_id == kept.id.hex()
+    assert rows["kept"].creator_job_id == ember.get_runtime_context().get_job_id()
+    removed = list_placement_groups(filters=[("state", "=", "REMOVED")], detail=True)
+    assert [row.name for row in removed] == ["gone"]
+    assert removed[0].bundles[0]["unit_resources"] == {"slot": 1.0}

@@ -115,6 +115,13 @@ from ember.util import ActorPool
 pool = ActorPool([Counter.remote(0), Counter.remote(0)])
 print("pool", list(pool.map(lambda a, v: a.times10.remote(v), [1, 2, 3, 4])))
 
+from ember.util import placement_group, remove_placement_group
+from ember.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+pg = placement_group([{"CPU": 1}])  # Ray's own group, and ember's strategy goes to Ray as Ray's
+in_pg = square.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg))
+print("placement group", ember.get(pg.ready()) == pg, ember.get(in_pg.remote(3)))
+remove_placement_group(pg)
+
 import threading
 class Locked:
     def __init__(self, x):
@@ -154,6 +161,7 @@ def test_the_api_goes_to_ray_in_the_driver_and_in_workers():
         "named 13 ['counter']",
         "killed ok",
         "pool [10, 20, 30, 40]",
+        "placement group True 9",
         "serializer 7",
         "down False False",
     ], result.stdout

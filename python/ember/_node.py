@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ember import _core, _names, _runtime_env, _session
-from ember._ids import NodeID
+from ember._ids import JobID, NodeID
 from ember.exceptions import NotInitializedError
 
 #: Share of the available memory the store takes by default (Ray's default too).
@@ -114,6 +114,11 @@ class Node:
     def node_id(self) -> str:
         """The node's id as Ray writes one (the hex of a NodeID); the same in every process."""
         return NodeID.from_int(self.store.node_tag).hex()
+
+    @property
+    def job_id(self) -> JobID:
+        """The node's one job (Ray's ids of objects, tasks and groups end with their job's)."""
+        return JobID.from_int(self.store.node_tag & 0xFFFFFFFF)
 
     @property
     def num_cpus(self) -> int:

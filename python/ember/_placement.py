@@ -29,15 +29,14 @@ STRATEGIES = {"PACK": 0, "SPREAD": 1, "STRICT_PACK": 2, "STRICT_SPREAD": 3}
 _STATES = {3: "PENDING", 4: "CREATED", 5: "REMOVED"}
 _CREATED = 4
 _REMOVED = 5
-#: The job part of a PlacementGroupID (Ray's ids end with their job's; ember's node has one).
-_JOB = (1).to_bytes(4, "little")
 
 
 def group_id(node: _node.Node, core_id: int) -> PlacementGroupID:
     """The PlacementGroupID of the core's group `core_id`: the core's id, the node's tag, the
     job; unique across nodes, and the core's id reads back from it (core_id())."""
     tag = node.store.node_tag.to_bytes(8, "little")
-    return PlacementGroupID(core_id.to_bytes(4, "little") + tag + b"\0\0" + _JOB)
+    return PlacementGroupID(core_id.to_bytes(4, "little") + tag + b"\0\0" + node.job_id.binary())
+
 
 
 def core_id(pg_id: PlacementGroupID) -> int:
@@ -94,6 +93,31 @@ def state(node: _node.Node, core: int) -> tuple[str, int]:
     """("PENDING" | "CREATED" | "REMOVED", CLOCK_MONOTONIC ns it was created at or 0)."""
     code, created_ns = _core.placement_group_state(node.store, core)
     return _STATES[code], created_ns
+
+
+def table_entry(node: _node.Node, record: dict) -> dict[str, Any]:
+    """A group's row of placement_group_table(), in Ray's fields."""
+    core = record["placement_group"]
+    now, created_ns = state(node, core)
+    placed = now == "CREATED"
+    latency = (created_ns - record["requested_ns"]) / 1e6 if created_ns else 0.0
+    return {
+        "placement_group_id": group_id(node, core).hex(),
+        "name": record["name"],
+        "bundles": dict(enumerate(record["bundles"])),
+        "bundles_to_node_id": {i: node.node_id for i in range(len(record["bundles"]))}
+        if placed else {},
+        "strategy": record["strategy"],
+        "state": now,
+        "stats": {
+            "end_to_end_creation_latency_ms": latency,
+            "scheduling_latency_ms": latency,
+            "scheduling_attempt": 1,
+            "highest_retry_delay_ms": 0.0,
+            "scheduling_state": {"PENDING": "QUEUED", "CREATED": "FINISHED",
+                                 "REMOVED": "REMOVED"}[now],
+        },
+    }
 
 
 def is_created(node: _node.Node, core: int) -> bool:

@@ -19,7 +19,7 @@ import re
 import sys
 from typing import Any
 
-from ember import _backend, exceptions
+from ember import _backend, _scheduling, exceptions
 
 
 def requested(address: str | None) -> bool:
@@ -114,8 +114,27 @@ class RayBackend(_backend.Backend):
         without ember's own defaults for Ray's)."""
         opts = {k: v for k, v in options.items()
                 if v is not None and v != defaults.get(k, object())}
+        if "scheduling_strategy" in opts:
+            opts["scheduling_strategy"] = self._strategy(opts["scheduling_strategy"])
         ray = self.ray()
         return ray.remote(**opts)(target) if opts else ray.remote(target)
+
+    def _strategy(self, strategy):
+        """Ray's scheduling strategy for one of ember.util.scheduling_strategies (a string
+        strategy is the same in both)."""
+        from ray.util import scheduling_strategies as ray_strategies  # noqa: PLC0415
+
+        if isinstance(strategy, _scheduling.PlacementGroupSchedulingStrategy):
+            return ray_strategies.PlacementGroupSchedulingStrategy(
+                strategy.placement_group, strategy.placement_group_bundle_index,
+                strategy.placement_group_capture_child_tasks)
+        if isinstance(strategy, _scheduling.NodeAffinitySchedulingStrategy):
+            return ray_strategies.NodeAffinitySchedulingStrategy(
+                strategy.node_id, strategy.soft, strategy._spill_on_unavailable,
+                strategy._fail_on_unavailable)
+        if isinstance(strategy, _scheduling.NodeLabelSchedulingStrategy):
+            return ray_strategies.NodeLabelSchedulingStrategy(strategy.hard, soft=strategy.soft)
+        return strategy
 
     def cancel(self, object_ref, force, recursive):
         return self.ray().cancel(object_ref, force=force, recursive=recursive)

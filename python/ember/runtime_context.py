@@ -43,7 +43,7 @@ class RuntimeContext:
         return None if actor_id is None else actor_id.hex()
 
     def _job_id(self) -> JobID:
-        return JobID.from_int(self._node.store.node_tag & 0xFFFFFFFF)
+        return self._node.job_id
 
     def _task_id(self) -> TaskID | None:
         call = _node.current_call.get()

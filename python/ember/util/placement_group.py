@@ -276,30 +276,6 @@ def get_placement_group(placement_group_name: str) -> PlacementGroup:
     raise ValueError(f"Failed to look up placement group with name: {placement_group_name}")
 
 
-def _table_entry(node, record: dict) -> dict[str, Any]:
-    core = record["placement_group"]
-    state, created_ns = _placement.state(node, core)
-    placed = state == "CREATED"
-    latency = (created_ns - record["requested_ns"]) / 1e6 if created_ns else 0.0
-    return {
-        "placement_group_id": _placement.group_id(node, core).hex(),
-        "name": record["name"],
-        "bundles": dict(enumerate(record["bundles"])),
-        "bundles_to_node_id": {i: node.node_id for i in range(len(record["bundles"]))}
-        if placed else {},
-        "strategy": record["strategy"],
-        "state": state,
-        "stats": {
-            "end_to_end_creation_latency_ms": latency,
-            "scheduling_latency_ms": latency,
-            "scheduling_attempt": 1,
-            "highest_retry_delay_ms": 0.0,
-            "scheduling_state": {"PENDING": "QUEUED", "CREATED": "FINISHED",
-                                 "REMOVED": "REMOVED"}[state],
-        },
-    }
-
-
 def placement_group_table(placement_group: PlacementGroup | None = None) -> dict:
     """One group's state and bundles, or every group's (removed ones too) by hex id."""
     if _backend.active.name == "ray":
@@ -307,8 +283,8 @@ def placement_group_table(placement_group: PlacementGroup | None = None) -> dict
     node = _node.current()
     if placement_group is not None:
         record = _placement.record_of(node, _placement.core_id(placement_group.id))
-        return {} if record is None else _table_entry(node, record)
-    entries = (_table_entry(node, r) for r in _placement.records(node))
+        return {} if record is None else _placement.table_entry(node, record)
+    entries = (_placement.table_entry(node, r) for r in _placement.records(node))
     return {e["placement_group_id"]: e for e in entries}
 
 

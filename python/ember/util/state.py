@@ -13,7 +13,7 @@ import logging
 from types import SimpleNamespace
 from typing import Callable
 
-from ember import _backend, _node
+from ember import _backend, _node, _placement
 from ember._ids import ActorID
 from ember.actor import named_actors
 from ember.exceptions import NODE_IP
@@ -48,6 +48,8 @@ _COLUMNS = {
                 ("pin_count", "worker_holders")),
     "nodes": (("node_id", "node_ip", "is_head_node", "state", "node_name", "resources_total"),
               ()),
+    "placement_groups": (("placement_group_id", "name", "creator_job_id", "state",
+                          "is_detached"), ("bundles", "stats", "strategy")),
 }
 
 
@@ -83,6 +85,20 @@ def _node_rows() -> list[dict]:
     return [{"node_id": n["NodeID"], "node_ip": n["NodeManagerAddress"], "is_head_node": True,
              "state": "ALIVE" if n["Alive"] else "DEAD", "node_name": n["NodeManagerHostname"],
              "resources_total": n["Resources"]} for n in _backend.active.nodes()]
+
+
+def _placement_group_rows() -> list[dict]:
+    node = _node.current()
+    rows = []
+    for record in _placement.records(node):
+        entry = _placement.table_entry(node, record)
+        rows.append({**entry, "creator_job_id": node.job_id.hex(),
+                     "is_detached": record["lifetime"] == "detached",
+                     "bundles": [{"bundle_id": f"{entry['placement_group_id']}:{i}",
+                                  "node_id": entry["bundles_to_node_id"].get(i),
+                                  "unit_resources": bundle}
+                                 for i, bundle in entry["bundles"].items()]})
+    return rows
 
 
 def _listing(kind: str, rows: Callable[[], list[dict]], filters, limit: int, detail: bool,
@@ -186,6 +202,17 @@ def list_nodes(address: str | None = None, filters: list | None = None,
     node_name and resources_total. Under the Ray backend: Ray's."""
     return _listing("nodes", _node_rows, filters, limit, detail, address, timeout,
                     raise_on_missing_output)
+
+
+def list_placement_groups(address: str | None = None, filters: list | None = None,
+                          limit: int = DEFAULT_LIMIT, timeout: float | None = 30,
+                          detail: bool = False,
+                          raise_on_missing_output: bool = True) -> list[StateRecord]:
+    """Every placement group the node was asked for, removed ones too: placement_group_id,
+    name, creator_job_id, state (PENDING, CREATED, REMOVED), is_detached; with detail, its
+    bundles, stats and strategy. Under the Ray backend: Ray's."""
+    return _listing("placement_groups", _placement_group_rows, filters, limit, detail, address,
+                    timeout, raise_on_missing_output)
 
 
 def get_task(id: str) -> StateRecord | None:
