@@ -84,6 +84,7 @@ void ActorTable::kill(uint32_t id, bool no_restart) {
   if (a == nullptr || a->dead) return;
   if (no_restart) {
     a->no_restart = true;
+    workers_.forget_actor(a->slot);
     drop_return_hold(*a);  // now, not at the reap: the name is free for whoever asks next
   }
   const int32_t pid = workers_.pid(a->slot);
@@ -181,6 +182,7 @@ void ActorTable::kill_unreferenced() {
     // As in Ray, calls already submitted still run: end it once it has nothing left to do.
     if (!a.calls.empty() || workers_.info(a.slot).pushed != workers_.done(a.slot)) continue;
     a.no_restart = true;
+    workers_.forget_actor(a.slot);
     a.death_cause = "every handle to it went out of scope";
     const int32_t pid = workers_.pid(a.slot);
     if (pid > 0 && workers_.info(a.slot).state == WorkerState::kReady) {

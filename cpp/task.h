@@ -151,6 +151,10 @@ struct alignas(64) WorkerSlot {
   std::atomic<uint32_t> exit_intended;  ///< 1: an actor that called exit_actor()
   std::atomic<uint32_t> retire_asked;   ///< 1: a task worker done with its calls (max_calls):
                                         ///< push it nothing more, retire it once idle
+  /// The actor this slot hosts, from its creation until it is killed or dead for good
+  /// (restarts keep it); 0 for a task worker. Written by the scheduler; any process reads it to tell a live
+  /// actor from a dead one (a named actor's lookup in a worker).
+  std::atomic<uint32_t> actor;
   Ring<TaskRef, kInboundCapacity> inbound;
   Ring<TaskSpec, kOutboundCapacity> outbound;
 };

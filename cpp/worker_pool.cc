@@ -148,6 +148,7 @@ bool WorkerPool::spawn(uint32_t w, uint32_t actor) {
   s->pid.store(0, std::memory_order_relaxed);
   s->exit_status.store(0, std::memory_order_relaxed);
   s->retire_asked.store(0, std::memory_order_relaxed);
+  s->actor.store(actor, std::memory_order_relaxed);
   const uint32_t gen = s->generation.load(std::memory_order_relaxed) + 1;
   s->generation.store(gen, std::memory_order_relaxed);
   // release: the forkserver and the new worker see the fresh rings and counters.
@@ -186,6 +187,7 @@ bool WorkerPool::announced(uint32_t w) const {
 
 void WorkerPool::reset(uint32_t w) {
   info_[w] = WorkerInfo{};
+  slots_[w].actor.store(0, std::memory_order_relaxed);
   slots_[w].state.store(static_cast<uint32_t>(WorkerState::kUnused), std::memory_order_release);
 }
 

@@ -148,6 +148,9 @@ class WorkerPool {
   void mark_ready(uint32_t w) { info_[w].state = WorkerState::kReady; }
   /// Forgets slot `w`'s process: info cleared, slot kUnused (its lease must be ended first).
   void reset(uint32_t w);
+  /// The actor in slot `w` was killed for good: other processes stop finding it alive
+  /// (WorkerSlot::actor) now, before its process is reaped.
+  void forget_actor(uint32_t w) { slots_[w].actor.store(0, std::memory_order_relaxed); }
   /// Exited workers, read without the scheduler's lock (P4).
   std::vector<ExitNote> read_exits(const std::string& log_dir) const;
   /// Marks idle task workers beyond num_cpus that have idled for `idle_ns` as retiring and

@@ -459,6 +459,22 @@ def test_a_named_actor_ends_with_its_last_handle_like_rays(node):
     assert ember.get(again.add.remote()) == 8
 
 
+def test_a_task_finds_the_live_actor_of_a_name_not_one_killed_before(node):
+    first = Counter.options(name="reborn").remote(0)
+    assert ember.get(add_to_named.remote("reborn", 1)) == 1
+    ember.kill(first)  # the driver still holds a handle: only the kill says it is dead
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            ember.get_actor("reborn")
+        except ValueError:
+            break
+        time.sleep(0.05)
+    second = Counter.options(name="reborn").remote(100)
+    assert ember.get(add_to_named.remote("reborn", 1)) == 101  # a worker sees it as well
+    assert ember.get(second.add.remote(0)) == 101
+
+
 def test_a_named_actor_made_in_a_task_outlives_the_task(node):
     @ember.remote
     def make_named(start):

@@ -174,3 +174,50 @@ def test_a_fallback_strategy_is_a_list_of_label_selectors():
         Box.options(fallback_strategy={"label_selector": {"zone": "a"}})
     with pytest.raises(ValueError, match="unsupported option"):
         Box.options(fallback_strategy=[{"num_cpus": 1}])
+
+
+def test_malformed_counts_and_amounts_raise_as_in_ray():
+    with pytest.raises(TypeError, match=r"The type of keyword 'max_retries' must be \(<class "
+                                        r"'int'>, <class 'NoneType'>\), but received type "
+                                        r"<class 'float'>"):
+        ember.remote(max_retries=0.5)(lambda: None)
+    with pytest.raises(ValueError, match="'max_restarts' only accepts None, 0, -1 or a positive "
+                                         "integer, where -1 represents infinity"):
+        Box.options(max_restarts=-2)
+    with pytest.raises(TypeError, match="The type of keyword 'num_returns'"):
+        span.options(num_returns=1.5)
+    with pytest.raises(ValueError, match="'num_returns' only accepts None, a non-negative"):
+        span.options(num_returns=-1)
+    with pytest.raises(ValueError, match="fractional quantity of resource num_gpus cannot go "
+                                         "beyond 0.0001"):
+        span.options(num_gpus=0.00001)
+    with pytest.raises(ValueError, match="fractional quantity of resource custom cannot"):
+        span.options(resources={"custom": 1e-7})
+    assert span.options(max_retries=None, num_cpus=0.0001)._options["max_retries"] == 3
+
+
+def test_a_function_that_captures_a_huge_value_is_refused_as_in_ray(node, monkeypatch):
+    monkeypatch.setenv("FUNCTION_SIZE_ERROR_THRESHOLD", str(4 << 20))  # small data in tests
+    big = bytearray(5 << 20)
+
+    @ember.remote
+    def f():
+        return len(big)
+
+    @ember.remote
+    class Holder:
+        def size(self):
+            return len(big)
+
+    with pytest.raises(ValueError, match=r"The remote function .*\.f is too large \(5 MiB > "
+                                         r"FUNCTION_SIZE_ERROR_THRESHOLD=4 MiB\).*put\(\)"):
+        f.remote()
+    with pytest.raises(ValueError, match="The actor Holder is too large"):
+        Holder.remote()
+    ref = ember.put(big)  # the way out: share the value through the store
+
+    @ember.remote
+    def g(value):
+        return len(value)
+
+    assert ember.get(g.remote(ref)) == 5 << 20

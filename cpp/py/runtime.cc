@@ -463,6 +463,18 @@ void bind_region(py::module_& m) {
       },
       py::arg("store"));
   m.def(
+      "actor_alive",
+      [](const std::shared_ptr<Store>& store, uint32_t actor) {
+        RuntimeRegion region(*store);
+        if (region.control == nullptr || actor == 0) return false;
+        for (uint32_t w = 0; w < region.control->max_workers; ++w) {
+          if (region.slots[w].actor.load(std::memory_order_relaxed) == actor) return true;
+        }
+        return false;
+      },
+      py::arg("store"), py::arg("actor"),
+      "True while actor `actor` is not dead for good (from any process; WorkerSlot::actor).");
+  m.def(
       "request_placement_group",
       [](const std::shared_ptr<Store>& store, const std::vector<std::vector<int64_t>>& bundles,
          uint32_t strategy) {

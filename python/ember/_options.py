@@ -176,11 +176,45 @@ _METHOD_REFUSED = {
 }
 
 
+def _type_error(key: str, types: tuple, value) -> TypeError:
+    """Ray's words for an option of the wrong type."""
+    return TypeError(f"The type of keyword '{key}' must be {types}, but received type "
+                     f"{type(value)}")
+
+
+def _check_count(options: dict[str, Any], key: str, defaults: dict[str, Any],
+                 infinite: bool) -> None:
+    """A count option as Ray checks it (None: the default; -1: forever where `infinite`)."""
+    v = options.get(key)
+    if v is None:
+        if key in options:
+            options[key] = defaults[key]
+        return
+    if not isinstance(v, int):
+        raise _type_error(key, (int, type(None)), v)
+    if infinite and v < -1:
+        raise ValueError(f"The keyword '{key}' only accepts None, 0, -1 or a positive integer, "
+                         "where -1 represents infinity.")
+    if not infinite and v < 0:
+        raise ValueError(f"The keyword '{key}' only accepts None, 0 or a positive integer.")
+
+
 def _check_num_returns(n) -> None:
     if n in ("streaming", "dynamic"):  # generators (ember._stream)
         return
+    if not isinstance(n, (int, str)):
+        raise _type_error("num_returns", (int, str, type(None)), n)
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"num_returns must be a non-negative int, got {n!r}")
+        raise ValueError("The keyword 'num_returns' only accepts None, a non-negative integer, "
+                         "'streaming' (for generators), or 'dynamic'.")
+
+
+def _check_precision(name: str, amount: float) -> None:
+    """Ray's rule: amounts are in 1/10000ths (the core's RESOURCE_UNIT)."""
+    scaled = amount * _core.RESOURCE_UNIT
+    if abs(scaled - round(scaled)) > 1e-6 * max(1.0, abs(scaled)):
+        raise ValueError(f"The precision of the fractional quantity of resource {name} cannot "
+                         f"go beyond {1 / _core.RESOURCE_UNIT}")
 
 
 def core_returns(n) -> tuple[int, int]:
@@ -230,18 +264,31 @@ def _is_default(name: str, value: Any, defaults: dict[str, Any]) -> bool:
     return value is None or value == defaults[name] or (value == {} and name != "resources")
 
 
-def _check_common(options: dict[str, Any], defaults: dict[str, Any], who: str) -> None:
-    unknown = set(options) - set(defaults)
-    if unknown:
-        raise ValueError(f"invalid option(s) for {who}: {', '.join(sorted(unknown))}")
+def _check_amounts(options: dict[str, Any]) -> None:
+    """num_cpus, num_gpus, memory and resources: non-negative numbers, in 1/10000ths."""
     for key in ("num_cpus", "num_gpus", "memory"):
         v = options.get(key)
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
             raise ValueError(f"{key} must be a non-negative number, got {v!r}")
+        if v is not None and key != "memory":
+            _check_precision(key, v)
+    res = options.get("resources")
+    if res is None:
+        return
+    if not isinstance(res, dict):
+        raise ValueError(f"resources must be a dict, got {type(res).__name__}")
+    for name, amount in res.items():
+        if isinstance(amount, (int, float)) and not isinstance(amount, bool):
+            _check_precision(name, amount)
+
+
+def _check_common(options: dict[str, Any], defaults: dict[str, Any], who: str) -> None:
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise ValueError(f"invalid option(s) for {who}: {', '.join(sorted(unknown))}")
+    _check_amounts(options)
     res = options.get("resources")
     if res is not None:
-        if not isinstance(res, dict):
-            raise ValueError(f"resources must be a dict, got {type(res).__name__}")
         for name in ("CPU", "GPU", "memory"):
             if name in res:
                 option = {"CPU": "num_cpus", "GPU": "num_gpus"}.get(name, name)
@@ -318,13 +365,11 @@ def max_calls_of(options: dict[str, Any]) -> int:
 def check_task_options(options: dict[str, Any]) -> dict[str, Any]:
     """Raises ValueError for an unknown, refused or malformed option; returns `options`."""
     _check_common(options, TASK_OPTIONS, "a remote function")
-    calls = options.get("max_calls", 0)
-    if not isinstance(calls, int) or isinstance(calls, bool) or calls < 0:
-        raise ValueError(f"max_calls must be a non-negative int, got {calls!r}")
+    _check_count(options, "max_calls", TASK_OPTIONS, infinite=False)
+    if options.get("num_returns", 1) is None:
+        options["num_returns"] = TASK_OPTIONS["num_returns"]
     _check_num_returns(options.get("num_returns", 1))
-    r = options.get("max_retries", 3)
-    if not isinstance(r, int) or r < -1:
-        raise ValueError(f"max_retries must be an int >= -1, got {r!r}")
+    _check_count(options, "max_retries", TASK_OPTIONS, infinite=True)
     retry_on = options.get("retry_exceptions", False)
     if not isinstance(retry_on, bool) and not (
             isinstance(retry_on, list) and retry_on
@@ -355,9 +400,7 @@ def check_actor_options(options: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(f"concurrency group {name!r} must have a max_concurrency of "
                                  f"at least 1, got {size!r}")
     for key in ("max_restarts", "max_task_retries"):
-        v = options.get(key, 0)
-        if not isinstance(v, int) or v < -1:
-            raise ValueError(f"{key} must be an int >= -1, got {v!r}")
+        _check_count(options, key, ACTOR_OPTIONS, infinite=True)
     pending = options.get("max_pending_calls", -1)
     if not isinstance(pending, int) or isinstance(pending, bool) or pending == 0 or pending < -1:
         raise ValueError(f"max_pending_calls must be -1 (no limit) or an int >= 1, got "

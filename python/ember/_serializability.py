@@ -11,8 +11,10 @@ its way down, framed by lines of ``=``, so the error of ``put(lock)`` says what 
 from __future__ import annotations
 
 import io
+import os
 import sys
 import types
+import warnings
 from typing import Any
 
 _RULE = "=" * 80
@@ -139,3 +141,31 @@ def argument_error(args: tuple, kwargs: dict, who: str) -> str:
         if _pickles(value) is not None:
             return error(f"the argument {value!r} for a task or actor {who}", value)
     return error(f"the arguments for a task or actor {who}", (args, kwargs))
+
+
+#: Ray's limits on a pickled function or actor class (ray_constants): a warning above the
+#: first, an error above the second (Ray's variable FUNCTION_SIZE_ERROR_THRESHOLD moves it).
+FUNCTION_SIZE_WARN_THRESHOLD = 10**7
+
+
+def pickled_size(parts: tuple) -> int:
+    """Bytes of serialize()'s (stream, buffers, nested): the stream and its buffers."""
+    stream, buffers = parts[0], parts[1]
+    return len(stream) + sum(memoryview(b).nbytes for b in buffers)
+
+
+def check_function_size(kind: str, name: str, size: int) -> None:
+    """As Ray: a pickled function or class of more than 100 MB is refused, of more than 10 MB
+    warned about. It is almost always a large value captured by mistake, which every worker
+    would load again; ember's store would hold it fine, but the program would not run on
+    Ray, and put() is the way to share it."""
+    limit = int(os.environ.get("FUNCTION_SIZE_ERROR_THRESHOLD", str(10**8)))
+    advice = ("Check that its definition is not implicitly capturing a large array or other "
+              "object in scope. Tip: use put() to put large objects in the object store and "
+              "pass the ObjectRef.")
+    if size > limit:
+        raise ValueError(f"The {kind} {name} is too large ({size / 2**20:.0f} MiB > "
+                         f"FUNCTION_SIZE_ERROR_THRESHOLD={limit / 2**20:.0f} MiB). {advice}")
+    if size > FUNCTION_SIZE_WARN_THRESHOLD:
+        warnings.warn(f"The {kind} {name} is very large ({size / 2**20:.0f} MiB). {advice}",
+                      UserWarning, stacklevel=4)

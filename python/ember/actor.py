@@ -192,6 +192,8 @@ class ActorClass:
             except TypeError as e:
                 raise TypeError(_serializability.error(
                     f"the actor class {_qualified(self._cls)}.__init__", self._cls)) from e
+            _serializability.check_function_size("actor", self._class_name,
+                                                 _serializability.pickled_size(parts))
             self._ref, self._ref_node = node.store.put(*parts), node.store.node_tag
         return self._ref
 
@@ -464,7 +466,8 @@ def _live_handle(node, record: tuple) -> ActorHandle | None:
     ready = store.ref_from_binary(ready_id)
     if not store.exists(ready):  # its last handle went: the actor was ended
         return None
-    if node.is_driver and not node.scheduler.actor_alive(actor_id)[0]:
+    if not (node.scheduler.actor_alive(actor_id)[0] if node.is_driver
+            else _core.actor_alive(store, actor_id)):  # killed for good, or died
         return None
     return ActorHandle(actor_id, class_name, methods, store.ref_from_binary(class_id), ready,
                        groups, max_pending)

@@ -145,6 +145,8 @@ class RemoteFunction:
             except TypeError as e:
                 raise TypeError(_serializability.error(f"the function {self._qualname}",
                                                        self._function)) from e
+            _serializability.check_function_size("remote function", self._qualname,
+                                                 _serializability.pickled_size(parts))
             self._ref, self._ref_node = node.store.put(*parts), node_id
         return self._ref
 
