@@ -49,6 +49,7 @@ void ActorTable::fail_creation(const TaskSpec& creation, const std::string& why)
   a.creation = creation;
   a.dead = true;
   a.death = why;
+  mark_dead(creation.actor);
   hooks_.fail(creation, ErrorKind::kActorDied, why);
 }
 
@@ -84,7 +85,7 @@ void ActorTable::kill(uint32_t id, bool no_restart) {
   if (a == nullptr || a->dead) return;
   if (no_restart) {
     a->no_restart = true;
-    workers_.forget_actor(a->slot);
+    mark_dead(id);
     drop_return_hold(*a);  // now, not at the reap: the name is free for whoever asks next
   }
   const int32_t pid = workers_.pid(a->slot);
@@ -126,6 +127,12 @@ bool ActorTable::owns_live_actor(uint32_t w) const {
     }
   }
   return false;
+}
+
+void ActorTable::mark_dead(uint32_t id) {
+  if (id >= kTrackedActors) return;
+  // release: a reader that sees the bit also sees the kill's effects published before it.
+  rc_->dead_actors[id / 32].fetch_or(1u << (id % 32), std::memory_order_release);
 }
 
 void ActorTable::drop_return_hold(ActorInfo& a) {
@@ -182,7 +189,7 @@ void ActorTable::kill_unreferenced() {
     // As in Ray, calls already submitted still run: end it once it has nothing left to do.
     if (!a.calls.empty() || workers_.info(a.slot).pushed != workers_.done(a.slot)) continue;
     a.no_restart = true;
-    workers_.forget_actor(a.slot);
+    mark_dead(id);
     a.death_cause = "every handle to it went out of scope";
     const int32_t pid = workers_.pid(a.slot);
     if (pid > 0 && workers_.info(a.slot).state == WorkerState::kReady) {
@@ -245,6 +252,7 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
     return;
   }
   a.dead = true;
+  mark_dead(info.actor);
   a.death = "the actor " + std::string(a.creation.name) + " is dead: " + why;
   release_creation(a.creation);
   drop_return_hold(a);

@@ -35,6 +35,10 @@
 //   A7  Unless detached, an actor fate-shares with its owner, the process that created it (as
 //       in Ray): when a worker's process ends, the actors it owned are killed for good. A
 //       task worker that owns a live actor is never retired while idle (owns_live_actor).
+//   A8  An actor killed for good (no_restart) or dead for good has its bit set in
+//       RuntimeControl::dead_actors (mark_dead; ids below kTrackedActors), so any process
+//       tells it from a live one; only death sets a bit, so an actor a worker has just
+//       created, still in that worker's ring, reads as alive.
 //
 // Thread safety: none; every call is made under the scheduler's mu_.
 #pragma once
@@ -132,6 +136,8 @@ class ActorTable {
   void release_creation(const TaskSpec& spec);
   /// Gives back the table's hold on a detached actor's creation return, once (A6).
   void drop_return_hold(ActorInfo& a);
+  /// Publishes that actor `id` is killed or dead for good (RuntimeControl::dead_actors).
+  void mark_dead(uint32_t id);
 
   Store& store_;
   RuntimeControl* rc_;

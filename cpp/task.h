@@ -122,6 +122,9 @@ struct alignas(64) TaskRecord {
   /// 1 once the worker that runs it gives back its inputs' holds (its results all sealed);
   /// 0 from each publish (task_table.h, T5).
   std::atomic<uint32_t> inputs_released;
+  /// 1 if the task raised (its first return is its error), set by its worker before it
+  /// finishes; 0 from each publish. For list_tasks()'s FAILED (task_events.h).
+  std::atomic<uint32_t> failed;
   TaskSpec spec;
 };
 
@@ -146,15 +149,12 @@ struct alignas(64) WorkerSlot {
   std::atomic<int32_t> exit_status;   ///< raw wait status, set by the forkserver
   std::atomic<uint32_t> blocked;      ///< 1 while its task waits in get()
   std::atomic<uint64_t> done;         ///< TaskRefs finished with (run or skipped)
+  std::atomic<uint64_t> taken;        ///< TaskRefs popped from `inbound` (run, running or skipped)
   std::atomic<uint32_t> current;      ///< record index + 1 of the running task; 0: none
   std::atomic<uint32_t> generation;   ///< bumped each time the slot gets a new process
   std::atomic<uint32_t> exit_intended;  ///< 1: an actor that called exit_actor()
   std::atomic<uint32_t> retire_asked;   ///< 1: a task worker done with its calls (max_calls):
                                         ///< push it nothing more, retire it once idle
-  /// The actor this slot hosts, from its creation until it is killed or dead for good
-  /// (restarts keep it); 0 for a task worker. Written by the scheduler; any process reads it to tell a live
-  /// actor from a dead one (a named actor's lookup in a worker).
-  std::atomic<uint32_t> actor;
   Ring<TaskRef, kInboundCapacity> inbound;
   Ring<TaskSpec, kOutboundCapacity> outbound;
 };
@@ -191,6 +191,10 @@ struct alignas(64) GroupSlot {
   int64_t bundles[kMaxBundles][kMaxResources];  ///< in kResourceUnit
 };
 
+/// Actor ids whose death any process can read (RuntimeControl::dead_actors); a later id reads
+/// as alive (a named actor's lookup then trusts its ready object, as before).
+inline constexpr uint32_t kTrackedActors = 1u << 20;
+
 /// The runtime's shared control block: the start of the runtime region.
 struct alignas(64) RuntimeControl {
   std::atomic<uint32_t> doorbell;       ///< futex word the scheduler sleeps on
@@ -206,6 +210,10 @@ struct alignas(64) RuntimeControl {
   /// workers read it for available_resources(), which Ray too gives as of a recent moment).
   std::atomic<int64_t> available[kMaxResources];
   char resource_names[kMaxResources][32];
+  /// Bit `id` set once actor `id` is killed or dead for good (written by the scheduler only;
+  /// read by any process: a worker's get_actor() must not find a dead actor by its name, and
+  /// one created a moment ago by another worker, not yet seen by the scheduler, is alive).
+  std::atomic<uint32_t> dead_actors[kTrackedActors / 32];
   Ring<SpawnRequest, kSpawnCapacity> spawn;  ///< scheduler -> forkserver
 };
 

@@ -18,7 +18,13 @@ void TaskEvents::record(const TaskRecord& r) {
     }
     last_name_ = it->second;
   }
-  const Event e{last_name_, r.worker_pid, r.started_ns, r.finished_ns};
+  const TaskKind kind = (r.spec.flags & kSpecActorCreate) != 0   ? TaskKind::kActorCreation
+                        : (r.spec.flags & kSpecActorMethod) != 0 ? TaskKind::kActorCall
+                                                                 : TaskKind::kTask;
+  // relaxed: the worker wrote it before its release of DONE, which the caller acquired.
+  const uint32_t failed = r.failed.load(std::memory_order_relaxed) != 0 ? kFailedBit : 0;
+  const Event e{last_name_ | failed | (static_cast<uint32_t>(kind) << kKindShift),
+                r.worker_pid, r.started_ns, r.finished_ns, r.spec.returns};
   if (events_.size() < capacity_) {
     events_.push_back(e);
   } else if (capacity_ != 0) {
@@ -32,7 +38,9 @@ std::vector<TaskEvent> TaskEvents::snapshot() const {
   out.reserve(events_.size());
   for (size_t i = 0; i < events_.size(); ++i) {
     const Event& e = events_[(next_ + i) % events_.size()];
-    out.push_back(TaskEvent{names_[e.name], e.worker_pid, e.started_ns, e.finished_ns});
+    out.push_back(TaskEvent{names_[e.name & kNameMask], e.worker_pid, e.started_ns,
+                            e.finished_ns, e.returns, (e.name & kFailedBit) != 0,
+                            static_cast<TaskKind>((e.name >> kKindShift) & 3u)});
   }
   return out;
 }

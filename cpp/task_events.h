@@ -1,8 +1,9 @@
-// task_events: the last finished tasks (name, worker, start, end), for ember.timeline().
+// task_events: the last finished tasks (name, worker, start, end, id, how it ended), for
+// ember.timeline() and the finished tasks of ember.util.state.list_tasks().
 //
 // Invariants
 //   E1  At most `capacity` events are kept; once full, each new event replaces the oldest
-//       (a ring), so a long-running node costs a bounded 24 bytes per event, never more.
+//       (a ring), so a long-running node costs a bounded 40 bytes per event, never more.
 //   E2  Names are interned: an event holds an index into a table of distinct names (a node
 //       runs few distinct functions). A burst of one function's tasks costs one string compare
 //       per event, not a hash lookup: the last name is remembered.
@@ -23,12 +24,18 @@
 
 namespace ember {
 
-/// A finished task or actor call, for ember.timeline().
+/// What a finished record ran.
+enum class TaskKind : uint8_t { kTask = 0, kActorCall = 1, kActorCreation = 2 };
+
+/// A finished task or actor call, for ember.timeline() and list_tasks().
 struct TaskEvent {
   std::string name;
   int32_t worker_pid;
   uint64_t started_ns;   ///< CLOCK_MONOTONIC
   uint64_t finished_ns;
+  ObjectID returns;      ///< its first return (the task's id)
+  bool failed;           ///< it raised (TaskRecord::failed)
+  TaskKind kind;
 };
 
 class TaskEvents {
@@ -42,14 +49,18 @@ class TaskEvents {
   size_t size() const { return events_.size(); }
 
  private:
-  /// 24 bytes: what the ring holds per event.
+  /// 40 bytes: what the ring holds per event.
   struct Event {
-    uint32_t name;
+    uint32_t name;        ///< the name's index, with kFailedBit and the kind in kKindShift
     int32_t worker_pid;
     uint64_t started_ns;
     uint64_t finished_ns;
+    ObjectID returns;
   };
-  static_assert(sizeof(Event) == 24);
+  static_assert(sizeof(Event) == 40);
+  static constexpr uint32_t kFailedBit = 1u << 31;
+  static constexpr uint32_t kKindShift = 29;  ///< 2 bits of TaskKind
+  static constexpr uint32_t kNameMask = (1u << kKindShift) - 1;
 
   size_t capacity_;
   std::vector<Event> events_;

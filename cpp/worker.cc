@@ -38,6 +38,8 @@ int64_t Worker::next_task(int timeout_ms) {
     if (!slot_->inbound.pop_wait(ref, timeout_ms, store_->may_spin() ? kWorkerSpinNanos : 0)) {
       return rc_->shutting_down.load(std::memory_order_acquire) != 0 ? -2 : -1;
     }
+    // release: the scheduler's room check (has_room) may count this slot of the ring free.
+    slot_->taken.fetch_add(1, std::memory_order_release);
     TaskRecord& r = records_[ref.index];
     uint64_t expected = make_claim(ref.gen, 0, TaskState::kQueued);
     // acq_rel: acquire the spec the driver wrote before queueing; release our claim.

@@ -112,7 +112,13 @@ bool WorkerPool::retiring(uint32_t w) const {
 }
 
 bool WorkerPool::has_room(uint32_t w) const {
-  return info_[w].pushed - done(w) + kRoomMargin < kInboundCapacity;
+  // An actor's calls may run concurrently (async and threaded actors: a thousand may wait on
+  // one event), so only what still sits in its ring counts; a task worker runs one at a time,
+  // and what it has not finished is its load.
+  const uint64_t gone = info_[w].actor != 0
+                            ? slots_[w].taken.load(std::memory_order_acquire)
+                            : done(w);
+  return info_[w].pushed - gone + kRoomMargin < kInboundCapacity;
 }
 
 bool WorkerPool::push(uint32_t w, TaskRef ref) {
@@ -143,12 +149,12 @@ bool WorkerPool::spawn(uint32_t w, uint32_t actor) {
   Ring<TaskRef, kInboundCapacity>::create_at(&s->inbound);
   Ring<TaskSpec, kOutboundCapacity>::create_at(&s->outbound);
   s->done.store(0, std::memory_order_relaxed);
+  s->taken.store(0, std::memory_order_relaxed);
   s->blocked.store(0, std::memory_order_relaxed);
   s->current.store(0, std::memory_order_relaxed);
   s->pid.store(0, std::memory_order_relaxed);
   s->exit_status.store(0, std::memory_order_relaxed);
   s->retire_asked.store(0, std::memory_order_relaxed);
-  s->actor.store(actor, std::memory_order_relaxed);
   const uint32_t gen = s->generation.load(std::memory_order_relaxed) + 1;
   s->generation.store(gen, std::memory_order_relaxed);
   // release: the forkserver and the new worker see the fresh rings and counters.
@@ -187,7 +193,6 @@ bool WorkerPool::announced(uint32_t w) const {
 
 void WorkerPool::reset(uint32_t w) {
   info_[w] = WorkerInfo{};
-  slots_[w].actor.store(0, std::memory_order_relaxed);
   slots_[w].state.store(static_cast<uint32_t>(WorkerState::kUnused), std::memory_order_release);
 }
 

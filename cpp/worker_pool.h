@@ -18,7 +18,10 @@
 //       forkserver stopped reading (the node is going down), and the slot stays kUnused.
 //   P2  `pushed - done` is what a worker still has to look at; has_room() keeps it below
 //       kInboundCapacity - kRoomMargin, so a push of a checked slot cannot fail (the margin
-//       covers stolen copies pushed after the check) unless the consumer is wedged.
+//       covers stolen copies pushed after the check) unless the consumer is wedged. For an
+//       actor's slot it keeps `pushed - taken` (what is still in the ring) below that instead:
+//       an actor may run any number of calls at once (its max_concurrency), and counting the
+//       running ones would stop the calls they wait for from ever being pushed.
 //   P3  `assigned` lists every TaskRef pushed and not yet seen finished, in push order; a
 //       record is freed (reclaim()) only from the front, once DONE, so a worker's refs are
 //       freed in the order it runs them; when its process is gone, drain() frees the rest
@@ -148,9 +151,7 @@ class WorkerPool {
   void mark_ready(uint32_t w) { info_[w].state = WorkerState::kReady; }
   /// Forgets slot `w`'s process: info cleared, slot kUnused (its lease must be ended first).
   void reset(uint32_t w);
-  /// The actor in slot `w` was killed for good: other processes stop finding it alive
-  /// (WorkerSlot::actor) now, before its process is reaped.
-  void forget_actor(uint32_t w) { slots_[w].actor.store(0, std::memory_order_relaxed); }
+
   /// Exited workers, read without the scheduler's lock (P4).
   std::vector<ExitNote> read_exits(const std::string& log_dir) const;
   /// Marks idle task workers beyond num_cpus that have idled for `idle_ns` as retiring and

@@ -983,3 +983,28 @@ def test_allow_out_of_order_execution_false_is_refused_for_concurrent_actors(nod
         Echo.options(allow_out_of_order_execution="yes").remote()
     in_order = Echo.options(allow_out_of_order_execution=False).remote()
     assert ember.get(in_order.echo.remote(1)) == 1
+
+
+@ember.remote
+class Batcher:
+    """Each call waits until `size` calls have come: all of them run at once."""
+
+    def __init__(self, size):
+        self.batch = []
+        self.size = size
+        self.full = None
+
+    async def add(self, x):
+        if self.full is None:
+            self.full = asyncio.Event()
+        self.batch.append(x)
+        if len(self.batch) >= self.size:
+            self.full.set()
+        await self.full.wait()
+        return len(self.batch)
+
+
+def test_an_async_actor_runs_more_waiting_calls_at_once_than_its_ring_holds(node):
+    size = 300  # the actor's ring holds 64: the calls that wait must not hold its room
+    batcher = Batcher.remote(size)
+    assert ember.get([batcher.add.remote(i) for i in range(size)], timeout=60) == [size] * size

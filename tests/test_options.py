@@ -221,3 +221,11 @@ def test_a_function_that_captures_a_huge_value_is_refused_as_in_ray(node, monkey
         return len(value)
 
     assert ember.get(g.remote(ref)) == 5 << 20
+
+
+def test_an_async_def_task_is_refused_where_it_is_declared():
+    async def coroutine():
+        return 1
+
+    with pytest.raises(ValueError, match="'async def' should not be used for remote tasks"):
+        ember.remote(coroutine)

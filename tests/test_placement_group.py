@@ -241,3 +241,21 @@ def test_the_state_api_lists_groups_with_rays_fields(pg_node):
     removed = list_placement_groups(filters=[("state", "=", "REMOVED")], detail=True)
     assert [row.name for row in removed] == ["gone"]
     assert removed[0].bundles[0]["unit_resources"] == {"slot": 1.0}
+
+
+def test_the_runtime_context_names_the_group_of_the_task(pg_node):
+    @ember.remote
+    def ids():
+        ctx = ember.get_runtime_context()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            deprecated = ctx.current_placement_group_id
+        return ctx.get_placement_group_id(), deprecated, [str(w.message) for w in caught]
+
+    pg = placement_group([{"CPU": 1}])
+    hex_id, deprecated, warned = ember.get(ids.options(scheduling_strategy=InGroup(pg)).remote())
+    assert hex_id == pg.id.hex() and deprecated == pg.id
+    assert any("get_placement_group_id" in w for w in warned)
+    outside, nil, _ = ember.get(ids.remote())
+    assert outside is None and nil.is_nil()
+    assert ember.get_runtime_context().get_placement_group_id() is None

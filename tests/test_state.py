@@ -103,7 +103,7 @@ def test_get_task_get_objects_and_list_nodes(node):
     ref = sleeps.remote()
     task = None
     for _ in range(500):
-        task = get_task(ref.hex())
+        task = get_task("00" * 8 + ref.hex())  # a task id: its first return's, in 24 bytes
         if task is not None and task.state == "RUNNING":
             break
         time.sleep(0.01)

@@ -287,6 +287,17 @@ def test_inspect_serializability_finds_the_lock(which, capsys):
     assert "Checking Serializability of" in capsys.readouterr().out
 
 
+def test_dumps_debug_says_what_inside_a_value_cannot_be_pickled():
+    lock = threading.Lock()
+
+    def uses_lock():
+        return lock
+
+    with pytest.raises(TypeError, match=r"(?s)Could not serialize the value .*lock"):
+        ember.cloudpickle.dumps_debug(uses_lock)
+    assert ember.cloudpickle.loads(ember.cloudpickle.dumps_debug([1, 2])) == [1, 2]
+
+
 def test_inspect_serializability_of_a_value_that_pickles(capsys):
     assert inspect_serializability([1, "a"]) == (True, set())
 

@@ -476,23 +476,60 @@ def test_list_tasks_says_what_each_unfinished_task_waits_for(cluster):
 
     blockers = [sleep_and_return.remote(1.0, i) for i in range(2)]  # both CPUs
     deadline = time.monotonic() + 10  # on a fresh node the first workers are still starting
-    while {t["state"] for t in list_tasks()} != {"RUNNING"} and time.monotonic() < deadline:
+    def states_of(refs):
+        return {t["state"] for t in list_tasks() if t["task_id"] in {task_id(r) for r in refs}}
+
+    while states_of(blockers) != {"RUNNING"} and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.15)  # running for a while: running_s > 0.1 below
     waiting = double.remote(blockers[0])  # its argument is not ready
     states = {t["task_id"]: t for t in list_tasks(detail=True)}
-    running = [states[b.hex()] for b in blockers]
+    running = [states[task_id(b)] for b in blockers]
     assert {t["state"] for t in running} <= {"RUNNING", "QUEUED_ON_WORKER"}
     assert any(t["state"] == "RUNNING" and t["running_s"] > 0.1 and t["worker_pid"] > 0
                for t in running)
-    assert states[waiting.hex()]["state"] == "PENDING_ARGS"
-    assert states[waiting.hex()]["name"] == "double"
+    assert states[task_id(waiting)]["state"] == "PENDING_ARGS"
+    assert states[task_id(waiting)]["name"] == "double"
     assert ember.get(waiting) == 0
     ember.get(blockers)
     deadline = time.monotonic() + 5  # a worker marks its task done just after the result
-    while {b.hex() for b in blockers} & {t["task_id"] for t in list_tasks()}:
+    while states_of(blockers) != {"FINISHED"}:
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def task_id(ref) -> str:
+    """The task id list_tasks() gives the task that returns `ref` (its first return)."""
+    return "00" * 8 + ref.hex()
+
+
+def test_list_tasks_shows_finished_and_failed_tasks_and_actor_calls(cluster):
+    from ember.util.state import list_tasks
+
+    @ember.remote
+    def fails():
+        raise ValueError("no")
+
+    @ember.remote
+    class Echo:
+        def say(self):
+            return ember.get_runtime_context().get_task_id()
+
+    echo = Echo.remote()
+    call_id = ember.get(echo.say.remote())
+    ok, bad = double.remote(1), fails.remote()
+    ember.wait([ok, bad], num_returns=2)
+    deadline = time.monotonic() + 5  # records are read back once their worker is done
+    while True:
+        rows = {t["task_id"]: t for t in list_tasks(detail=True, limit=1000)}
+        if all(task_id(r) in rows for r in (ok, bad)) and call_id in rows:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert (rows[task_id(ok)]["state"], rows[task_id(ok)]["type"]) == ("FINISHED", "NORMAL_TASK")
+    assert rows[task_id(bad)]["state"] == "FAILED"
+    assert (rows[call_id]["name"], rows[call_id]["type"]) == ("Echo.say", "ACTOR_TASK")
+    assert "ACTOR_CREATION_TASK" in {t["type"] for t in rows.values()}
 
 
 def test_a_task_call_is_checked_against_the_signature_at_remote(cluster):

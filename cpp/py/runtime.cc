@@ -284,7 +284,8 @@ void bind_scheduler(py::module_& m) {
       .def("task_events", [](DriverRuntime& rt) {
         py::list out;
         for (const auto& e : rt.scheduler->task_events()) {
-          out.append(py::make_tuple(e.name, e.worker_pid, e.started_ns, e.finished_ns));
+          out.append(py::make_tuple(e.name, e.worker_pid, e.started_ns, e.finished_ns,
+                                    id_to_hex(e.returns), e.failed, static_cast<int>(e.kind)));
         }
         return out;
       });
@@ -334,9 +335,12 @@ void bind_worker(py::module_& m) {
       .def("put_return",
            [](WorkerRuntime& rt, uint32_t index, uint32_t i, const py::bytes& stream,
               const py::list& buffers, const py::list& nested, bool is_error) {
-             const TaskSpec& s = rt.worker->record(index).spec;
+             TaskRecord& r = rt.worker->record(index);
+             const TaskSpec& s = r.spec;
              write_object(*rt.store, ObjectID{s.returns.hi, s.returns.lo + i}, stream, buffers,
                           nested, ObjectMeta{is_error ? uint16_t{kFlagError} : uint16_t{0}});
+             // relaxed: published by the worker's release of DONE (Worker::finish).
+             if (is_error && i == 0) r.failed.store(1, std::memory_order_relaxed);
            })
       .def(
           "stream_slot",
@@ -467,13 +471,13 @@ void bind_region(py::module_& m) {
       [](const std::shared_ptr<Store>& store, uint32_t actor) {
         RuntimeRegion region(*store);
         if (region.control == nullptr || actor == 0) return false;
-        for (uint32_t w = 0; w < region.control->max_workers; ++w) {
-          if (region.slots[w].actor.load(std::memory_order_relaxed) == actor) return true;
-        }
-        return false;
+        if (actor >= kTrackedActors) return true;
+        // acquire: pairs with the scheduler's release of the bit (ActorTable::mark_dead).
+        return (region.control->dead_actors[actor / 32].load(std::memory_order_acquire) &
+                (1u << (actor % 32))) == 0;
       },
       py::arg("store"), py::arg("actor"),
-      "True while actor `actor` is not dead for good (from any process; WorkerSlot::actor).");
+      "False once actor `actor` is killed or dead for good (any process; task.h).");
   m.def(
       "request_placement_group",
       [](const std::shared_ptr<Store>& store, const std::vector<std::vector<int64_t>>& bundles,

@@ -95,7 +95,21 @@ class LocalBackend(_backend.Backend):
         return _driver_scheduler("list_actors").actors()
 
     def list_tasks(self) -> list[dict]:
-        return _driver_scheduler("list_tasks").tasks()
+        """The tasks not finished, then those finished lately (the timeline's, newest first,
+        with how each ended); task ids as get_runtime_context().get_task_id() gives them."""
+        scheduler = _driver_scheduler("list_tasks")
+        rows = [{**task, "task_id": _TASK_ID_PAD + task["task_id"], "type": "NORMAL_TASK"}
+                for task in scheduler.tasks()]
+        for name, pid, _, _, returns, failed, kind in reversed(scheduler.task_events()):
+            rows.append({"name": name, "task_id": _TASK_ID_PAD + returns, "worker_pid": pid,
+                         "state": "FAILED" if failed else "FINISHED", "type": _TASK_TYPES[kind]})
+        return rows
+
+
+#: A task's id is its first return's, in a TaskID's 24 bytes (runtime_context.get_task_id).
+_TASK_ID_PAD = "00" * 8
+#: Ray's task types, by the core's TaskKind (task_events.h).
+_TASK_TYPES = ("NORMAL_TASK", "ACTOR_TASK", "ACTOR_CREATION_TASK")
 
 
 def _driver_scheduler(call: str) -> _core.Scheduler:

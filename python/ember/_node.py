@@ -187,7 +187,7 @@ class Node:
         if self.scheduler is None:
             raise RuntimeError("ember.timeline() can only be called from the driver")
         raw = self.scheduler.task_events()
-        origin = min((started for _, _, started, _ in raw), default=0)
+        origin = min((event[2] for event in raw), default=0)
         return [
             {
                 "cat": "task",
@@ -199,7 +199,7 @@ class Node:
                 "ph": "X",
                 "args": {"worker_pid": pid},
             }
-            for name, pid, started, finished in raw
+            for name, pid, started, finished, *_ in raw
         ]
 
     def _start_forkserver(self) -> None:

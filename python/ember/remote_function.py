@@ -80,6 +80,11 @@ class RemoteFunction:
     DEFAULT_OPTIONS = _options.TASK_OPTIONS  # the Ray backend passes on only what differs
 
     def __init__(self, function, options: dict[str, Any] | None = None):
+        if inspect.iscoroutinefunction(function):  # as in Ray: a task is not a coroutine
+            raise ValueError(
+                f"'async def' should not be used for remote tasks ({function.__qualname__}): "
+                "wrap the coroutine in a function that runs it, e.g. "
+                "`return asyncio.run(f())`, or make it a method of an async actor")
         self._function = function
         defaults = dict(_options.TASK_OPTIONS)
         if _options.is_generator_function(function):

@@ -11,7 +11,7 @@ import os
 import warnings
 
 from ember import _backend, _core, _node, _placement, _runtime_env
-from ember._ids import ActorID, JobID, NodeID, TaskID, WorkerID
+from ember._ids import ActorID, JobID, NodeID, PlacementGroupID, TaskID, WorkerID
 
 
 class RuntimeContext:
@@ -72,6 +72,14 @@ class RuntimeContext:
     def actor_id(self) -> ActorID | None:
         _deprecated("actor_id", "get_actor_id")
         return self._actor_id()
+
+    @property
+    def current_placement_group_id(self) -> PlacementGroupID:
+        """The placement group's id (nil outside one), as Ray's deprecated property."""
+        _deprecated("current_placement_group_id", "get_placement_group_id")
+        placed = self._node.placement
+        return PlacementGroupID.nil() if placed is None else \
+            _placement.group_id(self._node, placed[0])
 
     # --- what runs here -------------------------------------------------------------
 

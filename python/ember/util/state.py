@@ -20,6 +20,8 @@ from ember.exceptions import NODE_IP
 
 #: Ray's default number of records a list_* call returns.
 DEFAULT_LIMIT = 100
+#: More than the node keeps (its unfinished tasks and the timeline's 200,000 finished ones).
+_EVERY_TASK = 1 << 30
 
 _log = logging.getLogger(__name__)
 
@@ -71,8 +73,7 @@ def _actor_rows() -> list[dict]:
 
 
 def _task_rows() -> list[dict]:
-    return [{**task, "type": "NORMAL_TASK", "func_or_class_name": task["name"]}
-            for task in _backend.active.list_tasks()]
+    return [{**task, "func_or_class_name": task["name"]} for task in _backend.active.list_tasks()]
 
 
 def _object_rows() -> list[dict]:
@@ -175,10 +176,11 @@ def list_actors(address: str | None = None, filters: list | None = None,
 def list_tasks(address: str | None = None, filters: list | None = None,
                limit: int = DEFAULT_LIMIT, timeout: float | None = 30, detail: bool = False,
                raise_on_missing_output: bool = True) -> list[StateRecord]:
-    """Every task not finished yet: task_id (its first return's id), name, state
-    (PENDING_ARGS, PENDING_RESOURCES, BACKOFF after an OOM kill, QUEUED_ON_WORKER, RUNNING),
-    worker_pid; with detail, seconds running. What a program that seems stuck waits for.
-    Actor calls are not listed (see list_actors). Under the Ray backend: Ray's."""
+    """Every task not finished yet, then the last 200,000 finished (newest first): task_id
+    (get_runtime_context().get_task_id()'s), name, state (PENDING_ARGS, PENDING_RESOURCES,
+    BACKOFF after an OOM kill, QUEUED_ON_WORKER, RUNNING; FINISHED or FAILED), type
+    (NORMAL_TASK, ACTOR_TASK, ACTOR_CREATION_TASK), worker_pid; with detail, seconds running.
+    Unfinished actor calls are not listed (see list_actors). Under the Ray backend: Ray's."""
     return _listing("tasks", _task_rows, filters, limit, detail, address, timeout,
                     raise_on_missing_output)
 
@@ -216,11 +218,11 @@ def list_placement_groups(address: str | None = None, filters: list | None = Non
 
 
 def get_task(id: str) -> StateRecord | None:
-    """The task not finished yet whose task_id is `id` (list_tasks()'s detail fields), or
-    None. Under the Ray backend: Ray's get_task(id)."""
+    """The task whose task_id is `id` (list_tasks()'s detail fields; a finished one while the
+    node remembers it), or None. Under the Ray backend: Ray's get_task(id)."""
     if _backend.active.name == "ray":
         return _ray("get_task", id=id)
-    found = list_tasks(filters=[("task_id", "=", id)], detail=True)
+    found = list_tasks(filters=[("task_id", "=", id)], detail=True, limit=_EVERY_TASK)
     return found[0] if found else None
 
 
