@@ -60,6 +60,8 @@ bool Dispatcher::push(uint32_t w, const TaskSpec& spec, uint32_t gpu_mask) {
   }
   std::optional<TaskRef> ref = table_.publish(spec, gpu_mask);
   if (!ref) return false;
+  WorkerInfo& info = workers_.info(w);
+  if (info.gpu < 0 && info.actor == 0) info.gpu = spec.resources[kResourceGPU] > 0 ? 1 : 0;  // D6
   // has_room() was checked, so this fails only if the worker is wedged (a consumer that died
   // mid-pop); then the caller keeps the task, and reaping the worker frees its ring.
   if (!workers_.push(w, *ref)) {
@@ -85,7 +87,7 @@ bool Dispatcher::try_dispatch(const TaskSpec& spec, bool direct) {
     for (uint32_t w = 0; w < n; ++w) {
       const WorkerInfo& info = workers_.info(w);
       if (info.state != WorkerState::kReady || info.lease.exclusive || info.actor != 0) continue;
-      if (info.lease.held && !info.lease.lent && workers_.is_idle(w)) {
+      if (info.lease.held && !info.lease.lent && workers_.is_idle(w) && takes(w, false)) {
         best = w;
         break;
       }
@@ -94,7 +96,7 @@ bool Dispatcher::try_dispatch(const TaskSpec& spec, bool direct) {
     if (best < 0) {
       for (uint32_t w = 0; w < n; ++w) {
         WorkerInfo& info = workers_.info(w);
-        if (info.lease.held || !workers_.is_idle(w)) continue;
+        if (info.lease.held || !workers_.is_idle(w) || !takes(w, false)) continue;
         if (!resources_.lease(info.lease, spec.resources, Placement{}, /*exclusive=*/false)) {
           break;
         }
@@ -107,7 +109,7 @@ bool Dispatcher::try_dispatch(const TaskSpec& spec, bool direct) {
       for (uint32_t w = 0; w < n; ++w) {
         const WorkerInfo& info = workers_.info(w);
         if (info.state != WorkerState::kReady || !info.lease.held || info.lease.exclusive ||
-            info.lease.lent || workers_.retiring(w) || workers_.blocked(w)) {
+            info.lease.lent || workers_.retiring(w) || workers_.blocked(w) || !takes(w, false)) {
           continue;
         }
         const uint64_t load = info.pushed - workers_.done(w);
@@ -123,9 +125,10 @@ bool Dispatcher::try_dispatch(const TaskSpec& spec, bool direct) {
   }
   // A non-default task: an idle worker with no lease, leasing exactly what the task needs
   // (from its placement group's bundle, if it has one).
+  const bool gpus = spec.resources[kResourceGPU] > 0;
   for (uint32_t w = 0; w < n; ++w) {
     WorkerInfo& info = workers_.info(w);
-    if (info.lease.held || !workers_.is_idle(w)) continue;
+    if (info.lease.held || !workers_.is_idle(w) || !takes(w, gpus)) continue;
     if (!resources_.lease(info.lease, spec.resources, placement_of(spec), /*exclusive=*/true)) {
       return false;
     }
@@ -155,7 +158,7 @@ void Dispatcher::steal_for_idle_workers() {
   const uint32_t n = workers_.size();
   for (uint32_t idle = 0; idle < n; ++idle) {
     WorkerInfo& thief = workers_.info(idle);
-    if (!workers_.is_idle(idle) || thief.lease.exclusive) continue;
+    if (!workers_.is_idle(idle) || thief.lease.exclusive || !takes(idle, false)) continue;
     for (uint32_t v = 0; v < n; ++v) {
       const WorkerInfo& victim = workers_.info(v);
       if (v == idle || victim.state != WorkerState::kReady || victim.actor != 0) continue;
@@ -238,17 +241,21 @@ void Dispatcher::release_idle_leases() {
 Dispatcher::Demand Dispatcher::start_workers() {
   // Runnable-by-resources tasks left in the queue with no idle worker for them: start workers
   // (blocked workers and zero-CPU tasks are why there can be more workers than CPUs).
-  uint32_t starting = 0, idle = 0, alive = 0;
+  // Idle workers by what they may take (D6): a fresh one counts for both kinds.
+  uint32_t starting = 0, idle_cpu = 0, idle_gpu = 0, alive = 0;
   for (uint32_t w = 0; w < workers_.size(); ++w) {
     const WorkerInfo& info = workers_.info(w);
     if (info.actor != 0) continue;
     if (info.state == WorkerState::kStarting) ++starting;
     if (info.state == WorkerState::kReady) {
       ++alive;
-      if (workers_.is_idle(w) && !info.lease.held) ++idle;
+      if (workers_.is_idle(w) && !info.lease.held) {
+        idle_cpu += takes(w, false) ? 1 : 0;
+        idle_gpu += takes(w, true) ? 1 : 0;
+      }
     }
   }
-  uint32_t want = 0;
+  uint32_t want = 0, want_gpu = 0;
   int64_t avail[kMaxResources];
   std::copy(resources_.available(), resources_.available() + kMaxResources, avail);
   const uint64_t now = monotonic_ns();
@@ -264,9 +271,10 @@ Dispatcher::Demand Dispatcher::start_workers() {
       ++misses;
       continue;
     }
+    const bool gpus = p.spec.resources[kResourceGPU] > 0;
     if (p.spec.placement_group != 0) {  // its bundle's amounts are not in `avail`
       if (resources_.fits(p.spec.resources, placement_of(p.spec))) {
-        ++want;
+        ++(gpus ? want_gpu : want);
       } else {
         ++misses;
       }
@@ -280,11 +288,13 @@ Dispatcher::Demand Dispatcher::start_workers() {
       continue;
     }
     for (uint32_t i = 0; i < kMaxResources; ++i) avail[i] -= p.spec.resources[i];
-    ++want;
+    ++(gpus ? want_gpu : want);
   }
-  // D5: stranded tasks want a worker too.
+  // D5: stranded tasks want a worker too (default tasks: no GPUs).
   want += count_stranded(avail);
-  return Demand{alive, want > starting + idle ? want - starting - idle : 0};
+  const uint32_t need = (want > idle_cpu ? want - idle_cpu : 0) +
+                        (want_gpu > idle_gpu ? want_gpu - idle_gpu : 0);
+  return Demand{alive, need > starting ? need - starting : 0};
 }
 
 uint32_t Dispatcher::count_stranded(int64_t* avail) const {

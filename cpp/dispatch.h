@@ -30,6 +30,11 @@
 //       in a blocked worker's ring) counts as wanting a worker, like a queued one, as far as
 //       the resources not leased allow (count_stranded): a blocked worker lent its CPU back,
 //       so a nested get() always frees the CPU its child needs.
+//   D6  As in Ray, a worker's first task decides which tasks it runs from then on: those
+//       that use GPUs, or those that do not (a process that imported a GPU library for one
+//       kind would carry its CUDA state into the other). push() records it; every choice of
+//       a worker checks it (takes()), and start_workers() counts idle workers per kind, so a
+//       task never waits for a worker of the other kind to come free.
 //
 // Thread safety: none; every call is made under the scheduler's mu_.
 #pragma once
@@ -140,6 +145,11 @@ class Dispatcher {
   void update_notify_flags(bool actor_calls_waiting);
 
   const DispatchStats& stats() const { return stats_; }
+  /// D6: whether worker `w` may run a task that uses GPUs (`gpus`) or one that does not.
+  bool takes(uint32_t w, bool gpus) const {
+    const int8_t kind = workers_.info(w).gpu;
+    return kind < 0 || (kind == 1) == gpus;
+  }
   /// A direct push to an actor's ring counts with the direct submissions.
   void count_direct() { ++stats_.direct; }
 

@@ -62,6 +62,9 @@ struct WorkerInfo {
   uint64_t pushed = 0;                  ///< TaskRefs pushed to its inbound ring
   Lease lease;                          ///< resources it holds (resources.h)
   uint32_t actor = 0;                   ///< the actor living in this slot; 0: a task worker
+  /// What its first task made it (D6 of dispatch.h): -1 nothing run yet, 0 a worker for
+  /// tasks without GPUs, 1 one for tasks with GPUs.
+  int8_t gpu = -1;
   bool retiring = false;                ///< an idle extra worker being stopped (P5)
   uint64_t idle_since_ns = 0;           ///< when it last became idle (0: it is not)
   std::string oom;                      ///< set when the memory monitor killed it: why

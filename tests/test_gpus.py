@@ -85,3 +85,23 @@ def test_max_calls_must_be_a_non_negative_int():
         ember.remote(max_calls=-1)(os.getpid)
     with pytest.raises(TypeError, match="The type of keyword 'max_calls' must be"):
         ember.remote(max_calls=1.5)(os.getpid)
+
+
+def test_tasks_with_and_without_gpus_never_share_a_worker():
+    ember.init(num_cpus=1, num_gpus=1, object_store_memory=STORE_BYTES)  # one worker at first
+    try:
+        @ember.remote(num_gpus=1, max_calls=0)  # kept after its call: it could be reused
+        def with_gpu():
+            return os.getpid()
+
+        @ember.remote
+        def without_gpu():
+            return os.getpid()
+
+        gpu_pid = ember.get(with_gpu.remote(), timeout=30)
+        cpu_pid = ember.get(without_gpu.remote(), timeout=30)  # a new worker is started for it
+        assert cpu_pid != gpu_pid
+        assert ember.get(with_gpu.remote(), timeout=30) == gpu_pid  # each kind keeps its own
+        assert ember.get(without_gpu.remote(), timeout=30) == cpu_pid
+    finally:
+        ember.shutdown()

@@ -229,3 +229,10 @@ def test_an_async_def_task_is_refused_where_it_is_declared():
 
     with pytest.raises(ValueError, match="'async def' should not be used for remote tasks"):
         ember.remote(coroutine)
+
+
+def test_remote_with_empty_parentheses_is_a_mistake_as_in_ray():
+    with pytest.raises(TypeError, match="without parentheses, or with options"):
+        @ember.remote()
+        class Nothing:
+            pass

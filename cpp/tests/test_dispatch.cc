@@ -1,8 +1,8 @@
 // Dispatcher without processes: workers are slots marked ready by hand, and "running" a task
 // is the worker's claim CAS. Checks where tasks go and what they lease (a-c, exclusive),
 // FIFO of default tasks (D1), direct submission only past an empty queue (D2), stealing only
-// default tasks (D3), lease accounting across lend and release (D4), stranded tasks (D5) and
-// the notify levels.
+// default tasks (D3), lease accounting across lend and release (D4), stranded tasks (D5),
+// workers kept to one kind of task, with GPUs or without (D6), and the notify levels.
 #include "dispatch.h"
 
 #include <gtest/gtest.h>
@@ -246,6 +246,33 @@ TEST_F(DispatchTest, StrandedTasksBehindABlockedWorkerWantAWorker) {
   Dispatcher::Demand demand = d_.start_workers();
   EXPECT_EQ(demand.alive, 2u);
   EXPECT_EQ(demand.to_start, 1u);  // no idle worker: start one, it will steal the task
+}
+
+TEST_F(DispatchTest, AWorkerRunsOnlyTheKindOfTaskItsFirstTaskWas) {
+  start(0);
+  d_.submit(spec("cpu"), {});
+  finish(0, claim_next(0));
+  d_.release_idle_leases();
+  EXPECT_EQ(workers_.info(0).gpu, 0);
+  // D6: the idle worker ran a task without GPUs, so a GPU task waits for another worker...
+  EXPECT_FALSE(d_.try_dispatch(spec("gpu", 1, 1), false));
+  d_.enqueue(Pending{spec("gpu", 1, 1)});
+  EXPECT_EQ(d_.start_workers().to_start, 1u);  // ...and one is started for it
+  start(1);
+  (void)d_.dispatch_queued();
+  EXPECT_TRUE(d_.queue().empty());
+  EXPECT_EQ(load(1), 1u);
+  EXPECT_EQ(workers_.info(1).gpu, 1);
+  finish(1, claim_next(1));
+  d_.release_idle_leases();
+  // The GPU worker takes GPU tasks only; a CPU task goes to the CPU worker.
+  d_.submit(spec("cpu2"), {});
+  EXPECT_EQ(load(0), 1u);
+  EXPECT_EQ(load(1), 0u);
+  finish(0, claim_next(0));
+  d_.release_idle_leases();
+  ASSERT_TRUE(d_.try_dispatch(spec("gpu2", 1, 1), false));
+  EXPECT_EQ(load(1), 1u);
 }
 
 TEST_F(DispatchTest, NotifyLevels) {

@@ -57,7 +57,8 @@ TASK_OPTIONS: dict[str, Any] = {
     "num_returns": 1,
     "max_retries": 3,
     "retry_exceptions": False,
-    "max_calls": 0,  # a fresh worker after this many calls; 0: never (1 for GPU tasks, as Ray)
+    "max_calls": None,  # a fresh worker after this many calls; 0: never; None: 1 for GPU tasks
+                        # and 0 for the others (Ray's default)
     "_generator_backpressure_num_objects": None,
     "_num_objects_per_yield": 1,
 }
@@ -357,7 +358,7 @@ def _check_strategy(strategy) -> None:
 def max_calls_of(options: dict[str, Any]) -> int:
     """A task's max_calls: as given, else Ray's default (1 for a task that uses GPUs, so the
     memory a GPU library keeps goes back with its worker)."""
-    if options["max_calls"]:
+    if options["max_calls"] is not None:
         return options["max_calls"]
     return 1 if options["num_gpus"] else 0
 

@@ -237,6 +237,9 @@ def remote(*args, **options):
         return make(args[0])
     if args:
         raise TypeError("@ember.remote takes keyword options only, e.g. @ember.remote(num_cpus=2)")
+    if not options:  # as in Ray: `@remote()` is a mistake for `@remote`
+        raise TypeError("@ember.remote is used without parentheses, or with options: "
+                        "@ember.remote or @ember.remote(num_cpus=2, ...), not @ember.remote()")
     return make
 
 
