@@ -21,7 +21,7 @@ LAYERS = [
     ["_backend", "_node", "_logs"],  # what answers the API; the node of this process
     ["serialization", "_serializability"],
     ["_objects", "_task_errors"],  # put, get, wait on the node; a task's failure as its error
-    ["_stream", "_placement"],  # generator tasks' items; placement groups' records
+    ["_stream", "_placement", "dag"],  # generators' items; placement groups' records; graphs
     ["object_ref", "remote_function", "actor", "runtime_context"],
     ["_actor_runtime", "dashboard", "util.state"],
     ["_worker", "_local", "_ray_backend"],  # a worker's loop; the two backends

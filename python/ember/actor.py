@@ -31,6 +31,7 @@ from ember import (
 from ember._ids import ActorID
 from ember._signature import CallCheck
 from ember._stream import ObjectRefGenerator
+from ember.dag import ClassMethodNode, ClassNode
 from ember.exceptions import (
     ActorAlreadyExistsError,
     EmberError,
@@ -171,13 +172,17 @@ class ActorClass:
 
     def __dir__(self) -> list[str]:
         methods = [m for m in self._methods if m not in BUILTIN_METHODS]
-        return sorted({*methods, "options", "remote"})
+        return sorted({*methods, "bind", "options", "remote"})
 
     def options(self, **options) -> ActorClass:
         copy = ActorClass.__new__(ActorClass)
         copy.__dict__.update(self.__dict__)
         copy._options = _options.check_actor_options({**self._options, **options})
         return copy
+
+    def bind(self, *args, **kwargs) -> ClassNode:
+        """This actor as a node of a graph (ember.dag): made by each ``execute()``."""
+        return ClassNode(self, args, kwargs)
 
     def remote(self, *args, **kwargs) -> ActorHandle:
         """Starts the actor and returns its handle at once (``__init__`` runs in the actor)."""
@@ -358,6 +363,10 @@ class ActorMethod:
         raise TypeError(
             "Actor methods cannot be called directly. Instead of running "
             f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
+
+    def bind(self, *args, **kwargs) -> ClassMethodNode:
+        """This call as a node of a graph (ember.dag), on this live actor."""
+        return ClassMethodNode(self, None, {}, args, kwargs)
 
     def options(self, **options) -> ActorMethod:
         """This call with other options: num_returns (the others Ray takes are refused)."""

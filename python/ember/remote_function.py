@@ -15,6 +15,7 @@ from typing import Any
 from ember import _backend, _core, _node, _options, _placement, _runtime_env, _serializability
 from ember._signature import CallCheck
 from ember._stream import ObjectRefGenerator
+from ember.dag import FunctionNode
 from ember.exceptions import ObjectStoreFullError
 from ember.serialization import serialize
 
@@ -135,6 +136,10 @@ class RemoteFunction:
         if self._check is not None:
             self._check.check(args, kwargs)
         return _backend.active.submit_task(self, args, kwargs)
+
+    def bind(self, *args, **kwargs) -> FunctionNode:
+        """This task as a node of a graph (ember.dag): run by ``execute()``."""
+        return FunctionNode(self, args, kwargs)
 
     def _function_ref(self, node: _node.Node) -> ObjectRef:
         node_id = node.store.node_tag
