@@ -27,7 +27,7 @@ LAYERS = [
     ["_worker", "_local", "_ray_backend"],  # a worker's loop; the two backends
     ["api"],
     ["util.actor_group", "util.actor_pool", "util.helpers", "util.multiprocessing", "util.queue",
-     "util.check_serialize", "util.placement_group", "cloudpickle"],
+     "util.check_serialize", "util.placement_group", "util.metrics", "cloudpickle"],
     ["util.joblib.ray_backend"],
     ["util", "util.joblib"],
     ["__init__"],  # the package: `import ember`

@@ -116,3 +116,45 @@ def test_get_task_get_objects_and_list_nodes(node):
     (this,) = list_nodes()
     assert this.is_head_node and this.state == "ALIVE"
     assert this.resources_total["CPU"] == 2 and this.node_id == ember.get_runtime_context().get_node_id()
+
+
+def test_summaries_count_tasks_actors_and_objects(node):
+    from ember.util.state import summarize_actors, summarize_objects, summarize_tasks
+
+    @ember.remote
+    def ok():
+        return 1
+
+    @ember.remote
+    def bad():
+        raise ValueError("no")
+
+    @ember.remote
+    class Keeper:
+        def ping(self):
+            return 1
+
+    ember.get([ok.remote() for _ in range(3)])
+    ember.wait([bad.remote()])
+    keeper = Keeper.remote()
+    ember.get(keeper.ping.remote())
+    held = ember.put(b"x" * 1000)
+    deadline = time.monotonic() + 5  # finished records are read back as their workers end
+    while True:
+        tasks = summarize_tasks()["cluster"]
+        if tasks["summary"].get("ok", {}).get("state_counts") == {"FINISHED": 3} and \
+                "Keeper.ping" in tasks["summary"]:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert tasks["summary"]["bad"]["state_counts"] == {"FAILED": 1}
+    assert tasks["summary"]["Keeper.ping"]["type"] == "ACTOR_TASK"
+    assert tasks["total_tasks"] == 4 and tasks["total_actor_tasks"] == 1
+    assert tasks["total_actor_scheduled"] == 1
+    actors = summarize_actors()["cluster"]
+    assert actors["summary"]["Keeper"]["state_counts"] == {"ALIVE": 1}
+    assert actors["total_actors"] == 1
+    objects = summarize_objects()["cluster"]
+    assert objects["total_objects"] >= 1 and objects["total_size_mb"] > 0
+    assert objects["summary"]["disabled"]["total_objects"] == objects["total_objects"]
+    del held

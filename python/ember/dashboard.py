@@ -41,7 +41,13 @@ import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from ember import _objects
+from ember import actor as _actor
+
 DEFAULT_PORT = 8265
+
+#: The actor that holds the node's metrics (ember.util.metrics): its name and namespace.
+METRICS_ACTOR = ("ember_metrics_collector", "_ember")
 
 #: Host names that mean this machine's loopback interface (checked against the Host header).
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -115,6 +121,23 @@ class Dashboard:
     def timeline(self, every: bool) -> list[dict]:
         events = self.node.timeline()
         return events if every else events[-2000:]
+
+    def metrics(self) -> list[dict]:
+        """ember.util.metrics' series, one row per metric and tag values (none if no process
+        has made a metric)."""
+        try:
+            collector = _actor.get_actor(*METRICS_ACTOR)
+        except ValueError:
+            return []
+        rows = []
+        for name, metric in _objects.get(collector.snapshot.remote(), timeout=10).items():
+            for tags, recorded in metric["series"].items():
+                value = recorded[0] if metric["type"] == "gauge" else recorded  # (value, when)
+                rows.append({"name": name, "type": metric["type"],
+                             "description": metric["description"],
+                             "tags": dict(zip(metric["tag_keys"], tags)), "value": value,
+                             "boundaries": metric["boundaries"]})
+        return rows
 
     def logs(self) -> list[dict]:
         log_dir = self.node.log_dir
@@ -213,6 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/api/tasks": d.node.scheduler.tasks,
             "/api/timeline": lambda: d.timeline(every=query.get("all") == ["1"]),
             "/api/logs": d.logs,
+            "/api/metrics": d.metrics,
         }
         if path in ("/", "/index.html"):
             self._send(200, "text/html; charset=utf-8", _PAGE.encode())
@@ -279,6 +303,7 @@ _PAGE = """<!doctype html>
 <div id="timeline"></div>
 <h2>Actors</h2><table id="actors"></table>
 <h2>Objects</h2><table id="objects"></table>
+<h2>Metrics</h2><table id="metrics"></table>
 <h2>Worker logs</h2><table id="logs"></table><pre id="log" hidden></pre>
 <script>
 const fmt = n => n >= 1 << 30 ? (n / (1 << 30)).toFixed(2) + " GiB"
@@ -311,6 +336,11 @@ async function refresh() {
   const objs = await get("/api/objects");
   rows("objects", ["id", "state", "size", "refs", "pins", "owner pid"], objs.slice(0, 200).map(
     o => [o.object_id, o.state, fmt(o.size), o.ref_count, o.pin_count, o.owner_pid]));
+  const metrics = await get("/api/metrics");
+  rows("metrics", ["metric", "type", "tags", "value"], metrics.map(m => [m.name, m.type,
+    Object.entries(m.tags).map(([k, v]) => k + "=" + v).join(" "),
+    m.type === "histogram" ? m.value.counts.join(" / ") + " (sum " + m.value.sum + ")"
+      : m.value]));
   drawTimeline(await get("/api/timeline"));
   const logs = await get("/api/logs");
   rows("logs", ["file", "size"], logs.map(l => [l.name, fmt(l.bytes)]));

@@ -248,3 +248,76 @@ def get_actor(id: str) -> SimpleNamespace | None:
         raise ValueError(f"get_actor: {id!r} is not the hex of an ActorID") from None
     found = list_actors(filters=[("actor_id", "=", id)], detail=True)
     return SimpleNamespace(**found[0]) if found else None
+
+
+# --- summaries (Ray's summarize_*: counts by function, class, ...; {"cluster": ...}) --------
+
+#: Ray's summary of a task's kind, by list_tasks()'s type.
+_TASK_TOTALS = {"NORMAL_TASK": "total_tasks", "ACTOR_TASK": "total_actor_tasks",
+                "ACTOR_CREATION_TASK": "total_actor_scheduled"}
+
+
+def _summary_rows(kind: str, rows: Callable[[], list[dict]], address, timeout) -> list[dict]:
+    """Every row of list_<kind> (no limit), with the arguments checked as list_* checks them."""
+    return _listing(kind, rows, None, 1 << 62, True, address, timeout, True)
+
+
+def summarize_tasks(address: str | None = None, timeout: float = 30,
+                    raise_on_missing_output: bool = True, _explain: bool = False) -> dict:
+    """The tasks of list_tasks() counted by function (Ray's form): ``{"cluster": {"summary":
+    {name: {"func_or_class_name", "type", "state_counts"}}, "total_tasks",
+    "total_actor_tasks", "total_actor_scheduled", "summary_by"}}``. Under the Ray backend:
+    Ray's."""
+    if _backend.active.name == "ray":
+        return _ray("summarize_tasks", address=address, timeout=timeout,
+                    raise_on_missing_output=raise_on_missing_output, _explain=_explain)
+    summary: dict[str, dict] = {}
+    totals = dict.fromkeys(_TASK_TOTALS.values(), 0)
+    for task in _summary_rows("tasks", _task_rows, address, timeout):
+        entry = summary.setdefault(task["func_or_class_name"], {
+            "func_or_class_name": task["func_or_class_name"], "type": task["type"],
+            "state_counts": {}})
+        entry["state_counts"][task["state"]] = entry["state_counts"].get(task["state"], 0) + 1
+        totals[_TASK_TOTALS[task["type"]]] += 1
+    return {"cluster": {"summary": summary, **totals, "summary_by": "func_name"}}
+
+
+def summarize_actors(address: str | None = None, timeout: float = 30,
+                     raise_on_missing_output: bool = True, _explain: bool = False) -> dict:
+    """The actors counted by class and state (Ray's form): ``{"cluster": {"summary":
+    {class_name: {"class_name", "state_counts"}}, "total_actors", "summary_by"}}``. Under the
+    Ray backend: Ray's."""
+    if _backend.active.name == "ray":
+        return _ray("summarize_actors", address=address, timeout=timeout,
+                    raise_on_missing_output=raise_on_missing_output, _explain=_explain)
+    summary: dict[str, dict] = {}
+    actors = _summary_rows("actors", _actor_rows, address, timeout)
+    for actor in actors:
+        entry = summary.setdefault(actor["class_name"], {"class_name": actor["class_name"],
+                                                         "state_counts": {}})
+        entry["state_counts"][actor["state"]] = entry["state_counts"].get(actor["state"], 0) + 1
+    return {"cluster": {"summary": summary, "total_actors": len(actors), "summary_by": "class"}}
+
+
+def summarize_objects(address: str | None = None, timeout: float = 30,
+                      raise_on_missing_output: bool = True, _explain: bool = False) -> dict:
+    """The objects of the store in one group (Ray groups by the call site that made each,
+    which ember does not record: its key is "disabled", as Ray's when call sites are off):
+    ``{"cluster": {"summary": {"disabled": {"total_objects", "total_size_mb",
+    "total_num_workers", "total_num_nodes", "task_state_counts"}}, "total_objects",
+    "total_size_mb", "callsite_enabled": False, "summary_by"}}``; the state counts are the
+    objects' (SEALED, SPILLED, ...). Under the Ray backend: Ray's."""
+    if _backend.active.name == "ray":
+        return _ray("summarize_objects", address=address, timeout=timeout,
+                    raise_on_missing_output=raise_on_missing_output, _explain=_explain)
+    objects = _summary_rows("objects", _object_rows, address, timeout)
+    states: dict[str, int] = {}
+    for obj in objects:
+        states[obj["state"]] = states.get(obj["state"], 0) + 1
+    size_mb = sum(obj["object_size"] for obj in objects) / 2**20
+    group = {"total_objects": len(objects), "total_size_mb": size_mb,
+             "total_num_workers": len({obj["pid"] for obj in objects}),
+             "total_num_nodes": 1 if objects else 0, "task_state_counts": states}
+    return {"cluster": {"summary": {"disabled": group} if objects else {},
+                        "total_objects": len(objects), "total_size_mb": size_mb,
+                        "callsite_enabled": False, "summary_by": "callsite"}}
