@@ -92,7 +92,7 @@ def test_an_actor_knows_its_id_name_and_held_resources(ctx_node):
         [plain.ids.remote(), named.ids.remote()])
     assert repr(plain) == f"Actor(Probe, {actor_id})" and ActorID.from_hex(actor_id)
     assert task_id is not None and function == f"{__name__}.Probe.ids"
-    assert held == {} and name is None  # holds no CPU unless asked, as in Ray
+    assert held == {} and name == ""  # no CPU held unless asked; no name: "", as in Ray
     assert keys == ["actor_id", "job_id", "namespace", "node_id", "task_id"]
     assert second[3] == {"CPU": 1.0} and second[4] == "probe"
     assert ember.get(ember.get(plain.through_myself.remote("hi"))) == "hi"

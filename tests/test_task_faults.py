@@ -279,7 +279,7 @@ CRASH_MATRIX = {
 @pytest.mark.parametrize("case", CRASH_MATRIX.values(), ids=CRASH_MATRIX.keys())
 def test_crash_matrix(node, case):
     baseline = objects(node)
-    f = ember.remote(**case.options)(case.function)
+    f = ember.remote(case.function).options(**case.options)
     before = submitted(node)
     if case.point == "pickle":
         with pytest.raises(case.error, match=case.message):
@@ -565,7 +565,7 @@ def test_a_worker_flooding_its_output_neither_stalls_the_node_nor_the_printer(ca
     ids=["cpus", "gpus", "custom"],
 )
 def test_an_infeasible_request_fails_at_submit(node, options, names):
-    f = ember.remote(**options)(add_one)
+    f = ember.remote(add_one).options(**options)
     before = submitted(node)
     started = time.monotonic()
     with pytest.raises(ValueError, match=names):

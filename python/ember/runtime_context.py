@@ -104,7 +104,10 @@ class RuntimeContext:
         return f"{fn.__module__}.{owner}.{getattr(fn, '__name__', call[0])}"
 
     def get_actor_name(self) -> str | None:
-        return self._node.actor_name
+        """The running actor's name ("" for an unnamed actor, as Ray's); None outside one."""
+        if self._node.actor_id is None:
+            return None
+        return self._node.actor_name or ""
 
     @property
     def current_actor(self):
