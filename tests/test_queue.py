@@ -101,6 +101,27 @@ def test_a_blocked_get_is_served_by_a_later_put(node):
     assert ember.get(waiting, timeout=10) == "late"
 
 
+def test_waiters_are_served_in_order_and_none_that_gave_up_loses_an_item(node):
+    q = Queue(maxsize=1)
+    gave_up = q.actor.get.remote(0.1)  # times out before anything comes
+    first, second = q.actor.get.remote(None), q.actor.get.remote(None)
+    with pytest.raises(Empty):
+        ember.get(gave_up, timeout=10)
+    q.put("a")
+    q.put("b")  # served straight to the second waiter: the queue stays empty
+    assert ember.get([first, second], timeout=10) == ["a", "b"]
+    assert q.empty()
+    q.put("full")
+    blocked = q.actor.put.remote("next", None)  # waits for room
+    late = q.actor.put.remote("later", 0.1)  # gives up waiting
+    with pytest.raises(Full):
+        ember.get(late, timeout=10)
+    assert q.get() == "full"
+    ember.get(blocked, timeout=10)  # the get made room: it went in, and only it
+    assert q.get() == "next" and q.empty()
+    assert q.get_nowait_batch(0) == [] and q.size() == 0
+
+
 def test_async_put_and_get(node):
     q = Queue(maxsize=1)
 

@@ -2,10 +2,12 @@
 ``ray.util.queue``).
 
     driver / task / actor ── Queue (a handle, picklable) ──calls──► _QueueActor (async actor)
-                                                                      asyncio.Queue(maxsize)
+                                                      items + waiters, under one lock
 
-- The items live in one async actor; blocking ``put``/``get`` wait inside the actor
-  (``asyncio.wait_for``), so many callers can wait at once without holding threads.
+- The items live in one async actor. A ``put`` or ``get`` first tries at once (a quick call
+  that runs on the actor's main thread as it arrives: a round trip of a one-thread actor);
+  only when it must wait does it wait on the actor's event loop (``asyncio.wait_for``), so
+  many callers can wait at once without holding threads.
 - A ``Queue`` can be passed to tasks and actors: it travels as its actor's handle.
 - ``Empty`` and ``Full`` derive from the standard library's ``queue.Empty``/``queue.Full``.
 """
@@ -13,11 +15,14 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import queue as _stdlib_queue
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 from ember import api
+from ember._actor_runtime import INLINE
 from ember.actor import kill
 
 __all__ = ["Empty", "Full", "Queue"]
@@ -31,60 +36,162 @@ class Full(_stdlib_queue.Full):
     """``put`` found the queue full (non-blocking) or no room came within the timeout."""
 
 
+def _inline(method):
+    """Marks a quick, non-blocking, thread-safe method: it runs on the actor's main thread as
+    soon as it is read, without the hand-over to the event loop (ember._actor_runtime)."""
+    setattr(method, INLINE, True)
+    return method
+
+
 class _QueueActor:
-    """Holds the items; every method runs on the actor's event loop, so none races another."""
+    """Holds the items. The quick calls (try_put, try_get, sizes, batches) run on the worker's
+    main thread, the waiting ones (put, get) on the event loop; the lock guards the items and
+    the waiters between them. A waiter is a future of the loop; it is given its item (or its
+    room) under the lock and woken on the loop; one that gives up leaves the waiters under the
+    same lock, so it is either served or gone, never both (_wait)."""
 
     def __init__(self, maxsize: int):
         self.maxsize = maxsize
-        self.items: asyncio.Queue = asyncio.Queue(maxsize)
+        self.items: collections.deque = collections.deque()
+        self.lock = threading.Lock()
+        self.getters: collections.deque = collections.deque()  # futures waiting for an item
+        self.putters: collections.deque = collections.deque()  # (future, item) waiting for room
+        self.loop = asyncio.get_event_loop()  # the actor's loop (set before __init__ runs)
 
-    async def qsize(self) -> int:
-        return self.items.qsize()
+    def _full(self) -> bool:
+        return 0 < self.maxsize <= len(self.items)
 
-    async def empty(self) -> bool:
-        return self.items.empty()
+    def _settle(self) -> None:
+        """Under the lock: items to waiting getters, room to waiting putters, oldest first; each
+        woken on the loop (a served waiter is never one that gave up: _wait)."""
+        while self.putters and not self._full():
+            future, item = self.putters.popleft()
+            self.items.append(item)
+            self.loop.call_soon_threadsafe(future.set_result, None)
+        while self.getters and self.items:
+            future = self.getters.popleft()
+            item = self.items.popleft()
+            self.loop.call_soon_threadsafe(future.set_result, item)
+            while self.putters and not self._full():  # that item made room
+                future, waiting = self.putters.popleft()
+                self.items.append(waiting)
+                self.loop.call_soon_threadsafe(future.set_result, None)
 
-    async def full(self) -> bool:
-        return self.items.full()
+    @_inline
+    def qsize(self) -> int:
+        with self.lock:
+            return len(self.items)
+
+    @_inline
+    def empty(self) -> bool:
+        with self.lock:
+            return not self.items
+
+    @_inline
+    def full(self) -> bool:
+        with self.lock:
+            return self._full()
+
+    @_inline
+    def try_put(self, item) -> bool:
+        """Adds `item` if there is room (False, and nothing added, if the queue is full)."""
+        with self.lock:
+            if self._full() or self.putters:  # putters waiting for room go first
+                return False
+            self.items.append(item)
+            self._settle()
+            return True
+
+    @_inline
+    def try_get(self) -> tuple[bool, Any]:
+        """(True, the oldest item) or (False, None) if the queue is empty."""
+        with self.lock:
+            if not self.items or self.getters:  # getters waiting go first
+                return False, None
+            item = self.items.popleft()
+            self._settle()
+            return True, item
 
     async def put(self, item, timeout: float | None = None) -> None:
-        try:
-            await asyncio.wait_for(self.items.put(item), timeout)
-        except asyncio.TimeoutError:
-            raise Full(f"no room in the queue (maxsize {self.maxsize}) within {timeout} s") \
-                from None
+        with self.lock:
+            if not self._full() and not self.putters:
+                self.items.append(item)
+                self._settle()
+                return
+            future = self.loop.create_future()
+            self.putters.append((future, item))
+        if not await self._wait(future, self.putters, (future, item), timeout):
+            raise Full(f"no room in the queue (maxsize {self.maxsize}) within {timeout} s")
 
     async def get(self, timeout: float | None = None):
-        try:
-            return await asyncio.wait_for(self.items.get(), timeout)
-        except asyncio.TimeoutError:
-            raise Empty(f"nothing came into the queue within {timeout} s") from None
+        with self.lock:
+            if self.items and not self.getters:
+                item = self.items.popleft()
+                self._settle()
+                return item
+            future = self.loop.create_future()
+            self.getters.append(future)
+        if not await self._wait(future, self.getters, future, timeout):
+            raise Empty(f"nothing came into the queue within {timeout} s")
+        return future.result()
 
-    async def put_nowait(self, item) -> None:
+    async def _wait(self, future, waiters: collections.deque, entry, timeout) -> bool:
+        """Waits for `future` (listed in `waiters` as `entry`); False if the time ran out
+        first. Given up (timeout, or the call cancelled) while still listed, it leaves the
+        list; once served (its item or its room already given under the lock), what it was
+        given is kept: a timeout then waits the last moment for the wake-up, and a cancel
+        puts a received item back first in line."""
         try:
-            self.items.put_nowait(item)
-        except asyncio.QueueFull:
-            raise Full(f"the queue is full (maxsize {self.maxsize})") from None
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+            return True
+        except (asyncio.TimeoutError, asyncio.CancelledError) as e:
+            with self.lock:
+                if entry in waiters:
+                    waiters.remove(entry)
+                    future.cancel()
+                    if isinstance(e, asyncio.CancelledError):
+                        raise
+                    return False
+            await future  # served just now: its wake-up is on the way
+            if isinstance(e, asyncio.CancelledError):
+                if waiters is self.getters:  # the item must not go with the cancelled call
+                    with self.lock:
+                        self.items.appendleft(future.result())
+                        self._settle()
+                raise
+            return True
 
-    async def put_nowait_batch(self, items: list) -> None:
+    @_inline
+    def put_nowait(self, item) -> None:
+        if not self.try_put(item):
+            raise Full(f"the queue is full (maxsize {self.maxsize})")
+
+    @_inline
+    def put_nowait_batch(self, items: list) -> None:
         # All or nothing: a batch that does not fit leaves the queue as it was.
-        if self.maxsize > 0 and len(items) + self.items.qsize() > self.maxsize:
-            raise Full(f"cannot add {len(items)} items to a queue holding "
-                       f"{self.items.qsize()} with maxsize {self.maxsize}")
-        for item in items:
-            self.items.put_nowait(item)
+        with self.lock:
+            if self.putters or (self.maxsize > 0 and len(items) + len(self.items) > self.maxsize):
+                raise Full(f"cannot add {len(items)} items to a queue holding "
+                           f"{len(self.items)} with maxsize {self.maxsize}")
+            self.items.extend(items)
+            self._settle()
 
-    async def get_nowait(self):
-        try:
-            return self.items.get_nowait()
-        except asyncio.QueueEmpty:
-            raise Empty("the queue is empty") from None
+    @_inline
+    def get_nowait(self):
+        ok, item = self.try_get()
+        if not ok:
+            raise Empty("the queue is empty")
+        return item
 
-    async def get_nowait_batch(self, num_items: int) -> list:
-        if num_items > self.items.qsize():
-            raise Empty(f"cannot get {num_items} items from a queue holding "
-                        f"{self.items.qsize()}")
-        return [self.items.get_nowait() for _ in range(num_items)]
+    @_inline
+    def get_nowait_batch(self, num_items: int) -> list:
+        with self.lock:
+            if self.getters or num_items > len(self.items):
+                raise Empty(f"cannot get {num_items} items from a queue holding "
+                            f"{len(self.items)}")
+            out = [self.items.popleft() for _ in range(num_items)]
+            self._settle()
+            return out
 
 
 def _check_timeout(timeout: float | None) -> None:
@@ -132,6 +239,8 @@ class Queue:
         if not block:
             return self.put_nowait(item)
         _check_timeout(timeout)
+        if api.get(self._handle().try_put.remote(item)):  # room now: no wait on the loop
+            return None
         api.get(self._handle().put.remote(item, timeout))
         return None
 
@@ -150,6 +259,9 @@ class Queue:
         if not block:
             return self.get_nowait()
         _check_timeout(timeout)
+        ok, item = api.get(self._handle().try_get.remote())  # an item now: no wait on the loop
+        if ok:
+            return item
         return api.get(self._handle().get.remote(timeout))
 
     async def get_async(self, block: bool = True, timeout: float | None = None) -> Any:
@@ -160,7 +272,8 @@ class Queue:
         return await self._handle().get.remote(timeout)
 
     def put_nowait(self, item: Any) -> None:
-        api.get(self._handle().put_nowait.remote(item))
+        if not api.get(self._handle().try_put.remote(item)):
+            raise Full(f"the queue is full (maxsize {self.maxsize})")
 
     def put_nowait_batch(self, items: Iterable) -> None:
         """Adds all of `items` at once, or raises ``Full`` and adds none."""
@@ -169,7 +282,10 @@ class Queue:
         api.get(self._handle().put_nowait_batch.remote(list(items)))
 
     def get_nowait(self) -> Any:
-        return api.get(self._handle().get_nowait.remote())
+        ok, item = api.get(self._handle().try_get.remote())
+        if not ok:
+            raise Empty("the queue is empty")
+        return item
 
     def get_nowait_batch(self, num_items: int) -> list:
         """Removes and returns the `num_items` oldest items, or raises ``Empty`` (taking none)
