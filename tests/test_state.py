@@ -158,3 +158,21 @@ def test_summaries_count_tasks_actors_and_objects(node):
     assert objects["total_objects"] >= 1 and objects["total_size_mb"] > 0
     assert objects["summary"]["disabled"]["total_objects"] == objects["total_objects"]
     del held
+
+
+def test_list_workers_names_the_driver_and_the_live_workers(node):
+    from ember.util.state import list_workers
+
+    @ember.remote
+    def worker_id():
+        ctx = ember.get_runtime_context()
+        return ctx.get_worker_id(), os.getpid()
+
+    wid, pid = ember.get(worker_id.remote())
+    rows = {row.pid: row for row in list_workers()}
+    assert rows[os.getpid()].worker_type == "DRIVER"
+    assert rows[pid].worker_type == "WORKER" and rows[pid].worker_id == wid
+    assert all(row.is_alive and row.node_id == ember.get_runtime_context().get_node_id()
+               for row in rows.values())
+    assert [row.pid for row in list_workers(filters=[("worker_type", "=", "DRIVER")])] == [
+        os.getpid()]

@@ -10,11 +10,12 @@ ember's own extras). Driver only; under the Ray backend the calls are Ray's own.
 from __future__ import annotations
 
 import logging
+import os
 from types import SimpleNamespace
 from typing import Callable
 
 from ember import _backend, _node, _placement
-from ember._ids import ActorID
+from ember._ids import ActorID, WorkerID
 from ember.actor import named_actors
 from ember.exceptions import NODE_IP
 
@@ -52,6 +53,8 @@ _COLUMNS = {
               ()),
     "placement_groups": (("placement_group_id", "name", "creator_job_id", "state",
                           "is_detached"), ("bundles", "stats", "strategy")),
+    "workers": (("worker_id", "is_alive", "worker_type", "exit_type", "node_id", "ip", "pid",
+                 "exit_detail"), ()),
 }
 
 
@@ -99,6 +102,19 @@ def _placement_group_rows() -> list[dict]:
                                   "node_id": entry["bundles_to_node_id"].get(i),
                                   "unit_resources": bundle}
                                  for i, bundle in entry["bundles"].items()]})
+    return rows
+
+
+def _worker_rows() -> list[dict]:
+    node = _node.current()
+    if node.scheduler is None:
+        raise RuntimeError("list_workers() can only be called from the driver")
+    rows = []
+    for worker_type, pid in [("DRIVER", os.getpid())] + [
+            ("WORKER", pid) for pid in sorted(node.scheduler.worker_pids())]:
+        rows.append({"worker_id": WorkerID.from_int(pid).hex(), "is_alive": True,
+                     "worker_type": worker_type, "exit_type": None, "node_id": node.node_id,
+                     "ip": NODE_IP, "pid": pid, "exit_detail": None})
     return rows
 
 
@@ -215,6 +231,17 @@ def list_placement_groups(address: str | None = None, filters: list | None = Non
     bundles, stats and strategy. Under the Ray backend: Ray's."""
     return _listing("placement_groups", _placement_group_rows, filters, limit, detail, address,
                     timeout, raise_on_missing_output)
+
+
+def list_workers(address: str | None = None, filters: list | None = None,
+                 limit: int = DEFAULT_LIMIT, timeout: float | None = 30, detail: bool = False,
+                 raise_on_missing_output: bool = True) -> list[StateRecord]:
+    """The driver and the node's live worker processes (tasks' and actors'): worker_id (as
+    get_runtime_context().get_worker_id() gives it), is_alive, worker_type (DRIVER or
+    WORKER), node_id, ip, pid; exit_type and exit_detail are None (ember lists live workers
+    only; a dead one's story is in the error of what it ran). Under the Ray backend: Ray's."""
+    return _listing("workers", _worker_rows, filters, limit, detail, address, timeout,
+                    raise_on_missing_output)
 
 
 def get_task(id: str) -> StateRecord | None:
