@@ -94,7 +94,10 @@ def check_seed_output(out: str) -> None:
     # A worker's line can also start before a driver's line and end after it (Ray prints the
     # two from different processes): the type name is then found at a line's end.
     assert "datetime\n" in out
-    assert lines[-6:-3] == ["4", "8", "[0, 1, 2, 3]"]
+    # In order; a worker's line may still split one of the driver's earlier lines in two (a
+    # line "datetime" was seen among them on Ray), so the results are picked, not counted.
+    results = [line for line in lines[:-3] if line in ("4", "8", "[0, 1, 2, 3]")]
+    assert results[-3:] == ["4", "8", "[0, 1, 2, 3]"]
     assert lines[-3].startswith("by value duration =")
     assert lines[-2].startswith("put duration =")
     assert lines[-1] == "True"
