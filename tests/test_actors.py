@@ -442,17 +442,22 @@ def test_tasks_and_actors_create_look_up_and_kill_actors(node):
             time.sleep(0.05)
 
 
+def wait_until_name_is_free(name: str, timeout: float = 10) -> None:
+    """Waits until get_actor(name) finds no actor (an end goes through the scheduler)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ember.get_actor(name)
+        except ValueError:
+            return
+        time.sleep(0.05)
+
+
 def test_a_named_actor_ends_with_its_last_handle_like_rays(node):
     a = Counter.options(name="temp").remote()
     assert ember.get(ember.get_actor("temp").add.remote()) == 1
     del a
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            ember.get_actor("temp")
-        except ValueError:
-            break
-        time.sleep(0.05)
+    wait_until_name_is_free("temp")
     with pytest.raises(ValueError, match="temp"):
         ember.get_actor("temp")
     again = Counter.options(name="temp").remote(7)  # the name is free again
@@ -463,13 +468,7 @@ def test_a_task_finds_the_live_actor_of_a_name_not_one_killed_before(node):
     first = Counter.options(name="reborn").remote(0)
     assert ember.get(add_to_named.remote("reborn", 1)) == 1
     ember.kill(first)  # the driver still holds a handle: only the kill says it is dead
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            ember.get_actor("reborn")
-        except ValueError:
-            break
-        time.sleep(0.05)
+    wait_until_name_is_free("reborn")
     second = Counter.options(name="reborn").remote(100)
     assert ember.get(add_to_named.remote("reborn", 1)) == 101  # a worker sees it as well
     assert ember.get(second.add.remote(0)) == 101
@@ -486,13 +485,7 @@ def test_a_named_actor_made_in_a_task_outlives_the_task(node):
     with pytest.raises(ValueError, match="already taken"):
         Counter.options(name="inner").remote()
     ember.kill(handle)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            ember.get_actor("inner")
-        except ValueError:
-            break
-        time.sleep(0.05)
+    wait_until_name_is_free("inner")
     again = Counter.options(name="inner").remote(1)  # a dead actor's name can be taken again
     assert ember.get(ember.get_actor("inner").add.remote()) == 2
     del again

@@ -1,16 +1,28 @@
-// Helpers shared by the scheduler pieces' tests (task_table, worker_pool, dispatch, actors): a
-// store whose runtime region is laid out for a number of workers and task records.
+// Helpers shared by the scheduler pieces' tests (task_table, worker_pool, dispatch, actors,
+// resources, placement): a store whose runtime region is laid out for a number of workers and
+// task records, and resource requests.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <vector>
 
 #include "store.h"
 #include "task.h"
 
 namespace ember {
 namespace testing_util {
+
+/// A request of `cpus` and `gpus` (whole or fractional) and `custom` units of resource 2, in
+/// the core's fixed point (kMaxResources amounts).
+inline std::vector<int64_t> req(double cpus, double gpus = 0, double custom = 0) {
+  std::vector<int64_t> r(kMaxResources, 0);
+  r[kResourceCPU] = static_cast<int64_t>(cpus * kResourceUnit);
+  r[kResourceGPU] = static_cast<int64_t>(gpus * kResourceUnit);
+  r[2] = static_cast<int64_t>(custom * kResourceUnit);
+  return r;
+}
 
 /// A 4 MiB store with a zeroed runtime region of `layout` (no processes, no prefaulter).
 inline std::shared_ptr<Store> runtime_store(const RuntimeLayout& layout) {

@@ -9,18 +9,14 @@
 #include <memory>
 #include <vector>
 
+#include "runtime_test_util.h"
+
 namespace ember {
 namespace {
 
 constexpr int64_t U = kResourceUnit;
 
-std::vector<int64_t> req(double cpus, double gpus = 0, double custom = 0) {
-  std::vector<int64_t> r(kMaxResources, 0);
-  r[kResourceCPU] = static_cast<int64_t>(cpus * U);
-  r[kResourceGPU] = static_cast<int64_t>(gpus * U);
-  r[2] = static_cast<int64_t>(custom * U);
-  return r;
-}
+using testing_util::req;
 
 /// A runtime control block and group slots as the segment holds them: zeroed.
 class PlacementTest : public ::testing::Test {

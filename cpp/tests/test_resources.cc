@@ -7,19 +7,14 @@
 #include <random>
 #include <vector>
 
+#include "runtime_test_util.h"
+
 namespace ember {
 namespace {
 
 constexpr int64_t U = kResourceUnit;
 
-/// A request: cpus and gpus in whole or fractional units, custom resource 2 in units.
-std::vector<int64_t> req(double cpus, double gpus = 0, double custom = 0) {
-  std::vector<int64_t> r(kMaxResources, 0);
-  r[kResourceCPU] = static_cast<int64_t>(cpus * U);
-  r[kResourceGPU] = static_cast<int64_t>(gpus * U);
-  r[2] = static_cast<int64_t>(custom * U);
-  return r;
-}
+using testing_util::req;
 
 TEST(ResourcesTest, DefaultRequestIsExactlyOneCpu) {
   EXPECT_TRUE(is_default_request(req(1).data()));
