@@ -521,8 +521,11 @@ def test_list_tasks_shows_finished_and_failed_tasks_and_actor_calls(cluster):
     ember.wait([ok, bad], num_returns=2)
     deadline = time.monotonic() + 5  # records are read back once their worker is done
     while True:
-        rows = {t["task_id"]: t for t in list_tasks(detail=True, limit=1000)}
-        if all(task_id(r) in rows for r in (ok, bad)) and call_id in rows:
+        rows = {}
+        for t in list_tasks(detail=True, limit=1000):  # unfinished first: finished win
+            rows[t["task_id"]] = t
+        if all(rows.get(task_id(r), {}).get("state") in ("FINISHED", "FAILED")
+               for r in (ok, bad)) and call_id in rows:
             break
         assert time.monotonic() < deadline
         time.sleep(0.01)
