@@ -149,3 +149,15 @@ def test_options_it_cannot_honour_are_refused(node):
         Pool(1, ray_address="ray://head:10001")
     with pytest.raises(ValueError):
         Pool(0)
+
+
+def test_a_long_lived_pool_keeps_no_finished_results(pool):
+    from ember.util.state import list_objects  # noqa: PLC0415
+
+    before = len(list_objects(limit=100_000))
+    for i in range(3000):  # joblib's pattern: many calls on one pool, each result taken
+        assert pool.apply(square, (i,)) == i * i
+    held = len(list_objects(limit=100_000)) - before
+    assert held <= 1024  # what join() still tracks; not all 3,000
+    pool.close()
+    pool.join()
