@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import time
 
+import psutil
 import pytest
 
 joblib = pytest.importorskip("joblib")
 
 import ember  # noqa: E402
 from ember.util.joblib import register_ember, register_ray  # noqa: E402
+from ember.util.joblib import ray_backend  # noqa: E402
 from ember.util.joblib.ray_backend import EmberBackend, RayBackend  # noqa: E402
 
 
@@ -75,3 +77,64 @@ def test_ray_remote_args_configure_the_pools_actors():
         assert ember.available_resources().get("custom") == 4
     finally:
         ember.shutdown()
+
+
+def pids_of_a_call() -> set[int]:
+    return {pid for pid, _ in
+            joblib.Parallel()(joblib.delayed(where_and_square)(i) for i in range(40))}
+
+
+@ember.remote(num_cpus=2)
+def needs_every_cpu():
+    return "ran"
+
+
+def test_parallel_calls_share_one_pool_that_holds_no_cpus(node):
+    register_ember()
+    with joblib.parallel_backend("ember", n_jobs=2):
+        first = pids_of_a_call()
+        assert pids_of_a_call() == first  # the same processes: no start, no import again
+    # Kept between calls, the pool's actors leave the node's CPUs to other work.
+    assert ember.get(needs_every_cpu.remote(), timeout=60) == "ran"
+    with joblib.parallel_backend("ember", n_jobs=2):  # a later block too
+        assert pids_of_a_call() == first
+
+
+def test_a_failed_call_ends_the_shared_pool(node):
+    register_ember()
+    with joblib.parallel_backend("ember", n_jobs=2):
+        before = pids_of_a_call()
+        with pytest.raises(KeyError):
+            joblib.Parallel()(joblib.delayed(fails_on)(i) for i in range(6))
+        after = pids_of_a_call()  # a fresh pool
+    assert not before & after
+    deadline = time.monotonic() + 10
+    while any(psutil.pid_exists(pid) for pid in before) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(psutil.pid_exists(pid) for pid in before)
+
+
+def test_the_shared_pool_ends_once_idle(node, monkeypatch):
+    monkeypatch.setattr(ray_backend, "IDLE_SECONDS", 0.2)
+    register_ember()
+    with joblib.parallel_backend("ember", n_jobs=2):
+        pids = pids_of_a_call()
+    deadline = time.monotonic() + 10
+    while any(psutil.pid_exists(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(psutil.pid_exists(pid) for pid in pids)
+    with joblib.parallel_backend("ember", n_jobs=2):  # and the next call makes a new one
+        assert not pids_of_a_call() & pids
+
+
+def test_a_new_node_gets_a_new_pool():
+    register_ember()
+    pids = []
+    for _ in range(2):
+        ember.init(num_cpus=2)
+        try:
+            with joblib.parallel_backend("ember", n_jobs=2):
+                pids.append(pids_of_a_call())
+        finally:
+            ember.shutdown()
+    assert not pids[0] & pids[1]
