@@ -97,6 +97,7 @@ enum EntryFlags : uint32_t {
   kEntrySpilling = 2,   ///< its bytes are being written to a spill file (a spiller pins it)
   kEntryRestoring = 4,  ///< CREATED by a reader bringing it back from its spill file
   kEntryError = 8,      ///< sealed holding a failure (kFlagError): get() raises it at once
+  kEntryRead = 16,      ///< a failure some process has pinned (read): it was not unhandled
 };
 /// Bits 8-15 of ObjectEntry::flags, beside the EntryFlags: while kEntrySpilling is set, the
 /// batch that set it (its slot in SpillControl::batches, spill.h S7), so that the victims of

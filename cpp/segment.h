@@ -24,7 +24,8 @@ namespace ember {
 inline constexpr uint64_t kSegmentMagic = 0x4745'5352'4542'4d45ULL;  // "EMBERSEG"
 // 3: StoreControl::spill (spill.h). 4: SpillControl::batches, the spiller of each batch in
 // flight, replaces writing_bytes, and ObjectEntry::flags carries a victim's batch (spill.h S7).
-inline constexpr uint32_t kSegmentVersion = 4;
+// 5: StoreControl::unreported (failures freed unread, held for the driver to report).
+inline constexpr uint32_t kSegmentVersion = 5;
 inline constexpr uint64_t kPageSize = 4096;
 
 /// Where each region of the segment lives; all offsets from the segment base.

@@ -129,6 +129,8 @@ Store::~Store() { close(); }
 
 void Store::close() {
   if (closed_.exchange(true, std::memory_order_acq_rel)) return;
+  ctl_->unreported_seq.fetch_add(1, std::memory_order_release);  // take_unreported returns
+  futex_wake(&ctl_->unreported_seq, INT32_MAX);
   residency_.stop();  // each thread joins within one step of its work (background_thread.h)
   spill_.stop();
   seg_->close_fd();
@@ -371,6 +373,21 @@ Result<uint8_t*> Store::create_object(const ObjectID& id, uint64_t size, bool ha
   }
 }
 
+/// A failure the program asked for (a cancel, a kill, a removed group), which Ray does not
+/// report as unhandled when nobody reads it.
+static bool chosen_by_the_program(const ObjectHeader& h) {
+  if ((h.flags & kFlagRawMessage) == 0) return false;
+  switch (static_cast<ErrorKind>(h.error_kind)) {
+    case ErrorKind::kTaskCancelled:
+    case ErrorKind::kActorDied:
+    case ErrorKind::kActorUnavailable:
+    case ErrorKind::kPlacementGroupRemoved:
+      return true;
+    default:
+      return false;
+  }
+}
+
 Status Store::seal(const ObjectID& id) {
   if (closed()) return closed_error();
   bool wake = false;
@@ -391,6 +408,7 @@ Status Store::seal(const ObjectID& id) {
       // A failure: get()s of lists that hold it must raise now, though they sleep on another
       // object (the first one not ready): wake every sleeper to look.
       e.flags |= kEntryError;
+      if (chosen_by_the_program(h)) e.flags |= kEntryRead;  // never reported as unhandled
       ++ctl_->error_seals;
       wake = true;
     }
@@ -420,10 +438,13 @@ size_t Store::wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t time
   // and each id is looked up O(1) times. Waiting for some flags them all and rescans.
   const bool all = num_ready >= n;
   size_t cursor = 0;  // with `all`: every id before it is ready
-  auto readable = [&](size_t i) {
+  auto readable = [&](size_t i) {  // sealed or spilled (pin() restores it), or gone
     int64_t slot = table_.find(ids[i]);
-    return slot < 0 || table_.at(slot).state == SlotState::kSealed ||
-           table_.at(slot).state == SlotState::kSpilled;  // readable: pin() restores it
+    if (slot < 0) return true;
+    ObjectEntry& e = table_.at(slot);
+    if (e.state != SlotState::kSealed && e.state != SlotState::kSpilled) return false;
+    if ((e.flags & kEntryError) != 0) e.flags |= kEntryRead;  // a wait that saw it handled it
+    return true;
   };
   auto mark_all = [&] {  // locked: sets ready[] for every readable id, returns how many
     size_t count = 0;
@@ -505,8 +526,46 @@ void Store::abort(const ObjectID& id) {
   }
 }
 
+bool Store::held_unreported(ObjectEntry& e) {
+  if ((e.flags & (kEntryError | kEntryRead)) != kEntryError ||
+      (e.state != SlotState::kSealed && e.state != SlotState::kSpilled)) {
+    return false;
+  }
+  if (ctl_->unreported_count == kMaxUnreported) {
+    ++ctl_->unreported_dropped;
+    return false;
+  }
+  e.flags |= kEntryRead;  // the driver reads it next; then it is freed as any object
+  e.refs = 1;             // the list's hold, handed to take_unreported()'s caller
+  ctl_->unreported[ctl_->unreported_count++] = e.id;
+  // release: the reporter reads the list under the lock anyway; it sleeps on the word.
+  ctl_->unreported_seq.fetch_add(1, std::memory_order_release);
+  futex_wake(&ctl_->unreported_seq, 1);  // rare: a failure nobody read
+  return true;
+}
+
+std::vector<ObjectID> Store::take_unreported(int64_t timeout_ns, uint64_t* dropped) {
+  std::vector<ObjectID> ids;
+  *dropped = 0;
+  for (bool waited = false; !closed(); waited = true) {
+    uint32_t seq;
+    {
+      Locked lock(*this);
+      ids.assign(ctl_->unreported, ctl_->unreported + ctl_->unreported_count);
+      ctl_->unreported_count = 0;
+      std::swap(*dropped, ctl_->unreported_dropped);
+      // Read under the lock, as additions bump it: one made after this read wakes the wait.
+      seq = ctl_->unreported_seq.load(std::memory_order_relaxed);
+    }
+    if (!ids.empty() || *dropped != 0 || waited || timeout_ns == 0) break;
+    futex_wait(&ctl_->unreported_seq, seq, timeout_ns);
+  }
+  return ids;
+}
+
 void Store::free_slot(int64_t slot, std::vector<ObjectID>& released) {
   ObjectEntry& e = table_.at(slot);
+  if (held_unreported(e)) return;
   uint64_t payload = e.payload;
   if (e.state == SlotState::kSpilled) spill_.forget(e);
   if ((e.flags & kEntryHasRefs) != 0 && e.state == SlotState::kSealed) {
@@ -545,6 +604,7 @@ Result<ObjectView> Store::pin(const ObjectID& id) {
       st = e.state;
       if (st == SlotState::kSealed) {
         ++e.pins;
+        if ((e.flags & kEntryError) != 0) e.flags |= kEntryRead;  // a failure read is handled
         e.last_access = ++ctl_->access_clock;
         note(id, 0, 1);
         return ObjectView{seg_->base() + e.payload, e.size};

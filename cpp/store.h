@@ -53,6 +53,13 @@
 //    fulfil_only write fails) knows the consumer let the stream go and stops. A retry names
 //    the same items: what an earlier attempt sealed, or the consumer already took, is not
 //    PENDING, and only PENDING items are written.
+//  - Unhandled failures (Ray's "Unhandled error"): a failure (kEntryError) that is freed
+//    before any process pinned it (kEntryRead) is not freed but kept, its last ref moved to
+//    StoreControl::unreported, for the driver to read and report (take_unreported); once read
+//    it is freed as any object. When that list is full it is freed unreported, and counted.
+//    A failure counts as read once pinned, or seen ready by a wait(); failures the program
+//    asked for (cancels, kills: the core's messages of those kinds) count as read from the
+//    seal on, as Ray reports neither.
 //  - After close() every call fails with kClosed (or does nothing, for releases), so
 //    ObjectRefs and views that outlive ember.shutdown() are harmless; the mapping goes away
 //    when the last holder of the Store (views keep it) is destroyed.
@@ -107,6 +114,9 @@ struct StoreStats {
   uint64_t restores_total;   ///< objects ever brought back
 };
 
+/// How many unhandled failures StoreControl holds for the driver at once.
+inline constexpr uint32_t kMaxUnreported = 64;
+
 /// The shared control block of the store (in the segment, after the header page).
 struct StoreControl {
   RobustMutex lock;                ///< guards alloc, table and everything marked so
@@ -123,6 +133,12 @@ struct StoreControl {
   uint64_t allocations;            ///< guarded by lock: objects ever allocated (idle trim's clock)
   uint64_t trimming_bytes;         ///< guarded by lock: free blocks the idle trim holds right now
   SpillControl spill;              ///< guarded by lock (spill.h)
+  /// Failures freed unread, each holding one ref, for the driver to report (see the
+  /// invariants). Guarded by lock; `unreported_seq`, a futex word, is bumped by each addition.
+  std::atomic<uint32_t> unreported_seq;
+  uint32_t unreported_count;
+  uint64_t unreported_dropped;  ///< guarded by lock: failures freed unreported (list full)
+  ObjectID unreported[kMaxUnreported];
 };
 
 /// For a wait that ends early when one of its objects is a failure (get() of a list raises the
@@ -212,6 +228,12 @@ class Store : public std::enable_shared_from_this<Store> {
   size_t wait(const ObjectID* ids, size_t n, size_t num_ready, int64_t timeout_ns, bool* ready,
               WaitErrors* errors = nullptr);
 
+  /// Unhandled failures (see the invariants): waits up to `timeout_ns` until there are some
+  /// (or the store closes), then takes them: the caller owns one ref on each and must read
+  /// and release it. `dropped` gets how many were freed unreported since the last call.
+  /// Call without the GIL.
+  std::vector<ObjectID> take_unreported(int64_t timeout_ns, uint64_t* dropped);
+
   /// Copies `len` bytes into a payload of this store, with threads and bulk page population
   /// for large copies. The caller does not hold the lock (and should not hold the GIL).
   void copy_in(uint8_t* dst, const uint8_t* src, size_t len);
@@ -271,8 +293,12 @@ class Store : public std::enable_shared_from_this<Store> {
   void erase_pending(const ObjectID& first, uint32_t count);
   /// is_sealed(), locked.
   bool sealed(const ObjectID& id);
-  /// Frees the object in `slot`; appends the nested refs it held to `released`. Locked.
+  /// Frees the object in `slot`; appends the nested refs it held to `released`. An unread
+  /// failure is kept for the driver instead (held_unreported). Locked.
   void free_slot(int64_t slot, std::vector<ObjectID>& released);
+  /// For free_slot: if `e` is a sealed failure nobody read, keeps it (one ref, listed in
+  /// StoreControl::unreported) and returns true. Locked.
+  bool held_unreported(ObjectEntry& e);
   /// Releases one ref of each id in `ids` (and of whatever their freeing releases). Locked.
   void release_all(std::vector<ObjectID>& ids);
   /// Wakes sleepers of wait() after a seal they asked for. Unlocked.

@@ -15,12 +15,14 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "python" / "ember"
 LAYERS = [
     ["_core"],  # the C++ core
     ["_names", "_pickle"],  # the names ember shows; its cloudpickle
-    ["exceptions", "_session", "_signature", "_scheduling", "_ids", "job_config", "_alias"],
+    ["exceptions", "_session", "_signature", "_scheduling", "_ids", "job_config", "_alias",
+     "_private", "_private.worker"],
     ["_runtime_env"],
     ["_options", "util.scheduling_strategies"],
     ["_backend", "_node", "_logs"],  # what answers the API; the node of this process
     ["serialization", "_serializability"],
-    ["_objects", "_task_errors"],  # put, get, wait on the node; a task's failure as its error
+    # put, get, wait on the node; a task's failure as its error; failures nobody read
+    ["_objects", "_task_errors", "_unhandled"],
     ["_stream", "_placement", "dag"],  # generators' items; placement groups' records; graphs
     ["object_ref", "remote_function", "actor", "runtime_context"],
     ["_actor_runtime", "dashboard", "util.state"],

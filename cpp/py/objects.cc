@@ -322,6 +322,25 @@ void bind_store(py::module_& m) {
           [](Store& s, const ObjectRef& done, uint64_t from) { s.stream_close(done.id(), from); },
           py::arg("done"), py::arg("from_index"),
           "Gives back the stream's items from `from_index` on: the consumer is done with it.")
+      .def(
+          "take_unreported",
+          [](const std::shared_ptr<Store>& s, double timeout) {
+            uint64_t dropped = 0;
+            std::vector<ObjectID> ids;
+            {
+              py::gil_scoped_release nogil;
+              ids = s->take_unreported(static_cast<int64_t>(timeout * 1e9), &dropped);
+            }
+            py::list refs;
+            for (const ObjectID& id : ids) {
+              refs.append(py::cast(std::make_unique<ObjectRef>(id, s, true)));
+            }
+            return py::make_tuple(refs, dropped);
+          },
+          py::arg("timeout"),
+          "(refs, dropped): the failures freed before anyone read them, waiting up to "
+          "`timeout` seconds for some; each ref owns the object (read it, then drop it). "
+          "`dropped`: how many more were freed unreported (the store's list was full).")
       .def("contains", [](Store& s, const ObjectRef& r) { return s.is_sealed(r.id()); })
       .def("exists", [](Store& s, const ObjectRef& r) { return s.contains(r.id()); },
            "True if the object is in the store in any state (promised, being written, sealed).")

@@ -1,11 +1,14 @@
 // Tests for object_io: an object written in parts reads back the same, buffers aligned; nested
-// refs are held by the object; an unfinished writer leaves nothing; failures from the core.
+// refs are held by the object; an unfinished writer leaves nothing; failures from the core, and
+// failures nobody read kept for the driver to report.
 #include "object_io.h"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -104,6 +107,94 @@ TEST(ObjectIO, AFailureFromTheCoreFulfilsAPromise) {
                         parts->header.stream_len),
             "it died");
   store->unpin(id);
+}
+
+ObjectID failure(Store& s, const char* message) {
+  ObjectID id = s.new_id();
+  EXPECT_TRUE(write_error_message(s, id, ErrorKind::kWorkerCrashed, message));
+  return id;
+}
+
+void read(Store& s, const ObjectID& id) {
+  ASSERT_TRUE(read_object(s, id).ok());
+  s.unpin(id);
+}
+
+TEST(ObjectIO, AFailureFreedUnreadIsKeptForTheDriverOnce) {
+  auto store = testing_util::small_store();
+  ObjectID was_read = failure(*store, "read"), unread = failure(*store, "unread");
+  ObjectID waited = failure(*store, "waited");
+  ObjectID cancelled = store->new_id();  // a failure the program asked for
+  ASSERT_TRUE(write_error_message(*store, cancelled, ErrorKind::kTaskCancelled, "cancelled"));
+  ObjectID crashed = store->new_id();
+  ASSERT_TRUE(write_error_message(*store, crashed, ErrorKind::kWorkerCrashed, "crashed"));
+  ObjectID value = store->new_id();
+  ASSERT_TRUE(ObjectWriter::begin(*store, value, "a value", {}, {})->finish().ok());
+  read(*store, was_read);
+  bool ready = false;
+  ASSERT_EQ(store->wait(&waited, 1, 1, 0, &ready), 1u);
+  for (const ObjectID& id : {was_read, unread, waited, cancelled, crashed, value}) {
+    store->release_ref(id);
+  }
+  EXPECT_EQ(refs_of(*store, was_read), -1) << "a failure someone read is freed";
+  EXPECT_EQ(refs_of(*store, waited), -1) << "so is one a wait saw ready";
+  EXPECT_EQ(refs_of(*store, cancelled), -1) << "and a cancel";
+  EXPECT_EQ(refs_of(*store, value), -1);
+  EXPECT_EQ(refs_of(*store, unread), 1) << "kept, with the list's hold";
+  EXPECT_EQ(refs_of(*store, crashed), 1) << "a crash is reported too";
+
+  uint64_t dropped = 99;
+  EXPECT_EQ(store->take_unreported(0, &dropped), (std::vector<ObjectID>{unread, crashed}));
+  EXPECT_EQ(dropped, 0u);
+  read(*store, unread);  // the driver reads it, then lets its ref go: freed, never listed again
+  store->release_ref(unread);
+  store->release_ref(crashed);
+  EXPECT_EQ(refs_of(*store, unread), -1);
+  EXPECT_TRUE(store->take_unreported(0, &dropped).empty());
+  EXPECT_TRUE(testing_util::CheckOk(*store));
+}
+
+TEST(ObjectIO, AFailureSealedAfterItsLastRefWentIsKept) {
+  auto store = testing_util::small_store();
+  ObjectID id = store->new_id();
+  ASSERT_TRUE(store->create_pending(id, 1).ok());  // a task's return, dropped before it ended
+  store->release_ref(id);
+  ASSERT_TRUE(write_error_message(*store, id, ErrorKind::kWorkerCrashed, "late"));
+  uint64_t dropped = 0;
+  EXPECT_EQ(store->take_unreported(0, &dropped), std::vector<ObjectID>{id});
+  store->release_ref(id);
+  EXPECT_EQ(refs_of(*store, id), -1) << "the taker's release frees it, read or not";
+}
+
+TEST(ObjectIO, TheListOfUnreportedFailuresIsBoundedAndCountsTheRest) {
+  auto store = testing_util::small_store();
+  for (uint32_t i = 0; i < kMaxUnreported + 3; ++i) store->release_ref(failure(*store, "x"));
+  uint64_t dropped = 0;
+  std::vector<ObjectID> ids = store->take_unreported(0, &dropped);
+  EXPECT_EQ(ids.size(), kMaxUnreported);
+  EXPECT_EQ(dropped, 3u) << "freed at once, and counted for the driver to say so";
+  for (const ObjectID& id : ids) store->release_ref(id);
+  EXPECT_EQ(store->stats().num_objects, 0u);
+}
+
+TEST(ObjectIO, ATakerWaitsForAFailureAndCloseWakesIt) {
+  auto store = testing_util::small_store();
+  std::vector<ObjectID> got;
+  uint64_t dropped = 0;
+  std::thread taker([&] { got = store->take_unreported(int64_t{10'000'000'000}, &dropped); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ObjectID id = failure(*store, "x");
+  store->release_ref(id);
+  taker.join();  // woken by the addition, long before its 10 s
+  EXPECT_EQ(got, std::vector<ObjectID>{id});
+
+  const auto start = std::chrono::steady_clock::now();
+  std::thread closed_on([&] { got = store->take_unreported(int64_t{10'000'000'000}, &dropped); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  store->close();
+  closed_on.join();
+  EXPECT_TRUE(got.empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
 TEST(ObjectIO, AFullStoreIsAnErrorAndNothingIsLeft) {

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from ember import _backend, _core, _node, _objects, _options, _runtime_env, actor
+from ember import _backend, _core, _node, _objects, _options, _runtime_env, _unhandled, actor
 from ember._logs import LogPrinter
 from ember._stream import ObjectRefGenerator
 from ember.exceptions import NODE_IP, _BadArgument
@@ -166,6 +166,7 @@ def _start(*, num_cpus, num_gpus, resources, object_store_memory, log_to_driver,
                        default_actor_lifetime=job.default_actor_lifetime if job else None,
                        runtime_env=runtime_env)
     try:
+        node.unhandled_reporter = _unhandled.Reporter(node.store)
         if log_to_driver:
             node.log_printer = LogPrinter(node.log_dir)
         if include_dashboard:

@@ -87,6 +87,7 @@ class Node:
         self.forkserver: subprocess.Popen | None = None  # driver only
         self._forkserver_pipe: int | None = None  # write end; closing it stops the forkserver
         self.log_printer = None  # driver only, with log_to_driver
+        self.unhandled_reporter = None  # driver only (ember._unhandled)
         self.dashboard = None  # driver only, with include_dashboard
         self.session_dir = ""
         self.log_dir = ""
@@ -244,6 +245,9 @@ class Node:
             self.log_printer.stop()
             self.log_printer = None
         self.store.close()
+        if self.unhandled_reporter is not None:
+            self.unhandled_reporter.stop()  # close() woke it
+            self.unhandled_reporter = None
         if self.spill_dir:  # spill files die with the node; logs stay for the user
             shutil.rmtree(self.spill_dir, ignore_errors=True)
         # Drop the C++ objects: the segment is unmapped when the last holder goes, and a Node
