@@ -59,6 +59,8 @@ enum SpecFlags : uint32_t {
                              ///< its arguments are ready, not behind earlier calls (actors.h A2)
   kSpecCaptureChildTasks = 4096,  ///< with a placement group: the tasks it submits go there too
   kSpecPlaced = 8192,        ///< placement_group is set (so a worker need not read the spec)
+  kSpecRenamedCall = 16384,  ///< with kSpecActorMethod: a call named by .options(name=);
+                             ///< `name` is that name, `function` an object holding the method's
 };
 
 /// kSpecCancel's bits in TaskSpec::max_retries.

@@ -10,11 +10,13 @@ import sys
 import threading
 import time
 
+import psutil
 import pytest
 
 import ember
 from ember.exceptions import ActorDiedError, ActorError, ActorUnavailableError, RayActorError
 from ember.util import ActorPool
+from ember.util.state import list_tasks
 
 from .conftest import STORE_BYTES
 
@@ -779,8 +781,8 @@ def test_method_takes_rays_options_and_refuses_what_the_node_cannot_do(node):
     assert ember.get(m.pair.options(num_returns=1).remote()) == (1, 2)
     with pytest.raises(ValueError, match="invalid option.*bogus"):
         ember.method(bogus=1)
-    with pytest.raises(ValueError, match="name.*Class.method"):
-        m.bare.options(name="other")
+    with pytest.raises(TypeError, match="keyword 'name'"):
+        m.bare.options(name=7)
 
     @ember.remote
     class Retrying:
@@ -790,6 +792,35 @@ def test_method_takes_rays_options_and_refuses_what_the_node_cannot_do(node):
 
     with pytest.raises(ValueError, match="retry_exceptions=True of Retrying.flaky"):
         Retrying.remote()  # ... and refused by ember's node, which cannot honour it
+
+
+def test_a_call_named_by_options_shows_its_name_and_runs_its_method(node):
+    @ember.remote
+    class Named:
+        def where(self, x):
+            return x, psutil.Process().cmdline()[0], ember.get_runtime_context().get_task_name()
+
+        def fails(self):
+            raise ValueError("named call failed")
+
+    a = Named.remote()
+    assert ember.get(a.where.options(name="first").remote(1)) == (1, "ember::first", "first")
+    renamed = a.where.options(name="second")
+    assert ember.get([renamed.remote(2), renamed.remote(3)]) == [
+        (2, "ember::second", "second"), (3, "ember::second", "second")]
+    # Other options keep the name; the method's own name is the default again without it.
+    again = renamed.options(num_returns=1).remote(4)
+    assert ember.get(again) == (4, "ember::second", "second")
+    assert ember.get(a.where.remote(5)) == (5, "ember::Named.where", "Named.where")
+    with pytest.raises(ValueError, match="named call failed") as e:
+        ember.get(a.fails.options(name="it failed here").remote())
+    assert "ember::it failed here()" in str(e.value)
+    wanted = {"first", "second", "Named.where", "it failed here"}
+    deadline = time.monotonic() + 10  # a call is listed once its worker has recorded its end
+    while not wanted <= {t["name"] for t in list_tasks(filters=[("type", "=", "ACTOR_TASK")],
+                                                        limit=1000)}:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def _overlapping(spans) -> int:

@@ -109,12 +109,13 @@ class ActorState:
                 name: ThreadPoolExecutor(n, thread_name_prefix=f"ember-actor-{name}")
                 for name, n in groups.items()}
 
-    def call(self, worker_state, index, name, num_returns, args, inline, task_id) -> bool:
-        """Runs call `index`; False when another thread will finish it."""
+    def call(self, worker_state, index, name, method_name, num_returns, args, inline,
+             task_id) -> bool:
+        """Runs call `index` (named `name`: Class.method unless .options(name=) named it) of
+        method `method_name`; False when another thread will finish it."""
         if self.init_error is not None:
             worker_state.store_exception(index, num_returns, ActorDiedError(self.init_error))
             return True
-        method_name = name.rsplit(".", 1)[-1]
         method = self._method(method_name)
         if getattr(method, INLINE, False):  # ember's own quick methods: no hand-over
             self._run(worker_state, index, name, num_returns, args, inline, method, task_id)

@@ -172,8 +172,6 @@ _METHOD_REFUSED = {
     "_num_objects_per_yield": _GENERATORS,
     "enable_task_events": _REFUSED["enable_task_events"],
     "tensor_transport": _REFUSED["enable_tensor_transport"],
-    "name": "ember names an actor's call Class.method (its task name in logs and the "
-            "timeline); another name is not supported yet",
 }
 
 
@@ -249,6 +247,9 @@ def check_method_options(options: dict[str, Any], at_call: bool = False) -> None
         raise ValueError(f"invalid option(s) for an actor method: {', '.join(sorted(unknown))}"
                          f" (it takes {', '.join(sorted(allowed))})")
     _check_num_returns(options.get("num_returns", 1))
+    name = options.get("name")
+    if name is not None and not isinstance(name, str):
+        raise _type_error("name", (str,), name)
     if at_call:
         refuse_unsupported_method_options(options, "an actor method call")
 

@@ -85,6 +85,12 @@ class _WorkerState:
                     _reopen_streams()
                     getattr(sys, which).write(f"{LOG_MARKER}{name}\n")
 
+    def renamed_calls_method(self, fid: bytes) -> str:
+        """The method a call named by ``.options(name=)`` runs: its spec's name is the call's
+        own, and its function object holds the method's name (SPEC_RENAMED_CALL)."""
+        store = self.node.store
+        return deserialize(*store.get(store.ref_from_binary(fid)))
+
     def run(self, index: int) -> bool:
         """Runs one task or actor call; False if it was handed to another thread, which then
         finishes it."""
@@ -96,8 +102,10 @@ class _WorkerState:
             _core.set_process_title(f"{TITLE_PREFIX}{name}.__init__")
         _node.current_call.set((name, task_id, index, fid))
         if flags & _core.SPEC_ACTOR_METHOD:  # an actor keeps the GPUs (and group) of its creation
-            return self.node.actor_state.call(self, index, name, num_returns, args, inline,
-                                              task_id)
+            method = (self.renamed_calls_method(fid) if flags & _core.SPEC_RENAMED_CALL
+                      else name.rsplit(".", 1)[-1])
+            return self.node.actor_state.call(self, index, name, method, num_returns, args,
+                                              inline, task_id)
         self.node.placement = rt.task_placement(index) if flags & _core.SPEC_PLACED else None
         if gpu_mask:
             self.node.gpu_ids = [i for i in range(32) if gpu_mask >> i & 1]

@@ -349,12 +349,17 @@ class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``."""
 
     def __init__(self, handle: ActorHandle, name: str, options: _core.TaskOptions,
-                 check: CallCheck | None, returns=1):
+                 check: CallCheck | None, returns=1, renamed: bool = False):
         self._handle = handle
         self._name = name
         self._options = options  # the call's task name and num_returns
         self._check = check
         self._returns = returns  # num_returns as Ray says it: a count, "streaming", "dynamic"
+        # .options(name=) named the call: the spec's name is that name, and its function is
+        # an object holding the method's name (SPEC_RENAMED_CALL), made once per node.
+        self._renamed = renamed
+        self._method_ref: ObjectRef | None = None
+        self._method_ref_node = None
 
     def __reduce__(self):  # a method passed to a task: its handle and options, as plain data
         return _rebuild_method, (self._handle, self._name, self._returns)
@@ -369,7 +374,8 @@ class ActorMethod:
         return ClassMethodNode(self, None, {}, args, kwargs)
 
     def options(self, **options) -> ActorMethod:
-        """This call with other options: num_returns (the others Ray takes are refused)."""
+        """This call with other options: num_returns, concurrency_group, name (the call's
+        name in the process title, logs, errors, the timeline and list_tasks)."""
         _options.check_method_options(options, at_call=True)
         h = self._handle
         group_index = self._options.concurrency_group  # 1 + index; 0: the method's own
@@ -381,9 +387,13 @@ class ActorMethod:
             group_index = 0 if group is None else 1 + h._groups.index(group)
         returns = options.get("num_returns", self._returns)
         num_returns, flags = _options.core_returns(returns)
-        call = _core.TaskOptions(name=self._options.name, num_returns=num_returns, flags=flags,
+        name, renamed = self._options.name, self._renamed
+        if options.get("name") is not None:
+            name, renamed = options["name"], True
+        call = _core.TaskOptions(name=name, num_returns=num_returns,
+                                 flags=flags | (_core.SPEC_RENAMED_CALL if renamed else 0),
                                  concurrency_group=group_index)
-        return ActorMethod(h, self._name, call, self._check, returns)
+        return ActorMethod(h, self._name, call, self._check, returns, renamed)
 
     def remote(self, *args, **kwargs):
         if self._check is not None:
@@ -405,8 +415,9 @@ class ActorMethod:
             raise _BadArgument("actor handles can be used in the driver, tasks and actors only")
         if h._max_pending > 0:
             _admit_call(node, h)
-        refs = runtime.submit_actor(h._id, h._class_ref, self._options, stream, buffers,
-                                    nested, deps)
+        function = self._method_object(node) if self._renamed else h._class_ref
+        refs = runtime.submit_actor(h._id, function, self._options, stream, buffers, nested,
+                                    deps)
         if h._max_pending > 0 and refs:
             h._pending.append(refs[0])
         if self._returns == 1:
@@ -416,6 +427,13 @@ class ActorMethod:
         if self._returns == "dynamic":
             return refs[0]
         return refs
+
+    def _method_object(self, node) -> ObjectRef:
+        """A renamed call's function: the method's name, in the store of this node."""
+        if self._method_ref is None or self._method_ref_node != node.store.node_tag:
+            self._method_ref = node.store.put(*serialize(self._name))
+            self._method_ref_node = node.store.node_tag
+        return self._method_ref
 
 
 def _admit_call(node, handle: ActorHandle) -> None:
