@@ -66,6 +66,39 @@ def test_a_task_knows_its_ids_name_function_and_resources(ctx_node):
     assert first[6] == ember.get_runtime_context().get_job_id()
 
 
+@ember.remote(num_returns=2)
+def two_with_my_task_id():
+    task_id = ember.get_runtime_context().get_task_id()
+    return task_id, task_id
+
+
+@ember.remote
+def task_id_of(refs):
+    return refs[0].task_id(), ember.get_runtime_context().get_task_id()
+
+
+def test_an_objects_ref_names_the_task_that_made_it_and_its_job(ctx_node):
+    first, second = two_with_my_task_id.remote()
+    made_by = ember.get(first)
+    assert first.task_id().hex() == second.task_id().hex() == made_by
+    assert isinstance(first.task_id(), TaskID) and first.job_id().hex() == \
+        ember.get_runtime_context().get_job_id()
+    # A ref passed to another task (nested in a list, so pickled) keeps its task's id.
+    seen, own = ember.get(task_id_of.remote([second]))
+    assert seen == second.task_id() and own != made_by
+    generator = streamed.remote()
+    items = list(generator)  # a generator's items: the generator task's id
+    assert [item.task_id().hex() for item in items] == ember.get(items)
+    put = ember.put(1)
+    assert put.task_id() != first.task_id() and put.job_id() == first.job_id()
+
+
+@ember.remote
+def streamed():
+    yield ember.get_runtime_context().get_task_id()
+    yield ember.get_runtime_context().get_task_id()
+
+
 @ember.remote
 class Probe:
     def ids(self):

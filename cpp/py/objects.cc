@@ -311,7 +311,7 @@ void bind_store(py::module_& m) {
           [](const std::shared_ptr<Store>& s, const ObjectRef& done, uint64_t index, bool take) {
             ObjectID id = stream_item_id(done.id(), index);
             if (take) s->adopt_ref(id);  // the stream's count on it is now this ref's
-            return std::make_unique<ObjectRef>(id, s, take);
+            return std::make_unique<ObjectRef>(id, done.task(), s, take);
           },
           py::arg("done"), py::arg("index"), py::arg("take"),
           "Item `index` of the stream whose task returns `done`: with `take`, the ObjectRef "

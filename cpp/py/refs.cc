@@ -61,6 +61,10 @@ void bind_refs(py::module_& m) {
   py::class_<ObjectRef>(m, "ObjectRef")
       .def("hex", &ObjectRef::hex, "The id as 32 hex digits.")
       .def("binary", &ObjectRef::binary, "The id as 16 bytes.")
+      .def_property(
+          "_task", [](const ObjectRef& r) { return id_to_bytes(r.task()); },
+          [](ObjectRef& r, const py::bytes& b) { r.set_task(id_from_binary(b)); },
+          "The id of the task that makes the object (16 bytes; see refs.h).")
       .def("__repr__", [](const ObjectRef& r) { return "ObjectRef(" + r.hex() + ")"; })
       .def("__hash__",
            [](const ObjectRef& r) {

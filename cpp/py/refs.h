@@ -8,6 +8,8 @@
 //  - A Pin keeps the object pinned and the mapping alive (shared store pointer) while any
 //    memoryview or numpy array built on it lives; it unpins when the last one dies.
 //  - An id's bytes are big-endian hi then lo: bytes.fromhex(ref.hex()) == ref.binary().
+//  - `task` is the id of the task that makes the object (its first return: what the task's
+//    get_task_id() says), the object's own id for a put or a ref rebuilt from its id alone.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -31,7 +33,9 @@ std::string id_to_hex(const ObjectID& id);
 class ObjectRef {
  public:
   ObjectRef(ObjectID id, const std::shared_ptr<Store>& store, bool counted)
-      : id_(id), store_(store), counted_(counted) {}
+      : id_(id), task_(id), store_(store), counted_(counted) {}
+  ObjectRef(ObjectID id, ObjectID task, const std::shared_ptr<Store>& store, bool counted)
+      : id_(id), task_(task), store_(store), counted_(counted) {}
   ~ObjectRef() {
     if (!counted_) return;
     if (auto s = store_.lock()) s->release_ref(id_);
@@ -40,11 +44,14 @@ class ObjectRef {
   ObjectRef& operator=(const ObjectRef&) = delete;
 
   const ObjectID& id() const { return id_; }
+  const ObjectID& task() const { return task_; }
+  void set_task(const ObjectID& task) { task_ = task; }
   std::string hex() const { return id_to_hex(id_); }
   py::bytes binary() const { return id_to_bytes(id_); }
 
  private:
   ObjectID id_;
+  ObjectID task_;
   std::weak_ptr<Store> store_;
   bool counted_;
 };

@@ -55,8 +55,8 @@ Prepared prepare(Store& store, const RuntimeControl& rc, const ObjectRef& functi
 py::list return_refs(const std::shared_ptr<Store>& store, const TaskSpec& spec) {
   py::list refs;
   for (uint32_t i = 0; i < spec.num_returns; ++i) {
-    refs.append(std::make_unique<ObjectRef>(ObjectID{spec.returns.hi, spec.returns.lo + i}, store,
-                                            true));
+    refs.append(std::make_unique<ObjectRef>(ObjectID{spec.returns.hi, spec.returns.lo + i},
+                                            spec.returns, store, true));
   }
   return refs;
 }

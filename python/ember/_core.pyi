@@ -20,6 +20,7 @@ SPEC_DYNAMIC: int  # num_returns="dynamic": one return, a DynamicObjectRefGenera
 SPEC_OUT_OF_ORDER: int  # an actor whose calls run as their arguments are ready
 SPEC_CAPTURE_CHILD_TASKS: int  # placed in a group: the tasks it submits go there too
 SPEC_PLACED: int  # set by the core when a task or actor is placed in a placement group
+SPEC_RENAMED_CALL: int  # an actor call named by .options(name=): its function names the method
 LOG_MARKER: str  # a worker writes it, then the task's name, before each task's output
 
 class ErrorKind(enum.IntEnum):
@@ -46,6 +47,7 @@ def set_error_classes(classes: dict[str, type]) -> None:
 class ObjectRef:
     def hex(self) -> str: ...
     def binary(self) -> bytes: ...
+    _task: bytes  # the id of the task that makes it (refs.h)
     def __hash__(self) -> int: ...
     def __eq__(self, other: object) -> bool: ...
     @staticmethod

@@ -12,17 +12,34 @@ import os
 import threading
 
 from ember import _core, _node, _objects, serialization
+from ember._ids import JobID, TaskID
 
 ObjectRef = _core.ObjectRef
 
 
-def _rebuild(binary: bytes) -> ObjectRef:
-    return _node.current().store.ref_from_binary(binary)
+def _rebuild(binary: bytes, task: bytes | None = None) -> ObjectRef:
+    ref = _node.current().store.ref_from_binary(binary)
+    if task is not None:
+        ref._task = task
+    return ref
 
 
 def _reduce(ref: ObjectRef):
     serialization.note_nested(ref)
-    return _rebuild, (ref.binary(),)
+    binary, task = ref.binary(), ref._task
+    # The task's id travels only when it is not the object's own (a task's second return...)
+    return (_rebuild, (binary,)) if task == binary else (_rebuild, (binary, task))
+
+
+def _task_id(ref: ObjectRef) -> TaskID:
+    """The id of the task that makes the object, as that task's get_task_id() says it (for
+    a put: an id of the object's own)."""
+    return TaskID(bytes(TaskID.SIZE - 16) + ref._task)
+
+
+def _job_id(ref: ObjectRef) -> JobID:
+    """The job the object belongs to: its node's (one job per node, as _node.Node.job_id)."""
+    return JobID.from_int(int.from_bytes(ref.binary()[:8], "big") & 0xFFFFFFFF)
 
 
 ObjectRef.__reduce__ = _reduce
@@ -122,3 +139,5 @@ ObjectRef.from_hex = staticmethod(lambda hex_id: _from_binary(bytes.fromhex(hex_
 ObjectRef.nil = staticmethod(lambda: ObjectRef.unattached(_NIL))
 ObjectRef.from_random = staticmethod(lambda: ObjectRef.unattached(os.urandom(16)))
 ObjectRef.is_nil = lambda ref: ref.binary() == _NIL
+ObjectRef.task_id = _task_id
+ObjectRef.job_id = _job_id
