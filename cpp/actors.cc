@@ -225,8 +225,10 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
       return true;
     }
     const bool ran = claim_state(c) == TaskState::kRunning;
-    const bool retry = restart && (!ran || a.max_task_retries < 0 ||
-                                   static_cast<int32_t>(spec.attempt) < a.max_task_retries);
+    const int32_t retries =
+        (spec.flags & kSpecOwnRetries) != 0 ? spec.max_retries : a.max_task_retries;
+    const bool retry =
+        restart && (!ran || retries < 0 || static_cast<int32_t>(spec.attempt) < retries);
     if (retry) {
       if (ran) ++spec.attempt;
       unfinished.push_back(Pending{spec, {}});

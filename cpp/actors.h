@@ -39,6 +39,9 @@
 //       RuntimeControl::dead_actors (mark_dead; ids below kTrackedActors), so any process
 //       tells it from a live one; only death sets a bit, so an actor a worker has just
 //       created, still in that worker's ring, reads as alive.
+//   A9  A call that was running when its actor died is run again after the restart only while
+//       its attempts are within its retries: its own max_task_retries (kSpecOwnRetries, from
+//       @method or .options()) or else the actor's. A call that had not started always is.
 //
 // Thread safety: none; every call is made under the scheduler's mu_.
 #pragma once

@@ -61,6 +61,8 @@ enum SpecFlags : uint32_t {
   kSpecPlaced = 8192,        ///< placement_group is set (so a worker need not read the spec)
   kSpecRenamedCall = 16384,  ///< with kSpecActorMethod: a call named by .options(name=);
                              ///< `name` is that name, `function` an object holding the method's
+  kSpecOwnRetries = 32768,   ///< with kSpecActorMethod: `max_retries` is the call's own
+                             ///< max_task_retries (@method, .options()), not the actor's
 };
 
 /// kSpecCancel's bits in TaskSpec::max_retries.

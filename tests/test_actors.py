@@ -785,13 +785,13 @@ def test_method_takes_rays_options_and_refuses_what_the_node_cannot_do(node):
         m.bare.options(name=7)
 
     @ember.remote
-    class Retrying:
-        @ember.method(retry_exceptions=True)  # Ray's option: taken by the decorator ...
-        def flaky(self):
+    class Transported:
+        @ember.method(tensor_transport="nccl")  # Ray's option: taken by the decorator ...
+        def tensor(self):
             return 1
 
-    with pytest.raises(ValueError, match="retry_exceptions=True of Retrying.flaky"):
-        Retrying.remote()  # ... and refused by ember's node, which cannot honour it
+    with pytest.raises(ValueError, match="tensor_transport='nccl' of Transported.tensor"):
+        Transported.remote()  # ... and refused by ember's node, which cannot honour it
 
 
 def test_a_call_named_by_options_shows_its_name_and_runs_its_method(node):
@@ -821,6 +821,87 @@ def test_a_call_named_by_options_shows_its_name_and_runs_its_method(node):
                                                         limit=1000)}:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+@ember.remote(max_task_retries=2)
+class Flaky:
+    def __init__(self):
+        self.runs = {}
+
+    def _run(self, key) -> int:
+        self.runs[key] = self.runs.get(key, 0) + 1
+        return self.runs[key]
+
+    @ember.method(retry_exceptions=True)
+    def fails_twice(self, key):
+        if self._run(key) <= 2:
+            raise ValueError(key)
+        return self.runs[key]
+
+    @ember.method(retry_exceptions=[KeyError], max_task_retries=5)
+    def fails_with(self, key, error):
+        self._run(key)
+        raise error(key)
+
+    def fails(self, key):
+        self._run(key)
+        raise ValueError(key)
+
+    def runs_of(self, key):
+        return self.runs.get(key, 0)
+
+    @ember.method(retry_exceptions=True, max_task_retries=-1)
+    async def fails_thrice_async(self, key):
+        if self._run(key) <= 3:
+            raise ValueError(key)
+        return self.runs[key]
+
+
+def test_a_method_is_run_again_on_exceptions_as_its_options_say(node):
+    a = Flaky.remote()
+    assert ember.get(a.fails_twice.remote("a")) == 3  # the actor's max_task_retries=2
+    with pytest.raises(ValueError):
+        ember.get(a.fails_twice.options(max_task_retries=1).remote("b"))  # the call's own
+    with pytest.raises(ValueError):
+        ember.get(a.fails_twice.options(retry_exceptions=False).remote("c"))
+    with pytest.raises(KeyError):
+        ember.get(a.fails_with.remote("k", KeyError))  # the method's own retries: 5
+    with pytest.raises(TypeError):
+        ember.get(a.fails_with.remote("t", TypeError))  # not one it retries on
+    with pytest.raises(ValueError):
+        ember.get(a.fails.remote("plain"))  # no retry_exceptions: once
+    with pytest.raises(ValueError):
+        ember.get(a.fails.options(retry_exceptions=True).remote("asked"))
+    assert ember.get([a.runs_of.remote(k) for k in ("b", "c", "k", "t", "plain", "asked")]) == [
+        2, 1, 6, 1, 1, 3]
+    assert ember.get(a.fails_thrice_async.remote("async")) == 4  # -1: until it returns
+    with pytest.raises(ValueError, match="True or False"):
+        a.fails.options(retry_exceptions=[KeyError])
+    with pytest.raises(ValueError, match="max_task_retries"):
+        a.fails.options(max_task_retries=-2)
+
+
+def test_a_methods_own_max_task_retries_reruns_it_after_a_restart(node, tmp_path):
+    @ember.remote(max_restarts=1)
+    class DiesOnce:
+        @ember.method(max_task_retries=1)
+        def dies_once(self, marker):
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+                os._exit(1)
+            return "ran again"
+
+    assert ember.get(DiesOnce.remote().dies_once.remote(str(tmp_path / "m")),
+                     timeout=60) == "ran again"
+
+    @ember.remote
+    class Streams:
+        @ember.method(retry_exceptions=True)
+        def items(self):
+            yield 1
+
+    with pytest.raises(ValueError, match="generator method is not retried"):
+        Streams.remote()
 
 
 def _overlapping(spans) -> int:

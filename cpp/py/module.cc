@@ -35,6 +35,7 @@ void bind_protocol(py::module_& m) {
   m.attr("SPEC_CAPTURE_CHILD_TASKS") = static_cast<uint32_t>(kSpecCaptureChildTasks);
   m.attr("SPEC_PLACED") = static_cast<uint32_t>(kSpecPlaced);
   m.attr("SPEC_RENAMED_CALL") = static_cast<uint32_t>(kSpecRenamedCall);
+  m.attr("SPEC_OWN_RETRIES") = static_cast<uint32_t>(kSpecOwnRetries);
   m.attr("LOG_MARKER") = kTaskLogMarker;
   py::enum_<ErrorKind>(m, "ErrorKind", py::arithmetic(),
                        "Which exception class a failure written by the core becomes.")

@@ -219,6 +219,35 @@ TEST_F(ActorsTest, ARestartRunsCreationThenWhatItHadThenWhatWaited) {
   EXPECT_EQ(second.generation, first.generation + 1);
 }
 
+TEST_F(ActorsTest, ACallsOwnMaxTaskRetriesDecidesWhetherItRunsAgain) {
+  ASSERT_TRUE(actors_.create(creation(2), {}, /*max_restarts=*/2, /*max_task_retries=*/0,
+                             false).ok());
+  up(0);
+  actors_.dispatch_calls();
+  ActorInfo& a = *actors_.find(2);
+  finish(0, claim_next(0));  // __init__ done
+  TaskSpec own = call(2, "own");  // @method(max_task_retries=1): A9
+  own.flags |= kSpecOwnRetries;
+  own.max_retries = 1;
+  actors_.submit_call(a, own, {});
+  ASSERT_GE(claim_next(0), 0);
+  workers_.slot(0)->state.store(static_cast<uint32_t>(WorkerState::kExited));
+  actors_.reap(0, "worker pid=7000 exited with code 1.");
+  EXPECT_TRUE(failed_.empty()) << "the actor's max_task_retries=0 is not the call's";
+  ASSERT_EQ(a.calls.size(), 2u);
+  EXPECT_STREQ(a.calls[1].spec.name, "own");
+  EXPECT_EQ(a.calls[1].spec.attempt, 1u);
+  up(0);
+  actors_.dispatch_calls();
+  finish(0, claim_next(0));  // __init__ again
+  ASSERT_GE(claim_next(0), 0);  // "own", its second run: it dies with the actor once more
+  workers_.slot(0)->state.store(static_cast<uint32_t>(WorkerState::kExited));
+  actors_.reap(0, "worker pid=7001 exited with code 1.");
+  ASSERT_EQ(failed_.size(), 1u);  // its one retry is used up
+  EXPECT_EQ(failed_[0].name, "own");
+  EXPECT_EQ(failed_[0].kind, ErrorKind::kActorUnavailable);
+}
+
 TEST_F(ActorsTest, ADeadActorFailsEveryCallWithItsReason) {
   ASSERT_TRUE(actors_.create(creation(4), {}, 0, 0, false).ok());
   up(0);

@@ -76,6 +76,7 @@ class ActorState:
         self.instance = None
         self.init_error: str | None = None
         self.max_concurrency = setup.get("max_concurrency", 1)
+        self.max_task_retries = setup.get("max_task_retries", 0)  # -1: forever
         self.is_async = setup.get("is_async", False)
         node.actor_name = setup.get("name")
         self.identity = None  # (class, its object's id, the creation's return id)
@@ -110,14 +111,18 @@ class ActorState:
                 for name, n in groups.items()}
 
     def call(self, worker_state, index, name, method_name, num_returns, args, inline,
-             task_id) -> bool:
+             task_id, retries: int | None = None) -> bool:
         """Runs call `index` (named `name`: Class.method unless .options(name=) named it) of
-        method `method_name`; False when another thread will finish it."""
+        method `method_name`, again on an exception up to `retries` more times (-1: until it
+        returns; None: never); False when another thread will finish it."""
         if self.init_error is not None:
             worker_state.store_exception(index, num_returns, ActorDiedError(self.init_error))
             return True
         method = self._method(method_name)
-        if getattr(method, INLINE, False):  # ember's own quick methods: no hand-over
+        quick = getattr(method, INLINE, False)
+        if retries:
+            method = self._retrying(method, method_name, retries)
+        if quick:  # ember's own quick methods: no hand-over
             self._run(worker_state, index, name, num_returns, args, inline, method, task_id)
             return True
         group = self._group(index, method_name)
@@ -155,6 +160,40 @@ class ActorState:
         return ActorHandle(self.node.actor_id, cls.__name__, _methods_of(cls),
                            store.ref_from_binary(class_id), store.ref_from_binary(ready_id),
                            self.group_names)
+
+    def _retrying(self, method, method_name: str, retries: int):
+        """`method`, run again when it raises one of the exceptions its retry_exceptions
+        names (every Exception for True), up to `retries` more times (-1: no limit)."""
+        cls = self.identity[0]
+        retry_on = getattr(getattr(cls, method_name, None), "__ember_method_options__", {}).get(
+            "retry_exceptions")
+        retry_on = tuple(retry_on) if isinstance(retry_on, list) else Exception
+
+        def again(e: BaseException, tries: int) -> bool:
+            return isinstance(e, retry_on) and (retries < 0 or tries < retries)
+
+        if inspect.iscoroutinefunction(method):
+            async def retrying_async(*args, **kwargs):
+                tries = 0
+                while True:
+                    try:
+                        return await method(*args, **kwargs)
+                    except Exception as e:  # the last one goes to the caller
+                        if not again(e, tries):
+                            raise
+                        tries += 1
+            return retrying_async
+
+        def retrying(*args, **kwargs):
+            tries = 0
+            while True:
+                try:
+                    return method(*args, **kwargs)
+                except Exception as e:  # the last one goes to the caller
+                    if not again(e, tries):
+                        raise
+                    tries += 1
+        return retrying
 
     def _method(self, name: str):
         """The callable a call of `name` runs: the instance's method, or a built-in one

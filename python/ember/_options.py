@@ -164,10 +164,6 @@ METHOD_OPTIONS = ("num_returns", "concurrency_group", "max_task_retries", "retry
                   "_generator_backpressure_num_objects", "_num_objects_per_yield",
                   "enable_task_events", "tensor_transport")
 _METHOD_REFUSED = {
-    "max_task_retries": "a method's own max_task_retries is not supported by ember yet (the "
-                        "actor's max_task_retries= is)",
-    "retry_exceptions": "retrying an actor method on an exception is not supported by ember "
-                        "yet",
     "_generator_backpressure_num_objects": _GENERATORS,
     "_num_objects_per_yield": _GENERATORS,
     "enable_task_events": _REFUSED["enable_task_events"],
@@ -250,6 +246,11 @@ def check_method_options(options: dict[str, Any], at_call: bool = False) -> None
     name = options.get("name")
     if name is not None and not isinstance(name, str):
         raise _type_error("name", (str,), name)
+    _check_count(options, "max_task_retries", {"max_task_retries": None}, infinite=True)
+    _check_retry_exceptions(options)
+    if at_call and isinstance(options.get("retry_exceptions"), list):
+        raise ValueError("retry_exceptions of an actor method call is True or False; a list of "
+                         "exception classes is taken by @method(retry_exceptions=[...])")
     if at_call:
         refuse_unsupported_method_options(options, "an actor method call")
 
@@ -372,13 +373,17 @@ def check_task_options(options: dict[str, Any]) -> dict[str, Any]:
         options["num_returns"] = TASK_OPTIONS["num_returns"]
     _check_num_returns(options.get("num_returns", 1))
     _check_count(options, "max_retries", TASK_OPTIONS, infinite=True)
+    _check_retry_exceptions(options)
+    return options
+
+
+def _check_retry_exceptions(options: dict[str, Any]) -> None:
     retry_on = options.get("retry_exceptions", False)
-    if not isinstance(retry_on, bool) and not (
+    if retry_on is not None and not isinstance(retry_on, bool) and not (
             isinstance(retry_on, list) and retry_on
             and all(isinstance(t, type) and issubclass(t, BaseException) for t in retry_on)):
         raise ValueError("retry_exceptions must be a bool or a non-empty list of exception "
                          f"classes, got {retry_on!r}")
-    return options
 
 
 def check_actor_options(options: dict[str, Any]) -> dict[str, Any]:

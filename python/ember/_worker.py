@@ -85,6 +85,21 @@ class _WorkerState:
                     _reopen_streams()
                     getattr(sys, which).write(f"{LOG_MARKER}{name}\n")
 
+    def call_actor(self, index, name, num_returns, args, inline, task_id, fid, flags,
+                   retry_info) -> bool:
+        """Hands an actor call to the actor's state (ember._actor_runtime): which method it
+        runs, and how many more runs an exception of it may have (None: no retry)."""
+        method = (self.renamed_calls_method(fid) if flags & _core.SPEC_RENAMED_CALL
+                  else name.rsplit(".", 1)[-1])
+        state = self.node.actor_state
+        attempt, max_retries, retry_exceptions = retry_info
+        retries = None
+        if retry_exceptions:
+            limit = max_retries if flags & _core.SPEC_OWN_RETRIES else state.max_task_retries
+            retries = -1 if limit < 0 else max(0, limit - attempt)
+        return state.call(self, index, name, method, num_returns, args, inline, task_id,
+                          retries)
+
     def renamed_calls_method(self, fid: bytes) -> str:
         """The method a call named by ``.options(name=)`` runs: its spec's name is the call's
         own, and its function object holds the method's name (SPEC_RENAMED_CALL)."""
@@ -102,10 +117,8 @@ class _WorkerState:
             _core.set_process_title(f"{TITLE_PREFIX}{name}.__init__")
         _node.current_call.set((name, task_id, index, fid))
         if flags & _core.SPEC_ACTOR_METHOD:  # an actor keeps the GPUs (and group) of its creation
-            method = (self.renamed_calls_method(fid) if flags & _core.SPEC_RENAMED_CALL
-                      else name.rsplit(".", 1)[-1])
-            return self.node.actor_state.call(self, index, name, method, num_returns, args,
-                                              inline, task_id)
+            return self.call_actor(index, name, num_returns, args, inline, task_id, fid, flags,
+                                   (attempt, max_retries, retry_exceptions))
         self.node.placement = rt.task_placement(index) if flags & _core.SPEC_PLACED else None
         if gpu_mask:
             self.node.gpu_ids = [i for i in range(32) if gpu_mask >> i & 1]

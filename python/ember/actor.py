@@ -91,16 +91,19 @@ class _ActorExit(BaseException):
 BUILTIN_METHODS = ("__ray_ready__", "__ray_call__", "__ray_terminate__")
 
 
-def _methods_of(cls) -> dict[str, tuple[int, CallCheck | None]]:
-    """Each method's name -> (num_returns, the check of its arguments)."""
-    out = {name: (1, None) for name in BUILTIN_METHODS}
+def _methods_of(cls) -> dict[str, tuple]:
+    """Each method's name -> (num_returns, the check of its arguments, its own
+    max_task_retries or None for the actor's, whether it retries on exceptions)."""
+    out = {name: (1, None, None, False) for name in BUILTIN_METHODS}
     for name, member in inspect.getmembers(cls, predicate=callable):
         if name.startswith("__") and name != "__call__":
             continue
         bound = not isinstance(inspect.getattr_static(cls, name), (staticmethod, classmethod))
         options = getattr(member, "__ember_method_options__", {})
         default = "streaming" if _options.is_generator_function(member) else 1
-        out[name] = (options.get("num_returns", default), CallCheck.of(member, bound=bound))
+        out[name] = (options.get("num_returns", default), CallCheck.of(member, bound=bound),
+                     options.get("max_task_retries"),
+                     bool(options.get("retry_exceptions", False)))
     return out
 
 
@@ -202,6 +205,16 @@ class ActorClass:
             self._ref, self._ref_node = node.store.put(*parts), node.store.node_tag
         return self._ref
 
+    def _refuse_unsupported_method_options(self) -> None:
+        """@method options ember's node cannot honour raise ValueError, naming the method."""
+        for name, method_options in _method_options_of(self._cls).items():
+            _options.refuse_unsupported_method_options(method_options,
+                                                       f"{self._class_name}.{name}")
+            if method_options.get("retry_exceptions") and \
+                    self._methods[name][0] in ("streaming", "dynamic"):
+                raise ValueError(f"retry_exceptions of {self._class_name}.{name}: a generator "
+                                 "method is not retried on exceptions by ember")
+
     def _create(self, args, kwargs) -> ActorHandle:
         """Creates the actor on this process's ember node (the local backend's create_actor)."""
         node = _node.current()
@@ -218,9 +231,7 @@ class ActorClass:
                 raise _name_taken(key)
         who = f"actor {self._class_name}"
         _options.refuse_unsupported(opts, _options.ACTOR_OPTIONS, node.node_id, who)
-        for name, method_options in _method_options_of(self._cls).items():
-            _options.refuse_unsupported_method_options(method_options,
-                                                       f"{self._class_name}.{name}")
+        self._refuse_unsupported_method_options()
         explicit = (opts["num_cpus"] is not None or opts["num_gpus"] or opts["resources"]
                     or opts["memory"] or opts["accelerator_type"] is not None)
         request = _options.resource_request(opts, 1)
@@ -245,6 +256,7 @@ class ActorClass:
         if concurrent or opts["allow_out_of_order_execution"]:
             flags |= _core.SPEC_OUT_OF_ORDER
         setup = {"max_concurrency": concurrency, "is_async": is_async, "name": opts["name"],
+                 "max_task_retries": opts["max_task_retries"],
                  "concurrency_groups": groups, "method_groups": method_groups,
                  "runtime_env": _runtime_env.check(opts["runtime_env"], who)}
         try:
@@ -301,9 +313,9 @@ class ActorHandle:
         if name in methods:
             options = self._call_options.get(name)
             if options is None:
-                num_returns, flags = _options.core_returns(methods[name][0])
-                options = _core.TaskOptions(name=f"{self._class_name}.{name}",
-                                            num_returns=num_returns, flags=flags)
+                returns, _, retries, retry_exceptions = methods[name]
+                options = _call_options(f"{self._class_name}.{name}", returns, retries,
+                                        retry_exceptions)
                 self._call_options[name] = options
             return ActorMethod(self, name, options, methods[name][1], methods[name][0])
         raise AttributeError(
@@ -345,6 +357,19 @@ def _rebuild_handle(actor_id, class_name, methods, class_ref, ready, groups,
     return ActorHandle(actor_id, class_name, methods, class_ref, ready, groups, max_pending)
 
 
+def _call_options(name: str, returns, retries: int | None, retry_exceptions: bool,
+                  **fields) -> _core.TaskOptions:
+    """A call's spec options: its name, returns, and retries (its own max_task_retries, or
+    None for the actor's; retry_exceptions)."""
+    num_returns, flags = _options.core_returns(returns)
+    if retries is not None:
+        flags |= _core.SPEC_OWN_RETRIES
+    if retry_exceptions:
+        flags |= _core.SPEC_RETRY_EXCEPTIONS
+    return _core.TaskOptions(name=name, num_returns=num_returns, flags=flags,
+                             max_retries=retries or 0, **fields)
+
+
 class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``."""
 
@@ -375,7 +400,8 @@ class ActorMethod:
 
     def options(self, **options) -> ActorMethod:
         """This call with other options: num_returns, concurrency_group, name (the call's
-        name in the process title, logs, errors, the timeline and list_tasks)."""
+        name in the process title, logs, errors, the timeline and list_tasks),
+        max_task_retries and retry_exceptions (True or False)."""
         _options.check_method_options(options, at_call=True)
         h = self._handle
         group_index = self._options.concurrency_group  # 1 + index; 0: the method's own
@@ -386,13 +412,18 @@ class ActorMethod:
                                  f"(it has {', '.join(map(repr, h._groups)) or 'none'})")
             group_index = 0 if group is None else 1 + h._groups.index(group)
         returns = options.get("num_returns", self._returns)
-        num_returns, flags = _options.core_returns(returns)
         name, renamed = self._options.name, self._renamed
         if options.get("name") is not None:
             name, renamed = options["name"], True
-        call = _core.TaskOptions(name=name, num_returns=num_returns,
-                                 flags=flags | (_core.SPEC_RENAMED_CALL if renamed else 0),
-                                 concurrency_group=group_index)
+        own = self._options.flags & _core.SPEC_OWN_RETRIES
+        retries = options.get("max_task_retries", self._options.max_retries if own else None)
+        retry_exceptions = options.get("retry_exceptions")
+        if retry_exceptions is None:
+            retry_exceptions = bool(self._options.flags & _core.SPEC_RETRY_EXCEPTIONS)
+        call = _call_options(name, returns, retries, retry_exceptions,
+                             concurrency_group=group_index)
+        if renamed:
+            call.flags |= _core.SPEC_RENAMED_CALL
         return ActorMethod(h, self._name, call, self._check, returns, renamed)
 
     def remote(self, *args, **kwargs):
