@@ -98,7 +98,8 @@ def test_two_threads_first_calls_start_one_node():
         ember.shutdown()
 
 
-def test_without_auto_connect_calls_before_init_raise():
+@pytest.mark.parametrize("variable", ["EMBER_ENABLE_AUTO_CONNECT", "RAY_ENABLE_AUTO_CONNECT"])
+def test_without_auto_connect_calls_before_init_raise(variable):
     result = run_python(
         """
         import ember
@@ -109,11 +110,25 @@ def test_without_auto_connect_calls_before_init_raise():
             except NotInitializedError as e:
                 print("raised:", e)
         print("initialized:", ember.is_initialized())
-        """, env={**os.environ, "EMBER_ENABLE_AUTO_CONNECT": "0"})
+        """, env={**os.environ, variable: "0"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "raised: ember is not initialized: call ember.init() first"] * 2 + [
         "initialized: False"]
+
+
+def test_auto_connect_can_be_switched_off_in_the_program(monkeypatch):
+    from ember._private import auto_init_hook  # noqa: PLC0415 (Ray's switch, as its tests use)
+
+    assert not ember.is_initialized()
+    monkeypatch.setattr(auto_init_hook, "enable_auto_connect", False)
+    with pytest.raises(NotInitializedError):
+        ember.put(1)
+    monkeypatch.setattr(auto_init_hook, "enable_auto_connect", True)
+    try:
+        assert ember.get(ember.put(2)) == 2  # the first use starts a node again
+    finally:
+        ember.shutdown()
 
 
 def test_a_ref_from_a_previous_node(node):

@@ -7,11 +7,11 @@ Each call goes to this process's backend (ember._backend): the ember node, or Ra
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 from typing import Any
 
 from ember import _backend, _local, _node, _ray_backend
+from ember._private import auto_init_hook
 from ember.actor import ActorClass
 from ember.object_ref import ObjectRef
 from ember.remote_function import RemoteFunction
@@ -34,9 +34,6 @@ __all__ = [
 
 _LOCAL = _local.LocalBackend()
 _RAY = _ray_backend.RayBackend()
-
-#: $EMBER_ENABLE_AUTO_CONNECT=0 (Ray's RAY_ENABLE_AUTO_CONNECT) turns starting on first use off.
-_AUTO_INIT = os.environ.get("EMBER_ENABLE_AUTO_CONNECT", "") != "0"
 
 
 class _StartsOnFirstUse(_backend.Backend):
@@ -65,7 +62,7 @@ class _StartsOnFirstUse(_backend.Backend):
 
     def _started(self) -> _backend.Backend:
         backend = self._attached()
-        if backend is _LOCAL and not _node.is_running() and _AUTO_INIT:
+        if backend is _LOCAL and not _node.is_running() and auto_init_hook.enable_auto_connect:
             with self._lock:  # two threads' first calls start one node
                 if _backend.active is self:
                     init()
