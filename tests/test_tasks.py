@@ -555,3 +555,26 @@ def test_a_task_call_is_checked_against_the_signature_at_remote(cluster):
     with pytest.raises(TypeError, match="too many positional arguments"):
         positional_only.remote(1, 2)
     assert ember.get([f.remote(1, 2, 3, 4, key=5, x=6), positional_only.remote(9)]) == [11, 9]
+
+
+def test_rays_older_call_form_remote_with_options(node):
+    @ember.remote
+    def upto(n, step=1):
+        return list(range(0, n, step))
+
+    @ember.remote
+    class Pair:
+        def __init__(self, x, y=0):
+            self.xy = (x, y)
+
+        def both(self, a, b=0):
+            return (*self.xy, a, b)
+
+    assert ember.get(upto._remote(args=[4], kwargs={"step": 2})) == [0, 2]
+    first, second = upto._remote(args=[2], num_returns=2)
+    assert ember.get([first, second]) == [0, 1]
+    pair = Pair._remote(args=[1], kwargs={"y": 2}, num_cpus=0)
+    assert ember.get(pair.both._remote(args=["a"], kwargs={"b": "b"})) == (1, 2, "a", "b")
+    assert ember.get(list(pair.both._remote(args=["c"], num_returns=4))) == [1, 2, "c", 0]
+    with pytest.raises(ValueError, match="bogus"):
+        upto._remote(args=[1], bogus=True)

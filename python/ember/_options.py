@@ -464,3 +464,11 @@ def refuse_unsupported(options: dict[str, Any], defaults: dict[str, Any], node_i
         raise ValueError(
             f"{who} must run on node {strategy.node_id} (NodeAffinitySchedulingStrategy, "
             f"soft=False), but this node is {node_id}, the only one")
+
+
+def remote_with_options(target, args=None, kwargs=None, **options):
+    """Ray's older form of a call, kept by Ray as ``_remote``: ``f._remote(args=[...],
+    kwargs={...}, **options)`` is ``f.options(**options).remote(*args, **kwargs)``, for remote
+    functions, actor classes and actor methods alike."""
+    chosen = target.options(**options) if options else target
+    return chosen.remote(*(args or ()), **(kwargs or {}))

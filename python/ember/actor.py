@@ -183,6 +183,8 @@ class ActorClass:
         copy._options = _options.check_actor_options({**self._options, **options})
         return copy
 
+    _remote = _options.remote_with_options
+
     def bind(self, *args, **kwargs) -> ClassNode:
         """This actor as a node of a graph (ember.dag): made by each ``execute()``."""
         return ClassNode(self, args, kwargs)
@@ -393,6 +395,8 @@ class ActorMethod:
         raise TypeError(
             "Actor methods cannot be called directly. Instead of running "
             f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
+
+    _remote = _options.remote_with_options
 
     def bind(self, *args, **kwargs) -> ClassMethodNode:
         """This call as a node of a graph (ember.dag), on this live actor."""

@@ -137,6 +137,8 @@ class RemoteFunction:
             self._check.check(args, kwargs)
         return _backend.active.submit_task(self, args, kwargs)
 
+    _remote = _options.remote_with_options
+
     def bind(self, *args, **kwargs) -> FunctionNode:
         """This task as a node of a graph (ember.dag): run by ``execute()``."""
         return FunctionNode(self, args, kwargs)
