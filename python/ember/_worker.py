@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 import types
@@ -197,7 +198,7 @@ class _WorkerState:
             if flags & _core.SPEC_DYNAMIC:
                 values = [_stream.dynamic_refs(self.node.store, generator)]
             else:
-                values = _split(generator, num_returns, name)
+                values = _first_yielded(generator, num_returns, name)
         except Exception as e:  # noqa: BLE001 (raised by the generator: the task's failure)
             self.store_error(index, num_returns, name, e)
             return
@@ -335,6 +336,22 @@ def _split(result, n: int, name: str):
             "not a sequence") from None
     if len(values) != n:
         raise ValueError(f"task {name} returned {len(values)} values but num_returns={n}")
+    return values
+
+
+def _first_yielded(generator, n: int, name: str) -> list:
+    """A generator task's num_returns=n values: the first n it yields, as in Ray (which
+    stores each as it comes). Fewer fail the task; more are said on the worker's stderr (the
+    driver prints it) and the generator is closed there."""
+    values = list(itertools.islice(generator, n))
+    if len(values) < n:
+        raise ValueError(f"task {name} yielded {len(values)} values but num_returns={n}")
+    for _ in generator:
+        print(f"task {name} yielded more than num_returns={n} values: its returns are the "
+              f"first {n}, and the generator was closed", file=sys.stderr)
+        if hasattr(generator, "close"):  # not the list an async generator's values are in
+            generator.close()
+        break
     return values
 
 
