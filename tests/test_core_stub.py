@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(30)
 
 # Added to _core's classes at import by ember.object_ref (Python methods on the C++ ObjectRef).
 PYTHON_ADDED = {"ObjectRef": {"future", "as_future", "from_binary", "from_hex", "from_random",
-                               "nil", "is_nil", "_on_completed"}}
+                               "nil", "is_nil", "_on_completed", "task_id", "job_id"}}
 
 
 def _stub() -> tuple[set[str], dict[str, set[str]]]:

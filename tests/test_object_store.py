@@ -12,6 +12,8 @@ import pytest
 
 import ember
 
+from .conftest import STORE_BYTES
+
 Point = collections.namedtuple("Point", "x y")
 
 
@@ -130,13 +132,20 @@ def test_object_refs_from_ids_nil_random_and_futures(node):
     randoms = {ember.ObjectRef.from_random() for _ in range(10)}
     assert len(randoms) == 10 and not any(r.is_nil() for r in randoms)
     assert ember.ObjectID is ember.ObjectRef
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs to have length 16, got 5"):
         ember.ObjectRef.from_binary(b"short")
 
     async def awaited():
         return await again.as_future()
 
     assert asyncio.run(awaited()) == "v"
+    constructed = ember.ObjectRef(again.binary())  # Ray's constructor: a count of its own too
+    del again
+    assert ember.get(constructed) == "v"
+    ember.shutdown()
+    ember.init(num_cpus=1, object_store_memory=STORE_BYTES)
+    stale = ember.ObjectRef(constructed.binary())  # of a node that was shut down: holds nothing
+    assert stale == constructed and stale.binary() == constructed.binary()
 
 
 def test_object_refs_from_ids_need_no_node():

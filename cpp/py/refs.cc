@@ -18,7 +18,9 @@ py::bytes id_to_bytes(const ObjectID& id) {
 
 ObjectID id_from_binary(const py::bytes& b) {
   std::string s = b;
-  if (s.size() != 16) throw py::value_error("an ObjectRef id is 16 bytes");
+  if (s.size() != 16) {  // Ray's words, with ember's length
+    throw py::value_error("ID string needs to have length 16, got " + std::to_string(s.size()));
+  }
   ObjectID id;
   for (int i = 0; i < 8; ++i) {
     id.hi = (id.hi << 8) | static_cast<uint8_t>(s[i]);
@@ -59,6 +61,14 @@ void bind_refs(py::module_& m) {
   });
 
   py::class_<ObjectRef>(m, "ObjectRef")
+      .def(py::init([](const py::bytes& binary, const std::shared_ptr<Store>& store) {
+             ObjectID id = id_from_binary(binary);
+             const bool counted = store && !store->closed() && id.hi == store->node_tag() &&
+                                  store->add_ref(id).ok();
+             return std::make_unique<ObjectRef>(id, counted ? store : nullptr, counted);
+           }),
+           py::arg("binary"), py::arg("store"),
+           "The ref of a 16-byte id: counted when the object is in `store` (None: no node).")
       .def("hex", &ObjectRef::hex, "The id as 32 hex digits.")
       .def("binary", &ObjectRef::binary, "The id as 16 bytes.")
       .def_property(

@@ -119,17 +119,24 @@ def _as_future(ref: ObjectRef):
     return asyncio.wrap_future(_future(ref))
 
 
+_construct = ObjectRef.__init__
+
+
+def _init(ref: ObjectRef, binary: bytes) -> None:
+    """``ObjectRef(binary)``, as in Ray: the ref of a 16-byte id, counted when the object is
+    in this process's node (a ref that holds nothing otherwise)."""
+    _construct(ref, binary, _node.current().store if _node.is_running() else None)
+
+
 def _from_binary(binary: bytes) -> ObjectRef:
-    """The ObjectRef of a 16-byte id: counted when the object is in this process's node."""
-    if _node.is_running():
-        return _node.current().store.ref_from_binary(binary)
-    return ObjectRef.unattached(binary)
+    return ObjectRef(binary)
 
 
 #: Ray's nil id, all ones: no object has it.
 _NIL = b"\xff" * 16
 
 
+ObjectRef.__init__ = _init
 ObjectRef.future = _future
 ObjectRef.as_future = _as_future
 ObjectRef.__await__ = _await
