@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import ember
 from ember.exceptions import GetTimeoutError, TaskError
 
-from .conftest import STORE_BYTES
+from .conftest import STORE_BYTES, run_python
 
 
 @pytest.fixture(scope="module")
@@ -392,6 +393,49 @@ def test_worker_output_reaches_the_driver(cluster, capfd):
         assert "hello from a worker" in f.read()
 
 
+def test_output_without_a_newline_reaches_the_driver_too(cluster, capfd):
+    @ember.remote
+    def count():
+        for i in range(5):
+            print(i, end=" ")  # no newline, no flush: as Ray, the driver still shows it
+            print(100 + i, end=" ", file=sys.stderr)
+        return os.getpid()
+
+    worker = ember.get(count.remote())
+    deadline = time.monotonic() + 5
+    out = err = ""
+    while time.monotonic() < deadline and not ("4 " in out and "104 " in err):
+        time.sleep(0.05)
+        captured = capfd.readouterr()
+        out, err = out + captured.out, err + captured.err
+    assert f"(count pid={worker}) 0 1 2 3 4 " in out
+    assert f"(count pid={worker}) 100 101 102 103 104 " in err
+
+
+@pytest.mark.parametrize(("variable", "value"), [("RAY_LOG_TO_DRIVER", "0"),
+                                                 ("EMBER_LOG_TO_DRIVER", "false")])
+def test_the_environment_can_keep_worker_output_out_of_the_driver(variable, value):
+    code = """
+        import ember
+        ember.init(num_cpus=1)
+
+        @ember.remote
+        def speak():
+            print("from the worker")
+
+        ember.get(speak.remote())
+        import time; time.sleep(0.5)
+        ember.shutdown()
+        print("done")
+    """
+    quiet = run_python(code, env={**os.environ, variable: value})
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == "done\n"
+    loud = run_python(code.replace("num_cpus=1", "num_cpus=1, log_to_driver=True"),
+                      env={**os.environ, variable: value})
+    assert "from the worker" in loud.stdout  # init's own argument says otherwise
+
+
 def test_init_info(cluster):
     info = cluster.info
     assert info.num_cpus == 2
@@ -557,7 +601,7 @@ def test_a_task_call_is_checked_against_the_signature_at_remote(cluster):
     assert ember.get([f.remote(1, 2, 3, 4, key=5, x=6), positional_only.remote(9)]) == [11, 9]
 
 
-def test_rays_older_call_form_remote_with_options(node):
+def test_rays_older_call_form_remote_with_options(cluster):
     @ember.remote
     def upto(n, step=1):
         return list(range(0, n, step))

@@ -167,7 +167,7 @@ def _start(*, num_cpus, num_gpus, resources, object_store_memory, log_to_driver,
                        runtime_env=runtime_env)
     try:
         node.unhandled_reporter = _unhandled.Reporter(node.store)
-        if log_to_driver:
+        if _log_to_driver(log_to_driver):
             node.log_printer = LogPrinter(node.log_dir)
         if include_dashboard:
             _start_dashboard(node, dashboard_host, dashboard_port)
@@ -175,6 +175,17 @@ def _start(*, num_cpus, num_gpus, resources, object_store_memory, log_to_driver,
         _node.stop()
         raise
     return node.info
+
+
+def _log_to_driver(asked: bool | None) -> bool:
+    """init(log_to_driver=): as asked, else what $EMBER_LOG_TO_DRIVER or Ray's
+    $RAY_LOG_TO_DRIVER says (as Ray reads it: "1" or "true" is yes), else yes."""
+    if asked is not None:
+        return bool(asked)
+    for name in ("EMBER_LOG_TO_DRIVER", "RAY_LOG_TO_DRIVER"):
+        if name in os.environ:
+            return os.environ[name].lower() in ("1", "true")
+    return True
 
 
 def _configure_logging(options: dict[str, Any]) -> None:

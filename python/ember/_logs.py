@@ -75,6 +75,14 @@ class _Tail:
             out.append(f"({self.task} pid={self.pid}) {line}")
         return out
 
+    def rest_of_line(self) -> list[str]:
+        """The start of a line with no newline yet, once the file has stopped growing (a task's
+        print(end=" ")): printed as a line of its own, as Ray prints it."""
+        if not self.partial:
+            return []
+        line, self.partial = self.partial.decode("utf-8", "replace"), b""
+        return [f"({self.task} pid={self.pid}) {line}"]
+
 
 class LogPrinter:
     """A daemon thread that polls the log directory every `period` seconds."""
@@ -105,11 +113,10 @@ class LogPrinter:
                 tail = self.tails[entry.name] = _Tail(entry.path, m.group(1),
                                                       m.group(2) == "err")
             try:  # a stat, not an open, for the many files that did not grow (ended workers)
-                if entry.stat().st_size == tail.offset:
-                    continue
+                grew = entry.stat().st_size != tail.offset
             except OSError:
                 continue
-            for line in tail.lines():
+            for line in tail.lines() if grew else tail.rest_of_line():
                 stream = sys.stderr if tail.is_err else sys.stdout
                 try:
                     stream.write(line + "\n")  # one write: less interleaving with the driver's

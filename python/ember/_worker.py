@@ -339,6 +339,24 @@ def _split(result, n: int, name: str):
     return values
 
 
+def _next_task(worker) -> int:
+    """The next task's index; -1 after a second without one, -2 when the node shuts down.
+    Before it waits, the worker flushes what its tasks printed without a newline."""
+    index = worker.next_task(0)
+    if index == -1:
+        _flush_output()
+        index = worker.next_task(1000)
+    return index
+
+
+def _flush_output() -> None:
+    """Writes out what the worker's stdout and stderr hold (a print(end=" ") has no newline
+    to flush it), so the driver shows it, as Ray's workers do after their tasks."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed by a task: reopened on use
+            stream.flush()
+
+
 def _first_yielded(generator, n: int, name: str) -> list:
     """A generator task's num_returns=n values: the first n it yields, as in Ray (which
     stores each as it comes). Fewer fail the task; more are said on the worker's stderr (the
@@ -374,7 +392,7 @@ def main(store_fd: int, slot: int, log_dir: str = "") -> None:
     parent = os.getppid()
     while True:
         try:
-            index = node.worker.next_task(1000)
+            index = _next_task(node.worker)
             if index == -2:
                 return
             if index == -1:  # a second without a task

@@ -143,7 +143,7 @@ def init(
     num_gpus: int | None = None,
     resources: dict[str, float] | None = None,
     object_store_memory: int | None = None,
-    log_to_driver: bool = True,
+    log_to_driver: bool | None = None,
     ignore_reinit_error: bool = False,
     memory_usage_threshold: float | None = None,
     include_dashboard: bool | None = None,
@@ -165,7 +165,9 @@ def init(
         resources: custom resources, e.g. ``{"accelerator": 2}``.
         object_store_memory: bytes of shared memory for objects (default: 30% of the
             available memory, as in Ray).
-        log_to_driver: print the workers' output here, prefixed ``(task pid=N)``.
+        log_to_driver: print the workers' output here, prefixed ``(task pid=N)``; by default
+            yes, unless $EMBER_LOG_TO_DRIVER (or Ray's $RAY_LOG_TO_DRIVER) is other than 1 or
+            true.
         ignore_reinit_error: return the running node instead of raising if already started.
         memory_usage_threshold: when this fraction of the machine's (or cgroup's) memory is
             in use, the memory monitor kills the worker of the task holding the most memory
