@@ -509,6 +509,8 @@ bool Scheduler::cancel_record(uint32_t index, uint32_t gen, bool force, bool rec
     if (recursive) cancel_children(index, gen, force, depth + 1);
     int32_t pid = workers_.slot(claim_worker(c))->pid.load(std::memory_order_relaxed);
     if (force) force_cancelled_.push_back(r->spec.returns);
+    // release: the worker's KeyboardInterrupt handler reads it after the signal lands.
+    r->cancel_requested.store(1, std::memory_order_release);
     if (pid > 0) kill(pid, force ? SIGKILL : SIGINT);
     return true;
   }

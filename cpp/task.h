@@ -129,6 +129,9 @@ struct alignas(64) TaskRecord {
   /// 1 if the task raised (its first return is its error), set by its worker before it
   /// finishes; 0 from each publish. For list_tasks()'s FAILED (task_events.h).
   std::atomic<uint32_t> failed;
+  /// 1 once ember.cancel() asked for the running task to stop (set before its worker's
+  /// SIGINT), for get_runtime_context().is_canceled(); 0 from each publish.
+  std::atomic<uint32_t> cancel_requested;
   TaskSpec spec;
 };
 

@@ -23,6 +23,7 @@ std::optional<TaskRef> TaskTable::publish(const TaskSpec& spec, uint32_t gpu_mas
   r.worker_pid = 0;
   r.inputs_released.store(0, std::memory_order_relaxed);  // published by the claim's release
   r.failed.store(0, std::memory_order_relaxed);
+  r.cancel_requested.store(0, std::memory_order_relaxed);
   const uint32_t gen = gen_[index];
   // release: the worker's acquire CAS on the claim sees the spec written above.
   r.claim.store(make_claim(gen, 0, TaskState::kQueued), std::memory_order_release);

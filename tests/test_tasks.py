@@ -294,6 +294,37 @@ def test_cancel(cluster):
 
 
 @ember.remote
+def tells_whether_cancelled(mailbox):
+    before = ember.get_runtime_context().is_canceled()
+    try:
+        ember.get(mailbox.put.remote("started"))
+        time.sleep(30)
+        return "not cancelled"
+    except KeyboardInterrupt:  # the cancel; the task may still answer, as in Ray
+        return before, ember.get_runtime_context().is_canceled()
+
+
+@ember.remote
+def is_canceled_now():
+    return ember.get_runtime_context().is_canceled()
+
+
+def test_a_cancelled_task_knows_it(cluster):
+    mailbox = Mailbox.remote()
+    ref = tells_whether_cancelled.remote(mailbox)
+    deadline = time.monotonic() + 10
+    while not ember.get(mailbox.take.remote()):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    ember.cancel(ref)
+    assert ember.get(ref, timeout=10) == (False, True)
+    # Later tasks (on that worker too: each record's flag starts clear) are not cancelled.
+    assert ember.get([is_canceled_now.remote() for _ in range(4)]) == [False] * 4
+    with pytest.raises(RuntimeError, match="not in the driver"):
+        ember.get_runtime_context().is_canceled()
+
+
+@ember.remote
 class Mailbox:
     def __init__(self):
         self.items = []

@@ -318,6 +318,12 @@ void bind_worker(py::module_& m) {
           },
           "An actor call's group: 1 + its index in the actor's groups; 0: its method's own.")
       .def(
+          "cancel_requested",
+          [](WorkerRuntime& rt, uint32_t index) {
+            return rt.worker->record(index).cancel_requested.load(std::memory_order_acquire) != 0;
+          },
+          "True once ember.cancel() asked running task `index` to stop.")
+      .def(
           "task_resources",
           [](WorkerRuntime& rt, uint32_t index) {
             const TaskSpec& s = rt.worker->record(index).spec;

@@ -103,6 +103,19 @@ class RuntimeContext:
         owner = type(getattr(target, "__self__", None)).__name__
         return f"{fn.__module__}.{owner}.{getattr(fn, '__name__', call[0])}"
 
+    def is_canceled(self) -> bool:
+        """True once ember.cancel() was called on the running task (a task can check it to
+        stop cleanly; also inside the KeyboardInterrupt the cancel raises). As in Ray, a
+        RuntimeError in the driver and in an async actor."""
+        if self._node.worker is None:
+            raise RuntimeError("is_canceled() is only available in a task or an actor's call, "
+                               "not in the driver")
+        state = self._node.actor_state
+        if state is not None and state.is_async:
+            raise RuntimeError("is_canceled() is not supported in an async actor")
+        call = _node.current_call.get()
+        return call is not None and self._node.worker.cancel_requested(call[2])
+
     def get_actor_name(self) -> str | None:
         """The running actor's name ("" for an unnamed actor, as Ray's); None outside one."""
         if self._node.actor_id is None:
