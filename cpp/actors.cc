@@ -6,14 +6,17 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace ember {
 
 ActorTable::ActorTable(Store& store, RuntimeControl* rc, WorkerPool& workers,
                        NodeResources& resources, TaskTable& table, TaskEvents& events,
-                       Dispatcher& dispatch, Hooks hooks)
+                       Dispatcher& dispatch, Hooks hooks, ActorTiming timing)
     : store_(store), rc_(rc), workers_(workers), resources_(resources), table_(table),
-      events_(events), dispatch_(dispatch), hooks_(std::move(hooks)) {}
+      events_(events), dispatch_(dispatch), hooks_(std::move(hooks)),
+      graceful_ns_(uint64_t{timing.graceful_shutdown_ms} * 1'000'000),
+      retry_delay_ns_(uint64_t{timing.retry_delay_ms} * 1'000'000) {}
 
 Status ActorTable::create(TaskSpec creation, std::vector<ObjectID> deps, int32_t max_restarts,
                           int32_t max_task_retries, bool detached, int64_t owner) {
@@ -151,12 +154,14 @@ void ActorTable::on_ready(uint32_t w) {
 }
 
 void ActorTable::dispatch_calls() {
+  const uint64_t now = monotonic_ns();
   for (auto& [id, a] : actors_) {
     if (a.dead || workers_.info(a.slot).state != WorkerState::kReady) continue;
     auto it = a.calls.begin();
     while (it != a.calls.end()) {
       Pending& p = *it;
       if (!table_.has_free() || !workers_.has_room(a.slot)) break;
+      if (p.not_before_ns > now) break;  // A9: a rerun waits out its delay; A2: so do the rest
       const bool creation = (p.spec.flags & kSpecActorCreate) != 0;
       if (!dispatch_.deps_ready(p.deps)) {
         if (creation || !a.out_of_order) break;  // A2: the rest waits behind it
@@ -183,7 +188,18 @@ void ActorTable::dispatch_calls() {
 }
 
 void ActorTable::kill_unreferenced() {
+  const uint64_t now = monotonic_ns();
   for (auto& [id, a] : actors_) {
+    if (a.end_deadline_ns != 0) {  // asked to end itself: still up at its deadline?
+      const int32_t pid = workers_.pid(a.slot);
+      if (now >= a.end_deadline_ns) {
+        a.end_deadline_ns = 0;
+        if (pid > 0 && workers_.info(a.slot).state == WorkerState::kReady) {
+          hooks_.signal(pid, SIGKILL);
+        }
+      }
+      continue;
+    }
     if (a.dead || a.detached || a.no_restart) continue;
     if (store_.contains(a.creation.returns)) continue;
     // As in Ray, calls already submitted still run: end it once it has nothing left to do.
@@ -193,11 +209,36 @@ void ActorTable::kill_unreferenced() {
     a.death_cause = "every handle to it went out of scope";
     const int32_t pid = workers_.pid(a.slot);
     if (pid > 0 && workers_.info(a.slot).state == WorkerState::kReady) {
-      hooks_.signal(pid, SIGKILL);
+      if (graceful_ns_ > 0 && ask_to_end(a)) {
+        a.end_deadline_ns = now + graceful_ns_;
+      } else {
+        hooks_.signal(pid, SIGKILL);
+      }
     } else {
       a.kill_when_ready = true;
     }
   }
+}
+
+bool ActorTable::ask_to_end(ActorInfo& a) {
+  TaskSpec s{};
+  // "Class.__ray_terminate__", the method's name after the last dot (the worker reads it so);
+  // a class name too long for that leaves the method's name alone.
+  const std::string method = "__ray_terminate__";
+  std::string name = std::string(a.creation.name) + "." + method;
+  if (name.size() >= sizeof s.name) name = method;
+  std::memcpy(s.name, name.data(), name.size());
+  s.function = a.creation.function;  // held by the actor (A3); the call takes its own hold
+  s.returns = store_.new_id();        // its task id; it has no returns
+  s.num_returns = 0;
+  s.flags = kSpecActorMethod | kSpecNoArgs;
+  s.actor = a.creation.actor;
+  hold_inputs(store_, s);
+  if (!dispatch_.push(a.slot, s, 0)) {
+    release_inputs(store_, s);
+    return false;
+  }
+  return true;
 }
 
 void ActorTable::reap(uint32_t w, const std::string& exit_why) {
@@ -206,11 +247,13 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
   const bool intended =
       workers_.slot(w)->exit_intended.exchange(0, std::memory_order_acq_rel) != 0;
   const bool restart = !a.no_restart && !intended && a.restarts_left != 0;
+  a.end_deadline_ns = 0;
+  // The driver's reason first: an actor asked to end (A5) exits as exit_actor() does.
   const std::string why =
-      intended       ? std::string("the actor called exit_actor()")
-      : a.no_restart ? (a.death_cause.empty() ? "the actor was killed with ember.kill()"
-                                              : a.death_cause)
-                     : exit_why;
+      a.no_restart && !a.death_cause.empty() ? a.death_cause
+      : intended                             ? std::string("the actor called exit_actor()")
+      : a.no_restart                         ? std::string("the actor was killed with ember.kill()")
+                                             : exit_why;
   // Its unfinished calls, in the order they were pushed (its finished ones are freed).
   std::deque<Pending> unfinished;
   workers_.drain(w, table_, events_, [&](const TaskRef& ref, uint64_t c) {
@@ -231,7 +274,7 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
         restart && (!ran || retries < 0 || static_cast<int32_t>(spec.attempt) < retries);
     if (retry) {
       if (ran) ++spec.attempt;
-      unfinished.push_back(Pending{spec, {}});
+      unfinished.push_back(Pending{spec, {}, ran ? monotonic_ns() + retry_delay_ns_ : 0});
     } else if (restart) {  // as in Ray: the call may or may not have run; the actor comes back
       hooks_.fail(spec, ErrorKind::kActorUnavailable,
                   std::string("actor call ") + spec.name + " failed: " + why +

@@ -27,8 +27,10 @@
 //   A4  A dead actor stays in the table (dead, with its reason), so later calls on a handle
 //       fail with that reason rather than "no such actor".
 //   A5  Unless detached, an actor whose creation return the store has freed (no handle left
-//       anywhere) is killed for good once it has nothing left to run (Ray: submitted calls
-//       still run).
+//       anywhere) is ended for good once it has nothing left to run (Ray: submitted calls
+//       still run): gracefully, as in Ray, by a __ray_terminate__ call pushed into its ring
+//       (its __ray_shutdown__ and atexit handlers run), and SIGKILLed if its process is still
+//       up `graceful_shutdown_ms` later (or at once when that is 0, or the push fails).
 //   A6  A detached actor's creation return is held by the table while the actor lives, so
 //       that any process finds it by name (ember.actor's registry) when no handle is left;
 //       the hold goes when it is killed for good or dies for good.
@@ -41,7 +43,8 @@
 //       created, still in that worker's ring, reads as alive.
 //   A9  A call that was running when its actor died is run again after the restart only while
 //       its attempts are within its retries: its own max_task_retries (kSpecOwnRetries, from
-//       @method or .options()) or else the actor's. A call that had not started always is.
+//       @method or .options()) or else the actor's, and not before `retry_delay_ms` from the
+//       death (the calls behind it wait too, A2). A call that had not started always is.
 //
 // Thread safety: none; every call is made under the scheduler's mu_.
 #pragma once
@@ -82,12 +85,20 @@ struct ActorInfo {
   uint32_t owner_generation = 0;     ///< that slot's process then
   std::string death_cause;           ///< set when the driver kills it for a reason
   std::string death;                 ///< why it died, for ActorDiedError
+  uint64_t end_deadline_ns = 0;      ///< asked to end itself (A5): SIGKILL from then on
   Lease hold;                        ///< resources it keeps while it lives (and GPU ids)
   std::deque<Pending> calls;         ///< creation and calls not yet in its ring, in order
 };
 
+/// How long the actor table waits, in milliseconds (Ray's names in _system_config).
+struct ActorTiming {
+  uint32_t graceful_shutdown_ms = 0;  ///< for an unreferenced actor to end itself (A5)
+  uint32_t retry_delay_ms = 0;        ///< before a call that ran is run again (A9)
+};
+
 class ActorTable {
  public:
+
   /// What the table does to the world outside the segment, passed in so a test can watch.
   struct Hooks {
     /// Fails a task: its returns become `kind` errors with `msg`, its holds are released.
@@ -97,7 +108,8 @@ class ActorTable {
   };
 
   ActorTable(Store& store, RuntimeControl* rc, WorkerPool& workers, NodeResources& resources,
-             TaskTable& table, TaskEvents& events, Dispatcher& dispatch, Hooks hooks);
+             TaskTable& table, TaskEvents& events, Dispatcher& dispatch, Hooks hooks,
+             ActorTiming timing = {});
 
   /// Registers actor `creation.actor` (ids come from RuntimeControl::next_actor) in a free
   /// slot and spawns its process. kInvalid if every slot is in use.
@@ -141,6 +153,9 @@ class ActorTable {
   void drop_return_hold(ActorInfo& a);
   /// Publishes that actor `id` is killed or dead for good (RuntimeControl::dead_actors).
   void mark_dead(uint32_t id);
+  /// Pushes a __ray_terminate__ call into the ring of `a`, which is up (A5); false if the
+  /// ring or the task table has no room.
+  bool ask_to_end(ActorInfo& a);
 
   Store& store_;
   RuntimeControl* rc_;
@@ -150,6 +165,8 @@ class ActorTable {
   TaskEvents& events_;
   Dispatcher& dispatch_;
   Hooks hooks_;
+  uint64_t graceful_ns_;     ///< how long an unreferenced actor has to end itself (A5)
+  uint64_t retry_delay_ns_;  ///< how long a call that ran waits to run again (A9)
   std::unordered_map<uint32_t, ActorInfo> actors_;  ///< by actor id
 };
 

@@ -46,7 +46,8 @@ Scheduler::Scheduler(std::shared_ptr<Store> store, SchedulerConfig cfg)
                   [this](const TaskSpec& spec, ErrorKind kind, const std::string& msg) {
                     finish_failed(spec, kind, msg);
                   },
-                  [](int32_t pid, int sig) { ::kill(pid, sig); }}),
+                  [](int32_t pid, int sig) { ::kill(pid, sig); }},
+              ActorTiming{cfg_.actor_graceful_shutdown_ms, cfg_.task_retry_delay_ms}),
       contention_(cfg_.max_workers) {}
 
 Scheduler::~Scheduler() { stop(); }
@@ -188,6 +189,10 @@ void Scheduler::reap_dead_workers(const std::vector<ExitNote>& exits) {
                 uint64_t{cfg_.oom_retry_delay_ms} << std::min<uint32_t>(spec.attempt - 1, 16),
                 kMaxOomRetryDelayMs);
             not_before = monotonic_ns() + delay_ms * 1'000'000;
+          }
+          if (cfg_.task_retry_delay_ms > 0) {  // Ray's task_retry_delay_ms, for every retry
+            not_before = std::max(not_before,
+                                  monotonic_ns() + uint64_t{cfg_.task_retry_delay_ms} * 1'000'000);
           }
           dispatch_.enqueue(Pending{spec, {}, not_before}, /*front=*/true);
           return true;

@@ -84,6 +84,12 @@ struct SchedulerConfig {
   uint64_t memory_limit = 0;             ///< bytes the node may use (0: the machine's/cgroup's)
   uint32_t memory_period_ms = 250;       ///< how often the monitor looks
   uint32_t oom_retry_delay_ms = 1000;    ///< first backoff of a task retried after an OOM kill
+  /// How long an actor no handle refers to has to end itself before it is killed (actors.h,
+  /// A5); Ray's actor_graceful_shutdown_timeout_ms. 0: killed at once.
+  uint32_t actor_graceful_shutdown_ms = 30000;
+  /// How long a task or actor call that failed waits before it runs again (Ray's
+  /// task_retry_delay_ms; workers wait as long before rerunning one that raised).
+  uint32_t task_retry_delay_ms = 0;
 };
 
 /// Counters for introspection and tests.

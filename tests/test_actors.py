@@ -209,6 +209,23 @@ def test_max_task_retries_reruns_the_call_in_flight(node):
     assert ember.get(ref, timeout=15) == 0  # re-run on the restarted actor
 
 
+def test_a_call_with_num_returns_0_returns_none_and_still_runs(node):
+    @ember.remote
+    class Box:
+        def __init__(self):
+            self.items = []
+
+        def add(self, x):
+            self.items.append(x)
+
+        def items_(self):
+            return self.items
+
+    box = Box.remote()
+    assert box.add.options(num_returns=0).remote(1) is None
+    assert ember.get(box.items_.remote(), timeout=10) == [1]  # calls run in order
+
+
 def test_exit_actor(node):
     @ember.remote
     class Quitter:
@@ -273,6 +290,28 @@ def test_threaded_actor_runs_calls_concurrently(node):
     s = Sleeper.options(max_concurrency=3).remote()
     spans = ember.get([s.nap.remote() for _ in range(3)])
     assert max(a for a, _ in spans) < min(b for _, b in spans)  # all three overlapped
+
+
+def test_a_threaded_actor_has_all_its_threads_from_the_start_and_keeps_them(node):
+    @ember.remote
+    class Local:
+        def __init__(self):
+            self.local = threading.local()
+
+        def threads(self):
+            return sorted(t.name for t in threading.enumerate() if t.name.startswith("ember-"))
+
+        def mark(self, value):
+            seen = getattr(self.local, "value", None)
+            self.local.value = value
+            return threading.get_ident(), seen
+
+    actor = Local.options(max_concurrency=3, concurrency_groups={"io": 2}).remote()
+    assert ember.get(actor.threads.remote(), timeout=10) == [
+        "ember-actor-io_0", "ember-actor-io_1", "ember-actor_0", "ember-actor_1", "ember-actor_2"]
+    first = dict(ember.get([actor.mark.remote(i) for i in range(20)], timeout=10))
+    again = ember.get([actor.mark.remote(i) for i in range(20)], timeout=10)
+    assert all(seen is not None for ident, seen in again if ident in first)  # kept
 
 
 def test_async_actor_keeps_many_calls_in_flight(node):

@@ -114,7 +114,8 @@ def test_unknown_and_malformed_options_raise_where_given():
     ({"runtime_env": {"pip": ["requests"]}}, RuntimeEnvSetupError, "runtime_env=.'pip'"),
     ({"local_mode": True}, ValueError, "local mode"),
     ({"labels": {"zone": "a"}}, ValueError, "node labels"),
-    ({"_system_config": {"task_retry_delay_ms": 100}}, ValueError, "task_retry_delay_ms"),
+    ({"_system_config": {"object_timeout_milliseconds": 100}}, ValueError,
+     "object_timeout_milliseconds"),
     ({"_node_ip_address": "10.0.0.1"}, ValueError, "127.0.0.1"),
     ({"not_an_option": 1}, RuntimeError, "Unknown keyword argument.*not_an_option"),
 ], ids=lambda v: next(iter(v)) if isinstance(v, dict) else "")

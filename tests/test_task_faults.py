@@ -416,6 +416,45 @@ def test_exceptions_are_not_retried_by_default(node, tmp_path):
     assert count_lines(attempts) == 1
 
 
+def stamped_until(path: str, failures: int, crash: bool) -> int:
+    """Appends the time to `path` per attempt; the first `failures` attempts crash the
+    worker (or raise)."""
+    with open(path, "a") as f:
+        f.write(f"{time.monotonic()}\n")
+    attempt = count_lines(path)
+    if attempt <= failures:
+        if crash:
+            os._exit(1)
+        raise ValueError(f"attempt {attempt}")
+    return attempt
+
+
+class Stamper:
+    def run(self, path: str, failures: int, crash: bool) -> int:
+        return stamped_until(path, failures, crash)
+
+
+def test_task_retry_delay_ms_spaces_every_kind_of_retry(tmp_path):
+    ember.init(num_cpus=1, object_store_memory=STORE_BYTES,
+               _system_config={"task_retry_delay_ms": 400})
+    try:
+        crashed, raised, call, call_raised = (tmp_path / name for name in "abcd")
+        task = ember.remote(max_retries=1, retry_exceptions=True)(stamped_until)
+        assert ember.get(task.remote(str(crashed), 1, True), timeout=20) == 2
+        assert ember.get(task.remote(str(raised), 1, False), timeout=20) == 2
+        actor = ember.remote(max_restarts=1, max_task_retries=1)(Stamper).remote()
+        assert ember.get(actor.run.remote(str(call), 1, True), timeout=20) == 2  # a restart
+        method = actor.run.options(retry_exceptions=True)
+        assert ember.get(method.remote(str(call_raised), 1, False), timeout=20) == 2
+        for path in (crashed, raised, call, call_raised):
+            first, second = map(float, path.read_text().split())
+            assert second - first >= 0.4, path.name
+    finally:
+        ember.shutdown()
+    with pytest.raises(ValueError, match="task_retry_delay_ms must be an int"):
+        ember.init(num_cpus=1, _system_config={"task_retry_delay_ms": -1})
+
+
 # --- 3b. workers killed at random while work runs ----------------------------------------
 
 

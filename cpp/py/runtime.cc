@@ -167,7 +167,9 @@ void bind_options(py::module_& m) {
       .def_readwrite("memory_threshold", &SchedulerConfig::memory_threshold)
       .def_readwrite("memory_limit", &SchedulerConfig::memory_limit)
       .def_readwrite("memory_period_ms", &SchedulerConfig::memory_period_ms)
-      .def_readwrite("oom_retry_delay_ms", &SchedulerConfig::oom_retry_delay_ms);
+      .def_readwrite("oom_retry_delay_ms", &SchedulerConfig::oom_retry_delay_ms)
+      .def_readwrite("actor_graceful_shutdown_ms", &SchedulerConfig::actor_graceful_shutdown_ms)
+      .def_readwrite("task_retry_delay_ms", &SchedulerConfig::task_retry_delay_ms);
   resource_property<SchedulerConfig>(cfg, "totals",
                                      [](SchedulerConfig& c) { return &c.totals[0]; });
 }

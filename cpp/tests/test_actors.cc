@@ -2,15 +2,18 @@
 // actor's worker, and hooks that record failures and signals instead of writing errors and
 // killing. Checks creation first (and its resources), call order (A2), restarts re-queueing
 // creation then unfinished calls, death failing every call with its reason (A4), the hold on
-// the class (A3), kills before the process is up, and unreferenced actors (A5).
+// the class (A3), kills before the process is up, and unreferenced actors (A5): asked to end,
+// killed if they outstay their time.
 #include "actors.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "runtime_test_util.h"
@@ -43,12 +46,14 @@ class ActorsTest : public ::testing::Test {
   };
   std::vector<Failure> failed_;
   std::vector<std::pair<int32_t, int>> signals_;
-  ActorTable actors_{*store_, rc_, workers_, resources_, table_, events_, dispatch_,
-                     ActorTable::Hooks{
-                         [this](const TaskSpec& s, ErrorKind k, const std::string& m) {
-                           failed_.push_back({s.name, k, m});
-                         },
-                         [this](int32_t pid, int sig) { signals_.emplace_back(pid, sig); }}};
+  ActorTable::Hooks hooks() {
+    return ActorTable::Hooks{
+        [this](const TaskSpec& s, ErrorKind k, const std::string& m) {
+          failed_.push_back({s.name, k, m});
+        },
+        [this](int32_t pid, int sig) { signals_.emplace_back(pid, sig); }};
+  }
+  ActorTable actors_{*store_, rc_, workers_, resources_, table_, events_, dispatch_, hooks()};
   ObjectID cls_ = [this] {  // the actor's class, held by the test (mine=false) and the actor
     ObjectID id = store_->new_id();
     EXPECT_TRUE(store_->create_object(id, 8, false, /*mine=*/false).ok());
@@ -77,7 +82,8 @@ class ActorsTest : public ::testing::Test {
     return s;
   }
   /// The forkserver and the new process: pop the request, announce, and the scheduler notices.
-  SpawnRequest up(uint32_t w) {
+  SpawnRequest up(uint32_t w) { return up(w, actors_); }
+  SpawnRequest up(uint32_t w, ActorTable& actors) {
     SpawnRequest req{};
     EXPECT_TRUE(rc_->spawn.try_pop(req));
     EXPECT_EQ(req.slot, w);
@@ -85,7 +91,7 @@ class ActorsTest : public ::testing::Test {
     workers_.slot(w)->state.store(static_cast<uint32_t>(WorkerState::kReady));
     EXPECT_TRUE(workers_.announced(w));
     workers_.mark_ready(w);
-    actors_.on_ready(w);
+    actors.on_ready(w);
     return req;
   }
   /// The actor's worker claims its next ref; returns the record index (or -1).
@@ -248,6 +254,31 @@ TEST_F(ActorsTest, ACallsOwnMaxTaskRetriesDecidesWhetherItRunsAgain) {
   EXPECT_EQ(failed_[0].kind, ErrorKind::kActorUnavailable);
 }
 
+TEST_F(ActorsTest, ACallRunAgainAfterARestartWaitsOutTheRetryDelayAndSoDoTheOnesBehind) {
+  ActorTable actors{*store_, rc_, workers_, resources_, table_, events_, dispatch_, hooks(),
+                    ActorTiming{/*graceful_shutdown_ms=*/0, /*retry_delay_ms=*/30}};
+  ASSERT_TRUE(actors.create(creation(3), {}, /*max_restarts=*/1, /*max_task_retries=*/1,
+                            false).ok());
+  up(0, actors);
+  actors.dispatch_calls();
+  ActorInfo& a = *actors.find(3);
+  finish(0, claim_next(0));  // __init__ done
+  actors.submit_call(a, call(3, "ran"), {});
+  actors.submit_call(a, call(3, "behind"), {});
+  ASSERT_GE(claim_next(0), 0);  // "ran" runs; "behind" sits in the ring
+  workers_.slot(0)->state.store(static_cast<uint32_t>(WorkerState::kExited));
+  actors.reap(0, "worker pid=7000 exited with code 1.");
+  up(0, actors);
+  actors.dispatch_calls();
+  EXPECT_EQ(run_all(0), std::vector<std::string>{"Counter"});  // __init__ at once
+  actors.dispatch_calls();
+  EXPECT_TRUE(run_all(0).empty());  // "ran" waits out its delay; "behind" waits behind it
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  actors.dispatch_calls();
+  EXPECT_EQ(run_all(0), (std::vector<std::string>{"ran", "behind"}));
+  EXPECT_TRUE(failed_.empty());
+}
+
 TEST_F(ActorsTest, ADeadActorFailsEveryCallWithItsReason) {
   ASSERT_TRUE(actors_.create(creation(4), {}, 0, 0, false).ok());
   up(0);
@@ -324,6 +355,50 @@ TEST_F(ActorsTest, UnreferencedActorsEndOnceIdleUnlessDetached) {
   EXPECT_TRUE(actors_.find(10)->no_restart);
   actors_.kill_unreferenced();
   EXPECT_EQ(signals_.size(), 1u);  // once
+}
+
+TEST_F(ActorsTest, AnUnreferencedActorIsAskedToEndAndKilledOnlyIfItOutstaysItsTime) {
+  ActorTable actors{*store_, rc_, workers_, resources_, table_, events_, dispatch_, hooks(),
+                    ActorTiming{/*graceful_shutdown_ms=*/30}};
+  TaskSpec lingers = creation(12);
+  TaskSpec leaves = creation(13);
+  for (const ObjectID& ready : {lingers.returns, leaves.returns}) {
+    ASSERT_TRUE(store_->create_object(ready, 8, false, /*mine=*/false).ok());
+    ASSERT_TRUE(store_->seal(ready).ok());
+  }
+  ASSERT_TRUE(actors.create(lingers, {}, /*max_restarts=*/-1, 0, false).ok());
+  ASSERT_TRUE(actors.create(leaves, {}, /*max_restarts=*/-1, 0, false).ok());
+  up(0, actors);
+  up(1, actors);
+  actors.dispatch_calls();
+  finish(0, claim_next(0));  // the __init__s
+  finish(1, claim_next(1));
+  store_->release_ref(lingers.returns, false);
+  store_->release_ref(leaves.returns, false);
+  actors.kill_unreferenced();
+  EXPECT_TRUE(signals_.empty());  // asked, not killed
+  for (uint32_t w : {0u, 1u}) {
+    const int64_t end = claim_next(w);
+    ASSERT_GE(end, 0);
+    EXPECT_EQ(name_of(end), "Counter.__ray_terminate__");
+    EXPECT_EQ(table_.record(static_cast<uint32_t>(end)).spec.num_returns, 0u);
+    if (w == 1) finish(w, end);
+  }
+  EXPECT_TRUE(actors.find(12)->no_restart);  // not restarted, whichever way it ends
+  // 13 runs its __ray_shutdown__ and exits on purpose: its reason is the driver's.
+  workers_.slot(1)->exit_intended.store(1);
+  actors.reap(1, "exited with code 0");
+  EXPECT_TRUE(actors.find(13)->dead);
+  EXPECT_NE(actors.find(13)->death.find("out of scope"), std::string::npos);
+  // 12 does not end: SIGKILLed once its time is up, once.
+  actors.kill_unreferenced();
+  EXPECT_TRUE(signals_.empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  actors.kill_unreferenced();
+  ASSERT_EQ(signals_.size(), 1u);
+  EXPECT_EQ(signals_[0], std::make_pair(7000, SIGKILL));
+  actors.kill_unreferenced();
+  EXPECT_EQ(signals_.size(), 1u);
 }
 
 TEST_F(ActorsTest, AnActorFateSharesWithTheProcessThatCreatedItUnlessDetached) {

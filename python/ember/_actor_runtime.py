@@ -2,7 +2,7 @@
 loop (async def methods), and handles exit_actor().
 
     main thread: next_task() ──► call() ─┬─ inline (the default: one call at a time, in order)
-                                         ├─ thread pool (max_concurrency > 1)
+                                         ├─ threads (max_concurrency > 1)
                                          └─ asyncio loop thread (async actors: every method)
     whoever runs a call stores its results and calls finish() for it.
 """
@@ -15,10 +15,12 @@ import collections
 import functools
 import inspect
 import os
+import queue
 import sys
 import threading
+import time
+import traceback
 import types
-from concurrent.futures import ThreadPoolExecutor
 
 from ember import _node
 from ember.actor import ActorHandle, _ActorExit, _methods_of
@@ -70,6 +72,30 @@ class _Loop:
             self.loop.create_task(coroutine_function(*args))
 
 
+class _Threads:
+    """A threaded actor's (or concurrency group's) max_concurrency threads, all started with
+    the actor as Ray's are: a call goes to whichever is free, and each thread lives as long as
+    the actor, so what a call leaves in threading.local() is there for the next call on that
+    thread. (ThreadPoolExecutor starts threads only as calls find none idle, so a burst of
+    calls could share one.)"""
+
+    def __init__(self, n: int, name: str):
+        self.calls = queue.SimpleQueue()
+        for i in range(n):
+            threading.Thread(target=self._serve, name=f"{name}_{i}", daemon=True).start()
+
+    def submit(self, fn, *args) -> None:
+        self.calls.put((fn, args))
+
+    def _serve(self) -> None:
+        while True:
+            fn, args = self.calls.get()
+            try:
+                fn(*args)
+            except BaseException:  # noqa: BLE001 (the call stored its own failure; keep serving)
+                traceback.print_exc()
+
+
 class ActorState:
     def __init__(self, node, setup: dict):
         self.node = node
@@ -105,9 +131,9 @@ class ActorState:
         elif self.max_concurrency > 1 or groups:
             # With groups every call runs on its group's threads, the default group's too,
             # so a busy group never holds up another (nor the loop that takes calls).
-            self.pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="ember-actor")
+            self.pool = _Threads(self.max_concurrency, "ember-actor")
             self.group_pools = {
-                name: ThreadPoolExecutor(n, thread_name_prefix=f"ember-actor-{name}")
+                name: _Threads(n, f"ember-actor-{name}")
                 for name, n in groups.items()}
 
     def call(self, worker_state, index, name, method_name, num_returns, args, inline,
@@ -115,7 +141,7 @@ class ActorState:
         """Runs call `index` (named `name`: Class.method unless .options(name=) named it) of
         method `method_name`, again on an exception up to `retries` more times (-1: until it
         returns; None: never); False when another thread will finish it."""
-        if self.init_error is not None:
+        if self.init_error is not None and method_name != "__ray_terminate__":
             worker_state.store_exception(index, num_returns, ActorDiedError(self.init_error))
             return True
         method = self._method(method_name)
@@ -172,6 +198,8 @@ class ActorState:
         def again(e: BaseException, tries: int) -> bool:
             return isinstance(e, retry_on) and (retries < 0 or tries < retries)
 
+        delay = self.node.task_retry_delay_s  # _system_config's task_retry_delay_ms
+
         if inspect.iscoroutinefunction(method):
             async def retrying_async(*args, **kwargs):
                 tries = 0
@@ -182,6 +210,8 @@ class ActorState:
                         if not again(e, tries):
                             raise
                         tries += 1
+                    if delay:
+                        await asyncio.sleep(delay)
             return retrying_async
 
         def retrying(*args, **kwargs):
@@ -193,6 +223,8 @@ class ActorState:
                     if not again(e, tries):
                         raise
                     tries += 1
+                if delay:
+                    time.sleep(delay)
         return retrying
 
     def _method(self, name: str):
@@ -257,21 +289,43 @@ class ActorState:
         if raised is None:
             ws.store_result(index, num_returns, name, result)
         elif isinstance(raised, _ActorExit):
-            self._exit(ws, index, num_returns)
+            self.exit_now(ws, index, num_returns)
         elif isinstance(raised, Exception):
             ws.store_error(index, num_returns, name, raised)
         else:  # KeyboardInterrupt, SystemExit: not the call's to report
             raise raised
 
-    def _exit(self, ws, index, num_returns) -> None:
+    def exit_now(self, ws, index, num_returns) -> None:
+        """Ends the actor on purpose, from call `index` (exit_actor() in a method or in
+        __init__, __ray_terminate__): the call's returns say so, the process exits."""
         ws.store_exception(index, num_returns, ActorDiedError(
             "The actor exited intentionally with exit_actor()"))
         worker = self.node.worker
         worker.mark_exit_intended()
         worker.finish(index)
-        # An intended exit runs the actor's atexit handlers, as in Ray (a kill does not); then
-        # os._exit, which does not wait for the threads of calls still running.
+        # An intended exit (exit_actor(), __ray_terminate__, the last handle gone) runs the
+        # actor's __ray_shutdown__ and then its atexit handlers, as in Ray (a kill runs
+        # neither); then os._exit, which does not wait for the threads of calls still running.
+        self._shutdown_method()
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+    def _shutdown_method(self) -> None:
+        """Runs the instance's __ray_shutdown__() if its class has one; what it raises is
+        printed (the driver shows it) and the exit goes on."""
+        shutdown = getattr(self.instance, "__ray_shutdown__", None)
+        if shutdown is None:
+            return
+        try:
+            result = shutdown()
+            if inspect.isawaitable(result):
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+                raise TypeError("__ray_shutdown__ must be a plain (not async) method; its "
+                                "coroutine was not run")
+        except Exception:  # noqa: BLE001 (the actor ends all the same, as in Ray)
+            print(f"{type(self.instance).__name__}.__ray_shutdown__ raised; the actor exits "
+                  f"all the same:\n{traceback.format_exc()}", file=sys.stderr, end="")

@@ -135,6 +135,8 @@ class SchedulerConfig:
     memory_limit: int
     memory_period_ms: int
     oom_retry_delay_ms: int
+    actor_graceful_shutdown_ms: int
+    task_retry_delay_ms: int
     def __init__(self, **fields: Any) -> None: ...
 
 class _Submitter:

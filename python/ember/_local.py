@@ -149,19 +149,14 @@ def _start(*, num_cpus, num_gpus, resources, object_store_memory, log_to_driver,
             f"memory_usage_threshold must be between 0 and 1, got {memory_usage_threshold!r}")
     if _memory_limit is None:
         _memory_limit = int(os.environ.get("EMBER_MEMORY_LIMIT", "0"))
-    system_config = dict(ray_options.get("_system_config") or {})
-    spilling = system_config.get(
-        "object_spilling_threshold",
-        float(os.environ.get("EMBER_OBJECT_SPILLING_THRESHOLD", "0.8")))
-    if not isinstance(spilling, (int, float)) or not 0 < spilling <= 1:
-        raise ValueError(f"object_spilling_threshold must be in (0, 1], got {spilling!r}")
+    settings = _options.system_settings(ray_options.get("_system_config") or {})
     if include_dashboard is None:
         include_dashboard = os.environ.get("EMBER_DASHBOARD", "0") not in ("", "0")
     # The "memory" resource that tasks' and actors' memory= options hold, as in Ray: what is
     # available beside the store.
     totals["memory"] = max(0, available_memory - object_store_memory)
     node = _node.start(totals, object_store_memory, memory_threshold=memory_usage_threshold,
-                       memory_limit=_memory_limit, spilling_threshold=float(spilling),
+                       memory_limit=_memory_limit, **settings,
                        temp_dir=_temp_dir, namespace=namespace,
                        default_actor_lifetime=job.default_actor_lifetime if job else None,
                        runtime_env=runtime_env)

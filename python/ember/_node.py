@@ -68,6 +68,7 @@ def idle_trim_seconds() -> float:
 #: set in the forkserver's environment.
 _NAMESPACE_ENV = "EMBER_NAMESPACE"
 _LIFETIME_ENV = "EMBER_DEFAULT_ACTOR_LIFETIME"
+_RETRY_DELAY_ENV = "EMBER_TASK_RETRY_DELAY_MS"
 
 #: Resource names in the order of the C++ core's resource slots (CPU, GPU, then custom).
 BUILTIN_RESOURCES = ("CPU", "GPU")
@@ -110,6 +111,9 @@ class Node:
         self.default_actor_lifetime = os.environ.get(_LIFETIME_ENV, "non_detached")
         # The job's runtime_env (init(runtime_env=)); each worker puts it on when it starts.
         self.runtime_env = _runtime_env.job_env()
+        # How long a task or actor call waits before it runs again after an exception
+        # (_system_config's task_retry_delay_ms; the scheduler waits as long after a crash).
+        self.task_retry_delay_s = int(os.environ.get(_RETRY_DELAY_ENV, "0")) / 1000
 
     @property
     def node_id(self) -> str:
@@ -142,7 +146,8 @@ class Node:
     # --- driver ---------------------------------------------------------------------
 
     def start_runtime(self, max_workers: int, task_capacity: int, memory_threshold: float,
-                      memory_limit: int) -> None:
+                      memory_limit: int, *, actor_graceful_shutdown_ms: int = 30000,
+                      task_retry_delay_ms: int = 0) -> None:
         """Starts the scheduler and the forkserver (driver). The log printer and the dashboard
         are the caller's to start (ember._local): they read the node, the node needs neither.
         """
@@ -154,7 +159,10 @@ class Node:
             totals=totals, names=list(self.resources), num_cpus=self.num_cpus,
             max_workers=max_workers, task_capacity=task_capacity, log_dir=self.log_dir,
             memory_threshold=memory_threshold, memory_limit=memory_limit,
-            oom_retry_delay_ms=oom_retry_delay_ms))
+            oom_retry_delay_ms=oom_retry_delay_ms,
+            actor_graceful_shutdown_ms=actor_graceful_shutdown_ms,
+            task_retry_delay_ms=task_retry_delay_ms))
+        self.task_retry_delay_s = task_retry_delay_ms / 1000
         self.scheduler.start()
         self._start_forkserver()
         self.info = NodeInfo(
@@ -209,6 +217,7 @@ class Node:
         env["EMBER_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
         env[_NAMESPACE_ENV] = self.namespace
         env[_LIFETIME_ENV] = self.default_actor_lifetime
+        env[_RETRY_DELAY_ENV] = str(round(self.task_retry_delay_s * 1000))
         env[_runtime_env.JOB_ENV] = _runtime_env.to_environ(self.runtime_env)
         if _names.as_ray():  # workers name things as the driver does
             env[_names.AS_RAY_ENV] = "1"
@@ -282,9 +291,12 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
           task_capacity: int = 8192, memory_threshold: float = 0.95, memory_limit: int = 0,
           spilling_threshold: float = 0.8, temp_dir: str | None = None,
           namespace: str = "default", default_actor_lifetime: str | None = None,
-          runtime_env: dict | None = None) -> Node:
+          runtime_env: dict | None = None, actor_graceful_shutdown_ms: int = 30000,
+          task_retry_delay_ms: int = 0) -> Node:
     """Creates the node (driver only); its session directory goes under `temp_dir`
-    (default: ember._session.default_root())."""
+    (default: ember._session.default_root()). An actor no handle refers to has
+    `actor_graceful_shutdown_ms` to end itself (its __ray_shutdown__, atexit) before it is
+    killed; a task or call runs again `task_retry_delay_ms` after it failed."""
     global _current
     with _lock:
         if _current is not None:
@@ -307,7 +319,9 @@ def start(resources: dict[str, float], object_store_memory: int, *, max_workers:
         node.session_dir = session_dir
         node.spill_dir = spill_dir
         try:
-            node.start_runtime(max_workers, task_capacity, memory_threshold, memory_limit)
+            node.start_runtime(max_workers, task_capacity, memory_threshold, memory_limit,
+                               actor_graceful_shutdown_ms=actor_graceful_shutdown_ms,
+                               task_retry_delay_ms=task_retry_delay_ms)
         except BaseException:
             node.shutdown()
             raise

@@ -12,6 +12,7 @@ same decorated function may run on the Ray backend, which honours it.
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import warnings
 from typing import Any
@@ -129,7 +130,26 @@ INIT_REFUSED: dict[str, tuple[Any, str]] = {
     "_skip_env_hook": (False, _CLUSTER_PROCESS),
 }
 #: The keys of ray.init(_system_config=) that ember's node reads.
-SYSTEM_CONFIG_KEYS = ("object_spilling_threshold",)
+SYSTEM_CONFIG_KEYS = ("object_spilling_threshold", "actor_graceful_shutdown_timeout_ms",
+                      "task_retry_delay_ms")
+
+
+def system_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The node's settings (ember._node.start's keywords) from init(_system_config=), checked
+    (its keys were, by check_init_options): Ray's defaults, or ember's environment's."""
+    spilling = config.get("object_spilling_threshold",
+                          float(os.environ.get("EMBER_OBJECT_SPILLING_THRESHOLD", "0.8")))
+    if not isinstance(spilling, (int, float)) or not 0 < spilling <= 1:
+        raise ValueError(f"object_spilling_threshold must be in (0, 1], got {spilling!r}")
+    settings = {"spilling_threshold": float(spilling)}
+    for key, setting, default in (
+            ("actor_graceful_shutdown_timeout_ms", "actor_graceful_shutdown_ms", 30000),
+            ("task_retry_delay_ms", "task_retry_delay_ms", 0)):
+        value = config.get(key, default)
+        if type(value) is not int or not 0 <= value < 2**32:
+            raise ValueError(f"{key} must be an int of milliseconds >= 0, got {value!r}")
+        settings[setting] = value
+    return settings
 
 
 def check_init_options(options: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import os
 import sys
+import time
 import types
 
 from ember import _core, _names, _node, _objects, _runtime_env, _stream
@@ -150,6 +151,7 @@ class _WorkerState:
                         isinstance(e, getattr(fn, "retry_on", Exception)) and \
                         not isinstance(e, ArgumentFailed):  # would fail the same way again
                     tries += 1
+                    time.sleep(self.node.task_retry_delay_s)  # _system_config's; 0 by default
                     continue
                 self.store_error(index, num_returns, name, e)
                 return True
@@ -239,6 +241,7 @@ class _WorkerState:
         # Not at the top: its asyncio and concurrent.futures take ~35 ms to import, which a
         # task's worker never needs (the forkserver imports it ahead for the actors it forks).
         from ember._actor_runtime import ActorState  # noqa: PLC0415
+        from ember.actor import _ActorExit  # noqa: PLC0415
 
         self.node.actor_state = ActorState(self.node, {})  # until the setup is read
         cls = None
@@ -253,6 +256,8 @@ class _WorkerState:
             state.identity = (cls, fid, ready_id)
             self.node.actor_state = state
             state.instance = cls(*a, **kw)
+        except _ActorExit:  # exit_actor() in __init__: the actor ends as from a method
+            self.node.actor_state.exit_now(self, index, 1)
         except Exception as e:  # noqa: BLE001 (the actor is dead; every call says why)
             labels = actor_labels(self.node.actor_id, half_made_instance(e, cls)) \
                 if isinstance(cls, type) else None

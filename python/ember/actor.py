@@ -71,9 +71,11 @@ def exit_actor():
 
 def _exit_actor() -> None:
     """exit_actor() on an ember node."""
-    node = _node.current()
-    if node.worker is None or getattr(node, "actor_state", None) is None:
-        raise TypeError("exit_actor() can only be called inside an actor")
+    node = _node.current() if _node.is_running() else None
+    if node is None or node.worker is None or getattr(node, "actor_state", None) is None:
+        # Ray's words, which programs match on.
+        raise TypeError("exit_actor API is called on a non-actor worker: call it inside an "
+                        "actor's method (or __init__) to end that actor")
     raise _ActorExit()
 
 
@@ -93,8 +95,9 @@ BUILTIN_METHODS = ("__ray_ready__", "__ray_call__", "__ray_terminate__")
 
 def _methods_of(cls) -> dict[str, tuple]:
     """Each method's name -> (num_returns, the check of its arguments, its own
-    max_task_retries or None for the actor's, whether it retries on exceptions)."""
-    out = {name: (1, None, None, False) for name in BUILTIN_METHODS}
+    max_task_retries or None for the actor's, whether it retries on exceptions, its
+    invocation decorator or None)."""
+    out = {name: (1, None, None, False, None) for name in BUILTIN_METHODS}
     for name, member in inspect.getmembers(cls, predicate=callable):
         if name.startswith("__") and name != "__call__":
             continue
@@ -103,7 +106,8 @@ def _methods_of(cls) -> dict[str, tuple]:
         default = "streaming" if _options.is_generator_function(member) else 1
         out[name] = (options.get("num_returns", default), CallCheck.of(member, bound=bound),
                      options.get("max_task_retries"),
-                     bool(options.get("retry_exceptions", False)))
+                     bool(options.get("retry_exceptions", False)),
+                     getattr(member, "__ray_invocation_decorator__", None))
     return out
 
 
@@ -315,11 +319,12 @@ class ActorHandle:
         if name in methods:
             options = self._call_options.get(name)
             if options is None:
-                returns, _, retries, retry_exceptions = methods[name]
+                returns, _, retries, retry_exceptions, _ = methods[name]
                 options = _call_options(f"{self._class_name}.{name}", returns, retries,
                                         retry_exceptions)
                 self._call_options[name] = options
-            return ActorMethod(self, name, options, methods[name][1], methods[name][0])
+            return ActorMethod(self, name, options, methods[name][1], methods[name][0],
+                               decorator=methods[name][4])
         raise AttributeError(
             f"'{self.__dict__.get('_class_name', 'ActorHandle')}' actor has no method {name!r}")
 
@@ -376,7 +381,7 @@ class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``."""
 
     def __init__(self, handle: ActorHandle, name: str, options: _core.TaskOptions,
-                 check: CallCheck | None, returns=1, renamed: bool = False):
+                 check: CallCheck | None, returns=1, renamed: bool = False, decorator=None):
         self._handle = handle
         self._name = name
         self._options = options  # the call's task name and num_returns
@@ -387,6 +392,9 @@ class ActorMethod:
         self._renamed = renamed
         self._method_ref: ObjectRef | None = None
         self._method_ref_node = None
+        # Ray's __ray_invocation_decorator__ on the method: .remote(*args, **kwargs) returns
+        # decorator(call)(args, kwargs), where call(args, kwargs) submits the call.
+        self._decorator = decorator
 
     def __reduce__(self):  # a method passed to a task: its handle and options, as plain data
         return _rebuild_method, (self._handle, self._name, self._returns)
@@ -428,9 +436,14 @@ class ActorMethod:
                              concurrency_group=group_index)
         if renamed:
             call.flags |= _core.SPEC_RENAMED_CALL
-        return ActorMethod(h, self._name, call, self._check, returns, renamed)
+        return ActorMethod(h, self._name, call, self._check, returns, renamed, self._decorator)
 
     def remote(self, *args, **kwargs):
+        if self._decorator is not None:
+            return self._decorator(self._submit)(args, kwargs)
+        return self._submit(args, kwargs)
+
+    def _submit(self, args, kwargs):
         if self._check is not None:
             self._check.check(args, kwargs)
         node = _node.current()
@@ -457,6 +470,8 @@ class ActorMethod:
             h._pending.append(refs[0])
         if self._returns == 1:
             return refs[0]
+        if self._returns == 0:  # as in Ray: nothing to wait for
+            return None
         if self._returns == "streaming":
             return ObjectRefGenerator(refs[0])
         if self._returns == "dynamic":

@@ -132,7 +132,8 @@ class RemoteFunction:
         return copy
 
     def remote(self, *args, **kwargs):
-        """Submits the task; returns an ObjectRef (a list of them for num_returns != 1)."""
+        """Submits the task; returns an ObjectRef (a list of them for num_returns > 1, None
+        for 0, as in Ray)."""
         if self._check is not None:
             self._check.check(args, kwargs)
         return _backend.active.submit_task(self, args, kwargs)
@@ -225,6 +226,8 @@ class RemoteFunction:
         n = opts["num_returns"]
         if n == 1:
             return refs[0]
+        if n == 0:  # as in Ray: nothing to wait for
+            return None
         if n == "streaming":
             return ObjectRefGenerator(refs[0])
         if n == "dynamic":
