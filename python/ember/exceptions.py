@@ -365,6 +365,11 @@ def _cause_attribute(self, name: str):
     return getattr(cause, name)
 
 
+#: Where Ray explains how to make an exception class serializable (register_serializer).
+_CUSTOM_SERIALIZERS_DOC = ("https://docs.ray.io/en/latest/ray-core/objects/serialization.html"
+                           "#custom-serializers-for-exceptions")
+
+
 def _rebuild_task_error(function_name, traceback_str, cause_pickle, proctitle, pid, ip,
                         actor_repr, actor_id, dual):
     """Unpickles a TaskError (and a dual one as dual); an UnserializableException if its
@@ -376,11 +381,14 @@ def _rebuild_task_error(function_name, traceback_str, cause_pickle, proctitle, p
         except Exception as e:  # noqa: BLE001 (any failure of the user's class)
             shown = TaskError(function_name, traceback_str, None, proctitle, pid, ip,
                               actor_repr, actor_id)
-            return UnserializableException(
-                f"Failed to deserialize exception: {type(e).__name__}: {e}. Register a "
-                f"serializer for its class with {_names.runtime()}.util.register_serializer() "
-                f"in the process that raises it.\nOriginal exception:\n"
+            # Ray's text, which programs compare; why it failed is the exception's cause (a
+            # traceback shows it), and util.register_serializer() is the remedy.
+            unserializable = UnserializableException(
+                f"Failed to deserialize exception. Refer to {_CUSTOM_SERIALIZERS_DOC} for more "
+                f"information.\nOriginal exception:\n"
                 f"{_names.exceptions_module()}.{_names.task_error_class()}: {shown}")
+            unserializable.__cause__ = e
+            return unserializable
     err = TaskError(function_name, traceback_str, cause, proctitle, pid, ip, actor_repr,
                     actor_id)
     return err.as_instanceof_cause() if dual else err
