@@ -231,3 +231,46 @@ def test_an_invocation_decorator_wraps_the_call(node):
     assert ember.get(ref, timeout=10) == 7
     ref, _ = actor.add_one.options(name="renamed").remote(5)  # kept by .options()
     assert ember.get(ref, timeout=10) == 11
+
+
+def test_handles_from_get_actor_and_current_actor_are_weak(node):
+    @ember.remote
+    class Named:
+        def pid(self):
+            return os.getpid()
+
+        def me(self):
+            return ember.get_runtime_context().current_actor
+
+    @ember.remote
+    class Holder:
+        def hold(self, handle):
+            self.handle = handle
+
+    actor = Named.options(name="weakly").remote()
+    pid = ember.get(actor.pid.remote())
+    found = ember.get_actor("weakly")
+    assert ember.get(found.pid.remote(), timeout=10) == pid
+    holder = Holder.remote()
+    ember.get(holder.hold.remote(ember.get(actor.me.remote())), timeout=10)  # passed on
+    ember.get(holder.hold.remote(found), timeout=10)
+    del actor  # the one strong handle
+    assert _wait_for(lambda: _gone(pid))
+    with pytest.raises(ValueError, match="weakly"):
+        ember.get_actor("weakly")
+    del found, holder
+
+
+def test_a_detached_actor_found_by_name_outlives_every_handle(node):
+    @ember.remote
+    class Kept:
+        def pid(self):
+            return os.getpid()
+
+    actor = Kept.options(name="kept", lifetime="detached").remote()
+    pid = ember.get(actor.pid.remote())
+    del actor
+    time.sleep(0.3)
+    found = ember.get_actor("kept")
+    assert ember.get(found.pid.remote(), timeout=10) == pid
+    ember.kill(found)

@@ -179,12 +179,12 @@ class ActorState:
         return self.method_groups.get(method_name)
 
     def own_handle(self) -> ActorHandle:
-        """A new handle to this actor (get_runtime_context().current_actor). Made on each
-        request, not kept: a handle the actor held itself would keep it alive forever."""
+        """A new, weak handle to this actor (get_runtime_context().current_actor), as in Ray:
+        a handle that kept the actor alive would keep it alive forever once stored in itself
+        or passed to another actor."""
         cls, class_id, ready_id = self.identity
-        store = self.node.store
         return ActorHandle(self.node.actor_id, cls.__name__, _methods_of(cls),
-                           store.ref_from_binary(class_id), store.ref_from_binary(ready_id),
+                           self.node.store.ref_from_binary(class_id), ready_id,
                            self.group_names)
 
     def _retrying(self, method, method_name: str, retries: int):

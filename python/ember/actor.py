@@ -298,15 +298,20 @@ class ActorHandle:
     """A reference to an actor; ``handle.method.remote(...)`` calls it."""
 
     def __init__(self, actor_id: int, class_name: str,
-                 methods: dict[str, tuple[int, CallCheck | None]], class_ref, ready: ObjectRef,
-                 groups: tuple[str, ...] = (), max_pending_calls: int = -1):
+                 methods: dict[str, tuple[int, CallCheck | None]], class_ref,
+                 ready: ObjectRef | bytes, groups: tuple[str, ...] = (),
+                 max_pending_calls: int = -1):
         self._id = actor_id  # the scheduler's number for it
         self._class_name = class_name
         self._methods = methods
         self._class_ref = class_ref
-        # The actor's creation return. Every handle, in any process, holds it; when the last
-        # one goes the object is freed and the scheduler ends the actor (unless detached).
-        self._ready = ready
+        # The actor's creation return. Every strong handle, in any process, holds it; when the
+        # last one goes the object is freed and the scheduler ends the actor (unless
+        # detached). A weak handle (its id only: from get_actor() or current_actor, as in Ray)
+        # does not keep the actor alive, and stays weak when passed on.
+        strong = isinstance(ready, ObjectRef)
+        self._ready = ready if strong else None
+        self._ready_id = ready.binary() if strong else ready
         self._groups = groups  # its concurrency groups' names, in order (a call names one)
         # With max_pending_calls: the first return of each call made through this handle that
         # may not have finished (kept only then; checked when the limit is reached).
@@ -349,7 +354,9 @@ class ActorHandle:
 
     def __reduce__(self):
         return _rebuild_handle, (self._id, self._class_name, self._methods, self._class_ref,
-                                 self._ready, self._groups, self._max_pending)
+                                 self._ready if self._ready is not None else self._ready_id,
+                                 self._groups,
+                                 self._max_pending)
 
 
 def _rebuild_method(handle: ActorHandle, name: str, num_returns) -> ActorMethod:
@@ -540,21 +547,20 @@ def _live_handle(node, record: tuple) -> ActorHandle | None:
     """A handle to the actor of a registry record, or None if that actor has ended."""
     store = node.store
     actor_id, class_name, methods, class_id, ready_id, groups, max_pending = record[:7]
-    ready = store.ref_from_binary(ready_id)
-    if not store.exists(ready):  # its last handle went: the actor was ended
+    if not store.exists(store.ref_from_binary(ready_id)):  # its last handle went: ended
         return None
     if not (node.scheduler.actor_alive(actor_id)[0] if node.is_driver
             else _core.actor_alive(store, actor_id)):  # killed for good, or died
         return None
-    return ActorHandle(actor_id, class_name, methods, store.ref_from_binary(class_id), ready,
-                       groups, max_pending)
+    return ActorHandle(actor_id, class_name, methods, store.ref_from_binary(class_id),
+                       ready_id, groups, max_pending)  # weak, as get_actor()'s are in Ray
 
 
 def _register(node, key: tuple[str, str], handle: ActorHandle) -> ActorHandle | None:
     """Records the new actor under its name; returns the live actor another process recorded
     first (the new one then has no name), or None."""
     record = (handle._id, handle._class_name, handle._methods, handle._class_ref.binary(),
-              handle._ready.binary(), handle._groups, handle._max_pending, *key)
+              handle._ready_id, handle._groups, handle._max_pending, *key)
     stream, buffers, _ = serialize(record)
     generation = 0
     while True:
