@@ -190,8 +190,10 @@ def init(
             (default 0.8, or $EMBER_OBJECT_SPILLING_THRESHOLD; 1: spill only when a put
             does not fit), and ``actor_graceful_shutdown_timeout_ms``: how long an actor
             no handle refers to has to run its ``__ray_shutdown__`` and atexit handlers
-            before it is killed (default 30000, as in Ray; 0: killed at once). Any other key
-            is a ValueError: ember's node has no such setting.
+            before it is killed (default 30000, as in Ray; 0: killed at once), and
+            ``task_retry_delay_ms``: how long a task or actor call that crashed or raised
+            waits before it runs again (default 0, as in Ray). Any other key is a
+            ValueError: ember's node has no such setting.
         namespace: where named actors are made and found unless a call names another
             (default "default"), as in Ray.
         logging_level, logging_format, configure_logging: as in Ray, for ember's logger
