@@ -91,31 +91,21 @@ def test_a_kill_runs_neither(node, tmp_path):
     assert _lines(log) == []
 
 
-def test_an_async_actor_runs_its_shutdown_when_its_last_handle_goes(node, tmp_path):
+class AsyncRecorder(Recorder):
+    async def pid(self):  # an async method: every call runs on the actor's loop
+        return os.getpid()
+
+
+class BrokenShutdown(Recorder):
+    def __ray_shutdown__(self):
+        self._note("shutdown")
+        raise ValueError("cleanup failed")
+
+
+@pytest.mark.parametrize("cls", [AsyncRecorder, BrokenShutdown], ids=lambda c: c.__name__)
+def test_an_async_actor_or_a_failing_shutdown_still_ends_in_order(node, tmp_path, cls):
     log = tmp_path / "log"
-
-    @ember.remote
-    class AsyncRecorder(Recorder):
-        async def ping(self):
-            return os.getpid()
-
-    actor = AsyncRecorder.remote(str(log))
-    pid = ember.get(actor.ping.remote())
-    del actor
-    assert _wait_for(lambda: _gone(pid))
-    assert _lines(log) == ["shutdown", "atexit"]
-
-
-def test_a_failing_shutdown_still_ends_the_actor(node, tmp_path):
-    log = tmp_path / "log"
-
-    @ember.remote
-    class Broken(Recorder):
-        def __ray_shutdown__(self):
-            self._note("shutdown")
-            raise ValueError("cleanup failed")
-
-    actor = Broken.remote(str(log))
+    actor = ember.remote(cls).remote(str(log))
     pid = ember.get(actor.pid.remote())
     del actor
     assert _wait_for(lambda: _gone(pid))
