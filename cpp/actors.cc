@@ -10,6 +10,15 @@
 
 namespace ember {
 
+namespace {
+
+/// Who submitted a call, for A2: the task it came from (parent_index 0: the driver).
+uint64_t caller_of(uint32_t parent_index, uint32_t parent_gen) {
+  return (uint64_t{parent_index} << 32) | parent_gen;
+}
+
+}  // namespace
+
 ActorTable::ActorTable(Store& store, RuntimeControl* rc, WorkerPool& workers,
                        NodeResources& resources, TaskTable& table, TaskEvents& events,
                        Dispatcher& dispatch, Hooks hooks, ActorTiming timing)
@@ -70,9 +79,16 @@ void ActorTable::submit_call(ActorInfo& a, const TaskSpec& spec, std::vector<Obj
     hooks_.fail(spec, ErrorKind::kActorDied, a.death);
     return;
   }
-  // A2: in order unless the actor runs calls as their arguments come (and is created).
-  const bool may_pass = a.calls.empty() ||
-                        (a.out_of_order && (a.calls.front().spec.flags & kSpecActorCreate) == 0);
+  // A2: never before the creation; else, unless the actor runs calls as their arguments
+  // come, never before a waiting call of the same caller.
+  bool may_pass = a.calls.empty();
+  if (!may_pass && (a.calls.front().spec.flags & kSpecActorCreate) == 0) {
+    const uint64_t caller = caller_of(spec.parent_index, spec.parent_gen);
+    may_pass = a.out_of_order ||
+               std::none_of(a.calls.begin(), a.calls.end(), [&](const Pending& p) {
+                 return caller_of(p.spec.parent_index, p.spec.parent_gen) == caller;
+               });
+  }
   if (may_pass && workers_.info(a.slot).state == WorkerState::kReady &&
       dispatch_.deps_ready(deps) && table_.has_free() && workers_.has_room(a.slot) &&
       dispatch_.push(a.slot, spec)) {
@@ -157,15 +173,20 @@ void ActorTable::dispatch_calls() {
   const uint64_t now = monotonic_ns();
   for (auto& [id, a] : actors_) {
     if (a.dead || workers_.info(a.slot).state != WorkerState::kReady) continue;
+    std::vector<uint64_t> held_back;  // callers with a call that waits here (A2)
     auto it = a.calls.begin();
     while (it != a.calls.end()) {
       Pending& p = *it;
       if (!table_.has_free() || !workers_.has_room(a.slot)) break;
-      if (p.not_before_ns > now) break;  // A9: a rerun waits out its delay; A2: so do the rest
       const bool creation = (p.spec.flags & kSpecActorCreate) != 0;
-      if (!dispatch_.deps_ready(p.deps)) {
-        if (creation || !a.out_of_order) break;  // A2: the rest waits behind it
-        ++it;  // an out-of-order actor's later calls may go first
+      const uint64_t caller = caller_of(p.spec.parent_index, p.spec.parent_gen);
+      const bool behind = !a.out_of_order && std::find(held_back.begin(), held_back.end(),
+                                                       caller) != held_back.end();
+      // A9: a rerun waits out its delay.
+      if (behind || p.not_before_ns > now || !dispatch_.deps_ready(p.deps)) {
+        if (creation) break;  // A2: every call waits for the creation
+        if (!a.out_of_order && !behind) held_back.push_back(caller);  // A2: its later calls too
+        ++it;  // other callers' calls (any, for an out-of-order actor) may go first
         continue;
       }
       if (creation) {

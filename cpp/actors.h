@@ -16,12 +16,15 @@
 //   A1  An actor lives in one worker slot for its whole life (restarts reuse it); the slot's
 //       WorkerInfo::actor names it, so the dispatcher never gives it tasks and never steals
 //       from it.
-//   A2  Calls from one caller run in submission order: submit_call() pushes straight into
-//       the ring only when nothing of that actor waits in `calls` (and its arguments are
-//       sealed); otherwise the call queues behind the ones waiting. Except for an actor made
-//       with kSpecOutOfOrder (threaded and async actors, whose calls run concurrently anyway,
-//       as in Ray): once its creation is in the ring, each call goes there as soon as its
-//       arguments are sealed, so one waiting for an argument holds up no other.
+//   A2  Calls from one caller (the task that submits them, parent_index/parent_gen; the
+//       driver is one) run in submission order, and after the creation: submit_call() pushes
+//       straight into the ring only when no call of that caller (nor the creation) waits in
+//       `calls` and its arguments are sealed; otherwise the call queues. A waiting call holds
+//       up only its own caller's later calls, as in Ray: a call of another caller whose
+//       arguments are ready passes it. An actor made with kSpecOutOfOrder (threaded and async
+//       actors, whose calls run concurrently anyway, as in Ray) keeps no order at all: once
+//       its creation is in the ring, each call goes there as soon as its arguments are
+//       sealed.
 //   A3  The actor holds one count on its class and arguments for its life (to run __init__
 //       again on a restart), and each run of the creation gets and releases its own count.
 //   A4  A dead actor stays in the table (dead, with its reason), so later calls on a handle

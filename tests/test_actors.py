@@ -1118,6 +1118,20 @@ def test_a_call_waiting_for_its_argument_holds_up_only_in_order_actors(node, cls
     assert ember.get(later, timeout=10) == 2
 
 
+@ember.remote
+def call_echo(actor, x):
+    return ember.get(actor.echo.remote(x))
+
+
+def test_a_call_waiting_for_its_argument_holds_up_no_other_callers_call(node):
+    actor = Echo.remote()  # in order: per caller, as in Ray
+    assert ember.get(actor.echo.remote(0)) == 0  # up
+    actor.echo.remote(ready_after.remote(3.0))  # the driver's call waits 3 s for its argument
+    from_a_task = call_echo.remote(actor, 1)  # another caller's: passes it
+    ready, _ = ember.wait([from_a_task], timeout=2.0)
+    assert ready and ember.get(from_a_task) == 1
+
+
 def test_allow_out_of_order_execution_false_is_refused_for_concurrent_actors(node):
     for cls, options in ((Echo, {"max_concurrency": 2}), (Echo, {"concurrency_groups": {"io": 2}}),
                          (AsyncEcho, {})):

@@ -190,6 +190,31 @@ TEST_F(ActorsTest, CallsFromOneCallerKeepTheirOrder) {
   EXPECT_EQ(run_all(0), (std::vector<std::string>{"Counter", "one", "two", "three"}));
 }
 
+TEST_F(ActorsTest, AWaitingCallHoldsUpOnlyItsOwnCallersLaterCalls) {
+  ASSERT_TRUE(actors_.create(creation(3), {}, 0, 0, false).ok());
+  up(0);
+  ActorInfo& a = *actors_.find(3);
+  auto from = [](uint32_t caller, const char* name) {  // a call submitted by task `caller`
+    TaskSpec s = call(3, name);
+    s.parent_index = caller;
+    return s;
+  };
+  actors_.submit_call(a, from(2, "early"), {});  // before the creation ran: waits for it
+  actors_.dispatch_calls();
+  EXPECT_EQ(run_all(0), (std::vector<std::string>{"Counter", "early"}));
+  const ObjectID dep = store_->new_id();
+  ASSERT_TRUE(store_->create_object(dep, 8, false, false).ok());
+  actors_.submit_call(a, from(1, "slow"), {dep});
+  actors_.submit_call(a, from(1, "after slow"), {});  // the same caller: behind "slow"
+  actors_.submit_call(a, from(2, "other"), {});       // another caller: passes it
+  EXPECT_EQ(a.calls.size(), 2u);
+  actors_.dispatch_calls();
+  EXPECT_EQ(run_all(0), std::vector<std::string>{"other"});
+  ASSERT_TRUE(store_->seal(dep).ok());
+  actors_.dispatch_calls();
+  EXPECT_EQ(run_all(0), (std::vector<std::string>{"slow", "after slow"}));
+}
+
 TEST_F(ActorsTest, ARestartRunsCreationThenWhatItHadThenWhatWaited) {
   ASSERT_TRUE(actors_.create(creation(2), {}, /*max_restarts=*/1, /*max_task_retries=*/0,
                              false).ok());
