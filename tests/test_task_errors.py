@@ -349,3 +349,37 @@ def test_a_program_that_knows_ember_as_ray_sees_rays_names():
     out = result.stdout
     assert out.startswith("ray.exceptions RayTaskError(ValueError)\nray::nested() (pid=")
     assert "ray.exceptions.RayTaskError(ValueError): ray::fails() (pid=" in out
+
+
+@pytest.mark.parametrize("allowed", ["0", "1"])
+def test_out_of_band_refs_are_refused_only_when_the_switch_says_so(monkeypatch, allowed):
+    monkeypatch.setenv("RAY_allow_out_of_band_object_ref_serialization", allowed)
+    ember.init(num_cpus=1, object_store_memory=64 << 20)  # workers inherit the switch
+    try:
+        ref = ember.put(41)
+
+        @ember.remote
+        def captures():  # the ref is in the function's code, not its arguments
+            return ember.get(ref) + 1
+
+        @ember.remote
+        def pickles_one():
+            return len(ember.cloudpickle.dumps(ember.put(1)))
+
+        @ember.remote
+        def takes(refs):
+            return ember.get(refs[0]) + 1
+
+        assert ember.get(takes.remote([ref]), timeout=10) == 42  # in band: always fine
+        if allowed == "1":
+            assert ember.get(captures.remote(), timeout=10) == 42
+            assert ember.get(pickles_one.remote(), timeout=10) > 0
+        else:
+            with pytest.raises(ember.exceptions.OufOfBandObjectRefSerializationException,
+                               match="captured by the code"):
+                captures.remote()
+            with pytest.raises(ember.exceptions.OufOfBandObjectRefSerializationException,
+                               match="pickle or cloudpickle directly"):
+                ember.get(pickles_one.remote(), timeout=10)
+    finally:
+        ember.shutdown()

@@ -202,7 +202,7 @@ class ActorClass:
     def _class_ref(self, node) -> ObjectRef:
         if self._ref is None or self._ref_node != node.store.node_tag:
             try:
-                parts = serialize(self._cls)
+                parts = serialize(self._cls, code=True)
             except TypeError as e:
                 raise TypeError(_serializability.error(
                     f"the actor class {_qualified(self._cls)}.__init__", self._cls)) from e

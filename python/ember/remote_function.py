@@ -154,7 +154,7 @@ class RemoteFunction:
             if env:
                 target = WithRuntimeEnv(target, env, _runtime_env.merged(node.runtime_env, env))
             try:
-                parts = serialize(target)
+                parts = serialize(target, code=True)
             except TypeError as e:
                 raise TypeError(_serializability.error(f"the function {self._qualname}",
                                                        self._function)) from e

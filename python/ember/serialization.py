@@ -13,12 +13,13 @@ pays for numpy, and a node starts faster.
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 import threading
 from typing import Any
 
-from ember.exceptions import raise_stored_error
+from ember.exceptions import OufOfBandObjectRefSerializationException, raise_stored_error
 
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
 
@@ -27,17 +28,33 @@ _PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
 _nested = threading.local()
 
 
+#: Ray's switch (and ember's name for it): "0" makes pickling an ObjectRef out of band an
+#: error, as in Ray: captured by a remote function's or actor class's code, or pickled by
+#: pickle/cloudpickle directly rather than inside a task's arguments, results or a put.
+OUT_OF_BAND_ENV = ("RAY_allow_out_of_band_object_ref_serialization",
+                   "EMBER_ALLOW_OUT_OF_BAND_OBJECT_REF_SERIALIZATION")
+
+
 def note_nested(ref) -> None:
     """Called when an ObjectRef is pickled: if a value is being serialized on this thread, the
     stored object will hold that ref."""
     found = getattr(_nested, "refs", None)
+    if (found is None or _nested.code) and any(os.environ.get(name) == "0"
+                                               for name in OUT_OF_BAND_ENV):
+        raise OufOfBandObjectRefSerializationException(
+            f"{ref!r} was pickled out of band ("
+            + ("captured by the code of a remote function or actor class"
+               if found is not None else "by pickle or cloudpickle directly")
+            + f"), which {OUT_OF_BAND_ENV[0]}=0 forbids: pass it as an argument, return it, "
+            "or put it inside a value you put")
     if found is not None:
         found.append(ref)
 
 
-def serialize(value: Any) -> tuple[bytes, list[memoryview], list]:
+def serialize(value: Any, code: bool = False) -> tuple[bytes, list[memoryview], list]:
     """Returns the pickle stream of `value`, its out-of-band buffers (raw memoryviews) and the
-    ObjectRefs pickled inside it (the stored object will hold them).
+    ObjectRefs pickled inside it (the stored object will hold them). `code`: value is a
+    remote function or actor class, whose refs are out of band in Ray's sense.
 
     Raises TypeError naming the type when `value` cannot be pickled.
     """
@@ -53,11 +70,14 @@ def serialize(value: Any) -> tuple[bytes, list[memoryview], list]:
             ], []
         from ember import _pickle  # noqa: PLC0415 (first use only; see the module docstring)
 
-        _nested.refs = nested = []
+        nested = []
+        _nested.refs, _nested.code = nested, code
         try:
             stream = _pickle.dumps(value, buffer_callback=buffers.append)
         finally:
             _nested.refs = None
+    except OufOfBandObjectRefSerializationException:
+        raise
     except Exception as e:
         raise TypeError(
             f"cannot serialize a value of type {kind.__module__}.{kind.__qualname__}: {e}"
