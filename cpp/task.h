@@ -59,8 +59,9 @@ enum SpecFlags : uint32_t {
                              ///< its arguments are ready, not behind earlier calls (actors.h A2)
   kSpecCaptureChildTasks = 4096,  ///< with a placement group: the tasks it submits go there too
   kSpecPlaced = 8192,        ///< placement_group is set (so a worker need not read the spec)
-  kSpecRenamedCall = 16384,  ///< with kSpecActorMethod: a call named by .options(name=);
-                             ///< `name` is that name, `function` an object holding the method's
+  kSpecRenamedCall = 16384,  ///< with kSpecActorMethod: a call .options() named (name=) or
+                             ///< gave exception classes (retry_exceptions=[...]); `name` is its
+                             ///< name, `function` an object holding the method's (and those)
   kSpecOwnRetries = 32768,   ///< with kSpecActorMethod: `max_retries` is the call's own
                              ///< max_task_retries (@method, .options()), not the actor's
 };

@@ -914,8 +914,19 @@ def test_a_method_is_run_again_on_exceptions_as_its_options_say(node):
     assert ember.get([a.runs_of.remote(k) for k in ("b", "c", "k", "t", "plain", "asked")]) == [
         2, 1, 6, 1, 1, 3]
     assert ember.get(a.fails_thrice_async.remote("async")) == 4  # -1: until it returns
-    with pytest.raises(ValueError, match="True or False"):
-        a.fails.options(retry_exceptions=[KeyError])
+    # A call's own classes: only those, over the method's; a list then True goes back to them.
+    with pytest.raises(ValueError):
+        ember.get(a.fails.options(retry_exceptions=[ValueError]).remote("listed"))
+    with pytest.raises(TypeError):
+        ember.get(a.fails_with.options(retry_exceptions=[TypeError]).remote("t2", TypeError))
+    with pytest.raises(KeyError):
+        ember.get(a.fails_with.options(retry_exceptions=[TypeError], name="named").remote(
+            "k2", KeyError))
+    with pytest.raises(KeyError):
+        listed = a.fails_with.options(retry_exceptions=[TypeError])
+        ember.get(listed.options(retry_exceptions=True).remote("k3", KeyError))
+    assert ember.get([a.runs_of.remote(k) for k in ("listed", "t2", "k2", "k3")]) == [
+        3, 6, 1, 6]
     with pytest.raises(ValueError, match="max_task_retries"):
         a.fails.options(max_task_retries=-2)
 

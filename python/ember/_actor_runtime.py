@@ -137,17 +137,18 @@ class ActorState:
                 for name, n in groups.items()}
 
     def call(self, worker_state, index, name, method_name, num_returns, args, inline,
-             task_id, retries: int | None = None) -> bool:
+             task_id, retries: int | None = None, retry_on: tuple | None = None) -> bool:
         """Runs call `index` (named `name`: Class.method unless .options(name=) named it) of
-        method `method_name`, again on an exception up to `retries` more times (-1: until it
-        returns; None: never); False when another thread will finish it."""
+        method `method_name`, again on an exception (one of `retry_on`, else of the method's
+        own list, else any) up to `retries` more times (-1: until it returns; None: never);
+        False when another thread will finish it."""
         if self.init_error is not None and method_name != "__ray_terminate__":
             worker_state.store_exception(index, num_returns, ActorDiedError(self.init_error))
             return True
         method = self._method(method_name)
         quick = getattr(method, INLINE, False)
         if retries:
-            method = self._retrying(method, method_name, retries)
+            method = self._retrying(method, method_name, retries, retry_on)
         if quick:  # ember's own quick methods: no hand-over
             self._run(worker_state, index, name, num_returns, args, inline, method, task_id)
             return True
@@ -187,13 +188,14 @@ class ActorState:
                            self.node.store.ref_from_binary(class_id), ready_id,
                            self.group_names)
 
-    def _retrying(self, method, method_name: str, retries: int):
-        """`method`, run again when it raises one of the exceptions its retry_exceptions
-        names (every Exception for True), up to `retries` more times (-1: no limit)."""
-        cls = self.identity[0]
-        retry_on = getattr(getattr(cls, method_name, None), "__ember_method_options__", {}).get(
-            "retry_exceptions")
-        retry_on = tuple(retry_on) if isinstance(retry_on, list) else Exception
+    def _retrying(self, method, method_name: str, retries: int, retry_on: tuple | None):
+        """`method`, run again when it raises one of the exceptions `retry_on` (the call's)
+        or else its @method's retry_exceptions names (every Exception for True), up to
+        `retries` more times (-1: no limit)."""
+        if retry_on is None:
+            retry_on = getattr(getattr(self.identity[0], method_name, None),
+                               "__ember_method_options__", {}).get("retry_exceptions")
+            retry_on = tuple(retry_on) if isinstance(retry_on, list) else Exception
 
         def again(e: BaseException, tries: int) -> bool:
             return isinstance(e, retry_on) and (retries < 0 or tries < retries)

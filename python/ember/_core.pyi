@@ -20,7 +20,7 @@ SPEC_DYNAMIC: int  # num_returns="dynamic": one return, a DynamicObjectRefGenera
 SPEC_OUT_OF_ORDER: int  # an actor whose calls run as their arguments are ready
 SPEC_CAPTURE_CHILD_TASKS: int  # placed in a group: the tasks it submits go there too
 SPEC_PLACED: int  # set by the core when a task or actor is placed in a placement group
-SPEC_RENAMED_CALL: int  # an actor call named by .options(name=): its function names the method
+SPEC_RENAMED_CALL: int  # an actor call .options() named or gave classes: its function says so
 SPEC_OWN_RETRIES: int  # an actor call whose max_retries is its own max_task_retries
 LOG_MARKER: str  # a worker writes it, then the task's name, before each task's output
 

@@ -268,9 +268,6 @@ def check_method_options(options: dict[str, Any], at_call: bool = False) -> None
         raise _type_error("name", (str,), name)
     _check_count(options, "max_task_retries", {"max_task_retries": None}, infinite=True)
     _check_retry_exceptions(options)
-    if at_call and isinstance(options.get("retry_exceptions"), list):
-        raise ValueError("retry_exceptions of an actor method call is True or False; a list of "
-                         "exception classes is taken by @method(retry_exceptions=[...])")
     if at_call:
         refuse_unsupported_method_options(options, "an actor method call")
 

@@ -91,8 +91,11 @@ class _WorkerState:
                    retry_info) -> bool:
         """Hands an actor call to the actor's state (ember._actor_runtime): which method it
         runs, and how many more runs an exception of it may have (None: no retry)."""
-        method = (self.renamed_calls_method(fid) if flags & _core.SPEC_RENAMED_CALL
-                  else name.rsplit(".", 1)[-1])
+        method, retry_on = name.rsplit(".", 1)[-1], None
+        if flags & _core.SPEC_RENAMED_CALL:
+            method = self.described_call(fid)
+            if isinstance(method, tuple):
+                method, retry_on = method
         state = self.node.actor_state
         attempt, max_retries, retry_exceptions = retry_info
         retries = None
@@ -100,11 +103,12 @@ class _WorkerState:
             limit = max_retries if flags & _core.SPEC_OWN_RETRIES else state.max_task_retries
             retries = -1 if limit < 0 else max(0, limit - attempt)
         return state.call(self, index, name, method, num_returns, args, inline, task_id,
-                          retries)
+                          retries, retry_on)
 
-    def renamed_calls_method(self, fid: bytes) -> str:
-        """The method a call named by ``.options(name=)`` runs: its spec's name is the call's
-        own, and its function object holds the method's name (SPEC_RENAMED_CALL)."""
+    def described_call(self, fid: bytes):
+        """What a call given a name or exception classes by ``.options()`` runs: its spec's
+        name is the call's own, and its function object (SPEC_RENAMED_CALL) holds the
+        method's name, or (name, the classes it retries on)."""
         store = self.node.store
         return deserialize(*store.get(store.ref_from_binary(fid)))
 

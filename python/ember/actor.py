@@ -388,15 +388,19 @@ class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``."""
 
     def __init__(self, handle: ActorHandle, name: str, options: _core.TaskOptions,
-                 check: CallCheck | None, returns=1, renamed: bool = False, decorator=None):
+                 check: CallCheck | None, returns=1, described: bool = False, decorator=None,
+                 retry_on: tuple[type, ...] | None = None):
         self._handle = handle
         self._name = name
         self._options = options  # the call's task name and num_returns
         self._check = check
         self._returns = returns  # num_returns as Ray says it: a count, "streaming", "dynamic"
-        # .options(name=) named the call: the spec's name is that name, and its function is
-        # an object holding the method's name (SPEC_RENAMED_CALL), made once per node.
-        self._renamed = renamed
+        # .options() named the call (name=) or gave it exception classes to retry on
+        # (retry_exceptions=[...]): the spec's name is the call's, and its function is an
+        # object describing the call (SPEC_RENAMED_CALL): the method's name, or (name, the
+        # classes); made once per node.
+        self._described = described
+        self._retry_on = retry_on
         self._method_ref: ObjectRef | None = None
         self._method_ref_node = None
         # Ray's __ray_invocation_decorator__ on the method: .remote(*args, **kwargs) returns
@@ -431,19 +435,23 @@ class ActorMethod:
                                  f"(it has {', '.join(map(repr, h._groups)) or 'none'})")
             group_index = 0 if group is None else 1 + h._groups.index(group)
         returns = options.get("num_returns", self._returns)
-        name, renamed = self._options.name, self._renamed
-        if options.get("name") is not None:
-            name, renamed = options["name"], True
+        name = options.get("name") or self._options.name
         own = self._options.flags & _core.SPEC_OWN_RETRIES
         retries = options.get("max_task_retries", self._options.max_retries if own else None)
-        retry_exceptions = options.get("retry_exceptions")
-        if retry_exceptions is None:
+        retry_exceptions, retry_on = options.get("retry_exceptions"), self._retry_on
+        if isinstance(retry_exceptions, list):  # only these, in this call
+            retry_exceptions, retry_on = True, tuple(retry_exceptions)
+        elif retry_exceptions is None:
             retry_exceptions = bool(self._options.flags & _core.SPEC_RETRY_EXCEPTIONS)
+        else:  # True or False: the method's own classes, if it has a list
+            retry_on = None
         call = _call_options(name, returns, retries, retry_exceptions,
                              concurrency_group=group_index)
-        if renamed:
+        described = self._described or options.get("name") is not None or retry_on is not None
+        if described:
             call.flags |= _core.SPEC_RENAMED_CALL
-        return ActorMethod(h, self._name, call, self._check, returns, renamed, self._decorator)
+        return ActorMethod(h, self._name, call, self._check, returns, described,
+                           self._decorator, retry_on)
 
     def remote(self, *args, **kwargs):
         if self._decorator is not None:
@@ -470,7 +478,7 @@ class ActorMethod:
             raise _BadArgument("actor handles can be used in the driver, tasks and actors only")
         if h._max_pending > 0:
             _admit_call(node, h)
-        function = self._method_object(node) if self._renamed else h._class_ref
+        function = self._method_object(node) if self._described else h._class_ref
         refs = runtime.submit_actor(h._id, function, self._options, stream, buffers, nested,
                                     deps)
         if h._max_pending > 0 and refs:
@@ -486,9 +494,11 @@ class ActorMethod:
         return refs
 
     def _method_object(self, node) -> ObjectRef:
-        """A renamed call's function: the method's name, in the store of this node."""
+        """A described call's function, in the store of this node: the method's name, or
+        (name, the exception classes this call retries on)."""
         if self._method_ref is None or self._method_ref_node != node.store.node_tag:
-            self._method_ref = node.store.put(*serialize(self._name))
+            described = self._name if self._retry_on is None else (self._name, self._retry_on)
+            self._method_ref = node.store.put(*serialize(described))
             self._method_ref_node = node.store.node_tag
         return self._method_ref
 
