@@ -16,7 +16,8 @@ LAYERS = [
     ["_core"],  # the C++ core
     ["_names", "_pickle"],  # the names ember shows; its cloudpickle
     ["exceptions", "_session", "_signature", "_scheduling", "_ids", "job_config", "_alias",
-     "_private", "_private.worker", "_private.auto_init_hook", "_private.test_utils"],
+     "_private", "_private.worker", "_private.auto_init_hook", "_private.test_utils",
+     "_private.utils", "_common", "_common.utils"],
     ["_runtime_env"],
     ["_options", "util.scheduling_strategies"],
     ["_backend", "_node", "_logs"],  # what answers the API; the node of this process

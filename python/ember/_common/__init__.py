@@ -1,0 +1,1 @@
+"""Names that Ray programs reach under ``ray._common`` and ember honours (``utils``)."""
