@@ -10,14 +10,6 @@
 
 namespace ember {
 
-namespace {
-
-/// Who submitted a call, for A2: the task it came from (parent_index 0: the driver).
-uint64_t caller_of(uint32_t parent_index, uint32_t parent_gen) {
-  return (uint64_t{parent_index} << 32) | parent_gen;
-}
-
-}  // namespace
 
 ActorTable::ActorTable(Store& store, RuntimeControl* rc, WorkerPool& workers,
                        NodeResources& resources, TaskTable& table, TaskEvents& events,
@@ -48,7 +40,7 @@ Status ActorTable::create(TaskSpec creation, std::vector<ObjectID> deps, int32_t
     a.owner = owner;
     a.owner_generation = workers_.info(static_cast<uint32_t>(owner)).generation;
   }
-  a.calls.push_back(Pending{creation, std::move(deps)});
+  a.calls.push_back(ActorCall{{creation, std::move(deps)}, kEveryCaller});
   hold_creation(a.creation);  // A3: the actor's own, for re-running __init__ on restarts
   if (detached) a.holds_return = store_.add_ref(creation.returns, /*mine=*/false).ok();  // A6
   (void)workers_.spawn(a.slot, id);  // a forkserver that is gone: the node is shutting down
@@ -74,7 +66,8 @@ void ActorTable::hold_creation(const TaskSpec& spec) { hold_inputs(store_, spec)
 
 void ActorTable::release_creation(const TaskSpec& spec) { release_inputs(store_, spec); }
 
-void ActorTable::submit_call(ActorInfo& a, const TaskSpec& spec, std::vector<ObjectID> deps) {
+void ActorTable::submit_call(ActorInfo& a, const TaskSpec& spec, std::vector<ObjectID> deps,
+                             uint32_t caller) {
   if (a.dead) {
     hooks_.fail(spec, ErrorKind::kActorDied, a.death);
     return;
@@ -83,10 +76,9 @@ void ActorTable::submit_call(ActorInfo& a, const TaskSpec& spec, std::vector<Obj
   // come, never before a waiting call of the same caller.
   bool may_pass = a.calls.empty();
   if (!may_pass && (a.calls.front().spec.flags & kSpecActorCreate) == 0) {
-    const uint64_t caller = caller_of(spec.parent_index, spec.parent_gen);
     may_pass = a.out_of_order ||
-               std::none_of(a.calls.begin(), a.calls.end(), [&](const Pending& p) {
-                 return caller_of(p.spec.parent_index, p.spec.parent_gen) == caller;
+               std::none_of(a.calls.begin(), a.calls.end(), [&](const ActorCall& p) {
+                 return p.caller == caller || p.caller == kEveryCaller;
                });
   }
   if (may_pass && workers_.info(a.slot).state == WorkerState::kReady &&
@@ -95,7 +87,7 @@ void ActorTable::submit_call(ActorInfo& a, const TaskSpec& spec, std::vector<Obj
     dispatch_.count_direct();
     return;
   }
-  a.calls.push_back(Pending{spec, std::move(deps)});
+  a.calls.push_back(ActorCall{{spec, std::move(deps)}, caller});
   ring_doorbell(rc_);
 }
 
@@ -173,19 +165,19 @@ void ActorTable::dispatch_calls() {
   const uint64_t now = monotonic_ns();
   for (auto& [id, a] : actors_) {
     if (a.dead || workers_.info(a.slot).state != WorkerState::kReady) continue;
-    std::vector<uint64_t> held_back;  // callers with a call that waits here (A2)
+    std::vector<uint32_t> held_back;  // callers with a call that waits here (A2)
     auto it = a.calls.begin();
     while (it != a.calls.end()) {
-      Pending& p = *it;
+      ActorCall& p = *it;
       if (!table_.has_free() || !workers_.has_room(a.slot)) break;
       const bool creation = (p.spec.flags & kSpecActorCreate) != 0;
-      const uint64_t caller = caller_of(p.spec.parent_index, p.spec.parent_gen);
       const bool behind = !a.out_of_order && std::find(held_back.begin(), held_back.end(),
-                                                       caller) != held_back.end();
+                                                       p.caller) != held_back.end();
       // A9: a rerun waits out its delay.
       if (behind || p.not_before_ns > now || !dispatch_.deps_ready(p.deps)) {
-        if (creation) break;  // A2: every call waits for the creation
-        if (!a.out_of_order && !behind) held_back.push_back(caller);  // A2: its later calls too
+        // A2: every call waits for the creation and for a rerun.
+        if (creation || p.caller == kEveryCaller) break;
+        if (!a.out_of_order && !behind) held_back.push_back(p.caller);  // and its own caller's
         ++it;  // other callers' calls (any, for an out-of-order actor) may go first
         continue;
       }
@@ -276,7 +268,7 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
       : a.no_restart                         ? std::string("the actor was killed with ember.kill()")
                                              : exit_why;
   // Its unfinished calls, in the order they were pushed (its finished ones are freed).
-  std::deque<Pending> unfinished;
+  std::deque<ActorCall> unfinished;
   workers_.drain(w, table_, events_, [&](const TaskRef& ref, uint64_t c) {
     TaskSpec spec = table_.record(ref.index).spec;
     if ((spec.flags & kSpecActorCreate) != 0) {
@@ -295,7 +287,8 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
         restart && (!ran || retries < 0 || static_cast<int32_t>(spec.attempt) < retries);
     if (retry) {
       if (ran) ++spec.attempt;
-      unfinished.push_back(Pending{spec, {}, ran ? monotonic_ns() + retry_delay_ns_ : 0});
+      unfinished.push_back(
+          ActorCall{{spec, {}, ran ? monotonic_ns() + retry_delay_ns_ : 0}, kEveryCaller});
     } else if (restart) {  // as in Ray: the call may or may not have run; the actor comes back
       hooks_.fail(spec, ErrorKind::kActorUnavailable,
                   std::string("actor call ") + spec.name + " failed: " + why +
@@ -313,7 +306,7 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
     // Creation first, then the calls it had, then the ones that were waiting.
     for (auto it = unfinished.rbegin(); it != unfinished.rend(); ++it) a.calls.push_front(*it);
     hold_creation(a.creation);  // what this new run of __init__ will release
-    a.calls.push_front(Pending{a.creation, {}});
+    a.calls.push_front(ActorCall{{a.creation, {}}, kEveryCaller});
     (void)workers_.spawn(w, info.actor);
     return;
   }
@@ -322,7 +315,7 @@ void ActorTable::reap(uint32_t w, const std::string& exit_why) {
   a.death = "the actor " + std::string(a.creation.name) + " is dead: " + why;
   release_creation(a.creation);
   drop_return_hold(a);
-  for (const Pending& p : a.calls) hooks_.fail(p.spec, ErrorKind::kActorDied, a.death);
+  for (const ActorCall& p : a.calls) hooks_.fail(p.spec, ErrorKind::kActorDied, a.death);
   a.calls.clear();
   workers_.reset(w);
 }

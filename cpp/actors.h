@@ -16,15 +16,16 @@
 //   A1  An actor lives in one worker slot for its whole life (restarts reuse it); the slot's
 //       WorkerInfo::actor names it, so the dispatcher never gives it tasks and never steals
 //       from it.
-//   A2  Calls from one caller (the task that submits them, parent_index/parent_gen; the
-//       driver is one) run in submission order, and after the creation: submit_call() pushes
-//       straight into the ring only when no call of that caller (nor the creation) waits in
-//       `calls` and its arguments are sealed; otherwise the call queues. A waiting call holds
-//       up only its own caller's later calls, as in Ray: a call of another caller whose
-//       arguments are ready passes it. An actor made with kSpecOutOfOrder (threaded and async
-//       actors, whose calls run concurrently anyway, as in Ray) keeps no order at all: once
-//       its creation is in the ring, each call goes there as soon as its arguments are
-//       sealed.
+//   A2  Calls from one caller (the process that submits them: the driver, or a worker slot)
+//       run in submission order, and after the creation: submit_call() pushes straight into
+//       the ring only when no call of that caller (nor the creation) waits in `calls` and its
+//       arguments are sealed; otherwise the call queues. A waiting call holds up only its own
+//       caller's later calls, as in Ray: a call of another caller whose arguments are ready
+//       passes it. The creation and calls rerun after a restart (whose caller the ring does
+//       not keep) hold up every call behind them. An actor made with kSpecOutOfOrder
+//       (threaded and async actors, whose calls run concurrently anyway, as in Ray) keeps no
+//       order among callers' calls: once its creation is in the ring, each call goes there as
+//       soon as its arguments are sealed.
 //   A3  The actor holds one count on its class and arguments for its life (to run __init__
 //       again on a restart), and each run of the creation gets and releases its own count.
 //   A4  A dead actor stays in the table (dead, with its reason), so later calls on a handle
@@ -72,6 +73,13 @@
 
 namespace ember {
 
+/// A call (or creation) waiting for the actor's ring, and who submitted it (A2).
+struct ActorCall : Pending {
+  uint32_t caller;  ///< kDriverCaller, 1 + the submitting worker's slot, or kEveryCaller
+};
+constexpr uint32_t kDriverCaller = 0;
+constexpr uint32_t kEveryCaller = UINT32_MAX;  ///< the creation, reruns: all wait behind it
+
 /// One actor as the driver tracks it.
 struct ActorInfo {
   TaskSpec creation;                 ///< run again on each restart
@@ -90,7 +98,7 @@ struct ActorInfo {
   std::string death;                 ///< why it died, for ActorDiedError
   uint64_t end_deadline_ns = 0;      ///< asked to end itself (A5): SIGKILL from then on
   Lease hold;                        ///< resources it keeps while it lives (and GPU ids)
-  std::deque<Pending> calls;         ///< creation and calls not yet in its ring, in order
+  std::deque<ActorCall> calls;       ///< creation and calls not yet in its ring, in order
 };
 
 /// How long the actor table waits, in milliseconds (Ray's names in _system_config).
@@ -122,8 +130,9 @@ class ActorTable {
   void fail_creation(const TaskSpec& creation, const std::string& why);
   /// The actor, or nullptr if it was never created here.
   ActorInfo* find(uint32_t id);
-  /// A method call (A2); fails at once if the actor is dead.
-  void submit_call(ActorInfo& actor, const TaskSpec& spec, std::vector<ObjectID> deps);
+  /// A method call from `caller` (A2); fails at once if the actor is dead.
+  void submit_call(ActorInfo& actor, const TaskSpec& spec, std::vector<ObjectID> deps,
+                   uint32_t caller = kDriverCaller);
   /// Kills the actor's process (now, or as soon as it is up); with `no_restart` for good.
   void kill(uint32_t id, bool no_restart);
 

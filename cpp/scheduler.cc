@@ -242,7 +242,7 @@ void Scheduler::finish_failed(const TaskSpec& spec, ErrorKind kind, const std::s
 
 void Scheduler::collect_submissions() {
   TaskSpec spec;
-  std::vector<Pending> unknown;
+  std::vector<ActorCall> unknown;
   for (uint32_t w = 0; w < cfg_.max_workers; ++w) {
     if (workers_.info(w).state != WorkerState::kReady) continue;
     while (workers_.slot(w)->outbound.try_pop(spec)) {
@@ -259,9 +259,9 @@ void Scheduler::collect_submissions() {
       } else if ((spec.flags & kSpecActorMethod) != 0) {
         ActorInfo* a = actors_.find(spec.actor);
         if (a == nullptr) {
-          unknown.push_back(Pending{spec, std::move(deps)});  // created later in this pass?
+          unknown.push_back(ActorCall{{spec, std::move(deps)}, w + 1});  // made later?
         } else {
-          actors_.submit_call(*a, spec, std::move(deps));
+          actors_.submit_call(*a, spec, std::move(deps), w + 1);  // A2: its caller is w
         }
       } else {
         dispatch_.enqueue(Pending{spec, std::move(deps)});
@@ -270,12 +270,12 @@ void Scheduler::collect_submissions() {
   }
   // A handle can travel from the worker that created the actor to another one whose ring was
   // read first; the creation was pushed before the handle escaped, so it has been read now.
-  for (Pending& p : unknown) {
+  for (ActorCall& p : unknown) {
     ActorInfo* a = actors_.find(p.spec.actor);
     if (a == nullptr) {
       finish_failed(p.spec, ErrorKind::kActorDied, "no such actor");
     } else {
-      actors_.submit_call(*a, p.spec, std::move(p.deps));
+      actors_.submit_call(*a, p.spec, std::move(p.deps), p.caller);
     }
   }
 }

@@ -194,19 +194,16 @@ TEST_F(ActorsTest, AWaitingCallHoldsUpOnlyItsOwnCallersLaterCalls) {
   ASSERT_TRUE(actors_.create(creation(3), {}, 0, 0, false).ok());
   up(0);
   ActorInfo& a = *actors_.find(3);
-  auto from = [](uint32_t caller, const char* name) {  // a call submitted by task `caller`
-    TaskSpec s = call(3, name);
-    s.parent_index = caller;
-    return s;
-  };
-  actors_.submit_call(a, from(2, "early"), {});  // before the creation ran: waits for it
+  const uint32_t driver = kDriverCaller;
+  const uint32_t worker = 1 + 2;  // a worker in slot 2
+  actors_.submit_call(a, call(3, "early"), {}, worker);  // before the creation ran: waits
   actors_.dispatch_calls();
   EXPECT_EQ(run_all(0), (std::vector<std::string>{"Counter", "early"}));
   const ObjectID dep = store_->new_id();
   ASSERT_TRUE(store_->create_object(dep, 8, false, false).ok());
-  actors_.submit_call(a, from(1, "slow"), {dep});
-  actors_.submit_call(a, from(1, "after slow"), {});  // the same caller: behind "slow"
-  actors_.submit_call(a, from(2, "other"), {});       // another caller: passes it
+  actors_.submit_call(a, call(3, "slow"), {dep}, driver);
+  actors_.submit_call(a, call(3, "after slow"), {}, driver);  // the same caller: behind it
+  actors_.submit_call(a, call(3, "other"), {}, worker);       // another caller: passes it
   EXPECT_EQ(a.calls.size(), 2u);
   actors_.dispatch_calls();
   EXPECT_EQ(run_all(0), std::vector<std::string>{"other"});
@@ -294,13 +291,14 @@ TEST_F(ActorsTest, ACallRunAgainAfterARestartWaitsOutTheRetryDelayAndSoDoTheOnes
   workers_.slot(0)->state.store(static_cast<uint32_t>(WorkerState::kExited));
   actors.reap(0, "worker pid=7000 exited with code 1.");
   up(0, actors);
+  actors.submit_call(a, call(3, "another caller's"), {}, /*caller=*/5);
   actors.dispatch_calls();
   EXPECT_EQ(run_all(0), std::vector<std::string>{"Counter"});  // __init__ at once
   actors.dispatch_calls();
-  EXPECT_TRUE(run_all(0).empty());  // "ran" waits out its delay; "behind" waits behind it
+  EXPECT_TRUE(run_all(0).empty());  // "ran" waits out its delay; every call waits behind it
   std::this_thread::sleep_for(std::chrono::milliseconds(40));
   actors.dispatch_calls();
-  EXPECT_EQ(run_all(0), (std::vector<std::string>{"ran", "behind"}));
+  EXPECT_EQ(run_all(0), (std::vector<std::string>{"ran", "behind", "another caller's"}));
   EXPECT_TRUE(failed_.empty());
 }
 
