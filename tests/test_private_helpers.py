@@ -89,3 +89,19 @@ def test_get_or_create_event_loop_gives_the_running_or_the_current_or_a_new_loop
     other[0].close()
     fresh.close()
     asyncio.set_event_loop(None)
+
+
+def test_the_small_helpers_and_what_is_not_provided():
+    from ember._common import utils as common
+    from ember._private import utils as private
+
+    assert common.hex_to_binary("00ff10") == b"\x00\xff\x10"
+    assert common.decode(b"caf\xc3\xa9") == "café" and common.decode("as is") == "as is"
+    assert common.decode(None, allow_none=True) == ""
+    with pytest.raises(ValueError, match="bytes"):
+        common.decode(3)
+    assert private.get_ray_doc_version() == "latest"
+    for module, name in ((common, "_common"), (private, "_private")):
+        with pytest.raises(AttributeError, match=rf"ray\.{name}\.utils\.no_such is a Ray "
+                                                 "internal ember does not provide"):
+            module.no_such  # noqa: B018

@@ -1,11 +1,21 @@
-"""``ray._private.utils``'s ``DeferSigint``: holds back SIGINT (Ctrl-C, or a cancel) while a
-block that must not be torn in the middle runs, and delivers it once the block ends."""
+"""``ray._private.utils``'s ``DeferSigint`` (holds back SIGINT, Ctrl-C or a cancel, while a
+block that must not be torn in the middle runs, and delivers it once the block ends) and
+``get_ray_doc_version``. Ray's other internals there are an AttributeError that says so."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 import threading
+
+
+def get_ray_doc_version() -> str:
+    """The version of Ray's documentation that messages link to: ember follows the latest."""
+    return "latest"
+
+
+def __getattr__(name: str):
+    raise AttributeError(f"ray._private.utils.{name} is a Ray internal ember does not provide")
 
 
 class DeferSigint(contextlib.AbstractContextManager):
