@@ -74,26 +74,46 @@ class _Loop:
 
 class _Threads:
     """A threaded actor's (or concurrency group's) max_concurrency threads, all started with
-    the actor as Ray's are: a call goes to whichever is free, and each thread lives as long as
-    the actor, so what a call leaves in threading.local() is there for the next call on that
-    thread. (ThreadPoolExecutor starts threads only as calls find none idle, so a burst of
-    calls could share one.)"""
+    the actor as Ray's are, each living as long as the actor (what a call leaves in
+    threading.local() is there for the next call on that thread). A call is handed to a
+    thread that is idle, the one idle longest, so calls that arrive together run on as many
+    threads, however late those wake up; with none idle it waits in the backlog, which a
+    thread drains before it counts itself idle. (ThreadPoolExecutor starts threads only as
+    calls find none idle, and its threads share one queue, so a burst could share a thread.)
+    """
 
     def __init__(self, n: int, name: str):
-        self.calls = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.idle: collections.deque = collections.deque()  # idle threads' own queues
+        self.backlog: collections.deque = collections.deque()
         for i in range(n):
-            threading.Thread(target=self._serve, name=f"{name}_{i}", daemon=True).start()
+            own = queue.SimpleQueue()
+            self.idle.append(own)
+            threading.Thread(target=self._serve, args=(own,), name=f"{name}_{i}",
+                             daemon=True).start()
 
     def submit(self, fn, *args) -> None:
-        self.calls.put((fn, args))
+        with self.lock:
+            if not self.idle:
+                self.backlog.append((fn, args))
+                return
+            own = self.idle.popleft()
+        own.put((fn, args))
 
-    def _serve(self) -> None:
+    def _serve(self, own: queue.SimpleQueue) -> None:
+        call = own.get()
         while True:
-            fn, args = self.calls.get()
+            fn, args = call
             try:
                 fn(*args)
             except BaseException:  # noqa: BLE001 (the call stored its own failure; keep serving)
                 traceback.print_exc()
+            with self.lock:
+                if self.backlog:
+                    call = self.backlog.popleft()
+                    continue
+                self.idle.append(own)
+            call = own.get()
 
 
 class ActorState:
