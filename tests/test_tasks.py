@@ -86,6 +86,24 @@ def test_num_returns(cluster, n):
     assert ember.get(many.options(num_returns=1).remote()) == (tuple(range(n)) if n else None)
 
 
+def test_an_invocation_decorator_wraps_remote(cluster):
+    def invocation(submit):
+        def call(args, kwargs):  # reverses the arguments; hands the keywords back
+            return submit(args[::-1], {"d": 5}), kwargs
+        return call
+
+    def collect(a, b, c, d=None):
+        return a, b, c, d
+
+    collect.__ray_invocation_decorator__ = invocation
+    task = ember.remote(collect)
+    ref, extra = task.remote(1, 2, 3, d=4)
+    assert extra == {"d": 4}
+    assert ember.get(ref) == (3, 2, 1, 5)
+    ref, _ = task.options(num_cpus=0).remote(1, 2, 3)  # kept by .options()
+    assert ember.get(ref) == (3, 2, 1, 5)
+
+
 def test_top_level_refs_are_resolved_nested_refs_are_not(cluster):
     ref = ember.put(10)
 

@@ -96,6 +96,8 @@ class RemoteFunction:
         self._qualname = f"{function.__module__}.{function.__qualname__}"
         self._name = getattr(function, "__name__", "task")  # what Ray shows: (name pid=N)
         self._check = CallCheck.of(function)  # its arguments, checked at .remote()
+        # Ray's __ray_invocation_decorator__ on the function: it wraps .remote() (see there).
+        self._decorator = getattr(function, "__ray_invocation_decorator__", None)
         self._ref: ObjectRef | None = None  # the pickled function in the current node's store
         self._ref_node: str | None = None
         # node tag -> the core's TaskOptions for _options (built once: ~3 us per call otherwise)
@@ -133,7 +135,13 @@ class RemoteFunction:
 
     def remote(self, *args, **kwargs):
         """Submits the task; returns an ObjectRef (a list of them for num_returns > 1, None
-        for 0, as in Ray)."""
+        for 0, as in Ray). A function with Ray's ``__ray_invocation_decorator__`` returns
+        ``decorator(submit)(args, kwargs)`` instead, where submit(args, kwargs) submits."""
+        if self._decorator is not None:
+            return self._decorator(self._submit)(args, kwargs)
+        return self._submit(args, kwargs)
+
+    def _submit(self, args, kwargs):
         if self._check is not None:
             self._check.check(args, kwargs)
         return _backend.active.submit_task(self, args, kwargs)
