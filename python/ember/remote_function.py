@@ -138,10 +138,10 @@ class RemoteFunction:
         for 0, as in Ray). A function with Ray's ``__ray_invocation_decorator__`` returns
         ``decorator(submit)(args, kwargs)`` instead, where submit(args, kwargs) submits."""
         if self._decorator is not None:
-            return self._decorator(self._submit)(args, kwargs)
-        return self._submit(args, kwargs)
+            return self._decorator(self._checked_submit)(args, kwargs)
+        return self._checked_submit(args, kwargs)
 
-    def _submit(self, args, kwargs):
+    def _checked_submit(self, args, kwargs):
         if self._check is not None:
             self._check.check(args, kwargs)
         return _backend.active.submit_task(self, args, kwargs)
