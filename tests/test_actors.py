@@ -799,7 +799,8 @@ def test_every_actor_has_rays_built_in_methods(node, tmp_path):
     assert ember.get(a.__ray_call__.remote(lambda self, y: self.x * y, y=2)) == 6
     ember.wait([a.__ray_terminate__.remote()], timeout=10)
     deadline = time.monotonic() + 10
-    while not marker.exists() and time.monotonic() < deadline:
+    # Until written, not until it exists: write_text() makes the file before it writes.
+    while (not marker.exists() or not marker.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker.read_text() == "ran"  # an intended exit runs the actor's atexit handlers
     with pytest.raises(ActorDiedError):
